@@ -1,0 +1,1 @@
+"""docker2aci: converting Docker and OCI images (archives, layouts, registries) into ACIs."""

@@ -1,0 +1,1 @@
+"""OpenPGP keys: generation, armored export, detached signing and verification (pysequoia)."""
