@@ -1,1 +1,49 @@
 """The ACI format: manifests and their validation, image IDs, streaming reading, reproducible writing, safe extraction."""
+
+from registry.aci.compression import BZIP2, COMPRESSIONS, GZIP, NONE, XZ
+from registry.aci.errors import ACIError, ArchiveError, ManifestError
+from registry.aci.extract import extract_aci
+from registry.aci.isolators import check_isolator_value
+from registry.aci.layout import MAX_MANIFEST_SIZE
+from registry.aci.manifest import APPC_VERSION, ImageManifest
+from registry.aci.names import VALID_OS_ARCH, parse_quantity
+from registry.aci.parts import (
+    Annotation,
+    App,
+    Dependency,
+    EnvironmentVariable,
+    EventHandler,
+    Isolator,
+    Label,
+    MountPoint,
+    Port,
+)
+from registry.aci.pod import (
+    ExposedPort,
+    Mount,
+    PodManifest,
+    RuntimeApp,
+    RuntimeImage,
+    Volume,
+)
+from registry.aci.reader import (
+    DEFAULT_MAX_RATIO,
+    DEFAULT_MAX_UNCOMPRESSED,
+    ACIInfo,
+    image_id_of,
+    read_aci,
+    short_id,
+)
+from registry.aci.writer import write_aci
+
+__all__ = [
+    "ACIError", "ArchiveError", "ManifestError",
+    "ImageManifest", "PodManifest", "APPC_VERSION",
+    "Label", "App", "Isolator", "Port", "MountPoint", "EnvironmentVariable", "Dependency",
+    "Annotation", "EventHandler",
+    "RuntimeApp", "RuntimeImage", "Volume", "Mount", "ExposedPort",
+    "ACIInfo", "read_aci", "image_id_of", "short_id", "write_aci", "extract_aci",
+    "DEFAULT_MAX_RATIO", "DEFAULT_MAX_UNCOMPRESSED", "MAX_MANIFEST_SIZE",
+    "GZIP", "BZIP2", "XZ", "NONE", "COMPRESSIONS", "VALID_OS_ARCH",
+    "parse_quantity", "check_isolator_value",
+]

@@ -1,0 +1,158 @@
+"""Compression of ACI files: detection by magic bytes and streaming decompression in bounded
+chunks (a bomb can never make one step produce more than `chunk_size` bytes)."""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO, Protocol
+
+from registry.aci.errors import ArchiveError
+
+GZIP, BZIP2, XZ, NONE = "gzip", "bzip2", "xz", "none"
+COMPRESSIONS = (GZIP, BZIP2, XZ, NONE)
+_MAGIC = ((b"\x1f\x8b", GZIP), (b"BZh", BZIP2), (b"\xfd7zXZ\x00", XZ))
+MAGIC_LENGTH = 6
+
+READ_SIZE = 256 << 10    # compressed bytes read per step (the bomb guard's granularity)
+CHUNK_SIZE = 1 << 20     # at most this many decompressed bytes per step
+
+
+def detect(prefix: bytes) -> str:
+    """The compression whose magic bytes start `prefix` (at least MAGIC_LENGTH bytes when
+    the file is that long); anything else is taken as an uncompressed tar."""
+    for magic, name in _MAGIC:
+        if prefix.startswith(magic):
+            return name
+    return NONE
+
+
+class _Engine(Protocol):
+    """The shared shape of bz2/lzma decompressors (zlib's is adapted to it below)."""
+
+    eof: bool
+    unused_data: bytes
+    needs_input: bool
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+class _ZlibEngine:
+    """zlib's decompressobj behind the bz2/lzma interface (max_length leaves unconsumed_tail)."""
+
+    def __init__(self) -> None:
+        self._inner = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+
+    @property
+    def eof(self) -> bool:
+        return self._inner.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._inner.unused_data
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._inner.unconsumed_tail
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        if not data:
+            data = self._inner.unconsumed_tail
+        return self._inner.decompress(data, max(max_length, 0))
+
+
+def _engine(kind: str) -> _Engine:
+    if kind == GZIP:
+        return _ZlibEngine()
+    if kind == BZIP2:
+        return bz2.BZ2Decompressor()
+    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+
+
+_ENGINE_ERRORS = (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError)
+
+
+class CountingReader:
+    """Counts the compressed bytes read (the bomb guard compares against it)."""
+
+    def __init__(self, fileobj: BinaryIO, prefix: bytes = b"") -> None:
+        self._fileobj = fileobj
+        self._pending = prefix
+        self.count = 0
+
+    def read(self, size: int) -> bytes:
+        if self._pending:
+            data, self._pending = self._pending, b""
+        else:
+            data = self._fileobj.read(size)
+        self.count += len(data)
+        return data
+
+
+def decompressed_chunks(source: CountingReader, kind: str,
+                        chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """The decompressed stream in chunks of at most `chunk_size` bytes, read to EOF.
+
+    Concatenated members/streams (as `gzip -dc`, `bzip2 -dc` and `xz -dc` accept) are
+    decoded in turn; zero padding after the last one is ignored; anything else is refused.
+    """
+    if kind == NONE:
+        while data := source.read(READ_SIZE):
+            yield data
+        return
+    engine = _engine(kind)
+    data = b""
+    while True:
+        if engine.eof:
+            data = _next_member(source, engine.unused_data, kind)
+            if data is None:
+                return
+            engine = _engine(kind)
+        if not data and engine.needs_input:
+            data = source.read(READ_SIZE)
+            if not data:
+                # Output may still be pending inside the engine; only then is it truncated.
+                output = _step(engine, source, b"", chunk_size, kind)
+                if output:
+                    yield output
+                    continue
+                raise ArchiveError(f"{kind}: compressed stream ends early (truncated file)",
+                                   reason="truncated")
+        output = _step(engine, source, data, chunk_size, kind)
+        data = b""
+        if output:
+            yield output
+
+
+def _step(engine: _Engine, source: CountingReader, data: bytes, chunk_size: int,
+          kind: str) -> bytes:
+    try:
+        return engine.decompress(data, chunk_size)
+    except _ENGINE_ERRORS as error:
+        _drain(source)
+        raise ArchiveError(f"{kind}: corrupt compressed data ({error})",
+                           reason="bad-compression") from None
+
+
+def _next_member(source: CountingReader, leftover: bytes, kind: str) -> bytes | None:
+    """After one member ends: the start of the next one, or None at EOF. Zero padding
+    before EOF is tolerated (tape-style blocking); any other trailing bytes are refused."""
+    rest = leftover
+    while not rest.strip(b"\0"):
+        rest = source.read(READ_SIZE)
+        if not rest:
+            return None
+    if len(rest) < MAGIC_LENGTH:
+        rest += source.read(MAGIC_LENGTH)
+    if detect(rest[:MAGIC_LENGTH]) != kind:
+        _drain(source)
+        raise ArchiveError(f"{kind}: garbage after the compressed data", reason="bad-compression")
+    return rest
+
+
+def _drain(source: CountingReader) -> None:
+    """Read to EOF so a caller teeing the stream into a file still gets all of it."""
+    while source.read(READ_SIZE):
+        pass

@@ -1,0 +1,176 @@
+"""Reading an ACI in one streaming pass: compression by magic bytes, the image ID (SHA-512
+of the uncompressed tar), the layout and the manifest, in bounded memory.
+
+Decompression and hashing both release the GIL, so the hash runs in a helper thread fed
+through a short queue: on two cores the pass costs what the slower of the two costs, as
+`gzip -dc | sha512sum` does."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from registry.aci.compression import (
+    MAGIC_LENGTH,
+    READ_SIZE,
+    CountingReader,
+    decompressed_chunks,
+    detect,
+)
+from registry.aci.errors import ArchiveError
+from registry.aci.layout import LayoutChecker
+from registry.aci.manifest import ImageManifest
+from registry.aci.tarstream import TarStreamParser
+
+IMAGE_ID_PREFIX = "sha512-"
+SHORT_ID_HEX_DIGITS = 32
+DEFAULT_MAX_UNCOMPRESSED = 32 << 30
+# The bomb guard: past BOMB_FLOOR uncompressed bytes, a stream that expanded more than
+# DEFAULT_MAX_RATIO times its compressed size so far is refused. Real images stay far below
+# (text compresses ~5-20x); gzip's ceiling is ~1030x, xz and bzip2 go much higher on zeros.
+DEFAULT_MAX_RATIO = 250
+BOMB_FLOOR = 64 << 20
+
+Source = BinaryIO | str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class ACIInfo:
+    image_id: str
+    manifest: ImageManifest
+    manifest_bytes: bytes
+    compression: str
+    uncompressed_size: int
+
+
+def short_id(image_id: str) -> str:
+    """`sha512-` and the first 32 hex digits, as rkt shows image IDs."""
+    return image_id[: len(IMAGE_ID_PREFIX) + SHORT_ID_HEX_DIGITS]
+
+
+class _BackgroundHash:
+    """SHA-512 computed in a helper thread; `update` hands over a chunk and returns."""
+
+    _DONE = None
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha512()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, name="aci-sha512", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not self._DONE:
+            self._hash.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def close(self) -> str:
+        self._queue.put(self._DONE)
+        self._thread.join()
+        return self._hash.hexdigest()
+
+
+@contextmanager
+def _opened(source: Source) -> Iterator[BinaryIO]:
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as handle:
+            yield handle
+    else:
+        yield source
+
+
+class Limits:
+    """The decompression-bomb guard, checked after each decompressed chunk."""
+
+    def __init__(self, max_uncompressed: int | None, max_ratio: float | None) -> None:
+        self.max_uncompressed = DEFAULT_MAX_UNCOMPRESSED if max_uncompressed is None \
+            else max_uncompressed
+        self.max_ratio = max_ratio
+
+    def check(self, uncompressed: int, compressed: int) -> None:
+        if uncompressed > self.max_uncompressed:
+            raise ArchiveError(f"uncompressed archive exceeds {self.max_uncompressed} bytes",
+                               reason="too-large")
+        if self.max_ratio and uncompressed > BOMB_FLOOR \
+                and uncompressed > self.max_ratio * max(compressed, 1):
+            raise ArchiveError(
+                f"decompression bomb: {compressed} compressed bytes expand to more than"
+                f" {uncompressed} (over {self.max_ratio:g}x)", reason="bomb")
+
+
+def stream_archive(fileobj: BinaryIO, handler: LayoutChecker | None, limits: Limits,
+                   ) -> tuple[str, str, int]:
+    """Decompress, hash and (with a handler) parse the tar; returns (image ID, compression,
+    uncompressed size). Reads `fileobj` to EOF, also when the archive is refused."""
+    prefix = _read_prefix(fileobj)
+    if not prefix:
+        raise ArchiveError("empty file: not an ACI", reason="empty")
+    compression = detect(prefix)
+    source = CountingReader(fileobj, prefix)
+    parser = TarStreamParser(handler) if handler is not None else None
+    digest = _BackgroundHash()
+    total = 0
+    try:
+        for chunk in decompressed_chunks(source, compression):
+            digest.update(chunk)
+            total += len(chunk)
+            limits.check(total, source.count)
+            if parser is not None:
+                parser.feed(chunk)
+        if parser is not None:
+            parser.finish()
+    except BaseException:
+        digest.close()
+        _drain(source)
+        raise
+    if total == 0:
+        digest.close()
+        raise ArchiveError(f"{compression}: decompresses to nothing", reason="empty")
+    return IMAGE_ID_PREFIX + digest.close(), compression, total
+
+
+def _read_prefix(fileobj: BinaryIO) -> bytes:
+    prefix = b""
+    while len(prefix) < MAGIC_LENGTH:
+        data = fileobj.read(MAGIC_LENGTH - len(prefix))
+        if not data:
+            break
+        prefix += data
+    return prefix
+
+
+def _drain(source: CountingReader) -> None:
+    while source.read(READ_SIZE):
+        pass
+
+
+def read_aci(fileobj: Source, *, max_uncompressed: int | None = None,
+             max_ratio: float | None = DEFAULT_MAX_RATIO,
+             allow_devices: bool = True) -> ACIInfo:
+    """Validate an ACI in one pass and describe it; raises ArchiveError or ManifestError.
+
+    `fileobj` (a binary file object, or a path) is read to EOF. `max_uncompressed` caps the
+    tar's size (default 32 GiB); `max_ratio` is the bomb guard (None disables it).
+    """
+    with _opened(fileobj) as stream:
+        checker = LayoutChecker(allow_devices=allow_devices)
+        image_id, compression, total = stream_archive(
+            stream, checker, Limits(max_uncompressed, max_ratio))
+        manifest_bytes = checker.finish()
+        manifest = ImageManifest.from_json(manifest_bytes)
+    return ACIInfo(image_id, manifest, manifest_bytes, compression, total)
+
+
+def image_id_of(fileobj: Source) -> str:
+    """`sha512-<128 hex>` of the uncompressed stream; no layout checks (see read_aci)."""
+    with _opened(fileobj) as stream:
+        image_id, _, _ = stream_archive(stream, None, Limits(None, None))
+    return image_id

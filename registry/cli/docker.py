@@ -1,0 +1,46 @@
+"""`docker2aci` (and `pyrkt docker2aci`): convert a Docker/OCI image into ACIs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from registry.docker.aciwriter import COMPRESSIONS
+from registry.docker.convert import ConvertOptions, convert
+from registry.docker.errors import DockerError
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("source")
+@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True, help="Directory to write the ACI(s) into.")
+@click.option("--nosquash", is_flag=True,
+              help="One ACI per layer, chained by dependencies, instead of one squashed ACI.")
+@click.option("--compression", type=click.Choice(COMPRESSIONS), default="gzip", show_default=True,
+              help="Compression of the written ACI(s).")
+@click.option("--insecure", is_flag=True,
+              help="Allow plain HTTP and unverified TLS certificates for any registry.")
+@click.option("--image", "image", metavar="NAME",
+              help="Which image of an archive or layout holding several (NAME:TAG or ref name).")
+@click.option("--docker-config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Docker config file with registry credentials [default: ~/.docker/config.json].")
+def docker2aci(source: str, output_dir: Path, nosquash: bool, compression: str, insecure: bool,
+               image: str | None, docker_config: Path | None) -> None:
+    """Convert SOURCE into an ACI.
+
+    \b
+    SOURCE is one of:
+      docker://[REGISTRY/]NAME[:TAG|@DIGEST]   pulled from a Docker Registry v2 / OCI registry
+      PATH.tar                                 a `docker save` tarball or an OCI layout in a tar
+      DIRECTORY                                an OCI image layout
+    """
+    options = ConvertOptions(squash=not nosquash, compression=compression, insecure=insecure,
+                             image=image, docker_config=docker_config)
+    try:
+        results = convert(source, output_dir, options)
+    except DockerError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo("Generated ACI(s):")
+    for result in results:
+        click.echo(f"{result.path}\t{result.image_id}")

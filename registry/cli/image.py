@@ -1,0 +1,241 @@
+"""`pyrkt image ...`: the local image store (rkt's `rkt image` commands, plus render and verify)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from registry.client.errors import StoreError
+from registry.client.store import ImageStore, StoredImage
+
+from .options import ClientContext, client_options, human_bytes
+
+FIELDS = {  # --fields name -> (column title, value for a table, value for JSON)
+    "id": "ID", "name": "NAME", "size": "SIZE", "importtime": "IMPORT TIME",
+    "lastused": "LAST USED", "labels": "LABELS",
+}
+DEFAULT_FIELDS = "id,name,size,importtime,lastused"
+
+
+@click.group("image")
+def image() -> None:
+    """Operate on the images of the local store."""
+
+
+def _resolve(store: ImageStore, ref: str) -> StoredImage:
+    """An image by ID (prefix) or, failing that, by name (the newest of that name)."""
+    try:
+        return store.get(ref)
+    except StoreError:
+        found = store.find(ref.split(":", 1)[0], {"version": ref.split(":", 1)[1]}
+                           if ":" in ref else None)
+        if found is None:
+            raise StoreError(f'no image "{ref}" in the store (give an image ID or a name)') from None
+        return found
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    seconds = int((now - moment).total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "just now" if seconds < 5 else f"{seconds} seconds ago"
+
+
+def _cell(img: StoredImage, field: str, full: bool, now: datetime) -> str:
+    if field == "id":
+        return img.id if full else img.short_id
+    if field == "name":
+        version = img.labels.get("version")
+        return f"{img.name}:{version}" if version else img.name
+    if field == "size":
+        return str(img.size) if full else human_bytes(img.size)
+    if field in ("importtime", "lastused"):
+        moment = img.import_time if field == "importtime" else img.last_used
+        return moment.isoformat(timespec="seconds") if full else _ago(moment, now)
+    return ",".join(f"{k}={v}" for k, v in sorted(img.labels.items()))
+
+
+def _sort_key(field: str):  # type: ignore[no-untyped-def]
+    keys = {"id": lambda i: i.id, "name": lambda i: i.name, "size": lambda i: i.size,
+            "importtime": lambda i: i.import_time, "lastused": lambda i: i.last_used,
+            "labels": lambda i: sorted(i.labels.items())}
+    return keys[field]
+
+
+def _fields(text: str) -> list[str]:
+    fields = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in fields if f not in FIELDS]
+    if bad or not fields:
+        raise click.BadParameter(f"unknown field(s) {', '.join(bad) or '(none)'}; choose from "
+                                 + ", ".join(FIELDS))
+    return fields
+
+
+@image.command("list")
+@click.option("--fields", default=DEFAULT_FIELDS, show_default=True,
+              help="comma-separated columns: " + ", ".join(FIELDS))
+@click.option("--sort", "sort_by", default="importtime", show_default=True,
+              help="the field to sort by")
+@click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
+@click.option("--full", is_flag=True, help="full IDs, exact sizes and absolute times")
+@click.option("--no-legend", is_flag=True, help="no header line")
+@click.option("--format", "output", type=click.Choice(["table", "json", "json-pretty"]),
+              default="table", show_default=True)
+@client_options
+def list_images(fields: str, sort_by: str, order: str, full: bool, no_legend: bool, output: str,
+                client: ClientContext) -> None:
+    """List the stored images (rkt's columns)."""
+    columns = _fields(fields)
+    sort_field = _fields(sort_by)[0]
+    images = sorted(client.store().list(), key=_sort_key(sort_field), reverse=order == "desc")
+    if output != "table":
+        docs = [{"id": i.id, "name": i.name, "labels": i.labels, "size": i.size,
+                 "import_time": i.import_time.isoformat(), "last_used": i.last_used.isoformat(),
+                 "signed": i.has_signature} for i in images]
+        click.echo(json.dumps(docs, indent=2 if output == "json-pretty" else None))
+        return
+    now = datetime.now(UTC)
+    rows = [[_cell(i, f, full, now) for f in columns] for i in images]
+    if not no_legend:
+        rows.insert(0, [FIELDS[f] for f in columns])
+    widths = [max(len(row[c]) for row in rows) for c in range(len(columns))] if rows else []
+    for row in rows:
+        click.echo("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip())
+
+
+@image.command("rm")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE-ID...")
+@client_options
+def remove(images: tuple[str, ...], client: ClientContext) -> None:
+    """Remove images from the store."""
+    store = client.store()
+    failed = 0
+    for ref in images:
+        try:
+            removed = store.remove(store.get(ref).id)
+        except StoreError as error:
+            click.echo(f"pyrkt: {error}", err=True)
+            failed += 1
+            continue
+        click.echo(f'successfully removed image "{removed.id}"', err=True)
+    if failed:
+        raise StoreError(f"{failed} image(s) could not be removed")
+
+
+def _duration(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        total = 0.0
+        number = ""
+        for ch in text.strip():
+            if ch.isdigit() or ch == ".":
+                number += ch
+            else:
+                total += float(number) * units[ch]
+                number = ""
+        if number:
+            total += float(number)
+        return timedelta(seconds=total)
+    except (KeyError, ValueError):
+        raise click.BadParameter(f'"{text}" is not a duration like 30m, 24h, 1h30m') from None
+
+
+@image.command("gc")
+@click.option("--grace-period", default="24h", show_default=True,
+              help="keep images used within this long (e.g. 30m, 24h)")
+@client_options
+def gc(grace_period: str, client: ClientContext) -> None:
+    """Remove images not used within the grace period (never those of running pods)."""
+    store = client.store()
+    in_use: set[str] = set()
+    try:
+        from registry.launcher import images_in_use  # type: ignore[attr-defined]
+    except ImportError:
+        images_in_use = None
+    if images_in_use is not None:
+        in_use = set(images_in_use(store.directory))
+    for removed in store.gc(_duration(grace_period), in_use=in_use):
+        click.echo(f'successfully removed image "{removed.id}" ({removed.name})', err=True)
+
+
+@image.command("export")
+@click.argument("ref", metavar="IMAGE")
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="replace DEST if it exists")
+@client_options
+def export(ref: str, dest: Path, overwrite: bool, client: ClientContext) -> None:
+    """Write a stored image to an .aci file, exactly as it was fetched."""
+    store = client.store()
+    store.export(_resolve(store, ref).id, dest, overwrite=overwrite)
+
+
+@image.command("extract")
+@click.argument("ref", metavar="IMAGE")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--rootfs-only", is_flag=True, help="only the root filesystem, not the manifest")
+@client_options
+def extract(ref: str, dest: Path, rootfs_only: bool, client: ClientContext) -> None:
+    """Extract one image (without its dependencies) into a new directory."""
+    store = client.store()
+    store.extract(_resolve(store, ref).id, dest, rootfs_only=rootfs_only)
+
+
+@image.command("render")
+@click.argument("ref", metavar="IMAGE")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--rootfs-only", is_flag=True, help="DEST gets the rootfs contents only")
+@client_options
+def render(ref: str, dest: Path, rootfs_only: bool, client: ClientContext) -> None:
+    """Render an image with its dependencies applied and pathWhitelist honoured."""
+    store = client.store()
+    img = _resolve(store, ref)
+    if not rootfs_only:
+        store.render(img.id, dest)
+        return
+    scratch = dest.with_name(f".{dest.name}.render")
+    store.render(img.id, scratch)
+    try:
+        (scratch / "rootfs").rename(dest)
+    finally:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@image.command("cat-manifest")
+@click.argument("ref", metavar="IMAGE")
+@click.option("--pretty-print", is_flag=True, help="indent the JSON")
+@client_options
+def cat_manifest(ref: str, pretty_print: bool, client: ClientContext) -> None:
+    """Print an image's manifest."""
+    img = _resolve(client.store(), ref)
+    if pretty_print:
+        click.echo(json.dumps(img.manifest_dict, indent=4))
+    else:
+        click.echo(img.manifest_bytes.decode("utf-8", "replace").rstrip("\n"))
+
+
+@image.command("verify")
+@click.argument("images", nargs=-1, metavar="[IMAGE...]")
+@client_options
+def verify(images: tuple[str, ...], client: ClientContext) -> None:
+    """Re-hash stored images and re-check their signatures against the trusted keys."""
+    from registry.client.verify import verify_stored
+
+    store = client.store()
+    targets = [_resolve(store, ref) for ref in images] or store.list()
+    failed = 0
+    for img in targets:
+        problem = verify_stored(store, img, client.dirs)
+        if problem:
+            failed += 1
+            click.echo(f"{img.short_id}  {img.name}: FAILED: {problem}")
+        else:
+            click.echo(f"{img.short_id}  {img.name}: ok")
+    if failed:
+        raise StoreError(f"{failed} of {len(targets)} image(s) failed verification")

@@ -1,0 +1,135 @@
+"""Options shared by the client commands (`trust`, `fetch`, `image`) and their error handling.
+
+Every client command takes rkt's global flags: `--dir` (the store), `--system-config`,
+`--local-config`, `--user-config`, `--insecure-options` and `--debug`. A `ClientError` ends the
+command with `pyrkt: <message>` on stderr and exit status 254 (rkt's); `--debug` adds tracebacks.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from registry.client.dirs import ConfigDirs, default_store_dir
+from registry.client.errors import ClientError
+from registry.client.insecure import ALL_NAMES, InsecureOptions
+
+EXIT_FAILURE = 254  # what rkt exits with on errors
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class ClientContext:
+    store_dir: Path
+    dirs: ConfigDirs
+    insecure: InsecureOptions
+    debug: bool
+
+    def store(self):  # type: ignore[no-untyped-def]
+        from registry.client.store import ImageStore
+
+        return ImageStore(self.store_dir)
+
+    def warn(self, message: str) -> None:
+        click.echo(f"pyrkt: warning: {message}", err=True)
+
+    def info(self, message: str) -> None:
+        click.echo(f"pyrkt: {message}", err=True)
+
+
+def _insecure(_ctx: click.Context, _param: click.Parameter, value: str | None) -> InsecureOptions:
+    try:
+        return InsecureOptions.parse(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def client_options(command: F) -> F:
+    """Add the global client flags; the command receives them as `client: ClientContext`."""
+
+    @click.option("--dir", "store_dir", type=click.Path(file_okay=False, path_type=Path),
+                  default=None, help="the image store [default: $PYRKT_DIR, /var/lib/pyrkt "
+                  "for root, else ~/.local/share/pyrkt]")
+    @click.option("--system-config", type=click.Path(path_type=Path), default=None,
+                  help="system configuration directory [default: /usr/lib/pyrkt]")
+    @click.option("--local-config", type=click.Path(path_type=Path), default=None,
+                  help="local configuration directory [default: /etc/pyrkt]")
+    @click.option("--user-config", type=click.Path(path_type=Path), default=None,
+                  help="user configuration directory [default: ~/.config/pyrkt]")
+    @click.option("--insecure-options", "insecure", default="none", callback=_insecure,
+                  metavar="OPTS", help="comma-separated checks to switch off: "
+                  + ", ".join(ALL_NAMES))
+    @click.option("--debug", is_flag=True, help="show details and tracebacks")
+    @functools.wraps(command)
+    def wrapper(*args: Any, store_dir: Path | None, system_config: Path | None,
+                local_config: Path | None, user_config: Path | None,
+                insecure: InsecureOptions, debug: bool, **kwargs: Any) -> Any:
+        client = ClientContext(
+            store_dir=store_dir or default_store_dir(),
+            dirs=ConfigDirs.from_env(system_config, local_config, user_config),
+            insecure=insecure, debug=debug)
+        try:
+            return command(*args, client=client, **kwargs)
+        except ClientError as error:
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            click.echo(f"pyrkt: {error}", err=True)
+            sys.exit(EXIT_FAILURE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class TerminalProgress:
+    """A one-line progress bar on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, label: str, total: int | None) -> None:
+        self.label = label if len(label) <= 30 else "..." + label[-27:]
+        self.total = total
+        self.done = 0
+        self._last = 0.0
+        self._draw()
+
+    def update(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if now - self._last >= 0.1:
+            self._last = now
+            self._draw()
+
+    def _draw(self) -> None:
+        if self.total:
+            fraction = min(self.done / self.total, 1.0)
+            bar = "=" * int(fraction * 30)
+            text = f"{self.label} [{bar:<30}] {human_bytes(self.done)} / {human_bytes(self.total)}"
+        else:
+            text = f"{self.label} {human_bytes(self.done)}"
+        sys.stderr.write("\r" + text + "\x1b[K")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        self._draw()
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def progress_factory() -> Callable[[str, int | None], TerminalProgress] | None:
+    """A progress bar only when stderr is a terminal (none when piped or redirected)."""
+    return TerminalProgress if sys.stderr.isatty() else None
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"

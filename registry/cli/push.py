@@ -1,0 +1,52 @@
+"""`pyrkt push FILE.aci`: upload an image to a registry (parses, then delegates)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from registry.client.push import TOKEN_ENV, PushError, push_image
+
+
+@click.command()
+@click.argument("aci", type=click.Path(exists=True, dir_okay=False))
+@click.option("--signature", type=click.Path(exists=True, dir_okay=False),
+              help="Detached signature (FILE.aci.asc) by a key registered for the repository; "
+                   "without it the registry signs with its own key.")
+@click.option("--registry", "registry_url", metavar="URL",
+              help="Registry base URL [env PYRKT_REGISTRY_URL, else https://DOMAIN of the name].")
+@click.option("--token", envvar=TOKEN_ENV, help=f"API token [env {TOKEN_ENV}].")
+@click.option("--version", "version", help="Version for an image without a version label.")
+@click.option("--insecure-skip-tls-verify", is_flag=True, help="Do not check TLS certificates.")
+def push(aci: str, signature: str | None, registry_url: str | None, token: str | None,
+         version: str | None, insecure_skip_tls_verify: bool) -> None:
+    """Upload ACI to a pyrkt registry."""
+    progress = _progress_bar() if sys.stderr.isatty() else None
+    try:
+        result = push_image(aci, registry_url=registry_url, token=token, signature=signature,
+                            version=version, progress=progress,
+                            verify=not insecure_skip_tls_verify)
+    except PushError as error:
+        if progress is not None:
+            click.echo("", err=True)
+        raise click.ClickException(str(error)) from None
+    if progress is not None:
+        click.echo("", err=True)
+    state = "unchanged" if result.unchanged else "pushed"
+    click.echo(f"{state} {result.repository}:{result.version} ({result.os}/{result.arch}) "
+               f"{result.image_id[:39]}")
+    click.echo(f"signed by {result.signed_by}")
+    click.echo(result.aci_url())
+
+
+def _progress_bar():  # type: ignore[no-untyped-def]
+    def show(sent: int, total: int) -> None:
+        width = 30
+        filled = width * sent // total if total else width
+        percent = 100 * sent // total if total else 100
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {percent:3d}% "
+                         f"{sent / 1048576:.1f}/{total / 1048576:.1f} MiB")
+        sys.stderr.flush()
+
+    return show

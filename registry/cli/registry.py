@@ -1,0 +1,403 @@
+"""`pyrkt-registry`: set up, run and administer the registry server (parses, then delegates)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import click
+from sqlalchemy.orm import Session
+
+from registry.server.config import ConfigError, RegistryConfig
+
+
+class Context:
+    def __init__(self, overrides: dict[str, object]) -> None:
+        self.overrides = overrides
+
+    def config(self, **extra: object) -> RegistryConfig:
+        try:
+            return RegistryConfig.load(**{**self.overrides, **extra})
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", envvar="PYRKT_REGISTRY_DATA_DIR", type=click.Path(file_okay=False),
+              help="Where SQLite, local storage and secrets live [./pyrkt-data].")
+@click.option("--domain", "domains", multiple=True,
+              help="A domain whose names are hosted here (repeatable; env "
+                   "PYRKT_REGISTRY_DOMAINS, comma-separated) [host of the base URL].")
+@click.option("--base-url", help="External URL clients use, port included "
+                                 "(env PYRKT_REGISTRY_BASE_URL) [http://127.0.0.1:8080].")
+@click.option("--database-url", help="SQLAlchemy URL (env PYRKT_REGISTRY_DATABASE_URL) "
+                                     "[sqlite in the data dir].")
+@click.pass_context
+def main(ctx: click.Context, data_dir: str | None, domains: tuple[str, ...],
+         base_url: str | None, database_url: str | None) -> None:
+    """Run and administer a pyrkt registry. Every setting also has an environment variable
+    (PYRKT_REGISTRY_*, see registry/server/config.py); with none at all it runs on SQLite and
+    local storage under ./pyrkt-data."""
+    ctx.obj = Context({"data_dir": data_dir, "domains": domains or None, "base_url": base_url,
+                       "database_url": database_url})
+
+
+@contextmanager
+def _session(config: RegistryConfig) -> Iterator[Session]:
+    from registry.server.db import make_engine, make_session_factory, schema_is_current
+
+    engine = make_engine(config.database_url)
+    try:
+        if not schema_is_current(engine):
+            raise click.ClickException("the database is not initialised or is out of date: "
+                                       "run `pyrkt-registry init` first")
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _service_errors() -> Iterator[None]:
+    from registry.server.services.errors import ServiceError
+
+    try:
+        yield
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+
+
+def _operator():  # type: ignore[no-untyped-def]
+    from registry.server.services.actor import Actor
+
+    return Actor.operator()
+
+
+# -- init / serve ------------------------------------------------------------------------------
+@main.command()
+@click.option("--admin", "admin_username", default="admin", show_default=True,
+              help="Name of the first administrator (created only if there are no users).")
+@pass_context
+def init(obj: Context, admin_username: str) -> None:
+    """Create or upgrade the schema, the signing key and a first administrator."""
+    config = obj.config()
+    _initialise(config, admin_username)
+
+
+def _initialise(config: RegistryConfig, admin_username: str = "admin") -> None:
+    from registry.server.bootstrap import initialise
+
+    click.echo(f"data dir: {config.data_dir}", err=True)
+    if config.signing_key_file is None:
+        click.echo("checking the signing key (generating RSA 4096 takes a few seconds the "
+                   "first time)...", err=True)
+    with _service_errors():
+        report = initialise(config, admin_username=admin_username)
+    click.echo(f"schema: up to date ({_safe_url(config.database_url)})")
+    click.echo(f"signing key: {report.key_fingerprint}" + (" (new)" if report.key_created else ""))
+    if report.admin_username:
+        click.echo(f"administrator: {report.admin_username}")
+        if report.admin_password:
+            click.echo(f"  password (shown only now): {report.admin_password}")
+
+
+@main.command()
+@click.option("--bind", default=None, help="HOST:PORT to listen on [127.0.0.1:8080].")
+@click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
+@click.option("--workers", type=int, default=None, help="gunicorn worker processes.")
+@pass_context
+def serve(obj: Context, bind: str | None, dev: bool, workers: int | None) -> None:
+    """Serve the registry (gunicorn); initialises an empty data dir first."""
+    bind = bind or os.environ.get("PYRKT_REGISTRY_BIND") or "127.0.0.1:8080"
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {bind!r}", param_hint="--bind")
+    extra: dict[str, object] = {}
+    if not (obj.overrides.get("base_url") or os.environ.get("PYRKT_REGISTRY_BASE_URL")):
+        public_host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host
+        extra["base_url"] = f"http://{public_host}:{port}"
+    config = obj.config(**extra)
+    _initialise(config)
+    _print_howto(config)
+    # Workers build their app from the environment: hand every effective setting down.
+    os.environ.update({
+        "PYRKT_REGISTRY_DATA_DIR": str(config.data_dir),
+        "PYRKT_REGISTRY_BASE_URL": config.base_url,
+        "PYRKT_REGISTRY_DOMAINS": ",".join(config.domains),
+        "PYRKT_REGISTRY_DATABASE_URL": config.database_url,
+        "PYRKT_REGISTRY_BIND": bind,
+    })
+    if workers:
+        os.environ["PYRKT_REGISTRY_WORKERS"] = str(workers)
+    sys.stdout.flush()
+    if dev:
+        from registry.server.app import create_app
+
+        create_app(RegistryConfig.load()).run(host=host.strip("[]"), port=int(port), threaded=True)
+        return
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c",
+                               "python:registry.server.gunicorn_conf", "registry.server.wsgi:app"])
+
+
+def _print_howto(config: RegistryConfig) -> None:
+    domain = config.domains[0]
+    port = urlsplit(config.base_url).port
+    insecure = config.base_url.startswith("http://")
+    name = f"{domain}/demo/hello"
+    click.echo(f"\nregistry: {config.base_url}  (domains: {', '.join(config.domains)})")
+    click.echo("push, trust and fetch an image:")
+    click.echo("  pyrkt-registry token create admin            # an API token for pushing")
+    click.echo(f"  pyrkt push hello.aci --registry {config.base_url} --token TOKEN")
+    trust_flags = " --insecure-allow-http" if insecure else ""
+    fetch_flags = " --insecure-options=http" if insecure else ""
+    click.echo(f"  pyrkt trust --prefix {domain}/demo{trust_flags}")
+    click.echo(f"  pyrkt fetch{fetch_flags} {name}:1.0")
+    if port:
+        click.echo(f"  actool discover --insecure --port={port} {name}:1.0")
+    click.echo("")
+
+
+def _safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+# -- users ---------------------------------------------------------------------------------------
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--admin", is_flag=True, help="Make the user a registry administrator.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_context
+def user_add(obj: Context, username: str, admin: bool, password_stdin: bool) -> None:
+    """Add a user (prints a generated password unless one is given on stdin)."""
+    from registry.server.services import users
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else users.generate_password()
+    with _session(obj.config()) as session, _service_errors():
+        users.create_user(session, _operator(), username, password, is_admin=admin)
+    click.echo(f"user {username} created" + (" (administrator)" if admin else ""))
+    if not password_stdin:
+        click.echo(f"password (shown only now): {password}")
+
+
+@user.command("list")
+@pass_context
+def user_list(obj: Context) -> None:
+    """List users."""
+    from registry.server.services import users
+
+    with _session(obj.config()) as session:
+        for found in users.list_users(session, _operator()):
+            click.echo(f"{found.username}{'  (admin)' if found.is_admin else ''}")
+
+
+@user.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@pass_context
+def user_passwd(obj: Context, username: str, password_stdin: bool) -> None:
+    """Set a user's password (generated and printed unless given on stdin)."""
+    from registry.server.services import users
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else users.generate_password()
+    with _session(obj.config()) as session, _service_errors():
+        users.set_password(session, _operator(), username, password)
+    click.echo(f"password of {username} changed")
+    if not password_stdin:
+        click.echo(f"new password (shown only now): {password}")
+
+
+@user.command("rm")
+@click.argument("username")
+@pass_context
+def user_rm(obj: Context, username: str) -> None:
+    """Remove a user (their tokens and roles go with them)."""
+    from registry.server.services import users
+
+    with _session(obj.config()) as session, _service_errors():
+        users.delete_user(session, _operator(), username)
+    click.echo(f"user {username} removed")
+
+
+# -- tokens --------------------------------------------------------------------------------------
+@main.group()
+def token() -> None:
+    """Manage API tokens (for `pyrkt push` and CI)."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--description", default="", help="What the token is for.")
+@pass_context
+def token_create(obj: Context, username: str, description: str) -> None:
+    """Print a new API token for USERNAME (on stdout, alone: easy to capture)."""
+    from registry.server.services import tokens
+
+    with _session(obj.config()) as session, _service_errors():
+        row, plain = tokens.create_token(session, _operator(), username, description)
+    click.echo(f"token {row.id} for {username} (shown only now):", err=True)
+    click.echo(plain)
+
+
+@token.command("list")
+@click.argument("username")
+@pass_context
+def token_list(obj: Context, username: str) -> None:
+    """List a user's tokens."""
+    from registry.server.services import tokens
+
+    with _session(obj.config()) as session, _service_errors():
+        for row in tokens.list_tokens(session, _operator(), username):
+            state = "revoked" if row.revoked_at else "active"
+            click.echo(f"{row.id}\t{row.hint}...\t{state}\t{row.description}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@pass_context
+def token_revoke(obj: Context, token_id: int) -> None:
+    """Revoke a token by its id."""
+    from registry.server.services import tokens
+
+    with _session(obj.config()) as session, _service_errors():
+        tokens.revoke_token(session, _operator(), token_id)
+    click.echo(f"token {token_id} revoked")
+
+
+# -- repositories --------------------------------------------------------------------------------
+@main.group()
+def repo() -> None:
+    """Manage repositories."""
+
+
+@repo.command("create")
+@click.argument("name")
+@click.option("--private", is_flag=True, help="Only users with a role may see it.")
+@click.option("--description", default="")
+@pass_context
+def repo_create(obj: Context, name: str, private: bool, description: str) -> None:
+    """Create a repository (full AC name, e.g. example.com/team/app)."""
+    from registry.server.services import repositories
+
+    config = obj.config()
+    with _session(config) as session, _service_errors():
+        repositories.create_repository(session, _operator(), name, config.domains,
+                                       public=not private, description=description)
+    click.echo(f"repository {name} created ({'private' if private else 'public'})")
+
+
+@repo.command("grant")
+@click.argument("name")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["read", "write", "admin", "none"]))
+@pass_context
+def repo_grant(obj: Context, name: str, username: str, role: str) -> None:
+    """Give USERNAME a ROLE on repository NAME ("none" takes it away)."""
+    from registry.server.services import repositories
+
+    with _session(obj.config()) as session, _service_errors():
+        repositories.grant_role(session, _operator(), name, username,
+                                None if role == "none" else repositories.parse_role(role))
+    click.echo(f"{username}: {role} on {name}")
+
+
+@repo.command("list")
+@pass_context
+def repo_list(obj: Context) -> None:
+    """List repositories."""
+    from registry.server.services import repositories
+
+    with _session(obj.config()) as session:
+        for found in repositories.list_repositories(session, _operator()):
+            click.echo(f"{found.name}\t{'public' if found.is_public else 'private'}")
+
+
+# -- keys ----------------------------------------------------------------------------------------
+@main.group()
+def key() -> None:
+    """Manage the registry's signing keys."""
+
+
+@key.command("list")
+@pass_context
+def key_list(obj: Context) -> None:
+    """List the registry's keys (active ones sign; retired ones stay published)."""
+    from registry.server.services import keys
+
+    with _session(obj.config()) as session:
+        for row in keys.server_keys(session):
+            click.echo(f"{row.fingerprint}\t{row.status.value}\t{row.user_ids.splitlines()[0:1]}")
+
+
+@key.command("generate")
+@pass_context
+def key_generate(obj: Context) -> None:
+    """Generate a new RSA 4096 key; it becomes the one new uploads are signed with."""
+    from registry.server.bootstrap import key_user_id
+    from registry.server.services import keys
+
+    config = obj.config()
+    with _session(config) as session, _service_errors():
+        row = keys.generate_server_key(session, _operator(), user_id=key_user_id(config.domains[0]))
+    click.echo(row.fingerprint)
+
+
+@key.command("rotate")
+@pass_context
+def key_rotate(obj: Context) -> None:
+    """Generate a new active key and retire all others (still published for old signatures)."""
+    from registry.server.bootstrap import key_user_id
+    from registry.server.services import keys
+
+    config = obj.config()
+    with _session(config) as session, _service_errors():
+        row = keys.rotate_server_key(session, _operator(), user_id=key_user_id(config.domains[0]))
+    click.echo(row.fingerprint)
+
+
+@key.command("retire")
+@click.argument("fingerprint")
+@pass_context
+def key_retire(obj: Context, fingerprint: str) -> None:
+    """Stop signing with a key (it stays published)."""
+    from registry.server.services import keys
+
+    with _session(obj.config()) as session, _service_errors():
+        row = keys.retire_key(session, _operator(), fingerprint)
+    click.echo(f"{row.fingerprint} retired")
+
+
+# -- gc ------------------------------------------------------------------------------------------
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@pass_context
+def gc(obj: Context, dry_run: bool) -> None:
+    """Remove images no version points at, orphaned blobs and stale uploads."""
+    from registry.server.app import storage_settings
+    from registry.server.services.gc import collect_garbage
+    from registry.server.storage import storage_from_config
+
+    config = obj.config()
+    with _session(config) as session:
+        report = collect_garbage(session, storage_from_config(storage_settings(config)),
+                                 _operator(), dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {len(report.images_removed)} image(s), {len(report.blobs_removed)} blob(s), "
+               f"{report.stale_uploads_removed} stale upload(s)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,465 @@
+"""Fetching images into the store: discovery, signature first, one streaming pass, atomic import.
+
+    from registry.client import ImageStore, FetchOptions, fetch_image
+    image = fetch_image("example.com/app:v1", ImageStore(), FetchOptions())
+
+A reference is an app string (`name[:version][,label=value...]`, resolved by appc discovery), an
+`https://` URL of an ACI (its signature at URL + `.asc`), a local `.aci` file (its signature next
+to it as `.aci.asc`) or the ID of a stored image. For a remote image the signature comes first:
+its signer must be a key trusted for the image name (the name itself, a parent path, or root)
+before a byte of the image is downloaded. A 202 answer for the signature means "being made":
+it is asked again after the download, as rkt did. The image streams once through decompression,
+hashing and validation (registry.aci.read_aci) into a file inside the store, the signature is
+verified over that file, the manifest's name and labels are checked against what was asked,
+dependencies are fetched, and only then is the image published. Any refusal leaves the store as
+it was; an interrupted download keeps its bytes so the next attempt resumes with `Range`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+
+from registry.discovery import (
+    AppRef,
+    DiscoveryError,
+    discover_endpoints,
+    host_arch,
+    host_os,
+    parse_app_string,
+)
+from registry.signing import PublicKey, SigningError, signature_issuer, verify_detached
+
+from .config import ClientConfig
+from .dirs import ConfigDirs
+from .download import (
+    ChunkReader,
+    Download,
+    DownloadInterrupted,
+    check_scheme,
+    get_small,
+    start_download,
+    wait_for,
+)
+from .errors import ClientError, FetchError, ImageNotFound
+from .index import Remote
+from .insecure import InsecureOptions
+from .session import ClientSession, build_session
+from .store import ImageStore, StoredImage, looks_like_id
+from .trust import TrustStore
+
+PULL_POLICIES = ("new", "update", "never")
+MAX_DEPENDENCY_DEPTH = 32
+
+
+class ProgressBar(Protocol):
+    def update(self, count: int) -> None: ...
+    def close(self) -> None: ...
+
+
+ProgressFactory = Callable[[str, int | None], ProgressBar]
+
+
+@dataclass
+class FetchOptions:
+    """How to fetch. Every field has a safe default (verify everything, HTTPS only)."""
+
+    insecure: InsecureOptions = field(default_factory=InsecureOptions)
+    pull_policy: str = "new"  # new: use the store when it has the image; update: ask the server
+    config_dirs: ConfigDirs | None = None  # None: ConfigDirs.from_env()
+    trust: TrustStore | None = None  # None: the trust store of config_dirs
+    session: requests.Session | None = None  # None: built from config_dirs (auth.d, domains.d)
+    port: int | None = None  # reach the registry on this port (testing); else per-domain config
+    ca_bundle: str | None = None
+    progress: ProgressFactory | None = None
+    log: Callable[[str], None] = field(default=lambda message: None)
+    fetch_dependencies: bool = True
+    timeout: float = 60.0
+    signature_retries: int = 6
+
+
+def fetch_image(ref: str, store: ImageStore, options: FetchOptions | None = None) -> StoredImage:
+    """Fetch `ref` (app string, https URL, local .aci file or image ID) into `store`.
+
+    Raises FetchError (or another ClientError) with a message for users; the store is unchanged
+    on every refusal.
+    """
+    fetcher = Fetcher(store, options or FetchOptions())
+    for warning in fetcher.options.insecure.warnings():
+        fetcher.log(f"warning: {warning}")
+    return fetcher.fetch(ref)
+
+
+def classify(ref: str) -> str:
+    """One of "id", "url", "file", "docker", "name"."""
+    if ref.startswith("docker://"):
+        return "docker"
+    if ref.startswith(("https://", "http://")):
+        return "url"
+    if ref.startswith("file://") or ref.startswith(("/", "./", "../")) or ref.endswith(".aci") \
+            or os.path.isfile(ref):
+        return "file"
+    if looks_like_id(ref):
+        return "id"
+    return "name"
+
+
+def label_mismatch(name: str, labels: dict[str, str], app: AppRef) -> str | None:
+    """Why an image (name, labels) is not what `app` asked for, or None when it is.
+
+    A label the user gave must be present with that value; the defaults the client filled in
+    (host os/arch) may only be absent or equal; `version=latest` matches any version.
+    """
+    if name != app.name:
+        return f'its name is "{name}", not "{app.name}"'
+    given = app.given or frozenset()
+    for label, wanted in app.labels_to_match().items():
+        have = labels.get(label)
+        if have == wanted or (have is None and label not in given):
+            continue
+        shown = "absent" if have is None else f'"{have}"'
+        return f'its label {label} is {shown}, not "{wanted}"'
+    return None
+
+
+class _NoSuchEndpoint(FetchError):
+    """This candidate endpoint has no signature/image: try the next one."""
+
+
+class Fetcher:
+    """One fetch operation (and the dependencies it pulls in)."""
+
+    def __init__(self, store: ImageStore, options: FetchOptions) -> None:
+        if options.pull_policy not in PULL_POLICIES:
+            raise FetchError(f'unknown pull policy "{options.pull_policy}"; choose one of '
+                             + ", ".join(PULL_POLICIES))
+        self.store = store
+        self.options = options
+        dirs = options.config_dirs or ConfigDirs.from_env()
+        self.trust = options.trust or TrustStore(dirs)
+        self._session = options.session
+        self._dirs = dirs
+        self._active: set[str] = set()  # what is being fetched right now (dependency cycles)
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = build_session(ClientConfig.load(self._dirs),
+                                          insecure=self.options.insecure,
+                                          ca_bundle=self.options.ca_bundle)
+        return self._session
+
+    def log(self, message: str) -> None:
+        self.options.log(message)
+
+    def insecure_for(self, host: str) -> InsecureOptions:
+        session = self.session
+        if isinstance(session, ClientSession):
+            return session.insecure_for(host)
+        return self.options.insecure
+
+    def _url_insecure(self, url: str) -> InsecureOptions:
+        return self.insecure_for(urlsplit(url).hostname or "")
+
+    # entry -----------------------------------------------------------------------------------
+
+    def fetch(self, ref: str) -> StoredImage:
+        kind = classify(ref)
+        if kind == "docker":
+            raise FetchError(f"{ref}: Docker images are converted with docker2aci first "
+                             f"(pyrkt docker2aci {ref}), then fetched as a file")
+        if kind == "id":
+            try:
+                return self.store.get(ref)
+            except ImageNotFound as error:
+                raise FetchError(f"{error}; an image ID can only name an image already in the "
+                                 f"store") from None
+        if kind == "file":
+            return self.fetch_file(Path(ref.removeprefix("file://")))
+        if kind == "url":
+            return self.fetch_url(ref)
+        try:
+            app = parse_app_string(ref)
+        except DiscoveryError as error:
+            raise FetchError(str(error)) from None
+        return self.fetch_app(app)
+
+    # app strings -----------------------------------------------------------------------------
+
+    def stored_match(self, app: AppRef) -> StoredImage | None:
+        """The newest stored image satisfying `app` (same rules as the post-download check)."""
+        for image in sorted(self.store.list(), key=lambda i: i.import_time, reverse=True):
+            if label_mismatch(image.name, image.labels, app) is None:
+                return image
+        return None
+
+    def fetch_app(self, app: AppRef) -> StoredImage:
+        key = str(app)
+        if key in self._active:
+            raise FetchError(f"dependency cycle: {app.name} depends on itself")
+        if len(self._active) > MAX_DEPENDENCY_DEPTH:
+            raise FetchError(f"dependencies nest deeper than {MAX_DEPENDENCY_DEPTH} levels")
+        policy = self.options.pull_policy
+        if policy in ("new", "never"):
+            stored = self.stored_match(app)
+            if stored is not None:
+                self.log(f"using image from the local store for {key}")
+                return stored
+            if policy == "never":
+                raise FetchError(f"image {key} is not in the local store and --pull-policy=never "
+                                 f"forbids fetching it")
+        self._active.add(key)
+        try:
+            return self._discover_and_fetch(app)
+        finally:
+            self._active.discard(key)
+
+    def _discover_and_fetch(self, app: AppRef) -> StoredImage:
+        domain = app.name.split("/", 1)[0]
+        insecure = self.insecure_for(domain)
+        port = self.options.port
+        if port is None and isinstance(self.session, ClientSession):
+            port = self.session.port_for(domain)
+        self.log(f"searching for app image {app}")
+        try:
+            found = discover_endpoints(app, session=self.session,
+                                       insecure_tls=insecure.skip_tls_check,
+                                       allow_http=insecure.allow_http, port=port,
+                                       timeout=self.options.timeout)
+        except DiscoveryError as error:
+            raise FetchError(f"discovery failed for {app.name}: {error}") from None
+        missing: list[str] = []
+        for endpoint in found.endpoints:
+            try:
+                return self.fetch_remote(endpoint.aci, endpoint.asc, expect=app)
+            except _NoSuchEndpoint as error:
+                missing.append(str(error))
+        raise FetchError(f"no signature found for image {app} (discovered at {found.found_at}):"
+                         f"\n  " + "\n  ".join(missing) + "\nrefusing an unsigned image (use "
+                         "--insecure-options=image to skip the signature check)")
+
+    # URLs ------------------------------------------------------------------------------------
+
+    def fetch_url(self, url: str) -> StoredImage:
+        check_scheme(url, self._url_insecure(url), "the image")
+        remote = self.store.remote(url)
+        if remote is not None and self.options.pull_policy in ("new", "never"):
+            self.log(f"using image from the local store for {url}")
+            return self.store.get(remote.image_id)
+        if self.options.pull_policy == "never":
+            raise FetchError(f"{url} is not in the local store and --pull-policy=never forbids "
+                             f"fetching it")
+        return self.fetch_remote(url, url + ".asc", expect=None)
+
+    def fetch_remote(self, aci_url: str, asc_url: str, *, expect: AppRef | None) -> StoredImage:
+        """Signature, then image; everything checked before the store changes."""
+        insecure = self._url_insecure(aci_url)
+        remote = self.store.remote(aci_url)
+        if remote is not None and remote.fresh() and self.options.pull_policy == "update":
+            self.log(f"using cached image for {aci_url} (fresh for "
+                     f"{int(remote.download_time + remote.max_age - time.time())} s more)")
+            return self.store.get(remote.image_id)
+        signature: bytes | None = None
+        deferred = False
+        if not insecure.skip_image_check:
+            self.log(f"downloading signature from {asc_url}")
+            answer = get_small(self.session, asc_url, self._url_insecure(asc_url),
+                               "the signature", self.options.timeout)
+            if answer.status == 200:
+                signature = answer.body
+                if expect is not None:
+                    self.trusted_signers(signature, expect.name)  # before the image is fetched
+            elif answer.status == 202:
+                deferred = True
+                self.log("the signature is not ready yet (HTTP 202); asking again after the "
+                         "download")
+            elif answer.status in (404, 410) and expect is not None:
+                raise _NoSuchEndpoint(f"{asc_url}: HTTP {answer.status}")
+            else:
+                raise FetchError(f"no signature for the image at {asc_url} (HTTP "
+                                 f"{answer.status}): refusing an unsigned image (use "
+                                 f"--insecure-options=image to skip the signature check)")
+        etag = remote.etag if remote is not None else None
+        self.log(f"downloading image from {aci_url}")
+        download = start_download(self.session, aci_url, self.store.directory / "tmp", insecure,
+                                  etag=etag, timeout=self.options.timeout,
+                                  lock_dir=self.store.directory / "locks")
+        if download.not_modified and remote is not None:
+            self.log(f"image at {aci_url} not modified (HTTP 304): using the stored copy")
+            self.store.save_remote(Remote(aci_url, asc_url, download.etag, download.max_age,
+                                          time.time(), remote.image_id))
+            return self.store.get(remote.image_id)
+        if download.not_modified:
+            raise FetchError(f"{aci_url} answered 304 Not Modified to a request that was not "
+                             f"conditional")
+        return self._receive(download, asc_url, signature, deferred, expect)
+
+    def _receive(self, download: Download, asc_url: str, signature: bytes | None,
+                 deferred: bool, expect: AppRef | None) -> StoredImage:
+        from registry.aci import ACIError, read_aci
+
+        label = urlsplit(download.url).path.rsplit("/", 1)[-1] or download.url
+        bar = self.options.progress(label, download.total) if self.options.progress else None
+        keep_partial = False
+        try:
+            reader = ChunkReader(download.stream(bar.update if bar else None))
+            try:
+                info = read_aci(reader)
+                while reader.read(1024 * 1024):
+                    pass  # read_aci reads to EOF; anything after it is still part of the file
+            except DownloadInterrupted:
+                keep_partial = True
+                raise
+            except ACIError as error:
+                cause = error.__cause__ or error.__context__
+                if isinstance(cause, DownloadInterrupted):
+                    keep_partial = True
+                    raise cause from None
+                raise FetchError(f"refusing {download.url}: not a valid ACI: {error}") from None
+            finally:
+                reader.close()
+            if bar:
+                bar.close()
+                bar = None
+            _fsync(download.partial)
+            insecure = self._url_insecure(download.url)
+            if deferred:
+                signature = self._signature_after_wait(asc_url)
+            if not insecure.skip_image_check:
+                assert signature is not None
+                self.verify(signature, download.partial, str(info.manifest.name), download.url)
+            if expect is not None:
+                why = label_mismatch(str(info.manifest.name),
+                                     {lab.name: lab.value for lab in info.manifest.labels}, expect)
+                if why is not None:
+                    raise FetchError(f"refusing {download.url}: it is not the image asked for "
+                                     f"({expect}): {why}")
+            self.fetch_dependencies(info.manifest_bytes)
+            remote = Remote(download.url, asc_url, download.etag, download.max_age, time.time())
+            return self.store.commit(download.partial, info, remote=remote, signature=signature)
+        finally:
+            if bar:
+                bar.close()
+            if keep_partial:
+                download.close()
+            else:
+                download.discard()
+
+    def _signature_after_wait(self, asc_url: str) -> bytes:
+        last = 202
+        for attempt in range(self.options.signature_retries):
+            answer = get_small(self.session, asc_url, self._url_insecure(asc_url),
+                               "the signature", self.options.timeout)
+            if answer.status == 200:
+                return answer.body
+            last = answer.status
+            if answer.status != 202:
+                break
+            wait_for(answer.retry_after, attempt)
+        raise FetchError(f"no signature for the image at {asc_url} (still HTTP {last} after the "
+                         f"download): refusing an unsigned image")
+
+    # local files -----------------------------------------------------------------------------
+
+    def fetch_file(self, path: Path) -> StoredImage:
+        from registry.aci import ACIError
+
+        if not path.is_file():
+            raise FetchError(f"{path}: no such file")
+        insecure = self.options.insecure
+        asc = path.with_name(path.name + ".asc")
+        signature = None
+        if not insecure.skip_image_check:
+            if not asc.is_file():
+                raise FetchError(f"no signature next to {path} (expected {asc}): refusing an "
+                                 f"unsigned image (use --insecure-options=image to skip the "
+                                 f"signature check)")
+            signature = asc.read_bytes()
+        with path.open("rb") as source, self.store.temporary_file() as (temp, handle):
+            try:
+                info = self.store.read_into(source, handle)
+            except ACIError as error:
+                raise FetchError(f"refusing {path}: not a valid ACI: {error}") from None
+            if signature is not None:
+                self.verify(signature, temp, str(info.manifest.name), str(path))
+            self.fetch_dependencies(info.manifest_bytes)
+            return self.store.commit(temp, info, signature=signature)
+
+    # checks ----------------------------------------------------------------------------------
+
+    def trusted_signers(self, signature: bytes, name: str) -> list[PublicKey]:
+        """The trusted keys that could have made `signature` for image `name`, or a refusal."""
+        try:
+            issuer = signature_issuer(signature)
+        except SigningError as error:
+            raise FetchError(f"the signature of {name} is unreadable: {error}") from None
+        keys = [t.key for t in self.trust.keys_for(name)]
+        signers = [key for key in keys if key.has_component(issuer)]
+        if signers:
+            return signers
+        elsewhere = self.trust.prefixes_trusting(issuer)
+        lines = [f'image "{name}" is signed by key {issuer}, which is not trusted for "{name}"']
+        if elsewhere:
+            lines.append(f"  that key is trusted only for: {', '.join(elsewhere)}")
+        elif not keys:
+            lines.append(f'  no keys are trusted for "{name}" or any of its parent prefixes')
+        lines.append(f"  to trust the key for this image's prefix: pyrkt trust --prefix {name}")
+        raise FetchError("\n".join(lines))
+
+    def verify(self, signature: bytes, path: Path, name: str, where: str) -> PublicKey:
+        signers = self.trusted_signers(signature, name)
+        try:
+            signer = verify_detached(signature, path, signers)
+        except SigningError as error:
+            raise FetchError(f"refusing {where}: the signature does not verify: {error}") from None
+        self.log(f'signature verified: {name} signed by {signer.describe()}')
+        return signer
+
+    # dependencies ----------------------------------------------------------------------------
+
+    def fetch_dependencies(self, manifest_bytes: bytes) -> None:
+        if not self.options.fetch_dependencies:
+            return
+        manifest: dict[str, Any] = json.loads(manifest_bytes)
+        for dep in manifest.get("dependencies") or []:
+            self.fetch_dependency(dep)
+
+    def fetch_dependency(self, dep: dict[str, Any]) -> StoredImage:
+        name = dep.get("imageName", "")
+        image_id = dep.get("imageID")
+        if image_id:
+            try:
+                return self.store.get(image_id)
+            except ImageNotFound:
+                pass
+        labels = {item["name"]: item["value"] for item in dep.get("labels") or []}
+        filled = {"version": "latest", "os": host_os(), "arch": host_arch(), **labels}
+        try:
+            app = AppRef(name, filled, frozenset(labels))
+        except DiscoveryError as error:
+            raise FetchError(f"bad dependency {name!r}: {error}") from None
+        self.log(f"fetching dependency {app}")
+        try:
+            image = self.fetch_app(app)
+        except ClientError as error:
+            raise FetchError(f"cannot fetch dependency {app}: {error}") from None
+        if image_id and image.id != image_id:
+            raise FetchError(f"dependency {name}: the fetched image is {image.short_id}, but the "
+                             f"manifest requires {image_id[:39]}")
+        return image
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

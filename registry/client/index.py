@@ -1,0 +1,143 @@
+"""The image store's SQLite index: images (ID, name, labels, times, size) and remotes (HTTP cache).
+
+One short-lived connection per operation, WAL mode and a generous busy timeout, so several
+`pyrkt` processes can use one store at once. The schema is versioned with `PRAGMA user_version`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id            TEXT PRIMARY KEY,      -- sha512-<128 hex>
+    name          TEXT NOT NULL,
+    labels        TEXT NOT NULL,         -- JSON object name -> value
+    manifest      BLOB NOT NULL,         -- the manifest exactly as in the archive
+    size          INTEGER NOT NULL,      -- bytes of the stored ACI file
+    compression   TEXT NOT NULL,
+    import_time   REAL NOT NULL,
+    last_used     REAL NOT NULL,
+    has_signature INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS images_name ON images(name);
+CREATE TABLE IF NOT EXISTS remotes (
+    url           TEXT PRIMARY KEY,      -- where the ACI was downloaded from
+    signature_url TEXT,
+    etag          TEXT,
+    max_age       INTEGER NOT NULL DEFAULT 0,
+    download_time REAL NOT NULL,
+    image_id      TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+"""
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where an image came from, and what HTTP said about caching it."""
+
+    url: str
+    signature_url: str | None = None
+    etag: str | None = None
+    max_age: int = 0
+    download_time: float = 0.0
+    image_id: str = ""
+
+    def fresh(self, now: float | None = None) -> bool:
+        """Whether Cache-Control max-age still covers this download."""
+        return self.max_age > 0 and (now or time.time()) < self.download_time + self.max_age
+
+
+class Index:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                # CREATE ... IF NOT EXISTS: harmless when two processes create the store at once
+                db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} "
+                                 f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        finally:
+            db.close()
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection whose block is one transaction (committed on success)."""
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    # images ----------------------------------------------------------------------------------
+
+    def add_image(self, *, image_id: str, name: str, labels: dict[str, str], manifest: bytes,
+                  size: int, compression: str, has_signature: bool) -> bool:
+        """Insert an image row; False when it was already there (a concurrent import won)."""
+        now = time.time()
+        with self.connect() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO images (id, name, labels, manifest, size, compression,"
+                " import_time, last_used, has_signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (image_id, name, json.dumps(labels, sort_keys=True), manifest, size, compression,
+                 now, now, int(has_signature)))
+            if cursor.rowcount == 0 and has_signature:
+                db.execute("UPDATE images SET has_signature = 1 WHERE id = ?", (image_id,))
+            return cursor.rowcount == 1
+
+    def image_rows(self, where: str = "", params: tuple = ()) -> list[sqlite3.Row]:
+        with self.connect() as db:
+            return db.execute(f"SELECT * FROM images {where}", params).fetchall()
+
+    def ids_with_prefix(self, prefix: str) -> list[str]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.connect() as db:
+            rows = db.execute("SELECT id FROM images WHERE id LIKE ? ESCAPE '\\'",
+                              (escaped + "%",)).fetchall()
+        return [row["id"] for row in rows]
+
+    def touch(self, image_id: str) -> None:
+        with self.connect() as db:
+            db.execute("UPDATE images SET last_used = ? WHERE id = ?", (time.time(), image_id))
+
+    def remove_image(self, image_id: str) -> bool:
+        with self.connect() as db:
+            return db.execute("DELETE FROM images WHERE id = ?", (image_id,)).rowcount == 1
+
+    # remotes ---------------------------------------------------------------------------------
+
+    def remote(self, url: str) -> Remote | None:
+        with self.connect() as db:
+            row = db.execute("SELECT * FROM remotes WHERE url = ?", (url,)).fetchone()
+        if row is None:
+            return None
+        return Remote(row["url"], row["signature_url"], row["etag"], row["max_age"],
+                      row["download_time"], row["image_id"])
+
+    def save_remote(self, remote: Remote) -> None:
+        with self.connect() as db:
+            db.execute(
+                "INSERT INTO remotes (url, signature_url, etag, max_age, download_time, image_id)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET"
+                " signature_url = excluded.signature_url, etag = excluded.etag,"
+                " max_age = excluded.max_age, download_time = excluded.download_time,"
+                " image_id = excluded.image_id",
+                (remote.url, remote.signature_url, remote.etag, remote.max_age,
+                 remote.download_time or time.time(), remote.image_id))

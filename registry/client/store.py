@@ -1,0 +1,453 @@
+"""The local image store: content-addressed ACI files under one directory and an SQLite index.
+
+Layout of the store directory (`--dir`):
+
+    index.db                     the SQLite index (images, remotes)
+    images/<image-id>.aci        each image exactly as fetched (compressed as it was served)
+    images/<image-id>.aci.asc    its signature, when it came with one
+    trees/<image-id>/            rendered trees (manifest + rootfs, dependencies applied), shared
+    tmp/                         downloads and imports in progress (same filesystem: atomic rename)
+    locks/                       per-image lock files for rendering trees
+
+An import writes a temporary file, learns the image ID while writing it (one streaming pass), then
+hard-links it to its final name: two processes importing the same image end with one copy and no
+error, and a reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from .dirs import default_store_dir
+from .errors import ImageNotFound, StoreError
+from .index import Index, Remote
+from .render import DependencyError, render_layers
+from .streams import TeeReader
+
+if TYPE_CHECKING:
+    from registry.aci import ACIInfo, ImageManifest
+
+ID_PREFIX = "sha512-"
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One image of the store, as its index row describes it."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    size: int
+    compression: str
+    import_time: datetime
+    last_used: datetime
+    path: Path
+    manifest_bytes: bytes
+    has_signature: bool
+
+    @property
+    def short_id(self) -> str:
+        return self.id[: len(ID_PREFIX) + 32]
+
+    @property
+    def manifest(self) -> ImageManifest:
+        from registry.aci import ImageManifest
+
+        return ImageManifest.from_json(self.manifest_bytes)
+
+    @property
+    def manifest_dict(self) -> dict[str, Any]:
+        return json.loads(self.manifest_bytes)
+
+    @property
+    def signature_path(self) -> Path | None:
+        path = self.path.with_name(self.path.name + ".asc")
+        return path if self.has_signature and path.exists() else None
+
+    def label(self, name: str) -> str | None:
+        return self.labels.get(name)
+
+    def matches(self, name: str, labels: dict[str, str] | None = None) -> bool:
+        """The image has this name and every given label with the given value."""
+        return self.name == name and all(self.labels.get(k) == v for k, v in (labels or {}).items())
+
+
+def _stamp(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def normalize_id(text: str) -> str:
+    """`sha512-abc...` from `sha512-abc...` or a bare hex prefix; lower-case."""
+    text = text.strip().lower()
+    if not text.startswith(ID_PREFIX):
+        text = ID_PREFIX + text
+    hexpart = text[len(ID_PREFIX):]
+    if not hexpart or any(c not in "0123456789abcdef" for c in hexpart) or len(hexpart) > 128:
+        raise ImageNotFound(f'"{text}" is not an image ID (sha512- and up to 128 hex digits)')
+    return text
+
+
+def looks_like_id(text: str) -> bool:
+    try:
+        normalize_id(text)
+    except ImageNotFound:
+        return False
+    return text.strip().lower().startswith(ID_PREFIX)
+
+
+class ImageStore:
+    """Content-addressed ACI storage with an index. Safe to use from several processes at once."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_store_dir()
+        try:
+            for sub in ("images", "trees", "tmp", "locks"):
+                (self.directory / sub).mkdir(parents=True, exist_ok=True)
+            self.index = Index(self.directory / "index.db")
+        except OSError as error:
+            raise StoreError(f"cannot use the image store at {self.directory}: "
+                             f"{error.strerror or error}") from error
+
+    def __repr__(self) -> str:
+        return f"ImageStore({str(self.directory)!r})"
+
+    # paths -----------------------------------------------------------------------------------
+
+    def _blob(self, image_id: str) -> Path:
+        return self.directory / "images" / f"{image_id}.aci"
+
+    def _tree(self, image_id: str) -> Path:
+        return self.directory / "trees" / image_id
+
+    @contextmanager
+    def temporary_file(self, suffix: str = ".part") -> Iterator[tuple[Path, BinaryIO]]:
+        """A new file inside the store (same filesystem as the images); removed unless kept.
+
+        The caller keeps it by renaming or linking it away before the block ends.
+        """
+        handle = tempfile.NamedTemporaryFile(dir=self.directory / "tmp", suffix=suffix,
+                                             delete=False)
+        path = Path(handle.name)
+        try:
+            with handle:
+                yield path, handle  # type: ignore[misc]
+        finally:
+            path.unlink(missing_ok=True)
+
+    # imports ---------------------------------------------------------------------------------
+
+    def import_aci(self, path: str | os.PathLike[str], *, remote: Remote | None = None,
+                   signature: bytes | None = None) -> StoredImage:
+        """Copy a local ACI into the store (validated, hashed while copied) and index it."""
+        from registry.aci import ACIError
+
+        source = Path(path)
+        try:
+            src = source.open("rb")
+        except OSError as error:
+            raise StoreError(f"cannot read {source}: {error.strerror or error}") from error
+        with src, self.temporary_file() as (temp, handle):
+            try:
+                info = self.read_into(src, handle)
+            except ACIError as error:
+                raise StoreError(f"{source} is not a valid ACI: {error}") from error
+            return self.commit(temp, info, remote=remote, signature=signature)
+
+    def read_into(self, source: BinaryIO | Any, sink: BinaryIO,
+                  on_bytes: Callable[[int], None] | None = None) -> ACIInfo:
+        """Validate and hash `source` with registry.aci.read_aci while copying it into `sink`."""
+        from registry.aci import read_aci
+
+        tee = TeeReader(source, sink, on_bytes=on_bytes)
+        info = read_aci(tee)
+        tee.drain()  # read_aci reads to EOF; anything after it must still be stored verbatim
+        sink.flush()
+        os.fsync(sink.fileno())
+        return info
+
+    def commit(self, temp: Path, info: ACIInfo, *, remote: Remote | None = None,
+               signature: bytes | None = None) -> StoredImage:
+        """Publish a fully written and validated temporary file as image `info.image_id`."""
+        image_id = info.image_id
+        final = self._blob(image_id)
+        try:
+            os.link(temp, final)
+        except FileExistsError:
+            pass  # the same image (same ID) is already stored: keep the first copy
+        except OSError as error:
+            raise StoreError(f"cannot store {image_id}: {error.strerror or error}") from error
+        if signature is not None:
+            self._write_atomic(final.with_name(final.name + ".asc"), signature)
+        manifest = info.manifest
+        labels = {label.name: label.value for label in manifest.labels}
+        self.index.add_image(image_id=image_id, name=str(manifest.name), labels=labels,
+                             manifest=bytes(info.manifest_bytes), size=final.stat().st_size,
+                             compression=str(info.compression or "none"),
+                             has_signature=signature is not None)
+        if remote is not None:
+            self.index.save_remote(Remote(remote.url, remote.signature_url, remote.etag,
+                                          remote.max_age, remote.download_time or time.time(),
+                                          image_id))
+        return self.get(image_id)
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        with self.temporary_file(".tmp") as (temp, handle):
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            os.replace(temp, path)
+
+    # queries ---------------------------------------------------------------------------------
+
+    def _row_to_image(self, row: Any) -> StoredImage:
+        return StoredImage(
+            id=row["id"], name=row["name"], labels=json.loads(row["labels"]), size=row["size"],
+            compression=row["compression"], import_time=_stamp(row["import_time"]),
+            last_used=_stamp(row["last_used"]), path=self._blob(row["id"]),
+            manifest_bytes=bytes(row["manifest"]), has_signature=bool(row["has_signature"]))
+
+    def get(self, id_or_prefix: str) -> StoredImage:
+        """The image with this ID or unambiguous ID prefix (`sha512-` optional)."""
+        wanted = normalize_id(id_or_prefix)
+        ids = self.index.ids_with_prefix(wanted)
+        if not ids:
+            raise ImageNotFound(f"no image with ID {wanted} in the store")
+        if len(ids) > 1:
+            raise ImageNotFound(f"image ID {wanted} is ambiguous: it matches "
+                                f"{', '.join(i[:39] for i in ids)}; give more digits")
+        rows = self.index.image_rows("WHERE id = ?", (ids[0],))
+        if not rows:
+            raise ImageNotFound(f"no image with ID {wanted} in the store")
+        return self._row_to_image(rows[0])
+
+    def find(self, name: str, labels: dict[str, str] | None = None) -> StoredImage | None:
+        """The most recently imported image with this name and (at least) these labels."""
+        candidates = [self._row_to_image(row) for row in
+                      self.index.image_rows("WHERE name = ? ORDER BY import_time DESC", (name,))]
+        for image in candidates:
+            if image.matches(name, labels):
+                return image
+        return None
+
+    def list(self) -> list[StoredImage]:
+        return [self._row_to_image(row)
+                for row in self.index.image_rows("ORDER BY import_time, id")]
+
+    def aci_path(self, image_id: str) -> Path:
+        return self.get(image_id).path
+
+    def touch(self, image_id: str) -> None:
+        """Record that an image was used now (`LAST USED` in `pyrkt image list`)."""
+        self.index.touch(self.get(image_id).id)
+
+    def remote(self, url: str) -> Remote | None:
+        remote = self.index.remote(url)
+        if remote is not None and not self._blob(remote.image_id).exists():
+            return None
+        return remote
+
+    def save_remote(self, remote: Remote) -> None:
+        self.index.save_remote(remote)
+
+    # removal ---------------------------------------------------------------------------------
+
+    def remove(self, image_id: str) -> StoredImage:
+        """Delete an image, its signature and its rendered tree; returns what was removed."""
+        image = self.get(image_id)
+        self.index.remove_image(image.id)
+        for path in (image.path, image.path.with_name(image.path.name + ".asc")):
+            path.unlink(missing_ok=True)
+        tree = self._tree(image.id)
+        if tree.exists():
+            trash = self.directory / "tmp" / f"trash-{image.id}-{os.getpid()}-{time.time_ns()}"
+            os.replace(tree, trash)  # vanish atomically, then delete at leisure
+            shutil.rmtree(trash, ignore_errors=True)
+        return image
+
+    def gc(self, grace_period: timedelta = timedelta(hours=24), *,
+           in_use: set[str] | None = None, now: datetime | None = None) -> list[StoredImage]:
+        """Remove images not used within `grace_period`, except `in_use` and their dependencies."""
+        moment = now or datetime.now(UTC)
+        keep = set(in_use or ())
+        for image_id in list(keep):
+            try:
+                keep.update(img.id for img, _ in self.dependency_chain(image_id))
+            except (StoreError, DependencyError):
+                pass
+        removed = []
+        for image in self.list():
+            if image.id in keep or moment - image.last_used < grace_period:
+                continue
+            removed.append(self.remove(image.id))
+        self._clean_tmp(moment)
+        return removed
+
+    def _clean_tmp(self, moment: datetime) -> None:
+        """Drop leftovers of interrupted imports older than a day (partial downloads excluded)."""
+        for entry in (self.directory / "tmp").iterdir():
+            if entry.name.startswith("partial-"):
+                continue
+            try:
+                if moment.timestamp() - entry.lstat().st_mtime > 86400:
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            except OSError:
+                pass
+
+    # reading images back ---------------------------------------------------------------------
+
+    def verify(self, image_id: str) -> ACIInfo:
+        """Re-read a stored image: it must still hash to its ID and be a valid ACI."""
+        from registry.aci import ACIError, read_aci
+
+        image = self.get(image_id)
+        try:
+            with image.path.open("rb") as handle:
+                info = read_aci(handle)
+        except (OSError, ACIError) as error:
+            raise StoreError(f"image {image.short_id} is damaged: {error}") from error
+        if info.image_id != image.id:
+            raise StoreError(f"image {image.short_id} is damaged: its content now hashes to "
+                             f"{info.image_id[:39]}")
+        return info
+
+    def export(self, image_id: str, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the stored ACI file (exactly as fetched) to `dest`, atomically."""
+        image = self.get(image_id)
+        target = Path(dest)
+        if target.exists() and not overwrite:
+            raise StoreError(f"{target} exists; pass --overwrite to replace it")
+        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            shutil.copyfile(image.path, temp)
+            os.replace(temp, target)
+        except OSError as error:
+            temp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {target}: {error.strerror or error}") from error
+        return target
+
+    def extract(self, image_id: str, dest: str | os.PathLike[str], *,
+                rootfs_only: bool = False) -> Path:
+        """Extract one image (no dependencies) safely into a new directory `dest`."""
+        from registry.aci import ACIError, extract_aci
+
+        image = self.get(image_id)
+        try:
+            extract_aci(image.path, Path(dest), rootfs_only=rootfs_only)
+        except ACIError as error:
+            raise StoreError(f"cannot extract {image.short_id}: {error}") from error
+        return Path(dest)
+
+    # rendering -------------------------------------------------------------------------------
+
+    def dependency_chain(self, image_id: str) -> list[tuple[StoredImage, int]]:
+        """The image and its dependencies, flattened as appc's acirenderer does.
+
+        Returns (image, level) pairs, the image itself first; a dependency listed later in a
+        manifest comes earlier (it overrides the ones before it); upper entries win.
+        """
+        top = self.get(image_id)
+        chain: list[tuple[StoredImage, int]] = [(top, 0)]
+        position = 0
+        while position < len(chain):
+            image, level = chain[position]
+            if level > 64:
+                raise DependencyError(f"dependencies of {top.name} nest deeper than 64 levels "
+                                      f"(a cycle?)")
+            for dep in image.manifest_dict.get("dependencies") or []:
+                chain.insert(position + 1, (self._resolve_dependency(image, dep), level + 1))
+            position += 1
+        return chain
+
+    def _resolve_dependency(self, parent: StoredImage, dep: dict[str, Any]) -> StoredImage:
+        name = dep.get("imageName", "")
+        labels = {item["name"]: item["value"] for item in dep.get("labels") or []}
+        if dep.get("imageID"):
+            try:
+                found = self.get(dep["imageID"])
+            except ImageNotFound:
+                raise DependencyError(f"{parent.name} depends on {name} ({dep['imageID'][:39]}),"
+                                      f" which is not in the store; fetch it first") from None
+            if found.name != name:
+                raise DependencyError(f"{parent.name} depends on {name} ({dep['imageID'][:39]}),"
+                                      f" but that ID is the image {found.name}")
+            return found
+        found = self.find(name, labels)
+        if found is None:
+            wanted = ",".join(f"{k}={v}" for k, v in labels.items())
+            raise DependencyError(f"{parent.name} depends on {name}{' ' + wanted if wanted else ''}"
+                                  f", which is not in the store; fetch it first")
+        return found
+
+    def render(self, image_id: str, dest: str | os.PathLike[str] | None = None, *,
+               overlay: bool = False) -> Path:
+        """Render an image with its dependencies applied and pathWhitelist honoured.
+
+        The result is an image layout: `manifest` (the image's own) and `rootfs/`.
+        - `overlay=False`: a private copy is made at `dest` (which must not exist, or be an empty
+          directory); returns `dest`.
+        - `overlay=True`: the store's shared tree for the image is rendered once (later calls
+          reuse it) and its path is returned, to be used read-only, e.g. as an overlayfs
+          lowerdir; `dest` is not written.
+        """
+        image = self.get(image_id)
+        self.index.touch(image.id)
+        if overlay:
+            return self._shared_tree(image)
+        if dest is None:
+            raise StoreError("render needs a destination directory unless overlay=True")
+        target = Path(dest)
+        if target.exists():
+            if not target.is_dir() or any(target.iterdir()):
+                raise StoreError(f"cannot render into {target}: it exists and is not an empty "
+                                 f"directory")
+        self._render_to(image, target)
+        return target
+
+    def _render_to(self, image: StoredImage, target: Path) -> None:
+        from registry.aci import ACIError
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.render-", dir=target.parent))
+        try:
+            layers = [(img.path, level, img.manifest_dict) for img, level in
+                      self.dependency_chain(image.id)]
+            render_layers(layers, image.manifest_bytes, work / "out", work)
+            if target.exists():
+                target.rmdir()
+            os.replace(work / "out", target)
+        except ACIError as error:
+            raise StoreError(f"cannot render {image.short_id}: {error}") from error
+        except DependencyError as error:
+            raise StoreError(str(error)) from error
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _shared_tree(self, image: StoredImage) -> Path:
+        tree = self._tree(image.id)
+        if (tree / "rootfs").is_dir():
+            return tree
+        with self._lock(f"tree-{image.id}"):
+            if not (tree / "rootfs").is_dir():  # another process may have rendered it meanwhile
+                self._render_to(image, tree)
+        return tree
+
+    @contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        with open(self.directory / "locks" / f"{name}.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,86 @@
+"""Small streaming helpers: read a stream once while copying it, hashing it or counting it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from typing import BinaryIO, Protocol
+
+CHUNK = 1024 * 1024
+
+
+class Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+class TeeReader:
+    """A read-only file object over `source` that also writes every byte read into `sinks`.
+
+    `registry.aci.read_aci` consumes it (decompressing, hashing, validating) while the same bytes
+    land in a temporary file: one pass over the network stream, nothing held in memory.
+    """
+
+    def __init__(self, source: BinaryIO | Iterable[bytes], *sinks: Sink,
+                 on_bytes: Callable[[int], None] | None = None) -> None:
+        self._read = source.read if hasattr(source, "read") else None  # type: ignore[union-attr]
+        self._chunks = None if self._read else iter(source)  # type: ignore[arg-type]
+        self._pending = b""
+        self._sinks = sinks
+        self._on_bytes = on_bytes
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _next(self, size: int) -> bytes:
+        if self._read is not None:
+            return self._read(size if size >= 0 else CHUNK)
+        if not self._pending:
+            self._pending = next(self._chunks, b"")  # type: ignore[arg-type]
+        data = self._pending if size < 0 else self._pending[:size]
+        self._pending = self._pending[len(data):]
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            parts = []
+            while chunk := self._next(CHUNK):
+                parts.append(self._emit(chunk))
+            return b"".join(parts)
+        data = self._next(size)
+        while self._read is None and not data and self._pending == b"":
+            # an iterator may yield an empty chunk before its end: look once more
+            more = next(self._chunks, None)  # type: ignore[arg-type]
+            if more is None:
+                break
+            self._pending = more
+            data = self._next(size)
+        return self._emit(data)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _emit(self, data: bytes) -> bytes:
+        if data:
+            for sink in self._sinks:
+                sink.write(data)
+            self.count += len(data)
+            if self._on_bytes is not None:
+                self._on_bytes(len(data))
+        return data
+
+    def drain(self) -> None:
+        """Read whatever is left, so every byte reaches the sinks."""
+        while self.read(CHUNK):
+            pass
+
+
+def copy_file(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Copy bytes with the kernel's help (copy_file_range / sendfile) where available."""
+    with open(source, "rb") as src, open(dest, "wb") as dst:
+        shutil.copyfileobj(src, dst, CHUNK)
+        dst.flush()
+        os.fsync(dst.fileno())

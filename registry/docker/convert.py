@@ -1,0 +1,109 @@
+"""docker2aci: turn a Docker/OCI image (archive, layout or registry) into one or more ACIs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry.docker.aciwriter import COMPRESSIONS, ACIWriter
+from registry.docker.archive import open_local_image
+from registry.docker.errors import DockerError
+from registry.docker.image import SourceImage
+from registry.docker.manifest import layer_manifest, squashed_manifest, validated_json
+from registry.docker.reference import output_filename, parse_reference
+from registry.docker.squash import emit, emit_layer, plan
+
+
+@dataclass(frozen=True)
+class ConvertedImage:
+    path: Path
+    image_id: str
+    manifest: dict[str, Any]
+
+
+@dataclass
+class ConvertOptions:
+    squash: bool = True
+    compression: str = "gzip"
+    insecure: bool = False  # plain HTTP and unverified TLS for any registry
+    image: str | None = None  # which image of a multi-image archive or layout
+    docker_config: Path | None = None  # defaults to $DOCKER_CONFIG or ~/.docker/config.json
+
+
+@contextlib.contextmanager
+def open_source(source: str, options: ConvertOptions) -> Iterator[SourceImage]:
+    """A `docker://` reference goes to its registry; anything else is a local path."""
+    if source.startswith("docker://"):
+        from registry.docker.distribution import pull_image
+
+        with pull_image(parse_reference(source), insecure=options.insecure,
+                        docker_config=options.docker_config) as image:
+            yield image
+    else:
+        with open_local_image(Path(source), image=options.image) as image:
+            yield image
+
+
+def convert(source: str, output_dir: Path | str = ".", options: ConvertOptions | None = None
+            ) -> list[ConvertedImage]:
+    """Convert `source`; write the ACI(s) into `output_dir` and return them (top image last).
+
+    Nothing is left behind on failure: every ACI is written to a temporary file first and
+    renamed only when complete; with --nosquash, earlier layers' ACIs are removed again when a
+    later one fails.
+    """
+    options = options or ConvertOptions()
+    if options.compression not in COMPRESSIONS:
+        raise DockerError(f"unknown compression {options.compression!r} "
+                          f"(one of {', '.join(COMPRESSIONS)})", reason="bad-reference")
+    out = Path(output_dir)
+    if not out.is_dir():
+        raise DockerError(f"output directory {out} does not exist", reason="output")
+    with open_source(source, options) as image:
+        if not image.layers:
+            raise DockerError("the image has no layers", reason="bad-manifest")
+        if options.squash:
+            return [convert_squashed(image, out / output_filename(image.ref), options.compression)]
+        return convert_layers(image, out, options.compression)
+
+
+def convert_squashed(image: SourceImage, path: Path, compression: str = "gzip") -> ConvertedImage:
+    """One ACI holding every layer merged, whiteouts applied."""
+    squash_plan = plan(image.layers)
+    manifest = squashed_manifest(image)
+    manifest_json = validated_json(manifest)
+    with ACIWriter(path, compression) as writer:
+        writer.add_manifest(manifest_json)
+        emit(image.layers, squash_plan, writer)
+        image_id = writer.commit()
+    return ConvertedImage(path, image_id, manifest)
+
+
+def convert_layers(image: SourceImage, out: Path, compression: str = "gzip"
+                   ) -> list[ConvertedImage]:
+    """One ACI per layer, each depending on the one below; whiteouts become the top
+    image's pathWhitelist (appc has no whiteouts: rendering keeps only listed paths)."""
+    whitelist: list[str] | None = None
+    squash_plan = plan(image.layers)
+    if squash_plan.had_whiteouts:
+        whitelist = sorted("/" + p for p in squash_plan.surviving_paths)
+    written: list[ConvertedImage] = []
+    try:
+        parent_id = None
+        for index, layer in enumerate(image.layers):
+            top = index == len(image.layers) - 1
+            manifest = layer_manifest(image, index, parent_id, whitelist if top else None)
+            path = out / f"{image.ref.repository.replace('/', '-')}-{layer.short}.aci"
+            with ACIWriter(path, compression) as writer:
+                writer.add_manifest(validated_json(manifest))
+                emit_layer(layer, None, writer)
+                parent_id = writer.commit()
+            written.append(ConvertedImage(path, parent_id, manifest))
+    except BaseException:
+        for done in written:
+            done.path.unlink(missing_ok=True)
+        raise
+    return written

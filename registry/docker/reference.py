@@ -1,0 +1,119 @@
+"""Docker image references (`[REGISTRY/]NAME[:TAG|@DIGEST]`) and the appc names derived from them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from registry.docker.errors import DockerError
+
+DOCKER_HUB = "docker.io"
+# docker2aci recorded Docker Hub under the host that actually serves the v2 API.
+DOCKER_HUB_INDEX = "registry-1.docker.io"
+DEFAULT_TAG = "latest"
+
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
+_HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::[0-9]{1,5})?$")
+
+
+@dataclass(frozen=True)
+class DockerReference:
+    """A parsed image reference; `registry` is the host[:port] actually contacted."""
+
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None
+    original: str
+
+    @property
+    def reference(self) -> str:
+        """What to ask the registry's manifest endpoint for: the digest wins over the tag."""
+        return self.digest or self.tag or DEFAULT_TAG
+
+    @property
+    def version(self) -> str:
+        """The appc `version` label: the tag, `latest` when pulled by nothing more specific."""
+        return self.tag or (DEFAULT_TAG if not self.digest else self.digest.replace(":", "-"))
+
+    @property
+    def host(self) -> str:
+        """The host name without a port (for deciding whether plain HTTP is acceptable)."""
+        if self.registry.startswith("["):
+            return self.registry[1:].split("]", 1)[0]
+        return self.registry.rsplit(":", 1)[0] if ":" in self.registry else self.registry
+
+
+def parse_reference(text: str) -> DockerReference:
+    """Parse `docker://[REGISTRY/]NAME[:TAG|@DIGEST]` (the scheme is optional) like Docker does."""
+    original = text[len("docker://"):] if text.startswith("docker://") else text
+    rest = original
+    if not rest:
+        raise DockerError("empty image reference", reason="bad-reference")
+    digest = None
+    if "@" in rest:
+        rest, digest = rest.split("@", 1)
+        if not _DIGEST.match(digest):
+            raise DockerError(f"{original!r}: bad digest {digest!r} (want sha256:<64 hex>)",
+                              reason="bad-reference")
+    tag = None
+    last_slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > last_slash:
+        rest, tag = rest[:colon], rest[colon + 1:]
+        if not _TAG.match(tag):
+            raise DockerError(f"{original!r}: bad tag {tag!r}", reason="bad-reference")
+    first, _, remainder = rest.partition("/")
+    if remainder and ("." in first or ":" in first or first == "localhost"):
+        registry, repository = first, remainder
+        if not _HOST.match(registry):
+            raise DockerError(f"{original!r}: bad registry host {registry!r}", reason="bad-reference")
+    else:
+        registry, repository = DOCKER_HUB, rest
+    if registry in (DOCKER_HUB, "index.docker.io", DOCKER_HUB_INDEX):
+        registry = DOCKER_HUB_INDEX
+        if "/" not in repository:
+            repository = f"library/{repository}"
+    if not _REPOSITORY.match(repository):
+        raise DockerError(f"{original!r}: bad repository name {repository!r} "
+                          "(lower-case letters, digits and separators)", reason="bad-reference")
+    if tag is None and digest is None:
+        tag = DEFAULT_TAG
+    return DockerReference(registry, repository, tag, digest, original)
+
+
+def sanitize_identifier(text: str) -> str:
+    """Turn any string into an AC Identifier (`^[a-z0-9]+([-._~/][a-z0-9]+)*$`).
+
+    Characters outside the alphabet become `-`; runs of separators collapse to their first one
+    so `foo__bar` or `host:5000` stay readable (`foo_bar` is invalid in appc, `foo-bar` is not).
+    """
+    lowered = re.sub(r"[^a-z0-9._~/-]", "-", text.lower())
+    collapsed = re.sub(r"([-._~/])[-._~/]+", r"\1", lowered.replace("_", "-"))
+    result = collapsed.strip("-._~/")
+    if not result:
+        raise DockerError(f"{text!r} has no character usable in an appc name", reason="bad-reference")
+    return result
+
+
+def sanitize_name(text: str) -> str:
+    """Turn a string into an AC Name (`^[a-z0-9]+(-[a-z0-9]+)*$`), e.g. `80/tcp` -> `80-tcp`."""
+    result = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", text.lower())).strip("-")
+    if not result:
+        raise DockerError(f"{text!r} has no character usable in an appc name", reason="bad-manifest")
+    return result
+
+
+def appc_name(ref: DockerReference) -> str:
+    """The squashed image's name, as docker2aci made it: `REGISTRY/REPOSITORY`, sanitized."""
+    return sanitize_identifier(f"{ref.registry}/{ref.repository}")
+
+
+def output_filename(ref: DockerReference) -> str:
+    """docker2aci's file name: `library-busybox-latest.aci` (a digest when pulled by digest)."""
+    base = ref.repository.replace("/", "-")
+    suffix = ref.tag if ref.tag else (ref.digest or DEFAULT_TAG).replace(":", "-")
+    return f"{base}-{suffix}.aci"

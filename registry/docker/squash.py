@@ -1,0 +1,155 @@
+"""Squashing layers into one rootfs in two streaming passes, never holding a layer in memory.
+
+Pass 1 (`plan`) reads the layers top-down and decides, per tar member, whether it survives:
+it does unless a higher layer has the same path, whites it (or an ancestor) out, made an
+ancestor opaque, or put a non-directory at an ancestor. Only paths are remembered, plus one byte
+per member. Pass 2 (`emit`) reads the layers bottom-up again and streams the surviving members
+into the ACI, so a lower layer's hard-link target is always written before the link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from registry.docker.aciwriter import ACIWriter, copy_header
+from registry.docker.errors import DockerError
+from registry.docker.image import Layer
+from registry.docker.layers import Entry, ancestors, walk_layer
+
+
+@dataclass
+class LayerPlan:
+    """What pass 2 does with one layer's members, by ordinal."""
+
+    keep: bytearray = field(default_factory=bytearray)
+    # A hidden regular file whose content lives on through a surviving hard link to it: the
+    # first such link is written as a regular file at this path (ordinal of the target).
+    promote: dict[int, str] = field(default_factory=dict)
+    # Hard links that must now point at that promoted path instead (ordinal -> new target).
+    relink: dict[int, str] = field(default_factory=dict)
+
+    def kept(self, ordinal: int) -> bool:
+        return ordinal < len(self.keep) and self.keep[ordinal] == 1
+
+
+@dataclass
+class _Covered:
+    """What the layers above the current one hide."""
+
+    seen: set[str] = field(default_factory=set)  # exact paths an upper layer provides
+    removed: set[str] = field(default_factory=set)  # whited-out paths (and their subtrees)
+    subtree_hidden: set[str] = field(default_factory=set)  # opaque dirs, non-dirs, whiteouts
+
+    def hides(self, path: str) -> bool:
+        if path in self.seen or path in self.removed:
+            return True
+        return any(a in self.subtree_hidden for a in ancestors(path))
+
+
+@dataclass
+class SquashPlan:
+    layers: list[LayerPlan]
+    surviving_paths: list[str]
+    had_whiteouts: bool
+
+
+def plan(layers: list[Layer]) -> SquashPlan:
+    """Pass 1: decide which member of which layer ends up in the squashed rootfs."""
+    covered = _Covered()
+    plans: list[LayerPlan] = []
+    surviving: list[str] = []
+    had_whiteouts = False
+    for layer in reversed(layers):
+        what = f"layer {layer.description}"
+        layer_plan = LayerPlan()
+        visible: dict[str, Entry] = {}  # path -> surviving entry of this layer (later wins)
+        files: dict[str, Entry] = {}  # path -> regular-file entry (hard-link resolution)
+        links: list[Entry] = []
+        whiteouts: list[str] = []
+        opaque: list[str] = []
+        nondirs: list[str] = []
+        with layer.open() as stream:
+            for entry, _tar in walk_layer(stream, what):
+                layer_plan.keep.append(0)
+                if entry.whiteout is not None:
+                    whiteouts.append(entry.whiteout)
+                    continue
+                if entry.opaque is not None:
+                    opaque.append(entry.opaque)
+                    continue
+                if entry.path == "":
+                    continue  # the root itself: the ACI has its own rootfs/ entry
+                if not entry.info.isdir():
+                    nondirs.append(entry.path)
+                if entry.info.isreg():
+                    files[entry.path] = entry
+                if entry.info.islnk():
+                    links.append(entry)
+                if covered.hides(entry.path):
+                    continue
+                previous = visible.get(entry.path)
+                if previous is not None:
+                    layer_plan.keep[previous.ordinal] = 0
+                visible[entry.path] = entry
+                layer_plan.keep[entry.ordinal] = 1
+        _resolve_links(layer_plan, visible, files, links, what)
+        had_whiteouts = had_whiteouts or bool(whiteouts or opaque)
+        surviving.extend(visible)
+        covered.seen.update(visible)
+        covered.seen.update(nondirs)
+        covered.removed.update(whiteouts)
+        covered.subtree_hidden.update(whiteouts, opaque, nondirs)
+        plans.append(layer_plan)
+    plans.reverse()
+    return SquashPlan(plans, surviving, had_whiteouts)
+
+
+def _resolve_links(layer_plan: LayerPlan, visible: dict[str, Entry], files: dict[str, Entry],
+                   links: list[Entry], what: str) -> None:
+    """Keep every surviving hard link pointing at content that is really in the output."""
+    promoted: dict[str, str] = {}  # hidden target path -> path that now carries its content
+    for link in links:
+        if not layer_plan.kept(link.ordinal):
+            continue
+        target = link.link_target
+        assert target is not None
+        if visible.get(target) is files.get(target) and target in visible:
+            continue  # the target is written from this layer, before the link
+        source = files.get(target)
+        if source is None:
+            raise DockerError(f"{what}: hard link {link.path!r} points at {target!r}, which is "
+                              "not a regular file of the same layer", reason="bad-layer")
+        if target in promoted:
+            layer_plan.relink[link.ordinal] = promoted[target]
+            continue
+        # The target was replaced or removed above; its content survives as this link.
+        promoted[target] = link.path
+        layer_plan.promote[source.ordinal] = link.path
+        layer_plan.keep[link.ordinal] = 0
+
+
+def emit(layers: list[Layer], squash_plan: SquashPlan, writer: ACIWriter) -> None:
+    """Pass 2: stream the surviving members into the ACI, bottom layer first."""
+    for layer, layer_plan in zip(layers, squash_plan.layers, strict=True):
+        emit_layer(layer, layer_plan, writer)
+
+
+def emit_layer(layer: Layer, layer_plan: LayerPlan | None, writer: ACIWriter) -> None:
+    """Write one layer's kept members (all non-marker members when `layer_plan` is None).
+
+    Always runs after `plan` has read (and fully verified) the same layer once.
+    """
+    with layer.open(again=True) as stream:
+        for entry, tar in walk_layer(stream, f"layer {layer.description}"):
+            if layer_plan is not None and entry.ordinal in layer_plan.promote:
+                info = copy_header(entry.info, layer_plan.promote[entry.ordinal])
+                writer.add(info, tar.extractfile(entry.info))
+                continue
+            keep = not entry.is_marker if layer_plan is None else layer_plan.kept(entry.ordinal)
+            if not keep:
+                continue
+            linkname = entry.link_target or ""
+            if layer_plan is not None and entry.ordinal in layer_plan.relink:
+                linkname = layer_plan.relink[entry.ordinal]
+            info = copy_header(entry.info, entry.path, linkname)
+            writer.add(info, tar.extractfile(entry.info) if info.isreg() else None)

@@ -1,0 +1,311 @@
+"""What `list`, `status`, `stop`, `rm`, `gc`, `logs`, `enter` and `cat-manifest` do to pods."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import cgroups
+from .errors import LauncherError
+from .pods import Pod, PodLock, find_pod, list_pods, remove_tree
+
+ACTIVE_STATES = ("embryo", "preparing", "prepared", "running")
+
+
+# -- describing ---------------------------------------------------------------------------------
+
+@dataclass
+class AppInfo:
+    name: str
+    image_name: str
+    image_id: str
+    exit_code: int | None
+
+
+@dataclass
+class PodInfo:
+    uuid: str
+    state: str
+    created: float | None
+    started: float | None
+    finished: float | None
+    pid: int | None
+    apps: list[AppInfo]
+    networks: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.uuid, "state": self.state, "networks": self.networks,
+            "app_names": [a.name for a in self.apps],
+            "apps": [{"name": a.name, "image_name": a.image_name, "image_id": a.image_id,
+                      "exit_code": a.exit_code} for a in self.apps],
+            "created_at": _ns(self.created), "started_at": _ns(self.started),
+            "finished_at": _ns(self.finished),
+        }
+
+
+def _ns(stamp: float | None) -> int | None:
+    return None if stamp is None else int(stamp * 1e9)
+
+
+def describe(pod: Pod) -> PodInfo:
+    apps = []
+    try:
+        manifest = pod.manifest()
+    except LauncherError:
+        manifest = {}
+    for app in manifest.get("apps", []):
+        apps.append(AppInfo(app["name"], app["image"].get("name", ""), app["image"]["id"],
+                            pod.exit_code(app["name"])))
+    net = pod.runtime().get("net")
+    networks = [f"{net}:loopback"] if net in ("default", "none") else ([net] if net else [])
+    return PodInfo(pod.uuid, pod.state, pod.timestamp("created"), pod.timestamp("started"),
+                   pod.timestamp("finished"), pod.pid() if pod.is_running else None, apps,
+                   networks)
+
+
+def format_time(stamp: float | None) -> str:
+    if stamp is None:
+        return ""
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " +0000 UTC"
+
+
+def status_lines(pod: Pod) -> list[str]:
+    """rkt's `status` output: key=value lines, one `app-NAME=CODE` per app once known."""
+    info = describe(pod)
+    lines = [f"state={info.state}"]
+    for key, stamp in (("created", info.created), ("started", info.started),
+                       ("finished", info.finished if not pod.is_running else None)):
+        if stamp is not None:
+            lines.append(f"{key}={format_time(stamp)}")
+    if info.networks:
+        lines.append("networks=" + ",".join(info.networks))
+    lines.append(f"pid={info.pid if info.pid is not None else -1}")
+    lines.append(f"exited={'true' if info.state in ('exited', 'exited-garbage') else 'false'}")
+    for app in info.apps:
+        if app.exit_code is not None:
+            lines.append(f"app-{app.name}={app.exit_code}")
+    return lines
+
+
+def wait_for_exit(pod: Pod, timeout: float | None = None) -> Pod:
+    """Block until the pod is no longer running (or preparing/prepared then running)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        pod = pod.refresh()
+        if pod.state in ("running", "preparing", "embryo"):
+            if pod.state == "running" and deadline is None:
+                _wait_lock(pod.path)
+            else:
+                time.sleep(0.1)
+        elif pod.state == "prepared":
+            time.sleep(0.1)
+        else:
+            return pod
+        if deadline is not None and time.monotonic() > deadline:
+            raise LauncherError(f"pod {pod.uuid} is still {pod.state} after {timeout:g}s")
+
+
+def _wait_lock(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # granted when the pod's last process lets go
+    finally:
+        os.close(fd)
+
+
+# -- stopping -----------------------------------------------------------------------------------
+
+def stop(store_dir: Path, uuid: str, *, force: bool = False) -> Pod:
+    pod = find_pod(store_dir, uuid)
+    if not pod.is_running:
+        raise LauncherError(f"pod {pod.uuid} is {pod.state}, not running")
+    stage1 = (pod.path / "stage1").read_text().strip() if (pod.path / "stage1").exists() else ""
+    if stage1 == "systemd":
+        from . import stage1_systemd
+
+        stage1_systemd.stop(pod, force=force)
+        return pod
+    pid = pod.pid()
+    if pid is None:
+        raise LauncherError(f"pod {pod.uuid} is starting; try again in a moment")
+    try:
+        os.kill(pid, signal.SIGKILL if force else signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    return pod
+
+
+# -- removing -----------------------------------------------------------------------------------
+
+def _unmount_under(path: Path) -> None:
+    """Detach any mount left below a pod directory (none should be: they live in the pod)."""
+    prefix = str(path.resolve()) + "/"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    targets = [line.split()[4] for line in lines if line.split()[4].startswith(prefix)]
+    from . import linux
+
+    for target in sorted(targets, key=len, reverse=True):
+        try:
+            linux.umount(target, linux.MNT_DETACH)
+        except OSError:
+            pass
+
+
+def destroy(pod: Pod) -> None:
+    """Remove a pod that is not running: mounts, cgroups, then the directory."""
+    lock = PodLock(pod.path)
+    try:
+        if not lock.try_exclusive():
+            raise LauncherError(f"pod {pod.uuid} is in use (state {pod.refresh().state})")
+        _unmount_under(pod.path)
+        cgroups.remove(pod.cgroup_dirs())
+        remove_tree(pod.path)
+    finally:
+        lock.close()
+
+
+def rm(store_dir: Path, uuid: str) -> Pod:
+    pod = find_pod(store_dir, uuid)
+    if pod.state in ("running", "preparing", "embryo"):
+        raise LauncherError(f"pod {pod.uuid} is {pod.state}; stop it first (pyrkt stop)")
+    destroy(pod)
+    return pod
+
+
+def gc(store_dir: Path, *, grace_period: float = 1800.0, expire_prepared: float = 86400.0,
+       mark_only: bool = False, now: float | None = None,
+       log: Callable[[str], None] = lambda message: None) -> list[str]:
+    """rkt's gc: mark exited and stale pods as garbage, delete garbage older than the grace period.
+
+    Never touches a running pod. Returns the UUIDs deleted.
+    """
+    moment = time.time() if now is None else now
+    for pod in list_pods(store_dir):
+        state = pod.state
+        if state == "exited":
+            _mark(pod, "exited-garbage", log, "exited")
+        elif state == "aborted-prepare":
+            _mark(pod, "garbage", log, "aborted while preparing")
+        elif state == "prepared" and moment - (pod.timestamp("created") or moment) > expire_prepared:
+            _mark(pod, "garbage", log, "prepared and never run")
+    removed: list[str] = []
+    if mark_only:
+        return removed
+    for pod in list_pods(store_dir):
+        if pod.state not in ("exited-garbage", "garbage"):
+            continue
+        marked = pod.timestamp("marked") or moment
+        if pod.state == "exited-garbage" and moment - marked < grace_period:
+            continue
+        try:
+            destroy(pod)
+        except LauncherError as error:
+            log(f"skipping {pod.uuid}: {error}")
+            continue
+        log(f"Garbage collecting pod {pod.uuid}")
+        removed.append(pod.uuid)
+    return removed
+
+
+def _mark(pod: Pod, target: str, log: Callable[[str], None], why: str) -> None:
+    lock = PodLock(pod.path)
+    try:
+        if not lock.try_exclusive():
+            return  # it came alive or someone else is handling it
+        fresh = pod.refresh()
+        if fresh.state_dir != pod.state_dir:
+            return
+        pod.move(target)
+        pod.write_timestamp("marked")
+        log(f"Moving pod {pod.uuid} to garbage ({why})")
+    except (OSError, LauncherError):
+        return
+    finally:
+        lock.close()
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+def log_path(pod: Pod, app: str) -> Path:
+    if app not in pod.app_names():
+        raise LauncherError(f"pod {pod.uuid} has no app named {app} (apps: "
+                            f"{', '.join(pod.app_names())})")
+    return pod.app_dir(app) / "log"
+
+
+def follow_logs(store_dir: Path, uuid: str, app: str | None, *, follow: bool) -> Iterator[bytes]:
+    """Chunks of the app's log (all apps' in pod order when `app` is None), live with `follow`."""
+    pod = find_pod(store_dir, uuid)
+    names = [app] if app else pod.app_names()
+    paths = [log_path(pod, name) for name in names]
+    if not follow:
+        for path in paths:
+            if path.exists():
+                yield path.read_bytes()
+        return
+    if len(paths) != 1:
+        raise LauncherError("--follow needs --app NAME when the pod has several apps")
+    offset = 0
+    while True:
+        pod = find_pod(store_dir, pod.uuid)
+        path = log_path(pod, names[0])
+        running = pod.state in ACTIVE_STATES
+        if path.exists():
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+            if data:
+                offset += len(data)
+                yield data
+        if not running:
+            return
+        time.sleep(0.2)
+
+
+def enter_command(store_dir: Path, uuid: str, app: str | None, command: list[str]) -> list[str]:
+    """The nsenter command line that runs `command` inside a running app."""
+    pod = find_pod(store_dir, uuid)
+    if not pod.is_running:
+        raise LauncherError(f"pod {pod.uuid} is {pod.state}, not running")
+    names = pod.app_names()
+    if app is None:
+        if len(names) != 1:
+            raise LauncherError(f"pod {pod.uuid} has several apps; choose one with --app "
+                                f"({', '.join(names)})")
+        app = names[0]
+    try:
+        pid = int((log_path(pod, app).parent / "pid").read_text())
+    except (OSError, ValueError):
+        raise LauncherError(f"app {app} of pod {pod.uuid} is not running") from None
+    return ["nsenter", f"--target={pid}", "--mount", "--uts", "--ipc", "--net", "--pid",
+            "--root", "--wd", "--", *(command or ["/bin/sh"])]
+
+
+def images_in_use(store_dir: str | os.PathLike[str]) -> set[str]:
+    """IDs of images used by pods that are being prepared, prepared or running.
+
+    `pyrkt image gc` keeps these (the client adds their dependencies).
+    """
+    used: set[str] = set()
+    for pod in list_pods(Path(store_dir)):
+        if pod.state not in ACTIVE_STATES:
+            continue
+        try:
+            used.update(app["image"]["id"] for app in pod.manifest().get("apps", []))
+        except (LauncherError, ValueError, KeyError):
+            continue
+    return used

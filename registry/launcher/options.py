@@ -1,0 +1,315 @@
+"""What the user asked for, parsed: rkt's `run`/`prepare` flags as plain data.
+
+The CLI collects the flags; this module turns their strings into checked values with messages
+that name the flag, so every front end (the `pyrkt` CLI, `acbuild run`, tests) shares one parser.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import LauncherError
+from .quantities import cpu_millis, memory_bytes
+
+AC_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z_0-9.-]*$")
+NET_MODES = ("default", "host", "none")
+PULL_POLICIES = ("new", "update", "never")
+STAGE1S = ("auto", "builtin", "systemd")
+INSECURE_OPTIONS = {"none", "image", "tls", "http", "pubkey", "ondisk", "capabilities", "paths",
+                    "seccomp", "all-fetch", "all-run", "all"}
+
+
+@dataclass
+class Volume:
+    name: str
+    kind: str  # host | empty
+    source: str | None = None
+    read_only: bool = False
+    mode: str = "0755"
+    uid: int = 0
+    gid: int = 0
+
+    def to_manifest(self) -> dict[str, object]:
+        entry: dict[str, object] = {"name": self.name, "kind": self.kind,
+                                    "readOnly": self.read_only}
+        if self.kind == "host":
+            entry["source"] = self.source
+        else:
+            entry.update({"mode": self.mode, "uid": self.uid, "gid": self.gid})
+        return entry
+
+
+@dataclass
+class Mount:
+    volume: str
+    target: str
+
+
+@dataclass
+class PortMap:
+    name: str
+    host_port: int
+    host_ip: str = "0.0.0.0"
+
+
+@dataclass
+class AppOptions:
+    """Per-app flags: given before the first image they apply to every app."""
+
+    image: str = ""
+    args: list[str] | None = None  # None: keep the image's; [] after `--`: no arguments
+    exec_: str | None = None
+    name: str | None = None
+    user: str | None = None
+    group: str | None = None
+    working_dir: str | None = None
+    cpu_millis: int | None = None
+    memory_bytes: int | None = None
+    mounts: list[Mount] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    readonly_rootfs: bool = False
+
+
+@dataclass
+class PodOptions:
+    apps: list[AppOptions] = field(default_factory=list)
+    volumes: list[Volume] = field(default_factory=list)
+    ports: list[PortMap] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    inherit_env: bool = False
+    net: str = "default"
+    hostname: str | None = None
+    interactive: bool = False
+    insecure: set[str] = field(default_factory=set)
+    pull_policy: str = "new"
+    stage1: str = "auto"
+    overlay: bool | None = None  # None: use overlayfs when the kernel allows it
+
+    def allows_unsigned(self) -> bool:
+        return bool(self.insecure & {"image", "all-fetch", "all"})
+
+
+def _key_values(text: str, flag: str) -> tuple[str, dict[str, str]]:
+    """`NAME,k=v,k=v` -> (NAME, {k: v}); a leading `name=` key is accepted too."""
+    head, *rest = [part.strip() for part in text.split(",")]
+    pairs: dict[str, str] = {}
+    for part in rest:
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise LauncherError(f'{flag} "{text}": "{part}" is not key=value')
+        if key in pairs:
+            raise LauncherError(f'{flag} "{text}": "{key}" given twice')
+        pairs[key] = value
+    if head.startswith("name="):
+        head = head[len("name="):]
+    return head, pairs
+
+
+def _check_name(name: str, flag: str, what: str) -> str:
+    if not AC_NAME.match(name):
+        raise LauncherError(f'{flag}: {what} "{name}" is not an AC Name (lower-case letters, '
+                            f"digits and single dashes)")
+    return name
+
+
+def _bool(value: str, flag: str, key: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise LauncherError(f"{flag}: {key}={value} must be true or false")
+
+
+def parse_volume(text: str) -> Volume:
+    flag = "--volume"
+    name, pairs = _key_values(text, flag)
+    _check_name(name, flag, "volume name")
+    kind = pairs.pop("kind", None)
+    if kind not in ("host", "empty"):
+        raise LauncherError(f'{flag} "{text}": kind must be host or empty')
+    volume = Volume(name, kind)
+    if "readOnly" in pairs:
+        volume.read_only = _bool(pairs.pop("readOnly"), flag, "readOnly")
+    if kind == "host":
+        source = pairs.pop("source", None)
+        if not source or not source.startswith("/"):
+            raise LauncherError(f'{flag} "{text}": kind=host needs source=ABSOLUTE-PATH')
+        if not Path(source).exists():
+            raise LauncherError(f'{flag} "{text}": source {source} does not exist')
+        volume.source = source
+        pairs.pop("recursive", None)
+    else:
+        if "mode" in pairs:
+            volume.mode = pairs.pop("mode")
+            if not re.fullmatch(r"0?[0-7]{3,4}", volume.mode):
+                raise LauncherError(f'{flag} "{text}": mode must be octal, e.g. 0755')
+        for key in ("uid", "gid"):
+            if key in pairs:
+                value = pairs.pop(key)
+                if not value.isdigit():
+                    raise LauncherError(f'{flag} "{text}": {key} must be a number')
+                setattr(volume, key, int(value))
+    if pairs:
+        raise LauncherError(f'{flag} "{text}": unknown key(s) {", ".join(sorted(pairs))}')
+    return volume
+
+
+def parse_mount(text: str) -> Mount:
+    flag = "--mount"
+    pairs: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep:
+            raise LauncherError(f'{flag} "{text}": expected volume=NAME,target=PATH')
+        pairs[key] = value
+    volume, target = pairs.pop("volume", ""), pairs.pop("target", "")
+    if pairs:
+        raise LauncherError(f'{flag} "{text}": unknown key(s) {", ".join(sorted(pairs))}')
+    _check_name(volume, flag, "volume")
+    if not target.startswith("/"):
+        raise LauncherError(f'{flag} "{text}": target must be an absolute path')
+    return Mount(volume, target)
+
+
+def parse_port(text: str) -> PortMap:
+    """`NAME:[HOSTIP:]HOSTPORT`."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise LauncherError(f'--port "{text}": expected NAME:[HOSTIP:]HOSTPORT')
+    name = _check_name(parts[0], "--port", "port name")
+    host_ip = parts[1] if len(parts) == 3 else "0.0.0.0"
+    try:
+        import ipaddress
+
+        ipaddress.IPv4Address(host_ip)
+    except ValueError:
+        raise LauncherError(f'--port "{text}": {host_ip} is not an IPv4 address') from None
+    if not parts[-1].isdigit() or not 1 <= int(parts[-1]) <= 65535:
+        raise LauncherError(f'--port "{text}": host port must be a number in 1..65535')
+    return PortMap(name, int(parts[-1]), host_ip)
+
+
+def parse_env(text: str, flag: str = "--set-env") -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not ENV_NAME.match(name):
+        raise LauncherError(f'{flag} "{text}": expected NAME=VALUE with a valid variable name')
+    return name, value
+
+
+def parse_env_file(path: str) -> dict[str, str]:
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as error:
+        raise LauncherError(f"--set-env-file {path}: {error.strerror or error}") from None
+    env: dict[str, str] = {}
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, value = parse_env(line, f"--set-env-file {path}")
+            env[name] = value
+    return env
+
+
+def parse_insecure(values: list[str]) -> set[str]:
+    chosen: set[str] = set()
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if item not in INSECURE_OPTIONS:
+                raise LauncherError(f'--insecure-options: unknown value "{item}" (known: '
+                                    f'{", ".join(sorted(INSECURE_OPTIONS))})')
+            chosen.add(item)
+    return chosen
+
+
+def _with_value(tokens: list[str], index: int) -> tuple[str, str, int]:
+    """(flag, value, next index) for `--flag=value` or `--flag value`."""
+    token = tokens[index]
+    if "=" in token:
+        flag, value = token.split("=", 1)
+        return flag, value, index + 1
+    if index + 1 >= len(tokens):
+        raise LauncherError(f"{token} needs a value")
+    return token, tokens[index + 1], index + 2
+
+
+def apply_app_flag(app: AppOptions, flag: str, value: str) -> None:
+    """Set one per-app flag on `app` (shared by the CLI's leading flags and the image list)."""
+    if flag == "--exec":
+        app.exec_ = value
+    elif flag == "--name":
+        app.name = _check_name(value, flag, "app name")
+    elif flag == "--user":
+        app.user = value
+    elif flag == "--group":
+        app.group = value
+    elif flag == "--working-dir":
+        if not value.startswith("/"):
+            raise LauncherError(f"--working-dir {value}: must be an absolute path")
+        app.working_dir = value
+    elif flag == "--cpu":
+        app.cpu_millis = cpu_millis(value)
+    elif flag == "--memory":
+        app.memory_bytes = memory_bytes(value)
+    elif flag == "--mount":
+        app.mounts.append(parse_mount(value))
+    elif flag == "--set-env":
+        name, text = parse_env(value)
+        app.env[name] = text
+    elif flag == "--readonly-rootfs":
+        app.readonly_rootfs = _bool(value, flag, "value")
+    else:
+        raise LauncherError(f"{flag} is not a per-app flag; give pod-wide flags before the first "
+                            f"image")
+
+
+PER_APP_FLAGS = ("--exec", "--name", "--user", "--group", "--working-dir", "--cpu", "--memory",
+                 "--mount", "--set-env", "--readonly-rootfs")
+
+
+def parse_image_list(tokens: list[str], defaults: AppOptions) -> list[AppOptions]:
+    """`IMAGE [per-app flags] [-- ARGS...] [--- IMAGE ...]` -> one AppOptions per image."""
+    apps: list[AppOptions] = []
+    index = 0
+
+    def fresh(image: str) -> AppOptions:
+        return AppOptions(image=image, args=None, exec_=defaults.exec_, name=None,
+                          user=defaults.user, group=defaults.group,
+                          working_dir=defaults.working_dir, cpu_millis=defaults.cpu_millis,
+                          memory_bytes=defaults.memory_bytes, mounts=list(defaults.mounts),
+                          env=dict(defaults.env), readonly_rootfs=defaults.readonly_rootfs)
+
+    current: AppOptions | None = None
+    while index < len(tokens):
+        token = tokens[index]
+        if token == "---":
+            current = None
+            index += 1
+        elif token == "--":
+            if current is None:
+                raise LauncherError('"--" must follow an image: IMAGE -- ARGS')
+            end = tokens.index("---", index + 1) if "---" in tokens[index + 1:] else len(tokens)
+            current.args = tokens[index + 1:end]
+            index = end
+        elif token.startswith("--") and token.split("=", 1)[0] in PER_APP_FLAGS:
+            if current is None:
+                raise LauncherError(f"{token} must follow an image (or come before the first one)")
+            flag, value, index = _with_value(tokens, index)
+            if flag == "--readonly-rootfs" and "=" not in token:
+                value, index = "true", index - 1
+            apply_app_flag(current, flag, value)
+        elif token.startswith("-"):
+            raise LauncherError(f"{token}: unknown flag here; pod-wide flags go before the first "
+                                f"image, per-app flags ({', '.join(PER_APP_FLAGS)}) after it")
+        else:
+            current = fresh(token)
+            apps.append(current)
+            index += 1
+    if not apps:
+        raise LauncherError("no image given: pyrkt run IMAGE... [-- ARGS] [--- IMAGE ...]")
+    return apps

@@ -1,0 +1,275 @@
+"""Pods on disk and their states, moved atomically as rkt did.
+
+A pod lives in `<store>/pods/<state-dir>/<uuid>/`; its state is *where* it is plus whether its
+directory is locked (`flock` on the directory itself, which survives a rename):
+
+    pods/embryo/<uuid>          embryo       being created (locked)
+    pods/prepare/<uuid>         preparing    images being rendered (locked); unlocked: aborted
+    pods/prepared/<uuid>        prepared     ready for `run-prepared`
+    pods/run/<uuid>             running      locked by its stage1 supervisor for the pod's life
+    pods/run/<uuid>             exited       the same directory once the lock is released
+    pods/exited-garbage/<uuid>  garbage      an exited pod marked by `gc`
+    pods/garbage/<uuid>         garbage      a pod that never ran (aborted or expired prepare)
+
+A state change is one `rename(2)` done while holding the pod's lock, so another `pyrkt` command
+sees the pod either before or after the change, never half-made.
+
+Inside a pod directory:
+
+    pod                      the PodManifest (JSON), as `pyrkt cat-manifest` prints it
+    runtime.json             how to run it: network mode, hostname, ports, rootfs mode, stage1
+    created, started, finished, marked   timestamps (seconds since the epoch, one per file)
+    pid                      host PID of the pod's init (what `stop` signals)
+    apps/<app>/rootfs        the app's root (overlay mount point, or a private copy)
+    apps/<app>/upper, work   overlayfs upper and work directories (overlay mode)
+    apps/<app>/log           the app's stdout and stderr
+    apps/<app>/exit          the app's exit code (128+N when killed by signal N)
+    apps/<app>/pid           host PID of the app's process while it runs
+    apps/<app>/cgroups       JSON list of the cgroup directories made for the app
+    volumes/<name>           kind=empty volumes, shared by the pod's apps
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid as uuidlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import LauncherError, PodNotFound
+
+STATE_DIRS = ("embryo", "prepare", "prepared", "run", "exited-garbage", "garbage")
+
+
+def pods_root(store_dir: Path) -> Path:
+    return Path(store_dir) / "pods"
+
+
+def _ensure_layout(store_dir: Path) -> Path:
+    root = pods_root(store_dir)
+    for name in STATE_DIRS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+class PodLock:
+    """An flock on a pod directory; the open descriptor follows the directory through renames."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def try_exclusive(self) -> bool:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def exclusive(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def inheritable(self) -> None:
+        """Keep the lock across exec (the systemd flavour's supervisor holds it then)."""
+        os.set_inheritable(self.fd, True)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> PodLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _is_locked(path: Path) -> bool:
+    """Someone holds the pod's lock (we test with a non-blocking shared lock)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Pod:
+    """A pod found on disk, at the moment it was looked at."""
+
+    store_dir: Path
+    uuid: str
+    state_dir: str
+    path: Path
+    locked: bool
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        if self.state_dir == "embryo":
+            return "embryo"
+        if self.state_dir == "prepare":
+            return "preparing" if self.locked else "aborted-prepare"
+        if self.state_dir == "prepared":
+            return "prepared"
+        if self.state_dir == "run":
+            return "running" if self.locked else "exited"
+        return "deleting" if self.locked else (
+            "exited-garbage" if self.state_dir == "exited-garbage" else "garbage")
+
+    @property
+    def is_running(self) -> bool:
+        return self.state == "running"
+
+    def refresh(self) -> Pod:
+        return find_pod(self.store_dir, self.uuid)
+
+    def move(self, state_dir: str) -> None:
+        """Rename into another state directory; the caller holds the pod's lock."""
+        target = pods_root(self.store_dir) / state_dir / self.uuid
+        os.rename(self.path, target)
+        self.path, self.state_dir = target, state_dir
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def manifest_bytes(self) -> bytes:
+        try:
+            return (self.path / "pod").read_bytes()
+        except FileNotFoundError:
+            raise LauncherError(f"pod {self.uuid} has no manifest yet (state {self.state})") from None
+
+    def manifest(self) -> dict[str, Any]:
+        return json.loads(self.manifest_bytes())
+
+    def runtime(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / "runtime.json").read_text())
+        except FileNotFoundError:
+            return {}
+
+    def timestamp(self, name: str) -> float | None:
+        try:
+            return float((self.path / name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def write_timestamp(self, name: str, when: float | None = None) -> None:
+        write_atomic(self.path / name, f"{time.time() if when is None else when:.6f}\n")
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.path / "pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def app_names(self) -> list[str]:
+        try:
+            return [app["name"] for app in self.manifest().get("apps", [])]
+        except LauncherError:
+            return []
+
+    def app_dir(self, app: str) -> Path:
+        return self.path / "apps" / app
+
+    def exit_code(self, app: str) -> int | None:
+        try:
+            return int((self.app_dir(app) / "exit").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def cgroup_dirs(self) -> list[Path]:
+        found: list[Path] = []
+        for app in self.app_names():
+            try:
+                found += [Path(p) for p in json.loads((self.app_dir(app) / "cgroups").read_text())]
+            except (OSError, ValueError):
+                pass
+        return found
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = text.encode() if isinstance(text, str) else text
+    with open(temp, "wb") as handle:
+        handle.write(data)
+    os.replace(temp, path)
+
+
+def new_embryo(store_dir: Path) -> tuple[Pod, PodLock]:
+    """Create a pod directory in `embryo/`, locked by the caller; returns the pod and its lock."""
+    root = _ensure_layout(Path(store_dir))
+    pod_uuid = str(uuidlib.uuid4())
+    path = root / "embryo" / pod_uuid
+    path.mkdir(mode=0o750)
+    lock = PodLock(path)
+    lock.exclusive()
+    pod = Pod(Path(store_dir), pod_uuid, "embryo", path, True)
+    pod.write_timestamp("created")
+    return pod, lock
+
+
+def iter_pods(store_dir: Path) -> Iterator[Pod]:
+    root = pods_root(Path(store_dir))
+    for state_dir in STATE_DIRS:
+        try:
+            names = sorted(os.listdir(root / state_dir))
+        except FileNotFoundError:
+            continue
+        for name in names:
+            path = root / state_dir / name
+            if name.startswith("."):
+                continue
+            yield Pod(Path(store_dir), name, state_dir, path, _is_locked(path))
+
+
+def list_pods(store_dir: Path) -> list[Pod]:
+    """All pods, oldest first (a pod caught mid-rename is listed once, in its new place)."""
+    seen: dict[str, Pod] = {}
+    for pod in iter_pods(store_dir):
+        seen[pod.uuid] = pod
+    return sorted(seen.values(), key=lambda p: (p.timestamp("created") or 0, p.uuid))
+
+
+def find_pod(store_dir: Path, uuid_or_prefix: str) -> Pod:
+    """The pod with this UUID or unambiguous UUID prefix; a rename in flight is retried."""
+    wanted = uuid_or_prefix.strip().lower()
+    if not wanted:
+        raise PodNotFound("no pod UUID given")
+    for _attempt in range(5):
+        matches = {p.uuid: p for p in iter_pods(store_dir) if p.uuid.startswith(wanted)}
+        if len(matches) > 1:
+            raise PodNotFound(f"UUID prefix {wanted} is ambiguous: it matches "
+                              f"{', '.join(sorted(matches))}")
+        if matches:
+            pod = next(iter(matches.values()))
+            if pod.path.exists():
+                return pod
+        else:
+            break
+    raise PodNotFound(f"no pod with UUID {wanted} in {pods_root(Path(store_dir))}")
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a pod directory; it is first renamed so a reader never sees it half-deleted."""
+    trash = path.with_name(f".deleting-{path.name}")
+    try:
+        os.rename(path, trash)
+    except OSError as error:
+        if error.errno == errno.ENOENT:
+            return
+        raise
+    shutil.rmtree(trash, ignore_errors=True)

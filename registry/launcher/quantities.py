@@ -1,0 +1,39 @@
+"""Resource quantities as appc (and Kubernetes) write them: `500m` CPUs, `512M` or `1Gi` bytes."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from .errors import LauncherError
+
+_SUFFIXES = {
+    "": 1, "m": Decimal("0.001"),
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$")
+
+
+def parse_quantity(text: str, what: str) -> Decimal:
+    match = _QUANTITY.match(str(text).strip())
+    if not match or match.group(2) not in _SUFFIXES:
+        raise LauncherError(f'{what}: "{text}" is not a quantity (examples: 500m, 2, 512M, 1Gi)')
+    try:
+        return Decimal(match.group(1)) * Decimal(_SUFFIXES[match.group(2)])
+    except InvalidOperation:
+        raise LauncherError(f'{what}: "{text}" is not a quantity') from None
+
+
+def memory_bytes(text: str) -> int:
+    value = int(parse_quantity(text, "memory"))
+    if value < 4096:
+        raise LauncherError(f'memory: "{text}" is below one page; give e.g. 64M')
+    return value
+
+
+def cpu_millis(text: str) -> int:
+    value = int(parse_quantity(text, "cpu") * 1000)
+    if value < 1:
+        raise LauncherError(f'cpu: "{text}" is less than 1m (a thousandth of a CPU)')
+    return value

@@ -1,0 +1,81 @@
+"""Stage0 of a run: take a prepared pod into `run/`, pick a stage1 flavour, record the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .errors import LauncherError
+from .options import PodOptions
+from .pods import Pod, PodLock, find_pod, write_atomic
+from .prepare import prepare_pod
+
+
+def systemd_is_pid1() -> bool:
+    return os.path.isdir("/run/systemd/system")
+
+
+def choose_stage1(requested: str) -> str:
+    """`auto`: systemd when it is PID 1 and systemd-nspawn exists, the builtin flavour otherwise."""
+    if requested == "builtin":
+        return "builtin"
+    has_nspawn = shutil.which("systemd-nspawn") is not None
+    if requested == "systemd":
+        if not has_nspawn:
+            raise LauncherError("--stage1=systemd needs systemd-nspawn (package systemd-container)")
+        return "systemd"
+    return "systemd" if systemd_is_pid1() and has_nspawn and shutil.which("systemd-run") \
+        else "builtin"
+
+
+def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
+                 stage1: str | None = None) -> tuple[Pod, int]:
+    """Run a prepared pod to its end; returns the pod and its exit code."""
+    pod = find_pod(store_dir, uuid)
+    if pod.state != "prepared":
+        raise LauncherError(f"pod {pod.uuid} is {pod.state}, not prepared")
+    lock = PodLock(pod.path)
+    try:
+        if not lock.try_exclusive():
+            raise LauncherError(f"pod {pod.uuid} is being started by another command")
+        pod = pod.refresh()  # it may have moved while we waited for the lock
+        if pod.state_dir != "prepared":
+            raise LauncherError(f"pod {pod.uuid} is {pod.state}, not prepared")
+        runtime = pod.runtime()
+        flavour = choose_stage1(stage1 or runtime.get("stage1", "auto"))
+        pod.move("run")
+        pod.locked = True
+        pod.write_timestamp("started")
+        write_atomic(pod.path / "stage1", flavour + "\n")
+        if flavour == "systemd":
+            from . import stage1_systemd
+
+            return pod, stage1_systemd.run(pod, lock, echo=echo)
+        from . import stage1_builtin
+
+        try:
+            return pod, stage1_builtin.run(pod, echo=echo)
+        except BaseException:
+            if pod.timestamp("finished") is None:
+                pod.write_timestamp("finished")
+            raise
+    finally:
+        lock.close()
+
+
+def run_pod(store_dir: Path, options: PodOptions, *, uuid_file: str | None = None,
+            echo: bool = True, log: Any = lambda message: None) -> tuple[Pod, int]:
+    """`pyrkt run`: prepare, then run in the foreground."""
+    pod = prepare_pod(store_dir, options, log=log)
+    if uuid_file:
+        save_uuid(pod, uuid_file)
+    return run_prepared(store_dir, pod.uuid, echo=echo)
+
+
+def save_uuid(pod: Pod, path: str) -> None:
+    try:
+        Path(path).write_text(pod.uuid + "\n")
+    except OSError as error:
+        raise LauncherError(f"--uuid-file-save {path}: {error.strerror or error}") from None

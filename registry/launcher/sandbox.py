@@ -1,0 +1,153 @@
+"""Inside the pod: turn a forked child into the app (mounts, pivot_root, identity, exec).
+
+Runs in the pod's PID, UTS, IPC and network namespaces, in a mount namespace of its own, as root
+until the last moment. Order matters: join the cgroups while the host's /sys is still visible,
+build the root (overlay or bind, volumes, /proc, /dev), pivot into it and detach the host's
+tree (after that no host path outside the volumes is reachable), then drop to the app's user.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import linux
+from .cgroups import AppCgroup
+from .rootfs import mount_overlay, resolve_in_root
+
+DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
+           "urandom": (1, 9), "tty": (5, 0)}
+
+
+def _bind(source: str, target: Path, *, read_only: bool) -> None:
+    linux.mount(source, str(target), None, linux.MS_BIND | linux.MS_REC)
+    if read_only:
+        # A bind mount ignores MS_RDONLY on creation: read-only needs a second, remount step.
+        linux.mount(None, str(target), None,
+                    linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_REC)
+
+
+def _mount_volumes(root: Path, pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any]) -> None:
+    volumes = {v["name"]: v for v in manifest.get("volumes") or []}
+    points = {p["path"]: bool(p.get("readOnly")) for p in app["app"].get("mountPoints") or []}
+    for mount in app.get("mounts") or []:
+        volume = volumes[mount["volume"]]
+        source = volume["source"] if volume["kind"] == "host" else \
+            str(pod_dir / "volumes" / volume["name"])
+        if os.path.isdir(source):
+            target = resolve_in_root(root, mount["path"], create_dirs=True)
+        else:  # a single file: bind it onto a file
+            parent = resolve_in_root(root, os.path.dirname(mount["path"]), create_dirs=True)
+            target = parent / os.path.basename(mount["path"])
+            if not target.exists():
+                target.touch()
+        read_only = bool(volume.get("readOnly")) or points.get(mount["path"], False)
+        _bind(source, target, read_only=read_only)
+
+
+def _mount_dev(root: Path) -> None:
+    dev = resolve_in_root(root, "/dev", create_dirs=True)
+    linux.mount("tmpfs", str(dev), "tmpfs", linux.MS_NOSUID, "mode=755,size=65536k")
+    for name, (major, minor) in DEVICES.items():
+        os.mknod(dev / name, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        os.chmod(dev / name, 0o666)  # mknod honours the umask
+    (dev / "pts").mkdir()
+    linux.mount("devpts", str(dev / "pts"), "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620")
+    os.symlink("pts/ptmx", dev / "ptmx")
+    (dev / "shm").mkdir()
+    linux.mount("shm", str(dev / "shm"), "tmpfs", linux.MS_NOSUID | linux.MS_NODEV,
+                "mode=1777,size=65536k")
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, dev / name)
+
+
+def build_root(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
+               rootfs_mode: str) -> Path:
+    app_dir = pod_dir / "apps" / app["name"]
+    root = app_dir / "rootfs"
+    if rootfs_mode == "overlay":
+        lower = (app_dir / "lower").read_text().strip()
+        mount_overlay(Path(lower), app_dir / "upper", app_dir / "work", root)
+    else:
+        linux.mount(str(root), str(root), None, linux.MS_BIND | linux.MS_REC)  # pivot_root needs a mount point
+    _mount_volumes(root, pod_dir, manifest, app)
+    proc = resolve_in_root(root, "/proc", create_dirs=True)
+    linux.mount("proc", str(proc), "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    _mount_dev(root)
+    resolve_in_root(root, "/tmp", create_dirs=True)
+    if app.get("readOnlyRootFS"):
+        linux.mount(None, str(root), None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+    return root
+
+
+def enter_root(root: Path) -> None:
+    """pivot_root into `root` and drop the host's tree entirely."""
+    os.chdir(root)
+    linux.pivot_root(".", ".")  # stack the old root on top of the new one...
+    linux.umount(".", linux.MNT_DETACH)  # ...and detach it: the host's files are gone
+    os.chdir("/")
+
+
+def _lookup(path: str, value: str, what: str) -> tuple[int, int | None]:
+    """(id, primary gid) of `value` (name, number) in the image's passwd/group file."""
+    if value.isdigit():
+        return int(value), None
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[0] == value:
+            return int(fields[2]), int(fields[3]) if what == "user" else None
+        if len(fields) >= 3 and fields[0] == value and what == "group":
+            return int(fields[2]), None
+    raise OSError(f'{what} "{value}" is not a number and is not in the image\'s {path}')
+
+
+def resolve_identity(user: str, group: str) -> tuple[int, int]:
+    """appc users and groups: a number, a name from the image's files, or a path whose owner counts."""
+    if user.startswith("/"):
+        uid = os.stat(user).st_uid
+    else:
+        uid = _lookup("/etc/passwd", user, "user")[0]
+    if group.startswith("/"):
+        gid = os.stat(group).st_gid
+    else:
+        gid = _lookup("/etc/group", group, "group")[0]
+    return uid, gid
+
+
+def become_app(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any], rootfs_mode: str,
+               cgroup: AppCgroup, record_pid: Callable[[int], None]) -> None:
+    """Never returns: exec the app or exit 126/127 with the reason on stderr (the app's log)."""
+    section = app["app"]
+    try:
+        record_pid(int(os.readlink("/proc/self")))  # host /proc still mounted: the host's PID
+        cgroup.join_self()
+        linux.unshare(linux.CLONE_NEWNS)
+        root = build_root(pod_dir, manifest, app, rootfs_mode)
+        enter_root(root)
+        uid, gid = resolve_identity(str(section.get("user", "0")), str(section.get("group", "0")))
+        groups = [int(g) for g in section.get("supplementaryGIDs") or []]
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+        os.chdir(section.get("workingDirectory") or "/")
+        env = {e["name"]: e["value"] for e in section.get("environment") or []}
+        env.setdefault("AC_APP_NAME", app["name"])
+        argv = list(section["exec"])
+    except Exception as error:  # noqa: BLE001 - anything here means the app cannot start
+        os.write(2, f"pyrkt: app {app['name']}: cannot start: {error}\n".encode())
+        os._exit(126)
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as error:
+        os.write(2, f"pyrkt: app {app['name']}: cannot execute {argv[0]}: "
+                    f"{error.strerror}\n".encode())
+        os._exit(127 if error.errno == 2 else 126)

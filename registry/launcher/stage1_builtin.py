@@ -1,0 +1,267 @@
+"""The builtin stage1: runs a prepared pod with nothing but the kernel (no systemd needed).
+
+Process tree, from the host's point of view:
+
+    pyrkt run (supervisor: holds the pod lock, pumps logs, forwards ports, records the end)
+    └── holder: unshares the mount, UTS, IPC, network and PID namespaces, sets the hostname,
+        │       brings up loopback; waits for the pod's init and exits with it
+        └── pod init (PID 1 of the pod): forks the apps, reaps every process, writes each
+            │   app's exit code, forwards SIGTERM/SIGINT and escalates to SIGKILL after a grace
+            └── app: own mount namespace, cgroups joined, pivot_root, user/group, exec
+
+All namespaces are made with unshare(2) through ctypes (see `linux`). The pod init holds the pod
+lock too (an inherited descriptor), so the pod reads as `running` for exactly as long as any of
+its processes may live, even if the supervisor is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from . import cgroups, linux
+from .errors import LauncherError
+from .pods import Pod, write_atomic
+from .portfwd import Forwarder, bind_listeners
+from .quantities import cpu_millis, memory_bytes
+from .sandbox import become_app
+
+STOP_GRACE_SECONDS = 10
+
+
+def app_limits(app: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(memory bytes, CPU millis) from the app's resource isolators (limit wins over request)."""
+    memory = cpu = None
+    for isolator in app["app"].get("isolators") or []:
+        value = isolator.get("value") or {}
+        amount = value.get("limit") or value.get("request")
+        if amount is None:
+            continue
+        if isolator.get("name") == "resource/memory":
+            memory = memory_bytes(str(amount))
+        elif isolator.get("name") == "resource/cpu":
+            cpu = cpu_millis(str(amount))
+    return memory, cpu
+
+
+def exit_code_of(status: int) -> int:
+    """Shell convention: the exit code, or 128+N for a process killed by signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def make_cgroups(pod: Pod, apps: list[dict[str, Any]]) -> dict[str, cgroups.AppCgroup]:
+    made: dict[str, cgroups.AppCgroup] = {}
+    try:
+        for app in apps:
+            memory, cpu = app_limits(app)
+            group = cgroups.create(pod.uuid, app["name"], memory=memory, cpu_millis=cpu)
+            write_atomic(pod.app_dir(app["name"]) / "cgroups",
+                         json.dumps([str(d) for d in group.dirs]))
+            made[app["name"]] = group
+    except BaseException:
+        cgroups.remove([d for g in made.values() for d in g.dirs])
+        raise
+    return made
+
+
+class _LogPump(threading.Thread):
+    """Copies an app's output to its log file and, when asked, to our stdout."""
+
+    def __init__(self, read_fd: int, log_path: Path, echo: bool) -> None:
+        super().__init__(daemon=True, name=f"log-{log_path.parent.name}")
+        self.read_fd, self.log_path, self.echo = read_fd, log_path, echo
+
+    def run(self) -> None:
+        with open(self.log_path, "ab", buffering=0) as log:
+            while True:
+                try:
+                    data = os.read(self.read_fd, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                log.write(data)
+                if self.echo:
+                    try:
+                        os.write(1, data)
+                    except OSError:
+                        self.echo = False  # our stdout went away; keep logging
+        os.close(self.read_fd)
+
+
+def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
+              groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]]) -> None:
+    """PID 1 of the pod. Never returns."""
+    try:
+        write_atomic(pod.path / "pid", f"{int(os.readlink('/proc/self'))}\n")
+        children: dict[int, str] = {}
+
+        def stop(signum: int, _frame: object) -> None:
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            signal.alarm(STOP_GRACE_SECONDS)
+
+        def kill_all(_signum: int, _frame: object) -> None:
+            os.kill(-1, signal.SIGKILL)  # from the pod's PID 1: every other process of the pod
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGALRM, kill_all)
+        for app in manifest["apps"]:
+            name = app["name"]
+            pid = os.fork()
+            if pid == 0:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                _wire_stdio(name, pipes, runtime.get("interactive", False))
+                app_dir = pod.app_dir(name)
+                become_app(pod.path, manifest, app, runtime["rootfs"], groups[name],
+                           lambda host_pid, d=app_dir: write_atomic(d / "pid", f"{host_pid}\n"))
+            children[pid] = name
+        for _, write_end in pipes.values():
+            os.close(write_end)
+        while True:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            if pid in children:
+                write_atomic(pod.app_dir(children[pid]) / "exit", f"{exit_code_of(status)}\n")
+                (pod.app_dir(children[pid]) / "pid").unlink(missing_ok=True)
+        os._exit(0)
+    except BaseException as error:  # noqa: BLE001
+        os.write(2, f"pyrkt: pod init failed: {error}\n".encode())
+        os._exit(125)
+
+
+def _wire_stdio(name: str, pipes: dict[str, tuple[int, int]], interactive: bool) -> None:
+    if not interactive:
+        os.setsid()  # the terminal's Ctrl-C reaches the pod init, which stops apps in order
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.dup2(pipes[name][1], 1)
+        os.dup2(pipes[name][1], 2)
+    for _, write_end in pipes.values():  # the read ends were closed by the holder
+        os.close(write_end)
+
+
+def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
+            groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
+            ready_w: int) -> None:
+    """Make the pod's namespaces, start its init inside them, exit with it. Never returns."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for read_end, _ in pipes.values():
+            os.close(read_end)
+        flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWPID
+        if runtime["net"] != "host":
+            flags |= linux.CLONE_NEWNET
+        linux.unshare(flags)
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)  # nothing leaks to the host
+        linux.sethostname(runtime["hostname"])
+        if runtime["net"] != "host":
+            linux.loopback_up()
+        init_pid = os.fork()
+        if init_pid == 0:
+            os.close(ready_w)
+            _pod_init(pod, manifest, runtime, groups, pipes)
+        for _, write_end in pipes.values():
+            os.close(write_end)
+        os.write(ready_w, b"ok\n")
+        os.close(ready_w)
+        _, status = os.waitpid(init_pid, 0)
+        os._exit(exit_code_of(status))
+    except BaseException as error:  # noqa: BLE001
+        try:
+            os.write(ready_w, f"{error}\n".encode())
+        finally:
+            os._exit(125)
+
+
+def run(pod: Pod, *, echo: bool = True) -> int:
+    """Run a pod that is in `run/` and locked by the caller; returns the pod's exit code."""
+    manifest, runtime = pod.manifest(), pod.runtime()
+    apps = manifest["apps"]
+    groups = make_cgroups(pod, apps)
+    forwards = bind_listeners(runtime.get("forwards") or []) if runtime["net"] == "default" else []
+    interactive = bool(runtime.get("interactive"))
+    pipes = {} if interactive else {app["name"]: os.pipe() for app in apps}
+    ready_r, ready_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    holder = os.fork()
+    if holder == 0:
+        os.close(ready_r)
+        _holder(pod, manifest, runtime, groups, pipes, ready_w)
+    os.close(ready_w)
+    pumps = []
+    for name, (read_end, write_end) in pipes.items():
+        os.close(write_end)
+        pumps.append(_LogPump(read_end, pod.app_dir(name) / "log", echo))
+    for pump in pumps:
+        pump.start()
+    answer = os.read(ready_r, 4096).decode(errors="replace").strip()
+    os.close(ready_r)
+    if answer != "ok":
+        os.waitpid(holder, 0)
+        for forward in forwards:
+            forward.listener.close()
+        raise LauncherError(f"cannot start pod {pod.uuid}: {answer or 'stage1 died'}")
+    forwarder = None
+    if forwards:
+        forwarder = Forwarder(forwards, os.open(f"/proc/{holder}/ns/net", os.O_RDONLY | os.O_CLOEXEC))
+        forwarder.start()
+    previous = _forward_signals_to(pod)
+    try:
+        _, status = os.waitpid(holder, 0)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for pump in pumps:
+        pump.join()
+    if forwarder is not None:
+        forwarder.close()
+        os.close(forwarder.netns_fd)
+    return finish(pod, apps, exit_code_of(status))
+
+
+def _forward_signals_to(pod: Pod) -> dict[int, Any]:
+    """While we wait, Ctrl-C or SIGTERM to `pyrkt run` asks the pod's init to stop the apps."""
+
+    def forward(_signum: int, _frame: object) -> None:
+        pid = pod.pid()
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, forward)
+    return previous
+
+
+def finish(pod: Pod, apps: list[dict[str, Any]], holder_code: int) -> int:
+    """Record the end; an app without an exit code died with its pod (killed by the kernel)."""
+    codes = []
+    for app in apps:
+        code = pod.exit_code(app["name"])
+        if code is None:
+            code = holder_code if holder_code >= 128 else 128 + signal.SIGKILL
+            write_atomic(pod.app_dir(app["name"]) / "exit", f"{code}\n")
+        codes.append(code)
+    pod.write_timestamp("finished")
+    return next((c for c in codes if c != 0), 0)

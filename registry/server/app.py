@@ -1,0 +1,80 @@
+"""The Flask application factory: configuration, database, storage and the blueprints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry import __version__
+from registry.resources import templates_dir
+from registry.server.config import RegistryConfig, ensure_secret_key
+from registry.server.db import make_engine, make_session_factory
+from registry.server.storage import BlobStorage, storage_from_config
+
+EXTENSION = "pyrkt"
+
+
+@dataclass
+class RegistryState:
+    """What every request needs, built once per process by the factory."""
+
+    config: RegistryConfig
+    engine: Engine
+    sessions: sessionmaker[Session]
+    storage: BlobStorage
+
+
+def storage_settings(config: RegistryConfig) -> dict[str, Any]:
+    """The mapping `registry.server.storage.storage_from_config` takes."""
+    if config.storage == "s3" and config.s3 is not None:
+        s3 = config.s3
+        return {
+            "backend": "s3", "bucket": s3.bucket, "endpoint_url": s3.endpoint_url,
+            "region": s3.region, "access_key": s3.access_key, "secret_key": s3.secret_key,
+            "prefix": s3.prefix, "presign": s3.presign, "create_bucket": s3.create_bucket,
+            # Uploads spool next to the data dir so validation re-reads cost no network.
+            "spool_dir": str(config.tmp_dir),
+        }
+    return {"backend": "local", "root": str(config.storage_dir)}
+
+
+def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Flask:
+    """Build the registry app; `config` defaults to the environment (RegistryConfig.load())."""
+    config = ensure_secret_key(config or RegistryConfig.load())
+    config.tmp_dir.mkdir(parents=True, exist_ok=True)
+    app = Flask("registry.server", template_folder=str(templates_dir()))
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        # Uploads are size-checked while streaming (services.upload); Flask must not buffer them.
+        MAX_CONTENT_LENGTH=None,
+        JSON_SORT_KEYS=False,
+        PYRKT_VERSION=__version__,
+    )
+    app.config.update(flask_config)
+    engine = make_engine(config.database_url)
+    state = RegistryState(
+        config=config,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        storage=storage_from_config(storage_settings(config)),
+    )
+    app.extensions[EXTENSION] = state
+
+    @app.teardown_appcontext
+    def _close_session(_exc: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+    from registry.server.blueprints import api, discovery, files, health
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(files.bp)
+    app.register_blueprint(api.bp)
+    # Last: its catch-all rule answers every path the others do not claim.
+    app.register_blueprint(discovery.bp)
+    return app

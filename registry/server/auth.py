@@ -1,0 +1,71 @@
+"""Who sent this request: API tokens (Bearer or Basic), passwords (Basic), or the UI's session.
+
+Tokens work as `Authorization: Bearer TOKEN` and as HTTP Basic with the token as password
+(any user name: rkt's and docker's credential files speak Basic). A Basic password that is
+not a token is checked as the user's password.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from flask import request, session
+
+from registry.server.context import db
+from registry.server.models import User
+from registry.server.services.actor import Actor
+from registry.server.services.errors import Unauthorized
+from registry.server.services.tokens import TOKEN_PREFIX, authenticate_token
+from registry.server.services.users import authenticate
+
+SESSION_USER_KEY = "user_id"
+
+
+def _credentials_user() -> tuple[bool, User | None]:
+    """(credentials given?, the user they identify or None if wrong)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if not header:
+        return False, None
+    if scheme == "bearer":
+        return True, authenticate_token(db(), value)
+    if scheme == "basic":
+        try:
+            username, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return True, None
+        if password.startswith(TOKEN_PREFIX):
+            user = authenticate_token(db(), password)
+            # A user name other than the token's owner is a mistake worth refusing.
+            if user is not None and username and username not in (user.username, "token"):
+                return True, None
+            return True, user
+        return True, authenticate(db(), username, password)
+    return True, None
+
+
+def api_actor(*, required: bool = True) -> Actor:
+    """The actor of an API call: bad credentials are always a 401; none at all is anonymous
+    unless `required`."""
+    given, user = _credentials_user()
+    if given and user is None:
+        raise Unauthorized("invalid credentials: unknown or revoked token, or wrong password",
+                           code="invalid-token")
+    if user is None and required:
+        raise Unauthorized("authentication required: pass an API token "
+                           "(Authorization: Bearer TOKEN; `pyrkt-registry token create USER`)",
+                           code="missing-token")
+    return Actor(user=user, remote_addr=request.remote_addr)
+
+
+def reader_actor() -> Actor:
+    """The actor of a download or a page: wrong credentials count as anonymous, so a private
+    repository answers the same 404 to every outsider; the web UI's login session counts too."""
+    _given, user = _credentials_user()
+    if user is None:
+        user_id = session.get(SESSION_USER_KEY)
+        if isinstance(user_id, int):
+            user = db().get(User, user_id)
+    return Actor(user=user, remote_addr=request.remote_addr)

@@ -1,0 +1,1 @@
+"""HTTP views: discovery pages, file distribution, the JSON API, health."""

@@ -1,0 +1,361 @@
+"""The JSON API under `/_api/v1` (token authentication; every error is JSON).
+
+Repository names contain slashes, so per-repository routes put `/-/` between the name and
+the action (`/_api/v1/repositories/example.com/team/app/-/images`): no AC name has a `-`
+segment, so the split is never ambiguous.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from registry import __version__
+from registry.server.auth import api_actor
+from registry.server.bootstrap import key_user_id
+from registry.server.context import config, db, storage
+from registry.server.models import ApiToken, AuditEvent, Repository, SigningKey, Tag, User
+from registry.server.services import audit, gc, keys, repositories, tokens, upload, users
+from registry.server.services.errors import BadRequest, Forbidden, ServiceError
+
+bp = Blueprint("api", __name__, url_prefix="/_api/v1")
+
+SIGNATURE_HEADER = "X-Pyrkt-Signature"
+# After an early rejection, read (and drop) at most this much of the request body so the
+# client gets our answer instead of a connection reset.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+@bp.errorhandler(ServiceError)
+def _service_error(error: ServiceError) -> tuple[Response, int]:
+    db().rollback()
+    _drain_body()
+    response = jsonify(error.to_dict())
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="pyrkt"'
+    return response, error.status
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> tuple[Response, int]:
+    _drain_body()
+    code = (error.name or "error").lower().replace(" ", "-")
+    return jsonify({"error": {"code": code, "message": error.description}}), error.code or 500
+
+
+def _drain_body() -> None:
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    remaining = DRAIN_LIMIT
+    try:
+        while remaining > 0 and (chunk := request.stream.read(min(remaining, 1024 * 1024))):
+            remaining -= len(chunk)
+    except (OSError, ValueError):
+        pass
+
+
+def _limits() -> upload.UploadLimits:
+    settings = config()
+    return upload.UploadLimits(max_upload=settings.max_upload,
+                               max_uncompressed=settings.max_uncompressed)
+
+
+def _json() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("expected a JSON object as the request body", code="bad-json")
+    return data
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+# -- serialisation --------------------------------------------------------------------------
+def repository_json(repo: Repository) -> dict[str, Any]:
+    return {"name": repo.name, "public": repo.is_public, "description": repo.description,
+            "latest": repo.latest_version, "created": repo.created_at.isoformat()}
+
+
+def tag_json(tag: Tag) -> dict[str, Any]:
+    image = tag.image
+    return {
+        "version": tag.version, "os": tag.os, "arch": tag.arch,
+        "image_id": image.image_id, "digest": image.digest, "size": image.size,
+        "labels": image.labels, "created": tag.created_at.isoformat(),
+        "signed_by": image.signature.key_fingerprint if image.signature else None,
+    }
+
+
+def key_json(key: SigningKey) -> dict[str, Any]:
+    return {"fingerprint": key.fingerprint, "user_ids": key.user_ids.splitlines(),
+            "status": key.status.value, "created": key.created_at.isoformat(),
+            "retired": key.retired_at.isoformat() if key.retired_at else None}
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"username": user.username, "admin": user.is_admin,
+            "created": user.created_at.isoformat()}
+
+
+def token_json(token: ApiToken) -> dict[str, Any]:
+    return {"id": token.id, "user": token.user.username, "description": token.description,
+            "hint": token.hint, "created": token.created_at.isoformat(),
+            "revoked": token.revoked_at.isoformat() if token.revoked_at else None}
+
+
+def event_json(event: AuditEvent) -> dict[str, Any]:
+    return {"id": event.id, "at": event.at.isoformat(), "actor": event.actor,
+            "action": event.action, "target": event.target, "details": event.details,
+            "remote_addr": event.remote_addr}
+
+
+# -- registry --------------------------------------------------------------------------------
+@bp.get("/")
+def info() -> Response:
+    settings = config()
+    return jsonify({"pyrkt": __version__, "base_url": settings.base_url,
+                    "domains": list(settings.domains), "max_upload": settings.max_upload})
+
+
+@bp.get("/whoami")
+def whoami() -> Response:
+    actor = api_actor()
+    assert actor.user is not None
+    return jsonify(user_json(actor.user))
+
+
+# -- repositories ----------------------------------------------------------------------------
+@bp.get("/repositories")
+def list_repositories() -> Response:
+    actor = api_actor(required=False)
+    found = repositories.list_repositories(db(), actor, search=request.args.get("q", ""))
+    return jsonify({"repositories": [repository_json(r) for r in found]})
+
+
+@bp.post("/repositories")
+def create_repository() -> tuple[Response, int]:
+    actor = api_actor()
+    data = _json()
+    repo = repositories.create_repository(
+        db(), actor, str(data.get("name", "")), config().domains,
+        public=bool(data.get("public", True)), description=str(data.get("description", "")))
+    return jsonify(repository_json(repo)), 201
+
+
+@bp.get("/repositories/<path:name>")
+def get_repository(name: str) -> Response:
+    actor = api_actor(required=False)
+    repo = repositories.get_repository(db(), actor, name)
+    tags = repositories.list_tags(db(), actor, name)
+    return jsonify({**repository_json(repo), "images": [tag_json(t) for t in tags]})
+
+
+@bp.patch("/repositories/<path:name>")
+def update_repository(name: str) -> Response:
+    actor = api_actor()
+    data = _json()
+    public = data.get("public")
+    description = data.get("description")
+    repo = repositories.update_repository(
+        db(), actor, name, public=None if public is None else bool(public),
+        description=None if description is None else str(description))
+    return jsonify(repository_json(repo))
+
+
+@bp.delete("/repositories/<path:name>")
+def delete_repository(name: str) -> Response:
+    repositories.delete_repository(db(), api_actor(), name)
+    return jsonify({"deleted": name})
+
+
+@bp.get("/repositories/<path:name>/-/images")
+def list_images(name: str) -> Response:
+    tags = repositories.list_tags(db(), api_actor(required=False), name)
+    return jsonify({"images": [tag_json(t) for t in tags]})
+
+
+@bp.get("/repositories/<path:name>/-/upload")
+def upload_preflight(name: str) -> Response:
+    """Checks an upload would be accepted (credentials, role, size) before any byte is sent."""
+    size = request.args.get("size", type=int)
+    upload.check_upload_allowed(db(), api_actor(), name, config().domains, _limits(), size)
+    return jsonify({"ok": True, "max_upload": config().max_upload})
+
+
+@bp.post("/repositories/<path:name>/-/images")
+def upload_image(name: str) -> tuple[Response, int]:
+    """Body: the ACI (raw, or multipart field `aci` with optional `signature`).
+
+    A raw upload passes its detached signature base64-encoded in X-Pyrkt-Signature.
+    Query: `version` (when the manifest has no version label), `public` for a new repository.
+    """
+    actor = api_actor()
+    settings = config()
+    length = request.content_length
+    upload.check_upload_allowed(db(), actor, name, settings.domains, _limits(), length)
+    signature: bytes | None = None
+    if request.mimetype == "multipart/form-data":
+        part = request.files.get("aci")
+        if part is None:
+            raise BadRequest("multipart upload without an 'aci' file field", code="empty")
+        body = part.stream
+        sig_part = request.files.get("signature")
+        if sig_part is not None and sig_part.filename:
+            signature = sig_part.stream.read(upload.MAX_SIGNATURE_SIZE + 1)
+    else:
+        body = request.stream
+        header = request.headers.get(SIGNATURE_HEADER)
+        if header:
+            try:
+                signature = base64.b64decode(header, validate=True)
+            except binascii.Error:
+                raise BadRequest(f"{SIGNATURE_HEADER} is not base64", code="bad-signature") from None
+    result = upload.upload_image(
+        db(), storage(), actor, name, body, domains=settings.domains, limits=_limits(),
+        version=request.args.get("version") or None, signature=signature,
+        public=_flag(request.args.get("public"), True))
+    return jsonify(result.to_dict()), 200 if result.unchanged else 201
+
+
+@bp.delete("/repositories/<path:name>/-/versions/<version>")
+def delete_version(name: str, version: str) -> Response:
+    removed = repositories.delete_version(db(), api_actor(), name, version,
+                                          os=request.args.get("os"), arch=request.args.get("arch"))
+    return jsonify({"deleted": removed})
+
+
+@bp.put("/repositories/<path:name>/-/latest")
+def set_latest(name: str) -> Response:
+    version = _json().get("version")
+    repo = repositories.set_latest(db(), api_actor(), name,
+                                   None if version is None else str(version))
+    return jsonify(repository_json(repo))
+
+
+@bp.get("/repositories/<path:name>/-/keys")
+def list_repository_keys(name: str) -> Response:
+    repo = repositories.get_repository(db(), api_actor(required=False), name)
+    return jsonify({"keys": [key_json(k) for k in keys.repository_keys(db(), repo)]})
+
+
+@bp.post("/repositories/<path:name>/-/keys")
+def register_repository_key(name: str) -> tuple[Response, int]:
+    body = request.get_data(cache=False)
+    if len(body) > 1024 * 1024:
+        raise BadRequest("key block larger than 1 MiB", code="bad-key")
+    added = keys.register_repository_key(db(), api_actor(), name, body)
+    return jsonify({"added": [key_json(k) for k in added]}), 201
+
+
+@bp.delete("/repositories/<path:name>/-/keys/<fingerprint>")
+def remove_repository_key(name: str, fingerprint: str) -> Response:
+    keys.remove_repository_key(db(), api_actor(), name, fingerprint)
+    return jsonify({"removed": fingerprint.upper()})
+
+
+@bp.get("/repositories/<path:name>/-/roles")
+def list_roles(name: str) -> Response:
+    roles = repositories.list_roles(db(), api_actor(), name)
+    return jsonify({"roles": [{"user": u, "role": r.value} for u, r in roles]})
+
+
+@bp.put("/repositories/<path:name>/-/roles/<username>")
+def set_role(name: str, username: str) -> Response:
+    role = _json().get("role")
+    repositories.grant_role(db(), api_actor(), name, username,
+                            None if role is None else repositories.parse_role(str(role)))
+    return jsonify({"user": username, "role": role})
+
+
+# -- the registry's signing keys --------------------------------------------------------------
+@bp.get("/keys")
+def list_server_keys() -> Response:
+    return jsonify({"keys": [key_json(k) for k in keys.server_keys(db())]})
+
+
+@bp.post("/keys")
+def generate_server_key() -> tuple[Response, int]:
+    row = keys.generate_server_key(db(), api_actor(), user_id=_key_user_id())
+    return jsonify(key_json(row)), 201
+
+
+@bp.post("/keys/rotate")
+def rotate_server_key() -> tuple[Response, int]:
+    row = keys.rotate_server_key(db(), api_actor(), user_id=_key_user_id())
+    return jsonify(key_json(row)), 201
+
+
+@bp.post("/keys/<fingerprint>/retire")
+def retire_server_key(fingerprint: str) -> Response:
+    return jsonify(key_json(keys.retire_key(db(), api_actor(), fingerprint)))
+
+
+def _key_user_id() -> str:
+    return key_user_id(config().domains[0])
+
+
+# -- users and tokens -------------------------------------------------------------------------
+@bp.get("/users")
+def list_users() -> Response:
+    return jsonify({"users": [user_json(u) for u in users.list_users(db(), api_actor())]})
+
+
+@bp.post("/users")
+def create_user() -> tuple[Response, int]:
+    data = _json()
+    user = users.create_user(db(), api_actor(), str(data.get("username", "")),
+                             str(data.get("password", "")), is_admin=bool(data.get("admin")))
+    return jsonify(user_json(user)), 201
+
+
+@bp.delete("/users/<username>")
+def delete_user(username: str) -> Response:
+    users.delete_user(db(), api_actor(), username)
+    return jsonify({"deleted": username})
+
+
+@bp.get("/users/<username>/tokens")
+def list_tokens(username: str) -> Response:
+    found = tokens.list_tokens(db(), api_actor(), username)
+    return jsonify({"tokens": [token_json(t) for t in found]})
+
+
+@bp.post("/users/<username>/tokens")
+def create_token(username: str) -> tuple[Response, int]:
+    data = request.get_json(silent=True) or {}
+    token, plain = tokens.create_token(db(), api_actor(), username,
+                                       str(data.get("description", "")))
+    return jsonify({**token_json(token), "token": plain}), 201
+
+
+@bp.delete("/tokens/<int:token_id>")
+def revoke_token(token_id: int) -> Response:
+    return jsonify(token_json(tokens.revoke_token(db(), api_actor(), token_id)))
+
+
+# -- audit and maintenance ----------------------------------------------------------------------
+@bp.get("/audit")
+def audit_log() -> Response:
+    actor = api_actor()
+    if not actor.is_site_admin:
+        raise Forbidden("only an administrator may read the audit log")
+    events = audit.recent(db(), limit=request.args.get("limit", 100, type=int),
+                          before_id=request.args.get("before", type=int))
+    return jsonify({"events": [event_json(e) for e in events]})
+
+
+@bp.post("/gc")
+def run_gc() -> Response:
+    actor = api_actor()
+    if not actor.is_site_admin:
+        raise Forbidden("only an administrator may collect garbage")
+    report = gc.collect_garbage(db(), storage(), actor,
+                                dry_run=_flag(request.args.get("dry_run"), False))
+    return jsonify(report.__dict__)

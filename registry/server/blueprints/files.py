@@ -1,0 +1,166 @@
+"""Distribution: the ACI, its `.aci.asc` and the armored public keys (discovery's URL layout).
+
+Downloads carry the file's digest as a strong ETag, Last-Modified, Cache-Control, and honour
+HEAD, Range (206) and If-None-Match (304). Local storage is sent with sendfile (through the
+WSGI file wrapper); S3 is streamed or, if configured, redirected to a presigned URL. Private
+repositories answer 404 to anyone without read access, exactly like a missing name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, abort, redirect, request, send_file
+from sqlalchemy import select
+
+from registry.discovery import (
+    EXTENSIONS,
+    FLASK_ACI_RULE,
+    FLASK_PREFIX_PUBKEYS_RULE,
+    FLASK_PUBKEYS_RULE,
+)
+from registry.server.auth import reader_actor
+from registry.server.context import config, db, storage
+from registry.server.models import Image, Repository
+from registry.server.services import keys
+from registry.server.services.errors import NotFound
+from registry.server.services.repositories import LATEST, resolve_tag, visible_or_none
+from registry.server.storage import BlobNotFound, InvalidRange, blob_key, iter_chunks
+
+bp = Blueprint("files", __name__)
+
+ACI_MIMETYPE = "application/octet-stream"
+SIGNATURE_MIMETYPE = "application/pgp-signature"
+KEYS_MIMETYPE = "application/pgp-keys"
+
+
+@bp.route(FLASK_ACI_RULE, methods=["GET", "HEAD"])
+def aci_file(name: str, version: str, os: str, arch: str, ext: str) -> Response:
+    if ext not in EXTENSIONS:
+        abort(404)
+    actor = reader_actor()
+    session = db()
+    repository = visible_or_none(session, actor, name)
+    if repository is None:
+        abort(404)
+    tag = resolve_tag(session, repository, version, os, arch)
+    if tag is None:
+        abort(404)
+    image = tag.image
+    cache_control = _cache_control(repository, moving=version == LATEST)
+    if ext == "aci.asc":
+        if image.signature is None:
+            abort(404)
+        return _small(image.signature.armored, SIGNATURE_MIMETYPE, image.created_at, cache_control)
+    return _blob(image, cache_control)
+
+
+@bp.route(FLASK_PUBKEYS_RULE, methods=["GET", "HEAD"])
+def server_pubkeys() -> Response:
+    return _keys_response(None)
+
+
+@bp.route(FLASK_PREFIX_PUBKEYS_RULE, methods=["GET", "HEAD"])
+def prefix_pubkeys(prefix: str) -> Response:
+    # The registry's keys, plus the keys registered for the repository of that exact name
+    # when the caller may read it: the answer for a private name equals that for no name.
+    repository = visible_or_none(db(), reader_actor(), prefix.strip("/"))
+    return _keys_response(repository)
+
+
+def _keys_response(repository: Repository | None) -> Response:
+    try:
+        armored = keys.published_keys(db(), repository)
+    except NotFound:
+        abort(404)
+    return _small(armored, KEYS_MIMETYPE, None, "public, max-age=300")
+
+
+def _cache_control(repository: Repository, *, moving: bool) -> str:
+    visibility = "public" if repository.is_public else "private"
+    # `latest` can move at any time: let caches keep it but revalidate by ETag every time.
+    max_age = 0 if moving else config().cache_max_age
+    return f"{visibility}, max-age={max_age}" + (", must-revalidate" if moving else "")
+
+
+def _small(text: str, mimetype: str, modified: datetime | None, cache_control: str) -> Response:
+    body = text.encode()
+    response = Response(body, mimetype=mimetype)
+    response.set_etag(hashlib.sha256(body).hexdigest())
+    if modified is not None:
+        response.last_modified = _aware(modified)
+    response.headers["Cache-Control"] = cache_control
+    return response.make_conditional(request)
+
+
+def _blob(image: Image, cache_control: str) -> Response:
+    key = blob_key(image.digest)
+    backend = storage()
+    settings = config()
+    if settings.s3 is not None and settings.s3.presign:
+        url = backend.presigned_url(key, content_type=ACI_MIMETYPE)
+        if url:
+            response = redirect(url, code=302)
+            response.headers["Cache-Control"] = "no-store"
+            return response
+    try:
+        path = backend.local_path(key)
+    except BlobNotFound:
+        abort(404)
+    if path is not None:
+        response = send_file(path, mimetype=ACI_MIMETYPE, conditional=True, etag=image.digest,
+                             last_modified=_aware(image.created_at), max_age=None)
+        response.headers["Cache-Control"] = cache_control
+        return response
+    return _streamed(image, key, cache_control)
+
+
+def _streamed(image: Image, key: str, cache_control: str) -> Response:
+    """Serve a non-local blob with our own conditional and range handling (no seekable file)."""
+    size = image.size
+    response = Response(mimetype=ACI_MIMETYPE)
+    response.set_etag(image.digest)
+    response.last_modified = _aware(image.created_at)
+    response.headers["Cache-Control"] = cache_control
+    response.headers["Accept-Ranges"] = "bytes"
+    if request.if_none_match.contains(image.digest):
+        response.status_code = 304
+        return response
+    start, stop = 0, size
+    byte_range = request.range
+    if byte_range is not None and _if_range_ok(image):
+        bounds = byte_range.range_for_length(size)
+        if bounds is None:
+            response.status_code = 416
+            response.headers["Content-Range"] = f"bytes */{size}"
+            return response
+        start, stop = bounds
+        response.status_code = 206
+        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    response.content_length = stop - start
+    if request.method == "HEAD":
+        return response
+    try:
+        reader = storage().open(key, start, stop)
+    except (BlobNotFound, InvalidRange):
+        abort(404)
+    response.response = iter_chunks(reader)
+    response.direct_passthrough = True
+    return response
+
+
+def _if_range_ok(image: Image) -> bool:
+    if_range = request.if_range
+    if if_range.etag is None and if_range.date is None:
+        return True
+    return if_range.etag == image.digest
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes (stored in UTC).
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def image_by_digest(digest: str) -> Image | None:
+    return db().scalar(select(Image).where(Image.digest == digest))

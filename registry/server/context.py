@@ -1,0 +1,30 @@
+"""Per-request access to the registry's state: config, storage and a database session."""
+
+from __future__ import annotations
+
+from flask import current_app, g
+from sqlalchemy.orm import Session
+
+from registry.server.app import EXTENSION, RegistryState
+from registry.server.config import RegistryConfig
+from registry.server.storage import BlobStorage
+
+
+def state() -> RegistryState:
+    return current_app.extensions[EXTENSION]
+
+
+def config() -> RegistryConfig:
+    return state().config
+
+
+def storage() -> BlobStorage:
+    return state().storage
+
+
+def db() -> Session:
+    """The request's session (opened on first use, closed when the request ends)."""
+    session = g.get("db_session")
+    if session is None:
+        session = g.db_session = state().sessions()
+    return session

@@ -1,0 +1,60 @@
+"""Garbage collection: images no version points at, blobs no image row names, stale uploads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.server.models import Image, Tag
+from registry.server.storage import BlobNotFound, BlobStorage, blob_key
+
+from . import audit
+from .actor import Actor
+
+# A blob committed moments ago may belong to an upload whose rows are being committed right
+# now; only blobs older than this grace period count as orphans.
+ORPHAN_GRACE = timedelta(hours=1)
+STALE_UPLOAD_AGE = timedelta(hours=24)
+
+
+@dataclass
+class GcReport:
+    images_removed: list[str] = field(default_factory=list)
+    blobs_removed: list[str] = field(default_factory=list)
+    stale_uploads_removed: int = 0
+
+
+def collect_garbage(
+    session: Session, storage: BlobStorage, actor: Actor, *, dry_run: bool = False,
+    orphan_grace: timedelta = ORPHAN_GRACE,
+) -> GcReport:
+    report = GcReport()
+    unreferenced = session.scalars(
+        select(Image).where(~select(Tag.id).where(Tag.image_pk == Image.id).exists())
+    ).all()
+    for image in unreferenced:
+        report.images_removed.append(image.digest)
+        if not dry_run:
+            session.delete(image)
+    if not dry_run and unreferenced:
+        audit.record(session, actor, "gc", "", images=report.images_removed)
+        session.commit()
+    known = {blob_key(d) for d in session.scalars(select(Image.digest)).all()}
+    cutoff = datetime.now(UTC) - orphan_grace
+    for key in list(storage.iter_keys("blobs/")):
+        if key in known:
+            continue
+        try:
+            if storage.stat(key).mtime > cutoff:
+                continue
+        except BlobNotFound:
+            continue
+        report.blobs_removed.append(key)
+        if not dry_run:
+            storage.delete(key)
+    if not dry_run:
+        report.stale_uploads_removed = storage.cleanup_stale_uploads(STALE_UPLOAD_AGE)
+    return report

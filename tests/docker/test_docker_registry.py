@@ -1,0 +1,146 @@
+"""docker:// sources: the v2 API with the bearer-token flow, digests, indexes, hostile answers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import oci_images
+import pytest
+from docker_v2_server import RegistryState, V2Registry
+
+from registry.docker.convert import ConvertOptions, convert
+from registry.docker.errors import DockerError
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path) -> Path:
+    """An empty docker config so the developer's own ~/.docker never leaks into a test."""
+    path = tmp_path / "docker-config.json"
+    path.write_text("{}")
+    return path
+
+
+def _options(docker_config: Path, **kw) -> ConvertOptions:
+    return ConvertOptions(docker_config=docker_config, **kw)
+
+
+def test_anonymous_pull_by_tag(sample_image, out_dir, docker_config, actool_validate):
+    with V2Registry(RegistryState({"tests/sample": sample_image.layout})) as registry:
+        [result] = convert(f"docker://{registry.address}/tests/sample:v1", out_dir,
+                           _options(docker_config))
+    assert result.path == out_dir / "tests-sample-v1.aci"
+    assert oci_images.rootfs_listing(result.path) == oci_images.SAMPLE_ROOTFS
+    manifest = result.manifest
+    host = registry.address.replace(":", "-")
+    assert manifest["name"] == f"{host}/tests/sample"
+    notes = {a["name"]: a["value"] for a in manifest["annotations"]}
+    assert notes["appc.io/docker/registryurl"] == registry.address
+    assert notes["appc.io/docker/repository"] == "tests/sample"
+    assert notes["appc.io/docker/originalname"] == f"{registry.address}/tests/sample:v1"
+    assert notes["appc.io/docker/manifesthash"] == sample_image.manifest.digest
+    actool_validate(result.path)
+
+
+def test_bearer_token_flow_with_docker_config_credentials(sample_image, out_dir, tmp_path):
+    config = tmp_path / "config.json"
+    state = RegistryState({"tests/sample": sample_image.layout}, users={"alice": "s3cret"})
+    with V2Registry(state) as registry:
+        auth = base64.b64encode(b"alice:s3cret").decode()
+        config.write_text(json.dumps({"auths": {registry.address: {"auth": auth}}}))
+        [result] = convert(f"docker://{registry.address}/tests/sample:v1", out_dir,
+                           ConvertOptions(docker_config=config))
+    assert oci_images.rootfs_listing(result.path) == oci_images.SAMPLE_ROOTFS
+    assert any(p.startswith("/token?") for p in state.requests)
+    assert state.tokens
+
+
+def test_bearer_flow_refuses_wrong_or_missing_credentials(sample_image, out_dir, tmp_path,
+                                                          docker_config):
+    state = RegistryState({"tests/sample": sample_image.layout}, users={"alice": "s3cret"})
+    with V2Registry(state) as registry:
+        with pytest.raises(DockerError, match="anonymous access") as caught:
+            convert(f"docker://{registry.address}/tests/sample:v1", out_dir,
+                    _options(docker_config))
+        assert caught.value.reason == "unauthorized"
+        wrong = tmp_path / "wrong.json"
+        wrong.write_text(json.dumps({"auths": {f"https://{registry.address}": {
+            "username": "alice", "password": "nope"}}}))
+        with pytest.raises(DockerError, match="stored credentials"):
+            convert(f"docker://{registry.address}/tests/sample:v1", out_dir,
+                    ConvertOptions(docker_config=wrong))
+    assert list(out_dir.iterdir()) == []
+
+
+def test_anonymous_token(sample_image, out_dir, docker_config):
+    state = RegistryState({"tests/sample": sample_image.layout}, users={}, anonymous_pull=True)
+    with V2Registry(state) as registry:
+        [result] = convert(f"docker://{registry.address}/tests/sample:v1", out_dir,
+                           _options(docker_config))
+    assert result.path.exists()
+
+
+def test_pull_by_digest(sample_image, out_dir, docker_config):
+    digest = sample_image.manifest.digest
+    with V2Registry(RegistryState({"tests/sample": sample_image.layout})) as registry:
+        [result] = convert(f"docker://{registry.address}/tests/sample@{digest}", out_dir,
+                           _options(docker_config))
+    assert result.path.name == f"tests-sample-{digest.replace(':', '-')}.aci"
+    assert {"name": "version", "value": digest.replace(":", "-")} in result.manifest["labels"]
+
+
+def test_manifest_list_resolves_to_the_host_platform(sample_image, tmp_path, out_dir,
+                                                      docker_config):
+    layout = tmp_path / "multi"
+    shutil.copytree(sample_image.layout, layout)
+    index = json.loads((layout / "index.json").read_text())
+    real = dict(index["manifests"][0], platform={"os": "linux", "architecture": "amd64"})
+    real.pop("annotations")
+    other = dict(real, digest="sha256:" + "0" * 64, platform={"os": "linux", "architecture": "ppc64le"})
+    listing = {"schemaVersion": 2, "mediaType": oci_images.OCI_INDEX, "manifests": [other, real]}
+    body = json.dumps(listing).encode()
+    digest = hashlib.sha256(body).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(body)
+    index["manifests"] = [{"mediaType": oci_images.OCI_INDEX, "digest": f"sha256:{digest}",
+                           "size": len(body), "annotations": {oci_images.REF_NAME: "multi"}}]
+    (layout / "index.json").write_text(json.dumps(index))
+    with V2Registry(RegistryState({"tests/sample": layout})) as registry:
+        [result] = convert(f"docker://{registry.address}/tests/sample:multi", out_dir,
+                           _options(docker_config))
+    assert oci_images.rootfs_listing(result.path) == oci_images.SAMPLE_ROOTFS
+
+
+def test_corrupt_blob_from_the_registry(sample_image, out_dir, docker_config):
+    state = RegistryState({"tests/sample": sample_image.layout},
+                          corrupt_blobs={sample_image.layers[0].digest})
+    with V2Registry(state) as registry, pytest.raises(DockerError, match="digest mismatch") as caught:
+        convert(f"docker://{registry.address}/tests/sample:v1", out_dir, _options(docker_config))
+    assert caught.value.reason == "digest-mismatch"
+    assert list(out_dir.iterdir()) == []
+
+
+def test_oversized_manifest_from_the_registry(sample_image, out_dir, docker_config):
+    state = RegistryState({"tests/sample": sample_image.layout}, oversized_manifests=True)
+    with V2Registry(state) as registry, pytest.raises(DockerError, match="larger than") as caught:
+        convert(f"docker://{registry.address}/tests/sample:v1", out_dir, _options(docker_config))
+    assert caught.value.reason == "too-large"
+    assert list(out_dir.iterdir()) == []
+
+
+def test_unknown_repository_and_tag(sample_image, out_dir, docker_config):
+    with V2Registry(RegistryState({"tests/sample": sample_image.layout})) as registry:
+        for name in ("tests/other:v1", "tests/sample:nope"):
+            with pytest.raises(DockerError, match="not found") as caught:
+                convert(f"docker://{registry.address}/{name}", out_dir, _options(docker_config))
+            assert caught.value.reason == "not-found"
+
+
+def test_wrong_digest_in_reference(sample_image, out_dir, docker_config):
+    wrong = "sha256:" + "ab" * 32
+    with V2Registry(RegistryState({"tests/sample": sample_image.layout})) as registry:
+        with pytest.raises(DockerError, match="not found"):
+            convert(f"docker://{registry.address}/tests/sample@{wrong}", out_dir,
+                    _options(docker_config))
