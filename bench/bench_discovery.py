@@ -44,6 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pyrkt-bench-") as scratch:
         work = Path(scratch)
+        work.chmod(0o755)  # nginx workers run unprivileged and must reach the docroot
         import multiprocessing
 
         workers = args.workers or min(multiprocessing.cpu_count() * 2 + 1, 8)

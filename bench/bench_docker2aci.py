@@ -11,7 +11,6 @@ upper layers), then measures in separate processes, each with its own peak RSS:
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -41,16 +40,28 @@ def build_image(layout: Path, size_mib: int, layers: int) -> oci_images.OCIImage
     return oci_images.write_oci_layout(layout, contents, tag="bench")
 
 
+# Linux charges a child's rusage with the memory of whoever exec'd it, so the measured
+# command is started by a small fresh launcher rather than by this process; the launcher's own
+# footprint is the floor every row carries (measured with `true`).
+LAUNCHER = """
+import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage.ru_maxrss)
+"""
+
+
 def measure(command: list[str]) -> tuple[float, int]:
-    """Wall time and peak RSS (KiB) of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{command[:3]}... failed with {process.returncode}")
-    return elapsed, usage.ru_maxrss
+    """Wall time (s) and peak RSS (KiB) of one command."""
+    result = subprocess.run([sys.executable, "-c", LAUNCHER, *command], check=True,
+                            capture_output=True, text=True)
+    code, seconds, rss = result.stdout.split()
+    if code != "0":
+        raise SystemExit(f"{command[:3]}... failed with {code}")
+    return float(seconds), int(rss)
 
 
 def main() -> None:
@@ -71,6 +82,7 @@ def main() -> None:
         script = "set -e\n" + "".join(
             f"tar -xzf {image.blob_path(b.digest)} -C {extract}\n" for b in image.layers)
         rows = [("tar -xzf, all layers (baseline)", *measure(["sh", "-c", script]))]
+        floor = measure(["true"])[1]
         for compression in ("none", "gzip"):
             out = root / f"out-{compression}"
             out.mkdir()
@@ -79,7 +91,7 @@ def main() -> None:
                     f"ConvertOptions(compression={compression!r}))")
             rows.append((f"pyrkt docker2aci --compression {compression}",
                          *measure([sys.executable, "-c", code])))
-        print(f"{'':40} {'time':>8} {'peak RSS':>10}")
+        print(f"{'':40} {'time':>8} {'peak RSS':>10}   (launcher floor {floor / 1024:.1f} MiB)")
         for label, seconds, rss_kib in rows:
             print(f"{label:40} {seconds:7.2f}s {rss_kib / 1024:8.1f} MiB")
         baseline = rows[0][1]

@@ -131,6 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pyrkt-bench-") as scratch:
         work = Path(scratch)
+        work.chmod(0o755)  # nginx workers run unprivileged and must reach the docroot
         started = time.monotonic()
         image = build_image(work / "build", args.size_mib << 20)
         print(f"built {image.stat().st_size / 2**20:.0f} MiB ACI in {time.monotonic() - started:.1f}s")

@@ -188,9 +188,11 @@ class LiveRegistry:
         return requests.request(method, self.url("/_api/v1" + path), headers=headers,
                                 timeout=60, **kwargs)
 
-    def log(self) -> str:
+    def log(self, tail: int | None = 5000) -> str:
+        """The server's output (gunicorn's log and what `serve` printed); the tail by default."""
         try:
-            return self.log_path.read_text(errors="replace")[-5000:]
+            text = self.log_path.read_text(errors="replace")
+            return text if tail is None else text[-tail:]
         except FileNotFoundError:
             return "(no log)"
 

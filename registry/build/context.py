@@ -68,6 +68,8 @@ class BuildContext:
                 f"permission denied opening {self.lock_path}:"
                 " run as a user with appropriate privileges"
             ) from None
+        except NotADirectoryError:
+            raise BuildError(f"{self.directory} is not a build context directory") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

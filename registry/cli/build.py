@@ -59,6 +59,10 @@ def _run(action: Callable[[Builder], T], *, record: Sequence[str] | None = None)
     except (BuildError, ACIError) as error:  # ACIError: invalid values, in the core's words
         click.echo(f"{command}: {error}", err=True)
         ctx.exit(error.exit_code if isinstance(error, BuildError) else 1)
+    except OSError as error:  # the host said no (permissions, full disk): say what and where
+        where = f": {error.filename}" if error.filename else ""
+        click.echo(f"{command}: {error.strerror or error}{where}", err=True)
+        ctx.exit(1)
 
 
 def _alias(group: click.Group, command: click.Command, name: str) -> None:

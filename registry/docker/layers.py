@@ -63,7 +63,7 @@ def _classify(ordinal: int, info: tarfile.TarInfo, what: str) -> Entry | None:
     base = path.rpartition("/")[2]
     if base == OPAQUE_MARKER:
         return Entry(ordinal, path, info, opaque=parent_of(path))
-    if base.startswith(AUFS_META_PREFIX):
+    if any(part.startswith(AUFS_META_PREFIX) for part in path.split("/")):
         return None
     if base.startswith(WHITEOUT_PREFIX):
         victim = base[len(WHITEOUT_PREFIX):]

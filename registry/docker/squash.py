@@ -39,11 +39,23 @@ class _Covered:
     seen: set[str] = field(default_factory=set)  # exact paths an upper layer provides
     removed: set[str] = field(default_factory=set)  # whited-out paths (and their subtrees)
     subtree_hidden: set[str] = field(default_factory=set)  # opaque dirs, non-dirs, whiteouts
+    # Parents of upper paths: directories there, so a lower symlink or file at such a path must
+    # not survive (a symlink would otherwise redirect the upper files somewhere else).
+    implied_dirs: set[str] = field(default_factory=set)
 
-    def hides(self, path: str) -> bool:
+    def hides(self, entry: Entry) -> bool:
+        path = entry.path
         if path in self.seen or path in self.removed:
             return True
+        if not entry.info.isdir() and path in self.implied_dirs:
+            return True
         return any(a in self.subtree_hidden for a in ancestors(path))
+
+    def add_implied(self, path: str) -> None:
+        for parent in ancestors(path):
+            if parent in self.implied_dirs:
+                break  # its own ancestors are already there
+            self.implied_dirs.add(parent)
 
 
 @dataclass
@@ -70,7 +82,8 @@ def plan(layers: list[Layer]) -> SquashPlan:
         nondirs: list[str] = []
         with layer.open() as stream:
             for entry, _tar in walk_layer(stream, what):
-                layer_plan.keep.append(0)
+                # One byte per member ordinal (members walk_layer skips still count).
+                layer_plan.keep.extend(bytes(entry.ordinal + 1 - len(layer_plan.keep)))
                 if entry.whiteout is not None:
                     whiteouts.append(entry.whiteout)
                     continue
@@ -85,7 +98,7 @@ def plan(layers: list[Layer]) -> SquashPlan:
                     files[entry.path] = entry
                 if entry.info.islnk():
                     links.append(entry)
-                if covered.hides(entry.path):
+                if covered.hides(entry):
                     continue
                 previous = visible.get(entry.path)
                 if previous is not None:
@@ -96,6 +109,8 @@ def plan(layers: list[Layer]) -> SquashPlan:
         had_whiteouts = had_whiteouts or bool(whiteouts or opaque)
         surviving.extend(visible)
         covered.seen.update(visible)
+        for path in visible:
+            covered.add_implied(path)
         covered.seen.update(nondirs)
         covered.removed.update(whiteouts)
         covered.subtree_hidden.update(whiteouts, opaque, nondirs)

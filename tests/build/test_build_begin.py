@@ -34,7 +34,8 @@ def test_begin_while_a_build_is_in_progress_fails_and_keeps_it(acb: Acbuild) -> 
     assert acb.manifest()["name"] == "kept"
 
 
-def test_begin_from_directory_copies_it_as_rootfs(acb: Acbuild, tmp_path: Path) -> None:
+def test_begin_from_directory_copies_it_as_rootfs(acb: Acbuild, tmp_path: Path,
+                                                  actool_validate) -> None:
     tree = tmp_path / "tree"
     (tree / "etc").mkdir(parents=True)
     (tree / "etc" / "motd").write_text("hi\n")
@@ -47,6 +48,12 @@ def test_begin_from_directory_copies_it_as_rootfs(acb: Acbuild, tmp_path: Path) 
     assert os.stat(acb.rootfs / "bin" / "tool").st_mode & 0o777 == 0o755
     assert os.readlink(acb.rootfs / "bin" / "alias") == "tool"
     assert acb.manifest()["name"] == "acbuild-unnamed"
+    acb("set-name", "from-dir")
+    acb("write", "dir.aci")
+    actool_validate(acb.work / "dir.aci")
+    image = open_aci(acb.work / "dir.aci")
+    assert image.members["rootfs/bin/alias"].issym()
+    assert image.members["rootfs/bin/tool"].mode & 0o777 == 0o755
 
 
 def _tarball(path: Path, entries: dict[str, bytes | None], *, mode: str = "w:gz") -> Path:
@@ -64,13 +71,18 @@ def _tarball(path: Path, entries: dict[str, bytes | None], *, mode: str = "w:gz"
 
 
 @pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
-def test_begin_from_rootfs_tarball(acb: Acbuild, tmp_path: Path, mode: str) -> None:
+def test_begin_from_rootfs_tarball(acb: Acbuild, tmp_path: Path, mode: str,
+                                   actool_validate) -> None:
     tarball = _tarball(tmp_path / "rootfs.tar", {"./": None, "./etc/": None,
                                                   "./etc/hostname": b"box\n"}, mode=mode)
     result = acb("begin", str(tarball))
     assert "assuming build is beginning with a tar of a rootfs" in result.stderr
     assert (acb.rootfs / "etc" / "hostname").read_bytes() == b"box\n"
     assert acb.manifest()["name"] == "acbuild-unnamed"
+    acb("set-name", "from-tarball")
+    acb("write", "tarball.aci")
+    actool_validate(acb.work / "tarball.aci")
+    assert open_aci(acb.work / "tarball.aci").contents["rootfs/etc/hostname"] == b"box\n"
 
 
 def test_begin_from_hostile_rootfs_tarball_leaves_no_build(acb: Acbuild, tmp_path: Path) -> None:
@@ -187,4 +199,28 @@ def test_begin_from_the_working_directory_itself_is_refused(acb: Acbuild) -> Non
     (acb.work / "file").write_text("x")
     error = acb.fails("begin", ".")
     assert "contains the build context" in error
+    assert not (acb.work / ".acbuild").exists()
+
+
+def test_begin_from_rootfs_tarball_keeps_links(acb: Acbuild, tmp_path: Path) -> None:
+    tarball = tmp_path / "links.tar"
+    with tarfile.open(tarball, "w") as archive:
+        data = b"#!/bin/sh\n"
+        info = tarfile.TarInfo("./bin/a")
+        info.size, info.mode = len(data), 0o755
+        archive.addfile(info, io.BytesIO(data))
+        hard = tarfile.TarInfo("./bin/b")
+        hard.type, hard.linkname = tarfile.LNKTYPE, "./bin/a"
+        archive.addfile(hard)
+        soft = tarfile.TarInfo("./bin/c")
+        soft.type, soft.linkname = tarfile.SYMTYPE, "a"
+        archive.addfile(soft)
+    acb("begin", str(tarball))
+    assert os.stat(acb.rootfs / "bin/a").st_ino == os.stat(acb.rootfs / "bin/b").st_ino
+    assert os.readlink(acb.rootfs / "bin/c") == "a"
+
+
+def test_begin_from_rootfs_tarball_refuses_absolute_names(acb: Acbuild, tmp_path: Path) -> None:
+    tarball = _tarball(tmp_path / "abs.tar", {"/etc/passwd": b"root:x:0:0::/:/bin/sh\n"})
+    assert "absolute path" in acb.fails("begin", str(tarball))
     assert not (acb.work / ".acbuild").exists()

@@ -150,3 +150,17 @@ def test_written_manifest_is_the_built_one(named: Acbuild) -> None:
     named("write", "out.aci")
     assert open_aci(named.work / "out.aci").manifest == built
     assert json.loads(named("cat-manifest").stdout) == built
+
+
+def test_write_reports_host_errors_cleanly(named: Acbuild, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host refusal (here: no permission to create the file) is one clear line, no traceback,
+    and nothing is left behind."""
+    import registry.build.output as output
+
+    def refuse(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr(output.tempfile, "mkstemp", refuse)
+    error = named.fails("write", "out.aci")
+    assert "\nwrite: Permission denied: " in error  # after the no-exec warning
+    assert sorted(p.name for p in named.work.iterdir()) == [".acbuild"]

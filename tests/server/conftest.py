@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 from live_registry import signing_key_file
 from s3server import s3_endpoint  # noqa: F401 - the session fixture, re-exported here
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 POSTGRES_ENV = "PYRKT_TEST_POSTGRES_URL"
 

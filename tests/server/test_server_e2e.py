@@ -180,7 +180,7 @@ def test_push_shows_server_errors_and_fails(registry, tmp_path):
 
 
 def test_serve_printed_how_to_push_trust_and_fetch(registry):
-    log = registry.log()
+    log = registry.log(tail=None)
     assert f"pyrkt push hello.aci --registry {registry.base_url}" in log
     assert "pyrkt trust --prefix 127.0.0.1/demo" in log
     assert f"actool discover --insecure --port={registry.port}" in log

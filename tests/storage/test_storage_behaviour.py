@@ -384,18 +384,3 @@ def test_local_path_and_presigned_url(backend):
     assert query["X-Amz-Signature"][0]
     with pytest.raises(ValueError, match="lifetime"):
         backend.storage.presigned_url(key, timedelta(days=8))
-
-
-def test_presigned_url_needs_the_option(backend, s3_endpoint):
-    if backend.name == "local":
-        pytest.skip("local storage has no presigned URLs")
-    from registry.server.storage import S3Storage
-
-    plain = S3Storage(
-        backend.storage.bucket,
-        endpoint_url=s3_endpoint.url,
-        access_key=s3_endpoint.access_key,
-        secret_key=s3_endpoint.secret_key,
-        spool_dir=backend.storage.spool_dir,
-    )
-    assert plain.presigned_url(write_blob(plain, b"direct")) is None

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from s3server import MotoServer, create_bucket, list_bucket
-from storage_helpers import MiB, chunks
+from storage_helpers import MiB, chunks, write_blob
 
 from registry.server.storage import (
     S3Storage,
@@ -39,6 +39,11 @@ def test_nothing_reaches_the_bucket_before_commit(s3_endpoint, bucket, tmp_path)
         assert upload.temp_path.parent == tmp_path / "spool"
         upload.commit("blobs/visible-now")
     assert list_bucket(s3_endpoint, bucket)["objects"] == ["blobs/visible-now"]
+
+
+def test_presigned_urls_need_the_option(s3_endpoint, bucket, tmp_path):
+    plain = _storage(s3_endpoint, bucket, tmp_path)
+    assert plain.presigned_url(write_blob(plain, b"direct")) is None
 
 
 def test_failed_commit_keeps_the_upload_for_a_retry(s3_endpoint, bucket, tmp_path):

@@ -1,0 +1,29 @@
+"""The web UI: browsing pages, session login, CSRF-protected admin forms (all via services)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Flask
+
+from . import accounts, admin, browse, repositories, uploads  # noqa: F401 - they add routes
+from .blueprint import bp, register_error_pages
+from .csrf import csrf_token
+from .formatting import register_filters
+from .sessions import current_user
+
+
+def init_app(app: Flask) -> None:
+    """Register the UI on the registry app (called by the app factory)."""
+    base_url = app.extensions["pyrkt"].config.base_url
+    app.config.update(
+        SESSION_COOKIE_NAME="pyrkt_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        # Lax: the cookie rides along on top-level navigation but not on cross-site POSTs.
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=urlsplit(base_url).scheme == "https",
+    )
+    app.register_blueprint(bp)
+    register_filters(app)
+    register_error_pages(app)
+    app.context_processor(lambda: {"csrf_token": csrf_token, "current_user": current_user})

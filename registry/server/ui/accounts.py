@@ -1,0 +1,136 @@
+"""Signing in and out, users (administrators), API tokens and passwords."""
+
+from __future__ import annotations
+
+from flask import flash, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from registry.server.auth import SESSION_USER_KEY
+from registry.server.context import db
+from registry.server.services import tokens, users
+
+from .blueprint import back_url, bp, see_other
+from .csrf import rotate_csrf_token
+from .sessions import admin_required, current_user, login_required, ui_actor
+
+
+def _local_next(default: str = "/") -> str:
+    """The page to return to after login; only paths on this site (no open redirect)."""
+    target = request.values.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | tuple[str, int] | str:
+    if request.method == "GET":
+        return render_template("ui/login.html", next=_local_next(""), username="")
+    username = request.form.get("username", "").strip()
+    user = users.authenticate(db(), username, request.form.get("password", ""))
+    if user is None:
+        return render_template("ui/login.html", next=_local_next(""), username=username,
+                               error="Wrong user name or password."), 401
+    # A fresh session: nothing from before the login (fixation) survives.
+    session.clear()
+    session[SESSION_USER_KEY] = user.id
+    rotate_csrf_token()
+    flash(f"Signed in as {user.username}.", "success")
+    return see_other(_local_next())
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    rotate_csrf_token()
+    flash("Signed out.", "success")
+    return see_other("/")
+
+
+# -- users (site administrators) ------------------------------------------------------------
+@bp.get("/users")
+@admin_required
+def user_list() -> str:
+    return render_template("ui/users.html", users=users.list_users(db(), ui_actor()))
+
+
+@bp.post("/users")
+@admin_required
+def user_create() -> Response:
+    username = request.form.get("username", "").strip()
+    users.create_user(db(), ui_actor(), username, request.form.get("password", ""),
+                      is_admin=request.form.get("admin") == "on")
+    flash(f"User {username} created.", "success")
+    return see_other(url_for("ui.user_list"))
+
+
+@bp.post("/users/<username>/delete")
+@admin_required
+def user_delete(username: str) -> Response:
+    users.delete_user(db(), ui_actor(), username)
+    flash(f"User {username} deleted.", "success")
+    return see_other(url_for("ui.user_list"))
+
+
+@bp.post("/users/<username>/admin")
+@admin_required
+def user_admin(username: str) -> Response:
+    make_admin = request.form.get("admin") == "1"
+    users.set_admin(db(), ui_actor(), username, make_admin)
+    flash(f"{username} is {'now' if make_admin else 'no longer'} an administrator.", "success")
+    return see_other(url_for("ui.user_list"))
+
+
+# -- account: password and API tokens ---------------------------------------------------------
+def _account_username() -> str:
+    """Whose tokens the page manages: yourself, or (administrators) ?user=NAME."""
+    me = current_user()
+    assert me is not None
+    return request.values.get("user", "").strip() or me.username
+
+
+@bp.get("/account")
+@login_required
+def account() -> str:
+    username = _account_username()
+    return render_template("ui/account.html", username=username,
+                           tokens=tokens.list_tokens(db(), ui_actor(), username), new_token=None)
+
+
+@bp.post("/account/tokens")
+@login_required
+def token_create() -> str:
+    username = _account_username()
+    description = request.form.get("description", "").strip()
+    row, plain = tokens.create_token(db(), ui_actor(), username, description)
+    # Rendered into this response only (not flashed: the flash would sit in the cookie).
+    return render_template("ui/account.html", username=username, new_token=plain,
+                           new_token_row=row,
+                           tokens=tokens.list_tokens(db(), ui_actor(), username))
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def token_revoke(token_id: int) -> Response:
+    row = tokens.revoke_token(db(), ui_actor(), token_id)
+    flash(f"Token {row.hint}… revoked; it no longer works.", "success")
+    return see_other(back_url(url_for("ui.account")))
+
+
+@bp.post("/account/password")
+@login_required
+def password_change() -> Response:
+    username = _account_username()
+    me = current_user()
+    assert me is not None
+    password, repeat = request.form.get("password", ""), request.form.get("repeat", "")
+    if password != repeat:
+        flash("The two passwords differ; nothing was changed.", "error")
+        return see_other(back_url(url_for("ui.account")))
+    if username == me.username and users.authenticate(
+            db(), me.username, request.form.get("current", "")) is None:
+        flash("Your current password is wrong; nothing was changed.", "error")
+        return see_other(back_url(url_for("ui.account")))
+    users.set_password(db(), ui_actor(), username, password)
+    flash(f"Password of {username} changed.", "success")
+    return see_other(back_url(url_for("ui.account")))

@@ -1,0 +1,75 @@
+"""The UI blueprint and how service errors become pages or flash messages."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_template, request
+from werkzeug.exceptions import HTTPException, NotFound
+
+from registry.server.context import db
+from registry.server.services.errors import ServiceError
+
+# Every UI-only URL lives under /_ui: `_` is not allowed in AC names, so no image name can
+# collide with it. The repository pages themselves are served by the discovery route.
+bp = Blueprint("ui", __name__, url_prefix="/_ui")
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# After refusing an upload early, read (and drop) at most this much of its body so the browser
+# receives the answer instead of a connection reset.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+def drain_body() -> None:
+    if request.method in SAFE_METHODS:
+        return
+    remaining = DRAIN_LIMIT
+    try:
+        while remaining > 0 and (chunk := request.stream.read(min(remaining, 1024 * 1024))):
+            remaining -= len(chunk)
+    except (OSError, ValueError):
+        pass
+
+
+def wants_json() -> bool:
+    """The upload script asks for JSON; plain forms get pages and redirects."""
+    return request.accept_mimetypes.best == "application/json"
+
+
+def back_url(default: str = "/") -> str:
+    """Where a form returns after an error: the page it was posted from (same site only)."""
+    referrer = request.referrer
+    if referrer:
+        parts = urlsplit(referrer)
+        if parts.netloc == request.host and parts.path.startswith("/"):
+            return parts.path + (f"?{parts.query}" if parts.query else "")
+    return default
+
+
+def see_other(location: str) -> Response:
+    # 303: the browser follows with GET, so reloading the result never re-posts the form.
+    return redirect(location, code=303)
+
+
+@bp.errorhandler(ServiceError)
+def _service_error(error: ServiceError) -> Response | tuple[str, int] | tuple[Response, int]:
+    db().rollback()
+    drain_body()
+    if wants_json():
+        return jsonify({"ok": False, "code": error.code, "message": error.message}), error.status
+    if request.method in SAFE_METHODS:
+        return render_template("ui/error.html", status=error.status,
+                               message=error.message), error.status
+    flash(error.message, "error")
+    return see_other(back_url())
+
+
+def register_error_pages(app: Flask) -> None:
+    """Human 404 pages for browsers; API and appc clients keep the plain answers."""
+
+    @app.errorhandler(NotFound)
+    def _not_found(error: HTTPException) -> Response | HTTPException | tuple[str, int]:
+        if request.path.startswith("/_api/") or request.accept_mimetypes.best != "text/html":
+            return error
+        return render_template("ui/error.html", status=404,
+                               message="Nothing here — or nothing you may see."), 404

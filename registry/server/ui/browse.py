@@ -1,0 +1,130 @@
+"""Browsing: the home page, path listings and repository pages (served on the discovery URL),
+and the registry's signing keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flask import abort, redirect, render_template, request
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from registry.discovery import pubkeys_url
+from registry.server.auth import reader_actor
+from registry.server.context import config, db
+from registry.server.models import KeyStatus, Repository, Role, SigningKey, Tag
+from registry.server.services import keys, repositories
+from registry.server.services.access import has_role
+from registry.server.services.repositories import LATEST
+
+from .blueprint import bp
+from .commands import fetch_command, trust_command
+from .sessions import ui_actor
+
+
+@dataclass(frozen=True)
+class RepositorySummary:
+    repository: Repository
+    versions: int
+    newest: str | None
+
+
+@dataclass(frozen=True)
+class KeyLabel:
+    """How a signature's key is described in the versions table."""
+
+    fingerprint: str
+    owner: str  # "registry" or "repository"
+    status: str
+
+
+def name_page(name: str, discovery_tags: str) -> str:
+    """The human page on a discovery URL (read with the server's reader rule, so scripts
+    with tokens see what browsers with a session see): a readable repository, else the readable
+    repositories under that path (the home page for the domain root)."""
+    actor = reader_actor()
+    session = db()
+    repository = repositories.visible_or_none(session, actor, name)
+    if repository is not None:
+        return repository_page(repository, discovery_tags)
+    search = request.args.get("q", "").strip()
+    is_root = "/" not in name
+    found = repositories.list_repositories(session, actor, search=search,
+                                           prefix="" if is_root else name)
+    if not found and not is_root:
+        # Same 404 whether private repositories exist under this path or not.
+        abort(404)
+    return render_template("ui/home.html", name=name, is_root=is_root, search=search,
+                           summaries=summarise(found), discovery_tags=discovery_tags,
+                           domains=config().domains)
+
+
+def summarise(found: Sequence[Repository]) -> list[RepositorySummary]:
+    if not found:
+        return []
+    ids = [r.id for r in found]
+    rows = db().execute(
+        select(Tag.repository_id, func.count(Tag.id), func.max(Tag.created_at))
+        .where(Tag.repository_id.in_(ids)).group_by(Tag.repository_id)
+    ).all()
+    counts = {repo_id: count for repo_id, count, _ in rows}
+    newest = {r.id: _newest_version(r) for r in found if counts.get(r.id)}
+    return [RepositorySummary(r, counts.get(r.id, 0), newest.get(r.id)) for r in found]
+
+
+def _newest_version(repository: Repository) -> str | None:
+    if repository.latest_version:
+        return repository.latest_version
+    return db().scalar(select(Tag.version).where(Tag.repository_id == repository.id)
+                       .order_by(Tag.created_at.desc(), Tag.id.desc()).limit(1))
+
+
+def repository_page(repository: Repository, discovery_tags: str) -> str:
+    session = db()
+    actor = reader_actor()
+    tags = repositories.list_tags(session, actor, repository.name)
+    latest_ids = latest_tag_ids(repository, tags)
+    newest_version = next((t.version for t in tags if t.id in latest_ids), None)
+    base_url = config().base_url
+    return render_template(
+        "ui/repository.html", name=repository.name, repository=repository, tags=tags,
+        latest_ids=latest_ids, key_labels=key_labels(repository),
+        discovery_tags=discovery_tags, base_url=base_url,
+        trust_command=trust_command(base_url, repository.name),
+        fetch_command=fetch_command(base_url, repository.name, newest_version),
+        # Controls follow the UI session only: the forms they lead to accept nothing else.
+        can_write=has_role(session, ui_actor(), repository, Role.WRITE),
+        can_admin=has_role(session, ui_actor(), repository, Role.ADMIN),
+        versions=sorted({t.version for t in tags}),
+    )
+
+
+def latest_tag_ids(repository: Repository, tags: Sequence[Tag]) -> set[int]:
+    """Which rows `latest` serves, per os/arch, by the same rule the downloads use."""
+    found = set()
+    for os_name, arch in {(t.os, t.arch) for t in tags}:
+        tag = repositories.resolve_tag(db(), repository, LATEST, os_name, arch)
+        if tag is not None:
+            found.add(tag.id)
+    return found
+
+
+def key_labels(repository: Repository) -> dict[str, KeyLabel]:
+    session = db()
+    rows: list[SigningKey] = [*keys.server_keys(session), *keys.repository_keys(session, repository)]
+    return {row.fingerprint: KeyLabel(row.fingerprint,
+                                      "repository" if row.repository_id else "registry",
+                                      row.status.value) for row in rows}
+
+
+@bp.get("/")
+def home() -> Response:
+    return redirect("/")
+
+
+@bp.get("/keys")
+def signing_keys() -> str:
+    rows = keys.server_keys(db())
+    return render_template("ui/keys.html", keys=rows, active=KeyStatus.ACTIVE,
+                           pubkeys_url=pubkeys_url(config().base_url))

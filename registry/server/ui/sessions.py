@@ -1,0 +1,55 @@
+"""Who is signed in to the UI (the session holds only the user's id) and view guards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import g, redirect, request, session, url_for
+
+from registry.server.auth import SESSION_USER_KEY
+from registry.server.context import db
+from registry.server.models import User
+from registry.server.services.actor import Actor
+from registry.server.services.errors import Forbidden
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_user() -> User | None:
+    """The signed-in user; a session naming a deleted user counts as signed out."""
+    if "ui_user" not in g:
+        user_id = session.get(SESSION_USER_KEY)
+        user = db().get(User, user_id) if isinstance(user_id, int) else None
+        if user is None and user_id is not None:
+            session.pop(SESSION_USER_KEY, None)
+        g.ui_user = user
+    return g.ui_user
+
+
+def ui_actor() -> Actor:
+    """The actor of a UI action: only the session counts (never an Authorization header)."""
+    return Actor(user=current_user(), remote_addr=request.remote_addr)
+
+
+def login_required(view: F) -> F:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            return redirect(url_for("ui.login", next=request.full_path.rstrip("?")), code=303)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def admin_required(view: F) -> F:
+    @login_required
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user = current_user()
+        if user is None or not user.is_admin:
+            raise Forbidden("this page is for registry administrators")
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,166 @@
+"""The image store: imports, lookups, rendering with dependencies, removal, gc, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from client_kit import ClientEnv, build_aci, sign
+from hostile_archives import build_corpus
+
+from registry.client import ImageNotFound, ImageStore, StoreError
+
+BASE = "example.com/base"
+
+
+def _layers(tmp_path: Path) -> dict[str, str]:
+    """base (v1, v2) <- middle <- app, with overlapping files and a whitelist on app."""
+    ids = {
+        "base1": build_aci(tmp_path / "base1.aci", BASE, {"version": "1"},
+                           {"etc/os": "base1", "bin/sh": "sh1", "bin/ls": "ls1", "etc/passwd": "p"}),
+        "base2": build_aci(tmp_path / "base2.aci", BASE, {"version": "2"},
+                           {"etc/os": "base2", "bin/sh": "sh2"}),
+        "extra": build_aci(tmp_path / "extra.aci", "example.com/extra", {"version": "1"},
+                           {"etc/os": "extra", "opt/tool": "tool"}),
+    }
+    ids["middle"] = build_aci(
+        tmp_path / "middle.aci", "example.com/middle", {"version": "1"}, {"etc/middle": "m"},
+        dependencies=[{"imageName": BASE, "labels": [{"name": "version", "value": "1"}]},
+                      {"imageName": "example.com/extra", "imageID": ids["extra"]}])
+    ids["app"] = build_aci(
+        tmp_path / "app.aci", "example.com/app", {"version": "1"},
+        {"bin/sh": "app-sh", "app": "binary", "junk": "dropped by the whitelist"},
+        dependencies=[{"imageName": "example.com/middle"}],
+        path_whitelist=["/app", "/bin/sh", "/bin/ls", "/etc/os", "/etc/middle", "/opt/tool"])
+    return ids
+
+
+def _import_all(store: ImageStore, tmp_path: Path, names: list[str]) -> None:
+    for name in names:
+        store.import_aci(tmp_path / f"{name}.aci")
+
+
+def test_import_get_find_list(tmp_path: Path) -> None:
+    ids = _layers(tmp_path)
+    store = ImageStore(tmp_path / "store")
+    first = store.import_aci(tmp_path / "base1.aci")
+    assert first.id == ids["base1"] and first.name == BASE and first.labels == {"version": "1"}
+    assert first.path.read_bytes() == (tmp_path / "base1.aci").read_bytes()
+    assert first.size == (tmp_path / "base1.aci").stat().st_size
+    store.import_aci(tmp_path / "base2.aci")
+    assert store.get(ids["base1"][:20]).id == ids["base1"]
+    assert store.get(ids["base1"][7:30]).id == ids["base1"]  # bare hex works too
+    assert store.find(BASE, {"version": "1"}).id == ids["base1"]
+    assert store.find(BASE).id == ids["base2"]  # the newest
+    assert store.find(BASE, {"version": "3"}) is None
+    assert [i.id for i in store.list()] == [ids["base1"], ids["base2"]]
+    assert store.aci_path(ids["base2"]) == store.get(ids["base2"]).path
+    with pytest.raises(ImageNotFound, match="no image with ID"):
+        store.get("sha512-" + "0" * 20)
+    with pytest.raises(ImageNotFound, match="is not an image ID"):
+        store.get("sha512-xyz")
+    # importing again is a no-op that keeps the first import time
+    again = store.import_aci(tmp_path / "base1.aci")
+    assert again.import_time == first.import_time and len(store.list()) == 2
+
+
+def test_render_applies_dependencies_and_the_whitelist(tmp_path: Path) -> None:
+    ids = _layers(tmp_path)
+    store = ImageStore(tmp_path / "store")
+    _import_all(store, tmp_path, ["base1", "base2", "extra", "middle", "app"])
+    chain = [img.name for img, _ in store.dependency_chain(ids["app"])]
+    assert chain == ["example.com/app", "example.com/middle", "example.com/extra", BASE]
+    out = store.render(ids["app"], tmp_path / "rendered")
+    rootfs = out / "rootfs"
+    files = sorted(p.relative_to(rootfs).as_posix() for p in rootfs.rglob("*") if p.is_file())
+    assert files == ["app", "bin/ls", "bin/sh", "etc/middle", "etc/os", "opt/tool"]
+    assert (rootfs / "bin/sh").read_text() == "app-sh"  # the image wins over its dependencies
+    assert (rootfs / "etc/os").read_text() == "extra"  # a later dependency wins over an earlier
+    assert (rootfs / "bin/ls").read_text() == "ls1"  # base v1, as the label asked
+    assert (out / "manifest").read_bytes() == store.get(ids["app"]).manifest_bytes
+    with pytest.raises(StoreError, match="not an empty directory"):
+        store.render(ids["app"], tmp_path / "rendered")
+
+
+def test_render_overlay_tree_is_shared_and_a_missing_dependency_is_named(tmp_path: Path) -> None:
+    ids = _layers(tmp_path)
+    store = ImageStore(tmp_path / "store")
+    _import_all(store, tmp_path, ["base1", "middle", "app"])
+    with pytest.raises(StoreError, match="depends on example.com/extra"):
+        store.render(ids["app"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    store.import_aci(tmp_path / "extra.aci")
+    tree = store.render(ids["app"], overlay=True)
+    assert (tree / "rootfs" / "app").read_text() == "binary"
+    assert store.render(ids["app"], overlay=True) == tree
+    store.remove(ids["app"])
+    assert not tree.exists()
+
+
+def test_extract_export_verify_remove(tmp_path: Path) -> None:
+    ids = _layers(tmp_path)
+    store = ImageStore(tmp_path / "store")
+    store.import_aci(tmp_path / "base1.aci")
+    store.extract(ids["base1"], tmp_path / "x")
+    assert (tmp_path / "x" / "rootfs" / "bin" / "sh").read_text() == "sh1"
+    store.extract(ids["base1"], tmp_path / "r", rootfs_only=True)
+    assert (tmp_path / "r" / "bin" / "sh").read_text() == "sh1"
+    exported = store.export(ids["base1"], tmp_path / "out.aci")
+    assert exported.read_bytes() == (tmp_path / "base1.aci").read_bytes()
+    assert store.verify(ids["base1"]).image_id == ids["base1"]
+    # damage the stored file: verify notices
+    path = store.aci_path(ids["base1"])
+    os.chmod(path, 0o644)
+    path.write_bytes((tmp_path / "base2.aci").read_bytes())
+    with pytest.raises(StoreError, match="damaged"):
+        store.verify(ids["base1"])
+    removed = store.remove(ids["base1"][:30])
+    assert removed.id == ids["base1"] and not path.exists() and store.list() == []
+
+
+def test_gc_respects_the_grace_period_and_images_in_use(tmp_path: Path) -> None:
+    ids = _layers(tmp_path)
+    store = ImageStore(tmp_path / "store")
+    _import_all(store, tmp_path, ["base1", "base2", "extra", "middle", "app"])
+    assert store.gc(timedelta(hours=1)) == []
+    later = datetime.now(UTC) + timedelta(hours=2)
+    removed = store.gc(timedelta(hours=1), in_use={ids["app"]}, now=later)
+    # app is in use: it and its whole dependency chain stay; only base v2 goes
+    assert [i.id for i in removed] == [ids["base2"]]
+    assert {i.id for i in store.list()} == {ids["app"], ids["middle"], ids["extra"], ids["base1"]}
+
+
+def _import_in_process(args: tuple[str, str]) -> str:
+    store_dir, aci = args
+    return ImageStore(store_dir).import_aci(aci).id
+
+
+def test_concurrent_imports_of_one_image_end_with_one_copy(tmp_path: Path) -> None:
+    ids = _layers(tmp_path)
+    jobs = [(str(tmp_path / "store"), str(tmp_path / "base1.aci"))] * 6
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        results = pool.map(_import_in_process, jobs)
+    assert results == [ids["base1"]] * 6
+    store = ImageStore(tmp_path / "store")
+    assert [i.id for i in store.list()] == [ids["base1"]]
+    assert len(list((tmp_path / "store" / "images").iterdir())) == 1
+    assert not list((tmp_path / "store" / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("case", [c for c in build_corpus(Path("/tmp/pyrkt-hostile-client"))
+                                  if c.stage == "read"], ids=lambda c: c.name)
+def test_hostile_archives_are_refused_by_fetch(case, env: ClientEnv, trusted_key) -> None:
+    env.trust_key(trusted_key, None)
+    aci = env.root / f"{case.name}.aci"
+    aci.write_bytes(case.path.read_bytes())
+    sign(trusted_key, aci)
+    env.store()
+    before = env.snapshot()
+    result = env.run(["fetch"], str(aci))
+    assert result.exit_code != 0
+    assert "not a valid ACI" in result.output and case.message in result.output
+    assert env.snapshot() == before
+    assert not list((env.store_dir / "tmp").iterdir())

@@ -1,0 +1,174 @@
+"""Fixtures for the launcher tests: static test apps, images built from them, a private store,
+and a guard that no pod, cgroup or mount survives a test (even a failing one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+CACHE_DIR = Path(os.environ.get("PYRKT_TEST_CACHE", REPO_ROOT / ".test-cache"))
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def needs_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the launcher's namespaces and cgroups need root")
+
+
+@pytest.fixture(scope="session")
+def tool_binary() -> Path:
+    """tests/launcher/tool.c built with `cc -static` (runs the commands given as arguments)."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    source = HERE / "tool.c"
+    target = CACHE_DIR / f"launcher-tool-{int(source.stat().st_mtime)}"
+    if not target.exists():
+        subprocess.run(["cc", "-static", "-O1", "-o", str(target), str(source)], check=True,
+                       capture_output=True)
+    return target
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Path]:
+    """A private store directory; every pod left in it is stopped and collected afterwards."""
+    directory = tmp_path / "store"
+    directory.mkdir()
+    yield directory
+    _clean_store(directory)
+
+
+def _clean_store(directory: Path) -> None:
+    from registry.launcher import manage
+    from registry.launcher.pods import list_pods
+
+    for pod in list_pods(directory):
+        if pod.is_running:
+            try:
+                manage.stop(directory, pod.uuid, force=True)
+            except Exception:  # noqa: BLE001 - best effort, checked below
+                pass
+    deadline = time.monotonic() + 10
+    while any(p.is_running for p in list_pods(directory)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    cgroup_dirs = [d for pod in list_pods(directory) for d in pod.cgroup_dirs()]
+    manage.gc(directory, grace_period=0, expire_prepared=0)
+    for pod in list_pods(directory):
+        if not pod.is_running:
+            manage.destroy(pod)
+    leftovers = [d for d in cgroup_dirs if d.exists()]
+    assert not leftovers, f"cgroups left behind: {leftovers}"
+    assert not list(Path(directory, "pods").glob("*/*")), "pods left behind"
+
+
+def write_image(out: Path, name: str, files: dict[str, Path | str], app: dict[str, Any] | None,
+                extra_dirs: tuple[str, ...] = ()) -> Path:
+    """An ACI at `out` with `files` (image path -> host file, or text) and the given app."""
+    from registry.aci import ImageManifest, write_aci
+
+    rootfs = out.parent / f"{out.stem}-rootfs"
+    shutil.rmtree(rootfs, ignore_errors=True)
+    rootfs.mkdir(parents=True)
+    for directory in extra_dirs:
+        (rootfs / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    for inside, source in files.items():
+        target = rootfs / inside.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(source, Path):
+            shutil.copy2(source, target)
+        else:
+            target.write_text(source)
+    manifest: dict[str, Any] = {
+        "acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
+        "labels": [{"name": "version", "value": "1"}, {"name": "os", "value": "linux"},
+                   {"name": "arch", "value": "amd64"}],
+    }
+    if app is not None:
+        manifest["app"] = {"user": "0", "group": "0", **app}
+    write_aci(ImageManifest.from_dict(manifest), rootfs, out)
+    return out
+
+
+@pytest.fixture
+def tool_image(tmp_path: Path, tool_binary: Path) -> Callable[..., Path]:
+    """Build an image running the test tool: tool_image(name, app_overrides, files=...)."""
+
+    def make(name: str = "example.com/tool", app: dict[str, Any] | None = None,
+             files: dict[str, Path | str] | None = None) -> Path:
+        short = name.rsplit("/", 1)[-1]
+        contents: dict[str, Path | str] = {
+            "/bin/tool": tool_binary,
+            "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\nworker:x:1234:2345::/home:/bin/sh\n",
+            "/etc/group": "root:x:0:\nworkers:x:2345:\n",
+        }
+        contents.update(files or {})
+        return write_image(tmp_path / f"{short}.aci", name, contents,
+                           {"exec": ["/bin/tool"], **(app or {})}, extra_dirs=("/tmp",))
+
+    return make
+
+
+@pytest.fixture
+def pyrkt(store: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real `pyrkt` command against the test store."""
+
+    def run(*args: str, timeout: float = 60, check: bool = False,
+            **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, PYRKT_DIR=str(store))
+        result = subprocess.run([sys.executable, "-m", "registry.cli.main", *args], env=env,
+                                capture_output=True, text=True, timeout=timeout, **kwargs)
+        if check:
+            assert result.returncode == 0, f"pyrkt {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result
+
+    return run
+
+
+@pytest.fixture
+def start_pyrkt(store: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start `pyrkt run` in the background; killed (if still running) after the test."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        env = dict(os.environ, PYRKT_DIR=str(store))
+        process = subprocess.Popen([sys.executable, "-m", "registry.cli.main", *args], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for_file(path: Path, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not appear within {timeout}s")
+
+
+def status_of(pyrkt: Callable[..., Any], uuid: str, *extra: str) -> dict[str, str]:
+    result = pyrkt("status", *extra, uuid, check=True)
+    return dict(line.split("=", 1) for line in result.stdout.splitlines())
+
+
+def pod_json(pyrkt: Callable[..., Any]) -> list[dict[str, Any]]:
+    return json.loads(pyrkt("list", "--format", "json", check=True).stdout)

@@ -1,0 +1,152 @@
+"""`pyrkt run` on the host with the builtin stage1: what the app sees and what is recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import needs_root, status_of
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+
+@pytest.fixture(autouse=True)
+def _root() -> None:
+    needs_root()
+
+
+def _uuid(path: Path) -> str:
+    return path.read_text().strip()
+
+
+def test_seed_hello_image_runs_and_is_recorded(tmp_path, static_hello, pyrkt, store) -> None:
+    work = tmp_path / "seed"
+    work.mkdir()
+    shutil.copy2(static_hello, work / "hello")
+    script = Path(__file__).resolve().parents[1] / "data" / "seed-acbuild.sh"
+    subprocess.run(["bash", str(script)], cwd=work, check=True, capture_output=True, timeout=120)
+    aci = work / "hello-latest-linux-amd64.aci"
+
+    refused = pyrkt("run", str(aci))
+    assert refused.returncode != 0 and "insecure-options=image" in refused.stderr
+    assert not list((store / "pods").glob("*/*")) if (store / "pods").exists() else True
+
+    uuid_file = tmp_path / "uuid"
+    result = pyrkt("run", "--insecure-options=image", f"--uuid-file-save={uuid_file}", str(aci),
+                   "--", "one", "two")
+    assert result.returncode == 0, result.stderr
+    assert "Hello from pyrkt\ncwd=/app\narg=one\narg=two\n" in result.stdout
+    uuid = _uuid(uuid_file)
+    status = status_of(pyrkt, uuid)
+    assert status["state"] == "exited" and status["exited"] == "true"
+    assert status["app-hello"] == "0"
+    logs = pyrkt("logs", uuid, check=True).stdout
+    assert logs.startswith("Hello from pyrkt\ncwd=/app\n")
+    log_file = next((store / "pods").glob(f"*/{uuid}/apps/hello/log"))
+    assert log_file.read_text() == logs
+
+
+@pytest.mark.parametrize("overlay", [True, False], ids=["overlay", "copy"])
+def test_exit_code_env_workdir_user(tmp_path, tool_image, pyrkt, overlay) -> None:
+    image = tool_image(app={"environment": [{"name": "FROM_IMAGE", "value": "image"},
+                                            {"name": "OVERRIDDEN", "value": "image"}],
+                            "workingDirectory": "/etc"})
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\nFROM_FILE=file\n")
+    uuid_file = tmp_path / "uuid"
+    args = ["run", "--insecure-options=image", f"--uuid-file-save={uuid_file}",
+            "--set-env=OVERRIDDEN=flag", f"--set-env-file={env_file}"]
+    if not overlay:
+        args.append("--no-overlay")
+    result = pyrkt(*args, str(image), "--user=worker", "--group=workers", "--",
+                   "env", "FROM_IMAGE", "env", "OVERRIDDEN", "env", "FROM_FILE", "env", "PATH",
+                   "cwd", "id", "exit", "7")
+    assert result.returncode == 7, result.stderr
+    assert "env FROM_IMAGE=image\nenv OVERRIDDEN=flag\nenv FROM_FILE=file\n" in result.stdout
+    assert "env PATH=/usr/local/sbin:" in result.stdout
+    assert "cwd=/etc\nuid=1234 gid=2345\n" in result.stdout
+    uuid = _uuid(uuid_file)
+    assert status_of(pyrkt, uuid)["app-tool"] == "7"
+    mode = json.loads(next(tmp_path.glob(f"store/pods/*/{uuid}/runtime.json")).read_text())
+    assert mode["rootfs"] == ("overlay" if overlay else "copy")
+
+    numeric = pyrkt("run", "example.com/tool:1", "--user=42", "--group=43", "--working-dir=/tmp", "--",
+                    "id", "cwd", check=True)
+    assert "uid=42 gid=43\ncwd=/tmp\n" in numeric.stdout  # the image is in the store now
+
+    unknown = pyrkt("run", "example.com/tool", "--user=nobody-here", "--", "id")
+    assert unknown.returncode == 126
+    assert 'user "nobody-here"' in unknown.stdout
+
+
+def test_host_and_empty_volumes_read_only_enforced(tmp_path, tool_image, pyrkt) -> None:
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    os.chown(rw, 1234, 2345)  # the app runs as 1234:2345 and must be able to write there
+    (ro / "given.txt").write_text("from the host")
+    image = tool_image(app={"mountPoints": [{"name": "scratch", "path": "/scratch"}]})
+    result = pyrkt(
+        "run", "--insecure-options=image",
+        f"--volume=rw,kind=host,source={rw}", f"--volume=ro,kind=host,source={ro},readOnly=true",
+        "--volume=scratch,kind=empty,mode=0777",
+        str(image), "--mount=volume=rw,target=/data/rw", "--mount=volume=ro,target=/data/ro",
+        "--user=1234", "--group=2345", "--",
+        "write", "/data/rw/out.txt", "written in the pod",
+        "cat", "/data/ro/given.txt", "write", "/data/ro/evil.txt", "no",
+        "write", "/scratch/tmp.txt", "scratch", "cat", "/scratch/tmp.txt")
+    assert result.returncode == 0, result.stderr
+    assert "write /data/rw/out.txt: ok" in result.stdout
+    assert (rw / "out.txt").read_text() == "written in the pod"
+    assert "cat /data/ro/given.txt: from the host" in result.stdout
+    assert "write /data/ro/evil.txt: Read-only file system" in result.stdout
+    assert not (ro / "evil.txt").exists()
+    assert "write /scratch/tmp.txt: ok\ncat /scratch/tmp.txt: scratch" in result.stdout
+    as_root = pyrkt("run", f"--volume=ro,kind=host,source={ro},readOnly=true", "example.com/tool",
+                    "--mount=volume=ro,target=/data/ro", "--", "write", "/data/ro/evil.txt", "x")
+    assert "Read-only file system" in as_root.stdout and not (ro / "evil.txt").exists()
+
+
+def test_app_cannot_see_or_write_host_paths(tmp_path, tool_image, pyrkt) -> None:
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host only")
+    image = tool_image()
+    uuid_file = tmp_path / "uuid"
+    marker = f"/pyrkt-escape-{os.getpid()}"
+    result = pyrkt("run", "--insecure-options=image", f"--uuid-file-save={uuid_file}",
+                   str(image), "--", "cat", str(secret), "exists", str(tmp_path),
+                   "exists", "/work", "write", marker, "inside", "exists", marker,
+                   "cat", "/proc/1/cmdline", "hostname", "exists", "/dev/null",
+                   "write", "/dev/null", "x", "exists", "/dev/pts", check=True)
+    assert f"cat {secret}: No such file or directory" in result.stdout
+    assert f"exists {tmp_path}: no" in result.stdout and "exists /work: no" in result.stdout
+    assert f"write {marker}: ok\nexists {marker}: yes" in result.stdout
+    assert not Path(marker).exists()  # written into the pod's own root, not the host's
+    assert "cat /proc/1/cmdline: " in result.stdout and "/sbin/init" not in result.stdout
+    assert f"hostname=rkt-{_uuid(uuid_file)}" in result.stdout
+    assert "exists /dev/null: yes\nwrite /dev/null: ok\nexists /dev/pts: yes" in result.stdout
+
+
+def test_bad_inputs_leave_nothing_behind(tmp_path, tool_image, pyrkt, store) -> None:
+    image = tool_image()
+    cases = [
+        (["run", str(tmp_path / "missing.aci")], ""),
+        (["run", "--insecure-options=image", str(image), "--mount=volume=nope,target=/x"],
+         "no such volume"),
+        (["run", "--insecure-options=image", "--port=http:18080", str(image)],
+         "no app in the pod declares a port named http"),
+        (["run", "--insecure-options=image", "--net=host", "--port=http:18080", str(image)],
+         "--port needs --net=default"),
+        (["run", "--insecure-options=image", "--memory=lots", str(image)], "not a quantity"),
+        (["run-prepared", "00000000"], "no pod"),
+    ]
+    for args, message in cases:
+        result = pyrkt(*args)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert not list(store.glob("pods/*/*"))
