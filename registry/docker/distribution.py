@@ -49,10 +49,12 @@ class RegistryClient:
     """
 
     def __init__(self, ref: DockerReference, *, insecure: bool = False,
-                 docker_config: Path | None = None,
+                 docker_config: Path | None = None, ca_bundle: str | None = None,
                  session: requests.Session | None = None) -> None:
         self.ref = ref
         self.insecure = insecure
+        # requests' `verify`: False, True (system CAs / REQUESTS_CA_BUNDLE) or a CA file.
+        self.verify: bool | str = False if insecure else (ca_bundle or True)
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = "pyrkt-docker2aci"
         self.credentials = credentials_for(ref.registry, docker_config)
@@ -70,7 +72,7 @@ class RegistryClient:
         for scheme in schemes:
             url = f"{scheme}://{self.ref.registry}/v2/"
             try:
-                response = self.session.get(url, timeout=TIMEOUT, verify=not self.insecure)
+                response = self.session.get(url, timeout=TIMEOUT, verify=self.verify)
             except requests.RequestException as err:
                 errors.append(f"{url}: {err.__class__.__name__}")
                 continue
@@ -111,7 +113,7 @@ class RegistryClient:
             query["service"] = params["service"]
         try:
             response = self.session.get(realm, params=query, auth=self.credentials,
-                                        timeout=TIMEOUT, verify=not self.insecure)
+                                        timeout=TIMEOUT, verify=self.verify)
         except requests.RequestException as err:
             raise DockerError(f"token service {realm}: {err}", reason="network") from err
         if response.status_code in (401, 403):
@@ -134,7 +136,7 @@ class RegistryClient:
             request_headers["Authorization"] = self._authorization
         try:
             response = self.session.get(url, headers=request_headers, stream=True,
-                                        timeout=TIMEOUT, verify=not self.insecure)
+                                        timeout=TIMEOUT, verify=self.verify)
         except requests.RequestException as err:
             raise DockerError(f"GET {url}: {err}", reason="network") from err
         if response.status_code == 401 and self._authorization is None:
@@ -207,14 +209,15 @@ class RegistryClient:
 
 @contextlib.contextmanager
 def pull_image(ref: DockerReference, *, insecure: bool = False, docker_config: Path | None = None,
-               session: requests.Session | None = None,
+               ca_bundle: str | None = None, session: requests.Session | None = None,
                workdir: Path | None = None) -> Iterator[SourceImage]:
     """Pull manifest, config and layers (to a temporary directory) and yield the SourceImage.
 
     Layers are downloaded once to disk because conversion reads each twice; the directory is
     removed when the block ends.
     """
-    client = RegistryClient(ref, insecure=insecure, docker_config=docker_config, session=session)
+    client = RegistryClient(ref, insecure=insecure, docker_config=docker_config,
+                            ca_bundle=ca_bundle, session=session)
     client.connect()
     document, media_type, digest = client.manifest(ref.reference)
     if media_type in INDEX_TYPES or "manifests" in document:

@@ -40,26 +40,31 @@ def remote_key(ref: DockerReference) -> str:
 
 
 def fetch_docker_image(store: ImageStore, source: str, *,
-                       insecure: InsecureOptions | None = None, refresh: bool = False,
-                       docker_config: Path | None = None) -> DockerFetchResult:
+                       insecure: InsecureOptions | None = None, pull_policy: str = "new",
+                       docker_config: Path | None = None,
+                       ca_bundle: str | None = None) -> DockerFetchResult:
     """Pull, squash and import `docker://...` into `store`; reuse the stored copy when known.
 
-    `refresh=True` (rkt's --no-store / pull-policy=update) converts again even when cached.
-    Raises DockerError with a user-readable message; the store is unchanged on failure.
+    `pull_policy` as the client's: `new` uses the stored conversion of the same reference,
+    `update` converts again, `never` only looks in the store. Raises DockerError with a
+    user-readable message; the store is unchanged on failure.
     """
     options = insecure or InsecureOptions()
     ref = parse_reference(source)
     if not ref.digest and not options.skip_image_check:
         raise DockerError(f"{source}: {UNSIGNED_HINT}", reason="insecure")
     key = remote_key(ref)
-    if not refresh:
+    if pull_policy in ("new", "never"):
         cached = store.remote(key)
         if cached is not None:
             return DockerFetchResult(store.get(cached.image_id), cached=True)
+        if pull_policy == "never":
+            raise DockerError(f"{source} is not in the local store and --pull-policy=never "
+                              "forbids fetching it", reason="not-found")
     allow_insecure_transport = options.allow_http or options.skip_tls_check
     work = store.directory / "tmp"
     with pull_image(ref, insecure=allow_insecure_transport, docker_config=docker_config,
-                    workdir=work) as image:
+                    ca_bundle=ca_bundle, workdir=work) as image:
         if not image.pinned_over_tls and not options.skip_image_check:
             raise DockerError(f"{source}: pulled by digest but not over verified TLS. "
                               f"{UNSIGNED_HINT}", reason="insecure")

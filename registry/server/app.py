@@ -77,4 +77,6 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
     app.register_blueprint(api.bp)
     # Last: its catch-all rule answers every path the others do not claim.
     app.register_blueprint(discovery.bp)
+    app.wsgi_app = discovery.DiscoveryFastPath(  # type: ignore[method-assign]
+        app.wsgi_app, config.base_url, config.domains)
     return app

@@ -47,7 +47,7 @@ def test_fetch_imports_and_the_second_fetch_is_a_cache_hit(sample_image, store, 
         assert second.cached and second.image.id == first.image.id
         assert len(state.requests) == served  # nothing downloaded the second time
         refreshed = fetch_docker_image(store, f"docker://{registry.address}/tests/sample:v1",
-                                       insecure=insecure, refresh=True)
+                                       insecure=insecure, pull_policy="update")
         assert not refreshed.cached and refreshed.image.id == first.image.id
     image = first.image
     assert image.name == f"{registry.address.replace(':', '-')}/tests/sample"
@@ -68,13 +68,25 @@ def test_digest_over_plain_http_still_needs_insecure_image(sample_image, store, 
     assert store.list() == []
 
 
+def test_pull_policy_never_only_looks_in_the_store(store, no_docker_config):
+    with pytest.raises(DockerError, match="pull-policy=never"):
+        fetch_docker_image(store, "docker://127.0.0.1:9/none/such:v1",
+                           insecure=InsecureOptions.parse("image"), pull_policy="never")
+
+
 def test_digest_over_verified_tls_needs_no_insecure_option(sample_image, store, tmp_path,
-                                                           no_docker_config, monkeypatch):
+                                                           no_docker_config):
     cert, key = self_signed_certificate(tmp_path)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
     digest = sample_image.manifest.digest
     with V2Registry(RegistryState({"tests/sample": sample_image.layout}), tls=(cert, key)) as registry:
-        result = fetch_docker_image(store, f"docker://{registry.address}/tests/sample@{digest}")
+        result = fetch_docker_image(store, f"docker://{registry.address}/tests/sample@{digest}",
+                                    ca_bundle=str(cert))
     assert not result.cached
     assert result.image.labels["version"] == digest.replace(":", "-")
-    assert oci_images.SAMPLE_ROOTFS["keep.txt"] == ("file", "new keep\n")
+    assert oci_images.rootfs_listing(result.image.path) == oci_images.SAMPLE_ROOTFS
+    # The same registry's certificate is not trusted without the CA: refused, nothing stored.
+    other = ImageStore(tmp_path / "other-store")
+    with V2Registry(RegistryState({"tests/sample": sample_image.layout}), tls=(cert, key)) as registry:
+        with pytest.raises(DockerError, match="cannot reach registry"):
+            fetch_docker_image(other, f"docker://{registry.address}/tests/sample@{digest}")
+    assert other.list() == []

@@ -73,3 +73,11 @@ def register_error_pages(app: Flask) -> None:
             return error
         return render_template("ui/error.html", status=404,
                                message="Nothing here — or nothing you may see."), 404
+
+
+@bp.errorhandler(400)
+def _bad_request(error: HTTPException) -> tuple[Response, int] | tuple[str, int]:
+    message = error.description or "bad request"
+    if wants_json():
+        return jsonify({"ok": False, "code": "bad-request", "message": message}), 400
+    return render_template("ui/error.html", status=400, message=message), 400

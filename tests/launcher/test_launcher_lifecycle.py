@@ -1,0 +1,130 @@
+"""Pod states seen through the CLI: prepare, run-prepared, list, status, logs, stop, enter, gc."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import needs_root, pod_json, status_of, wait_for_file
+
+from registry.launcher import images_in_use
+from registry.launcher.pods import find_pod
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+
+@pytest.fixture(autouse=True)
+def _root() -> None:
+    needs_root()
+
+
+def _wait_state(pyrkt, uuid: str, state: str, timeout: float = 20) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = status_of(pyrkt, uuid)
+        if status["state"] == state:
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"pod {uuid} never became {state}: {status}")
+
+
+def test_list_status_logs_stop_gc_round_trip(tmp_path, tool_image, start_pyrkt, pyrkt,
+                                             store) -> None:
+    image = tool_image()
+    uuid_file = tmp_path / "uuid"
+    process = start_pyrkt("run", "--insecure-options=image", f"--uuid-file-save={uuid_file}",
+                          str(image), "--", "hostname", "sleep", "60")
+    uuid = wait_for_file(uuid_file)
+    running = _wait_state(pyrkt, uuid, "running")
+    assert int(running["pid"]) > 1 and running["exited"] == "false"
+    assert "app-tool" not in running
+
+    [entry] = pod_json(pyrkt)
+    assert entry["name"] == uuid and entry["state"] == "running" and entry["app_names"] == ["tool"]
+    full = pyrkt("list", "--full", check=True).stdout.splitlines()
+    assert full[0].split() == ["UUID", "APP", "IMAGE", "NAME", "IMAGE", "ID", "STATE", "CREATED",
+                               "STARTED", "NETWORKS"]
+    assert full[1].startswith(uuid)
+
+    deadline = time.monotonic() + 10
+    while "hostname=" not in pyrkt("logs", uuid).stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pyrkt("logs", uuid, check=True).stdout == f"hostname=rkt-{uuid}\n"
+    entered = pyrkt("enter", uuid, "/bin/tool", "hostname", "id", check=True)
+    assert entered.stdout == f"hostname=rkt-{uuid}\nuid=0 gid=0\n"
+    assert find_pod(store, uuid).manifest()["apps"][0]["image"]["id"] in images_in_use(store)
+
+    gc_running = pyrkt("gc", "--grace-period=0s", check=True)
+    assert uuid not in gc_running.stdout and status_of(pyrkt, uuid)["state"] == "running"
+    assert pyrkt("rm", uuid).returncode != 0
+
+    pyrkt("stop", uuid, check=True)
+    assert process.wait(timeout=20) == 143
+    exited = status_of(pyrkt, uuid, "--wait")
+    assert exited["state"] == "exited" and exited["app-tool"] == "143" and exited["pid"] == "-1"
+    assert "finished" in exited
+    assert pyrkt("stop", uuid).returncode != 0
+    assert images_in_use(store) == set()
+
+    cgroup_dirs = find_pod(store, uuid).cgroup_dirs()
+    assert cgroup_dirs and all(d.exists() for d in cgroup_dirs)  # kept for statistics until gc
+    marked = pyrkt("gc", "--mark-only", check=True)
+    assert uuid in marked.stdout
+    assert status_of(pyrkt, uuid)["state"] == "exited-garbage"
+    kept = pyrkt("gc", check=True)  # still inside the default 30m grace period
+    assert f"Garbage collecting pod {uuid}" not in kept.stdout
+    collected = pyrkt("gc", "--grace-period=0s", check=True)
+    assert f"Garbage collecting pod {uuid}" in collected.stdout
+    assert not any(d.exists() for d in cgroup_dirs)
+    assert pyrkt("status", uuid).returncode != 0 and pod_json(pyrkt) == []
+
+
+def test_prepare_then_run_prepared_and_cat_manifest(tmp_path, tool_image, pyrkt, store,
+                                                    actool_validate) -> None:
+    image = tool_image()
+    prepared = pyrkt("prepare", "--quiet", "--insecure-options=image", "--volume=v,kind=empty",
+                     str(image), "--mount=volume=v,target=/v", "--memory=64M", "--cpu=1",
+                     "--", "write", "/v/x", "y", check=True)
+    uuid = prepared.stdout.strip()
+    assert status_of(pyrkt, uuid)["state"] == "prepared"
+    manifest = json.loads(pyrkt("cat-manifest", uuid, check=True).stdout)
+    assert manifest["acKind"] == "PodManifest" and manifest["apps"][0]["name"] == "tool"
+    isolators = {i["name"]: i["value"] for i in manifest["apps"][0]["app"]["isolators"]}
+    assert isolators == {"resource/memory": {"limit": "64000000"},
+                         "resource/cpu": {"limit": "1000m"}}
+    pod_file = tmp_path / "pod-manifest.json"
+    pod_file.write_text(json.dumps(manifest))
+    actool_validate(pod_file)
+    assert manifest["apps"][0]["image"]["id"] in images_in_use(store)
+
+    ran = pyrkt("run-prepared", uuid[:8])
+    assert ran.returncode == 0 and "write /v/x: ok" in ran.stdout
+    assert pyrkt("run-prepared", uuid).returncode != 0  # it is no longer prepared
+
+    again = pyrkt("prepare", "-q", "example.com/tool", check=True).stdout.strip()
+    pyrkt("gc", "--expire-prepared=0s", "--grace-period=0s", check=True)
+    assert pyrkt("status", again).returncode != 0 and pyrkt("status", uuid).returncode != 0
+
+
+def test_concurrent_prepares_never_show_half_made_pods(tool_image, pyrkt, store) -> None:
+    import subprocess
+    import sys
+
+    image = tool_image()
+    pyrkt("prepare", "-q", "--insecure-options=image", str(image), check=True)
+    env = {"PYRKT_DIR": str(store)}
+    import os
+
+    procs = [subprocess.Popen([sys.executable, "-m", "registry.cli.main", "prepare", "-q",
+                               "example.com/tool"], env={**os.environ, **env},
+                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    seen_states: set[str] = set()
+    while any(p.poll() is None for p in procs):
+        for entry in pod_json(pyrkt):
+            seen_states.add(entry["state"])
+            if entry["state"] == "prepared":
+                assert entry["apps"][0]["image_id"].startswith("sha512-")
+    uuids = {p.stdout.read().strip() for p in procs}
+    assert len(uuids) == 4 and all(p.returncode == 0 for p in procs)
+    assert seen_states <= {"embryo", "preparing", "prepared"}
