@@ -6,9 +6,9 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from registry.server.config import RegistryConfig
-from registry.server.models import Base
+from registry.server.schema import load_all_models
 
-target_metadata = Base.metadata
+target_metadata = load_all_models()
 
 
 def _url() -> str:

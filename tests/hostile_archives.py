@@ -1,7 +1,7 @@
 """A corpus of hostile and broken ACIs, generated on demand (standard library only).
 
     from hostile_archives import build_corpus
-    for case in build_corpus(tmp_path):          # list[HostileCase]
+    for case in build_corpus(tmp_path):          # list[HostileCase]; case_names(): ids only
         with pytest.raises(ACIError) as caught:
             read_aci(case.path)                    # or extract_aci(case.path, dest)
         assert caught.value.reason == case.reason
@@ -233,6 +233,11 @@ _CASES: list[tuple[str, str, str, str, Callable[[], bytes], str]] = [
     ("empty-file", "empty", "empty", "read", lambda: b"",
      "a file of zero bytes"),
 ]
+
+
+def case_names() -> list[str]:
+    """The names of the cases, without writing anything (for pytest parametrization)."""
+    return [name for name, *_ in _CASES]
 
 
 def build_corpus(directory: str | os.PathLike[str]) -> list[HostileCase]:

@@ -25,10 +25,14 @@ class ArchiveError(ACIError):
     """The archive itself is unacceptable: layout, tar structure, compression or limits.
 
     Reason codes (stable, for callers and tests):
-      not-tar, truncated, bad-compression, path-traversal, absolute-path, empty-name,
-      duplicate-entry, missing-manifest, missing-rootfs, rootfs-not-directory,
-      manifest-not-file, extra-entry, outside-rootfs, manifest-too-large, bomb, too-large,
-      link-escape, device-node, unsupported-entry, dest-exists, extract-failed
+      stream:      empty, not-tar, truncated, bad-compression, bad-header, too-large, bomb
+      layout:      missing-manifest, missing-rootfs, manifest-not-file, rootfs-not-directory,
+                   manifest-too-large, extra-entry, duplicate-entry, bad-parent,
+                   unsupported-entry
+      safety:      path-traversal, absolute-path, link-escape, bad-link, device-node
+      extraction:  dest-exists, extract-failed
+    ManifestError uses invalid-json and invalid-manifest; plain ACIError from write_aci uses
+    bad-rootfs, bad-compression and bad-environment.
     """
 
     reason = "invalid-archive"

@@ -16,7 +16,7 @@ from pathlib import Path
 from registry.aci.errors import ACIError, ArchiveError
 from registry.aci.layout import ROOTFS, LayoutChecker
 from registry.aci.manifest import ImageManifest
-from registry.aci.reader import DEFAULT_MAX_RATIO, ACIInfo, Limits, Source, _opened, stream_archive
+from registry.aci.reader import DEFAULT_MAX_RATIO, ACIInfo, Limits, Source, opened, stream_archive
 from registry.aci.tarstream import (
     BLOCKDEV,
     CHAR,
@@ -174,7 +174,7 @@ def extract_aci(source: Source, dest: str | os.PathLike[str], *, rootfs_only: bo
     staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.extract-"))
     extractor = _Extractor(staging, rootfs_only=rootfs_only, allow_devices=allow_devices)
     try:
-        with _opened(source) as stream:
+        with opened(source) as stream:
             image_id, compression, total = stream_archive(
                 stream, extractor, Limits(max_uncompressed, max_ratio))
         manifest_bytes = extractor.finish()

@@ -1,16 +1,11 @@
 """Reading an ACI in one streaming pass: compression by magic bytes, the image ID (SHA-512
 of the uncompressed tar), the layout and the manifest, in bounded memory.
 
-Decompression and hashing both release the GIL, so the hash runs in a helper thread fed
-through a short queue: on two cores the pass costs what the slower of the two costs, as
-`gzip -dc | sha512sum` does."""
+Decompression, hashing and parsing overlap in threads (see pipeline.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import queue
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +21,7 @@ from registry.aci.compression import (
 from registry.aci.errors import ArchiveError
 from registry.aci.layout import LayoutChecker
 from registry.aci.manifest import ImageManifest
+from registry.aci.pipeline import BackgroundHash, Prefetch
 from registry.aci.tarstream import TarStreamParser
 
 IMAGE_ID_PREFIX = "sha512-"
@@ -54,32 +50,8 @@ def short_id(image_id: str) -> str:
     return image_id[: len(IMAGE_ID_PREFIX) + SHORT_ID_HEX_DIGITS]
 
 
-class _BackgroundHash:
-    """SHA-512 computed in a helper thread; `update` hands over a chunk and returns."""
-
-    _DONE = None
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha512()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        self._thread = threading.Thread(target=self._run, name="aci-sha512", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not self._DONE:
-            self._hash.update(chunk)
-
-    def update(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
-
-    def close(self) -> str:
-        self._queue.put(self._DONE)
-        self._thread.join()
-        return self._hash.hexdigest()
-
-
 @contextmanager
-def _opened(source: Source) -> Iterator[BinaryIO]:
+def opened(source: Source) -> Iterator[BinaryIO]:
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as handle:
             yield handle
@@ -116,10 +88,11 @@ def stream_archive(fileobj: BinaryIO, handler: LayoutChecker | None, limits: Lim
     compression = detect(prefix)
     source = CountingReader(fileobj, prefix)
     parser = TarStreamParser(handler) if handler is not None else None
-    digest = _BackgroundHash()
+    digest = BackgroundHash()
+    chunks = Prefetch(decompressed_chunks(source, compression))
     total = 0
     try:
-        for chunk in decompressed_chunks(source, compression):
+        for chunk in chunks:
             digest.update(chunk)
             total += len(chunk)
             limits.check(total, source.count)
@@ -128,9 +101,11 @@ def stream_archive(fileobj: BinaryIO, handler: LayoutChecker | None, limits: Lim
         if parser is not None:
             parser.finish()
     except BaseException:
+        chunks.close()
         digest.close()
         _drain(source)
         raise
+    chunks.close()
     if total == 0:
         digest.close()
         raise ArchiveError(f"{compression}: decompresses to nothing", reason="empty")
@@ -160,7 +135,7 @@ def read_aci(fileobj: Source, *, max_uncompressed: int | None = None,
     `fileobj` (a binary file object, or a path) is read to EOF. `max_uncompressed` caps the
     tar's size (default 32 GiB); `max_ratio` is the bomb guard (None disables it).
     """
-    with _opened(fileobj) as stream:
+    with opened(fileobj) as stream:
         checker = LayoutChecker(allow_devices=allow_devices)
         image_id, compression, total = stream_archive(
             stream, checker, Limits(max_uncompressed, max_ratio))
@@ -171,6 +146,6 @@ def read_aci(fileobj: Source, *, max_uncompressed: int | None = None,
 
 def image_id_of(fileobj: Source) -> str:
     """`sha512-<128 hex>` of the uncompressed stream; no layout checks (see read_aci)."""
-    with _opened(fileobj) as stream:
+    with opened(fileobj) as stream:
         image_id, _, _ = stream_archive(stream, None, Limits(None, None))
     return image_id

@@ -6,7 +6,7 @@ of every block; this keeps the hashing pass at the speed of the decompressor."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from registry.aci.errors import ArchiveError
@@ -22,31 +22,81 @@ TYPE_NAMES = {REGULAR: "regular file", HARDLINK: "hard link", SYMLINK: "symlink"
               FIFO: "fifo"}
 MAX_META_SIZE = 1 << 20  # pax records and GNU long names: generous, but bounded
 _ZERO_BLOCK = bytes(BLOCK)
+_NO_PAX: dict[str, str] = {}  # shared by entries without pax records; never mutated
 
 Sink = Callable[[memoryview], object]
 
 
-@dataclass
 class TarEntry:
-    """One archive member as its headers (ustar + pax + GNU) describe it."""
+    """One archive member as its headers (ustar + pax + GNU) describe it.
 
-    name: str
-    type: str
-    size: int
-    mode: int
-    uid: int
-    gid: int
-    mtime: float
-    linkname: str = ""
-    uname: str = ""
-    gname: str = ""
-    devmajor: int = 0
-    devminor: int = 0
-    pax: dict[str, str] = field(default_factory=dict)
+    name, type, size and linkname are decoded at once (every reader needs them); ownership,
+    mode, times and device numbers only when asked for, since hashing-only passes never do.
+    """
+
+    __slots__ = ("name", "type", "size", "linkname", "pax", "_block", "__dict__")
+
+    def __init__(self, name: str, type: str, size: int, linkname: str = "",
+                 pax: dict[str, str] | None = None, block: bytes = bytes(BLOCK)) -> None:
+        self.name = name
+        self.type = type
+        self.size = size
+        self.linkname = linkname
+        self.pax = pax if pax is not None else _NO_PAX
+        self._block = block
+
+    def __repr__(self) -> str:
+        return f"TarEntry({self.name!r}, type={self.type!r}, size={self.size})"
 
     @property
     def type_name(self) -> str:
         return TYPE_NAMES.get(self.type, f"type {self.type!r}")
+
+    @cached_property
+    def mode(self) -> int:
+        return _octal(self._block[100:108], "mode") & 0o7777
+
+    @cached_property
+    def uid(self) -> int:
+        return self._pax_int("uid", _octal(self._block[108:116], "uid"))
+
+    @cached_property
+    def gid(self) -> int:
+        return self._pax_int("gid", _octal(self._block[116:124], "gid"))
+
+    @cached_property
+    def mtime(self) -> float:
+        try:
+            return float(self.pax["mtime"]) if "mtime" in self.pax \
+                else float(_octal(self._block[136:148], "mtime"))
+        except ValueError:
+            raise ArchiveError(f"{self.name}: bad mtime in pax header", reason="bad-header") \
+                from None
+
+    @cached_property
+    def uname(self) -> str:
+        return self.pax.get("uname", _text(self._block[265:297]))
+
+    @cached_property
+    def gname(self) -> str:
+        return self.pax.get("gname", _text(self._block[297:329]))
+
+    @cached_property
+    def devmajor(self) -> int:
+        return _octal(self._block[329:337], "devmajor")
+
+    @cached_property
+    def devminor(self) -> int:
+        return _octal(self._block[337:345], "devminor")
+
+    def _pax_int(self, key: str, default: int) -> int:
+        if key not in self.pax:
+            return default
+        try:
+            return int(self.pax[key])
+        except ValueError:
+            raise ArchiveError(f"{self.name}: bad {key} in pax header", reason="bad-header") \
+                from None
 
 
 class EntryHandler(Protocol):
@@ -84,10 +134,13 @@ def _checksum_ok(header: bytes) -> bool:
         expected = int(stored, 8)
     except ValueError:
         return False
+    # The checksum field itself counts as eight spaces (8 * 32).
+    unsigned = sum(header) - sum(header[148:156]) + 256
+    if expected == unsigned:
+        return True
+    # Some old tars summed signed chars; only then count the high bytes (slow in Python).
     blanked = header[:148] + b" " * 8 + header[156:]
-    unsigned = sum(blanked)
-    signed = unsigned - 256 * sum(1 for byte in blanked if byte >= 128)
-    return expected in (unsigned, signed)
+    return expected == unsigned - 256 * sum(1 for byte in blanked if byte >= 128)
 
 
 def parse_pax(data: bytes) -> dict[str, str]:
@@ -234,7 +287,8 @@ class TarStreamParser:
             prefix = _text(block[345:500])
             if prefix:
                 name = f"{prefix}/{name}"
-        pax = {**self._global_pax, **self._pending_pax}
+        pax = {**self._global_pax, **self._pending_pax} \
+            if self._global_pax or self._pending_pax else _NO_PAX
         self._pending_pax = {}
         if self._long_name is not None:
             name, self._long_name = self._long_name, None
@@ -243,40 +297,25 @@ class TarStreamParser:
             linkname, self._long_link = self._long_link, None
         if type_flag == _CONTIGUOUS:
             type_flag = REGULAR
-        entry = TarEntry(
-            name=pax.get("path", name), type=type_flag, size=size,
-            mode=_octal(block[100:108], "mode") & 0o7777,
-            uid=_octal(block[108:116], "uid"), gid=_octal(block[116:124], "gid"),
-            mtime=float(_octal(block[136:148], "mtime")),
-            linkname=pax.get("linkpath", linkname),
-            uname=pax.get("uname", _text(block[265:297])),
-            gname=pax.get("gname", _text(block[297:329])),
-            devmajor=_octal(block[329:337], "devmajor"),
-            devminor=_octal(block[337:345], "devminor"),
-            pax=pax,
-        )
-        self._apply_pax_numbers(entry, pax)
+        entry = TarEntry(pax.get("path", name), type_flag, size,
+                         pax.get("linkpath", linkname), pax, block)
+        if pax:
+            self._apply_pax(entry, pax)
         return entry
 
     @staticmethod
-    def _apply_pax_numbers(entry: TarEntry, pax: dict[str, str]) -> None:
+    def _apply_pax(entry: TarEntry, pax: dict[str, str]) -> None:
         if any(key.startswith("GNU.sparse") for key in pax):
             raise ArchiveError(f"{entry.name}: sparse files are not supported",
                                reason="unsupported-entry")
-        try:
-            if "size" in pax:
+        if "size" in pax:
+            try:
                 entry.size = int(pax["size"])
-            if "uid" in pax:
-                entry.uid = int(pax["uid"])
-            if "gid" in pax:
-                entry.gid = int(pax["gid"])
-            if "mtime" in pax:
-                entry.mtime = float(pax["mtime"])
-        except ValueError:
-            raise ArchiveError(f"{entry.name}: bad number in pax header",
-                               reason="bad-header") from None
-        if entry.size < 0:
-            raise ArchiveError(f"{entry.name}: negative size", reason="bad-header")
+            except ValueError:
+                raise ArchiveError(f"{entry.name}: bad size in pax header",
+                                   reason="bad-header") from None
+            if entry.size < 0:
+                raise ArchiveError(f"{entry.name}: negative size", reason="bad-header")
 
     # -- data
 

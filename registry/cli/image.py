@@ -114,10 +114,15 @@ def list_images(fields: str, sort_by: str, order: str, full: bool, no_legend: bo
 def remove(images: tuple[str, ...], client: ClientContext) -> None:
     """Remove images from the store."""
     store = client.store()
+    in_use = _images_in_use(store)
     failed = 0
     for ref in images:
         try:
-            removed = store.remove(store.get(ref).id)
+            target = store.get(ref)
+            if target.id in in_use:
+                raise StoreError(f"image {target.short_id} ({target.name}) is used by a running "
+                                 f"pod; stop the pod first")
+            removed = store.remove(target.id)
         except StoreError as error:
             click.echo(f"pyrkt: {error}", err=True)
             failed += 1
@@ -125,6 +130,15 @@ def remove(images: tuple[str, ...], client: ClientContext) -> None:
         click.echo(f'successfully removed image "{removed.id}"', err=True)
     if failed:
         raise StoreError(f"{failed} image(s) could not be removed")
+
+
+def _images_in_use(store: ImageStore) -> set[str]:
+    """IDs of images that running pods use (the launcher knows; none without it)."""
+    try:
+        from registry.launcher import images_in_use
+    except ImportError:
+        return set()
+    return set(images_in_use(store.directory))
 
 
 def _duration(text: str) -> timedelta:
@@ -152,14 +166,7 @@ def _duration(text: str) -> timedelta:
 def gc(grace_period: str, client: ClientContext) -> None:
     """Remove images not used within the grace period (never those of running pods)."""
     store = client.store()
-    in_use: set[str] = set()
-    try:
-        from registry.launcher import images_in_use  # type: ignore[attr-defined]
-    except ImportError:
-        images_in_use = None
-    if images_in_use is not None:
-        in_use = set(images_in_use(store.directory))
-    for removed in store.gc(_duration(grace_period), in_use=in_use):
+    for removed in store.gc(_duration(grace_period), in_use=_images_in_use(store)):
         click.echo(f'successfully removed image "{removed.id}" ({removed.name})', err=True)
 
 

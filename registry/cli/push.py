@@ -6,7 +6,13 @@ import sys
 
 import click
 
-from registry.client.push import TOKEN_ENV, PushError, push_image
+from registry.client.push import (
+    TOKEN_ENV,
+    PushError,
+    default_registry_url,
+    image_name,
+    push_image,
+)
 
 
 @click.command()
@@ -26,7 +32,8 @@ def push(aci: str, signature: str | None, registry_url: str | None, token: str |
     try:
         result = push_image(aci, registry_url=registry_url, token=token, signature=signature,
                             version=version, progress=progress,
-                            verify=not insecure_skip_tls_verify)
+                            verify=not insecure_skip_tls_verify,
+                            auth_headers=None if token else _configured_auth(aci, registry_url))
     except PushError as error:
         if progress is not None:
             click.echo("", err=True)
@@ -38,6 +45,21 @@ def push(aci: str, signature: str | None, registry_url: str | None, token: str |
                f"{result.image_id[:39]}")
     click.echo(f"signed by {result.signed_by}")
     click.echo(result.aci_url())
+
+
+def _configured_auth(aci: str, registry_url: str | None) -> dict[str, str]:
+    """Credentials from the client's auth.d files for the registry's host (as rkt reads them)."""
+    from urllib.parse import urlsplit
+
+    from registry.client.config import ClientConfig
+    from registry.client.dirs import ConfigDirs
+    from registry.client.errors import ConfigError
+
+    try:
+        host = urlsplit(registry_url or default_registry_url(image_name(aci))).hostname or ""
+        return ClientConfig.load(ConfigDirs.from_env()).headers_for(host)
+    except (ConfigError, PushError, OSError):
+        return {}
 
 
 def _progress_bar():  # type: ignore[no-untyped-def]

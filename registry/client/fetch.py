@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,6 +53,7 @@ from .errors import ClientError, FetchError, ImageNotFound
 from .index import Remote
 from .insecure import InsecureOptions
 from .session import ClientSession, build_session
+from .sigcheck import StreamingVerifier
 from .store import ImageStore, StoredImage, looks_like_id
 from .trust import TrustStore
 
@@ -174,8 +175,7 @@ class Fetcher:
     def fetch(self, ref: str) -> StoredImage:
         kind = classify(ref)
         if kind == "docker":
-            raise FetchError(f"{ref}: Docker images are converted with docker2aci first "
-                             f"(pyrkt docker2aci {ref}), then fetched as a file")
+            return self.fetch_docker(ref)
         if kind == "id":
             try:
                 return self.store.get(ref)
@@ -191,6 +191,22 @@ class Fetcher:
         except DiscoveryError as error:
             raise FetchError(str(error)) from None
         return self.fetch_app(app)
+
+    def fetch_docker(self, ref: str) -> StoredImage:
+        """docker:// images are pulled and squashed by registry.docker (unsigned, as in rkt)."""
+        try:
+            from registry.docker.errors import DockerError
+            from registry.docker.fetch import fetch_docker_image
+        except ImportError:
+            raise FetchError(f"{ref}: Docker support is not installed") from None
+        self.log(f"fetching Docker image {ref}")
+        try:
+            result = fetch_docker_image(self.store, ref, insecure=self.options.insecure,
+                                        pull_policy=self.options.pull_policy,
+                                        ca_bundle=self.options.ca_bundle)
+        except DockerError as error:
+            raise FetchError(str(error)) from None
+        return result.image
 
     # app strings -----------------------------------------------------------------------------
 
@@ -308,9 +324,14 @@ class Fetcher:
 
         label = urlsplit(download.url).path.rsplit("/", 1)[-1] or download.url
         bar = self.options.progress(label, download.total) if self.options.progress else None
+        # With the signature in hand, check it in the same pass (a helper process on a pipe).
+        candidates = self._issuer_keys(signature) if signature is not None else []
+        verifier = (StreamingVerifier(signature, candidates, self.store.directory / "tmp")
+                    if signature is not None and candidates else None)
         keep_partial = False
         try:
-            reader = ChunkReader(download.stream(bar.update if bar else None))
+            chunks = download.stream(bar.update if bar else None)
+            reader = ChunkReader(_tee(chunks, verifier.write) if verifier else chunks)
             try:
                 info = read_aci(reader)
                 while reader.read(1024 * 1024):
@@ -330,15 +351,20 @@ class Fetcher:
                 bar.close()
                 bar = None
             _fsync(download.partial)
-            insecure = self._url_insecure(download.url)
+            name = str(info.manifest.name)
             if deferred:
                 signature = self._signature_after_wait(asc_url)
-            if not insecure.skip_image_check:
+            if self._url_insecure(download.url).skip_image_check:
+                pass
+            elif verifier is not None:
                 assert signature is not None
-                self.verify(signature, download.partial, str(info.manifest.name), download.url)
+                self._check_streamed(verifier, signature, name, download.url)
+            else:
+                assert signature is not None
+                self.verify(signature, download.partial, name, download.url)
             if expect is not None:
-                why = label_mismatch(str(info.manifest.name),
-                                     {lab.name: lab.value for lab in info.manifest.labels}, expect)
+                why = label_mismatch(name, {lab.name: lab.value for lab in info.manifest.labels},
+                                     expect)
                 if why is not None:
                     raise FetchError(f"refusing {download.url}: it is not the image asked for "
                                      f"({expect}): {why}")
@@ -346,12 +372,39 @@ class Fetcher:
             remote = Remote(download.url, asc_url, download.etag, download.max_age, time.time())
             return self.store.commit(download.partial, info, remote=remote, signature=signature)
         finally:
+            if verifier is not None:
+                verifier.close()
             if bar:
                 bar.close()
             if keep_partial:
                 download.close()
             else:
                 download.discard()
+
+    def _issuer_keys(self, signature: bytes) -> list[PublicKey]:
+        """Trusted keys (for any prefix) that could have made `signature`; [] if unreadable."""
+        try:
+            issuer = signature_issuer(signature)
+        except SigningError:
+            return []
+        found: dict[str, PublicKey] = {}
+        for trusted in self.trust.list():
+            if trusted.key.has_component(issuer):
+                found[trusted.fingerprint] = trusted.key
+        return list(found.values())
+
+    def _check_streamed(self, verifier: StreamingVerifier, signature: bytes, name: str,
+                        where: str) -> None:
+        signers = self.trusted_signers(signature, name)  # trusted for this very name?
+        try:
+            fingerprint = verifier.result()
+        except FetchError as error:
+            raise FetchError(f"refusing {where}: the signature does not verify: {error}") from None
+        signer = next((key for key in signers if key.fingerprint == fingerprint), None)
+        if signer is None:
+            raise FetchError(f"refusing {where}: signed by {fingerprint}, which is not trusted "
+                             f'for "{name}"')
+        self.log(f"signature verified: {name} signed by {signer.describe()}")
 
     def _signature_after_wait(self, asc_url: str) -> bytes:
         last = 202
@@ -455,6 +508,12 @@ class Fetcher:
             raise FetchError(f"dependency {name}: the fetched image is {image.short_id}, but the "
                              f"manifest requires {image_id[:39]}")
         return image
+
+
+def _tee(chunks: Iterator[bytes], sink: Callable[[bytes], None]) -> Iterator[bytes]:
+    for chunk in chunks:
+        sink(chunk)
+        yield chunk
 
 
 def _fsync(path: Path) -> None:

@@ -119,18 +119,25 @@ def push_image(
     session: requests.Session | None = None,
     verify: bool | str = True,
     timeout: float = 60.0,
+    auth_headers: dict[str, str] | None = None,
 ) -> PushResult:
+    """Upload `path`; credentials: `token`, else $PYRKT_TOKEN, else `auth_headers` (e.g. the
+    client config's auth.d entry for the registry's domain: Basic or Bearer)."""
     aci = Path(path)
     if not aci.is_file():
         raise PushError(f"{aci}: no such file")
     name = name or image_name(aci)
     base = (registry_url or default_registry_url(name)).rstrip("/")
     token = token or os.environ.get(TOKEN_ENV)
-    if not token:
-        raise PushError(f"no API token: pass --token or set {TOKEN_ENV} "
-                        "(an administrator prints one with `pyrkt-registry token create USER`)")
+    if token:
+        headers = {"Authorization": f"Bearer {token}"}
+    elif auth_headers:
+        headers = dict(auth_headers)
+    else:
+        raise PushError(f"no API token: pass --token, set {TOKEN_ENV} or add an auth.d entry "
+                        "for the registry's domain (an administrator prints a token with "
+                        "`pyrkt-registry token create USER`)")
     http = session or requests.Session()
-    headers = {"Authorization": f"Bearer {token}"}
     repo_url = f"{base}{API}/repositories/{quote(name, safe='/')}/-"
     size = aci.stat().st_size
     _check(_request(http, "GET", f"{repo_url}/upload", headers=headers, params={"size": size},

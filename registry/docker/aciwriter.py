@@ -73,8 +73,8 @@ class ACIWriter:
         self._file = os.fdopen(fd, "wb")
         self._compressed = _compressor(self._file, self.compression)
         self._hashing = _HashingWriter(self._compressed)
-        self._tar = tarfile.open(fileobj=self._hashing, mode="w|", format=tarfile.PAX_FORMAT,
-                                 bufsize=1024 * 1024)
+        # tarfile's stream buffer is re-sliced on every write: keep it at its small default.
+        self._tar = tarfile.open(fileobj=self._hashing, mode="w|", format=tarfile.PAX_FORMAT)
         return self
 
     def add_manifest(self, manifest_json: bytes) -> None:

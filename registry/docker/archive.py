@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import posixpath
 import tarfile
 from collections.abc import Callable, Iterator
@@ -126,8 +127,6 @@ def _fallback_reference(path: Path, tag: str | None) -> DockerReference:
 
 
 def _docker_save_image(tree: _Tree, path: Path, image: str | None) -> SourceImage:
-    import json
-
     try:
         entries = json.loads(tree.read("manifest.json"))
     except ValueError as err:

@@ -87,7 +87,7 @@ def convert_layers(image: SourceImage, out: Path, compression: str = "gzip"
     """One ACI per layer, each depending on the one below; whiteouts become the top
     image's pathWhitelist (appc has no whiteouts: rendering keeps only listed paths)."""
     whitelist: list[str] | None = None
-    squash_plan = plan(image.layers)
+    squash_plan = plan(image.layers, collect_paths=True)
     if squash_plan.had_whiteouts:
         whitelist = sorted("/" + p for p in squash_plan.surviving_paths)
     written: list[ConvertedImage] = []

@@ -85,7 +85,7 @@ def walk_layer(stream: IO[bytes], what: str) -> Iterator[tuple[Entry, tarfile.Ta
     `extractfile` before asking for the next one (the stream only goes forward).
     """
     try:
-        tar = tarfile.open(fileobj=stream, mode="r|", bufsize=1024 * 1024)
+        tar = tarfile.open(fileobj=stream, mode="r|")
     except tarfile.ReadError as err:
         if "empty" in str(err):
             return

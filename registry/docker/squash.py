@@ -65,8 +65,13 @@ class SquashPlan:
     had_whiteouts: bool
 
 
-def plan(layers: list[Layer]) -> SquashPlan:
-    """Pass 1: decide which member of which layer ends up in the squashed rootfs."""
+def plan(layers: list[Layer], *, collect_paths: bool = False) -> SquashPlan:
+    """Pass 1: decide which member of which layer ends up in the squashed rootfs.
+
+    Per layer only paths and member ordinals are kept (never tar headers), so memory grows with
+    the number of paths, not with the image's bytes. `collect_paths` also lists the surviving
+    paths (for a --nosquash path whitelist).
+    """
     covered = _Covered()
     plans: list[LayerPlan] = []
     surviving: list[str] = []
@@ -74,9 +79,9 @@ def plan(layers: list[Layer]) -> SquashPlan:
     for layer in reversed(layers):
         what = f"layer {layer.description}"
         layer_plan = LayerPlan()
-        visible: dict[str, Entry] = {}  # path -> surviving entry of this layer (later wins)
-        files: dict[str, Entry] = {}  # path -> regular-file entry (hard-link resolution)
-        links: list[Entry] = []
+        visible: dict[str, int] = {}  # path -> ordinal of this layer's surviving member
+        files: dict[str, int] = {}  # path -> ordinal of a regular file (hard-link targets)
+        links: list[tuple[int, str, str]] = []  # (ordinal, path, target) of hard links
         whiteouts: list[str] = []
         opaque: list[str] = []
         nondirs: list[str] = []
@@ -95,19 +100,20 @@ def plan(layers: list[Layer]) -> SquashPlan:
                 if not entry.info.isdir():
                     nondirs.append(entry.path)
                 if entry.info.isreg():
-                    files[entry.path] = entry
-                if entry.info.islnk():
-                    links.append(entry)
+                    files[entry.path] = entry.ordinal
+                if entry.link_target is not None:
+                    links.append((entry.ordinal, entry.path, entry.link_target))
                 if covered.hides(entry):
                     continue
                 previous = visible.get(entry.path)
                 if previous is not None:
-                    layer_plan.keep[previous.ordinal] = 0
-                visible[entry.path] = entry
+                    layer_plan.keep[previous] = 0
+                visible[entry.path] = entry.ordinal
                 layer_plan.keep[entry.ordinal] = 1
         _resolve_links(layer_plan, visible, files, links, what)
         had_whiteouts = had_whiteouts or bool(whiteouts or opaque)
-        surviving.extend(visible)
+        if collect_paths:
+            surviving.extend(visible)
         covered.seen.update(visible)
         for path in visible:
             covered.add_implied(path)
@@ -119,28 +125,26 @@ def plan(layers: list[Layer]) -> SquashPlan:
     return SquashPlan(plans, surviving, had_whiteouts)
 
 
-def _resolve_links(layer_plan: LayerPlan, visible: dict[str, Entry], files: dict[str, Entry],
-                   links: list[Entry], what: str) -> None:
+def _resolve_links(layer_plan: LayerPlan, visible: dict[str, int], files: dict[str, int],
+                   links: list[tuple[int, str, str]], what: str) -> None:
     """Keep every surviving hard link pointing at content that is really in the output."""
     promoted: dict[str, str] = {}  # hidden target path -> path that now carries its content
-    for link in links:
-        if not layer_plan.kept(link.ordinal):
+    for ordinal, path, target in links:
+        if not layer_plan.kept(ordinal):
             continue
-        target = link.link_target
-        assert target is not None
-        if visible.get(target) is files.get(target) and target in visible:
-            continue  # the target is written from this layer, before the link
         source = files.get(target)
+        if source is not None and visible.get(target) == source:
+            continue  # the target is written from this layer, before the link
         if source is None:
-            raise DockerError(f"{what}: hard link {link.path!r} points at {target!r}, which is "
+            raise DockerError(f"{what}: hard link {path!r} points at {target!r}, which is "
                               "not a regular file of the same layer", reason="bad-layer")
         if target in promoted:
-            layer_plan.relink[link.ordinal] = promoted[target]
+            layer_plan.relink[ordinal] = promoted[target]
             continue
         # The target was replaced or removed above; its content survives as this link.
-        promoted[target] = link.path
-        layer_plan.promote[source.ordinal] = link.path
-        layer_plan.keep[link.ordinal] = 0
+        promoted[target] = path
+        layer_plan.promote[source] = path
+        layer_plan.keep[ordinal] = 0
 
 
 def emit(layers: list[Layer], squash_plan: SquashPlan, writer: ACIWriter) -> None:

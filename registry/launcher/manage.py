@@ -209,7 +209,7 @@ def gc(store_dir: Path, *, grace_period: float = 1800.0, expire_prepared: float 
         if pod.state not in ("exited-garbage", "garbage"):
             continue
         marked = pod.timestamp("marked") or moment
-        if pod.state == "exited-garbage" and moment - marked < grace_period:
+        if pod.state == "exited-garbage" and max(0.0, moment - marked) < grace_period:
             continue
         try:
             destroy(pod)
@@ -252,6 +252,15 @@ def follow_logs(store_dir: Path, uuid: str, app: str | None, *, follow: bool) ->
     pod = find_pod(store_dir, uuid)
     names = [app] if app else pod.app_names()
     paths = [log_path(pod, name) for name in names]
+    unit = pod.path / "unit"
+    if pod.is_running and unit.exists() and not follow:
+        # the systemd flavour: output is in the journal until the unit ends
+        import subprocess
+
+        yield subprocess.run(["journalctl", "--quiet", "-o", "cat",
+                              f"_SYSTEMD_UNIT={unit.read_text().strip()}"],
+                             capture_output=True).stdout
+        return
     if not follow:
         for path in paths:
             if path.exists():

@@ -76,13 +76,18 @@ def build_root(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
     else:
         linux.mount(str(root), str(root), None, linux.MS_BIND | linux.MS_REC)  # pivot_root needs a mount point
     _mount_volumes(root, pod_dir, manifest, app)
+    mount_api_filesystems(root)
+    if app.get("readOnlyRootFS"):
+        linux.mount(None, str(root), None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+    return root
+
+
+def mount_api_filesystems(root: Path) -> None:
+    """A fresh /proc for the pod's PID namespace, a minimal /dev, and a /tmp to write in."""
     proc = resolve_in_root(root, "/proc", create_dirs=True)
     linux.mount("proc", str(proc), "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     _mount_dev(root)
     resolve_in_root(root, "/tmp", create_dirs=True)
-    if app.get("readOnlyRootFS"):
-        linux.mount(None, str(root), None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
-    return root
 
 
 def enter_root(root: Path) -> None:

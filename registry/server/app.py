@@ -46,7 +46,8 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
     """Build the registry app; `config` defaults to the environment (RegistryConfig.load())."""
     config = ensure_secret_key(config or RegistryConfig.load())
     config.tmp_dir.mkdir(parents=True, exist_ok=True)
-    app = Flask("registry.server", template_folder=str(templates_dir()))
+    # Static files at /_static: `_` keeps them out of the AC name space the discovery route owns.
+    app = Flask("registry.server", template_folder=str(templates_dir()), static_url_path="/_static")
     app.config.update(
         SECRET_KEY=config.secret_key,
         # Uploads are size-checked while streaming (services.upload); Flask must not buffer them.
@@ -75,8 +76,14 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
     app.register_blueprint(health.bp)
     app.register_blueprint(files.bp)
     app.register_blueprint(api.bp)
+    from registry.server import oci
+
+    oci.init_app(app)  # /v2/ (OCI distribution) and the appc offer of OCI-pushed images
     # Last: its catch-all rule answers every path the others do not claim.
     app.register_blueprint(discovery.bp)
+    from registry.server import ui
+
+    ui.init_app(app)
     app.wsgi_app = discovery.DiscoveryFastPath(  # type: ignore[method-assign]
         app.wsgi_app, config.base_url, config.domains)
     return app

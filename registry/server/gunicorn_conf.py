@@ -30,7 +30,8 @@ graceful_timeout = 30
 keepalive = 5
 # Uploads can be gigabytes: gunicorn must never cap request bodies; the app checks sizes itself.
 limit_request_line = 8190
-sendfile = True
+# No `sendfile` setting on purpose: gunicorn's option is `--no-sendfile`, and giving it ANY
+# value (even True) turns sendfile off. Left unset, downloads from local storage use sendfile(2).
 preload_app = False
 forwarded_allow_ips = _env("PYRKT_REGISTRY_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = _env("PYRKT_REGISTRY_ACCESS_LOG") or None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from registry.aci import VALID_OS_ARCH, ImageManifest, PodManifest
@@ -88,7 +88,7 @@ def apps() -> st.SearchStrategy[dict[str, Any]]:
             "mountPoints": unique_by_name(st.fixed_dictionaries(
                 {"name": ac_names, "path": paths}, optional={"readOnly": st.just(True)})),
             "ports": unique_by_name(ports()),
-            "isolators": st.lists(isolator_values(), max_size=3),
+            "isolators": st.lists(isolator_values(), max_size=3, unique_by=lambda i: i["name"]),
             "userAnnotations": st.dictionaries(texts, texts, max_size=2),
             "userLabels": st.dictionaries(texts, texts, max_size=2),
         })
@@ -136,13 +136,16 @@ pod_manifests = st.fixed_dictionaries(
                                                              "path": paths}), max_size=2),
                    "annotations": annotations()}), max_size=3),
      "volumes": unique_by_name(volumes, max_size=3)},
-    optional={"isolators": st.lists(isolator_values(), max_size=2),
+    optional={"isolators": st.lists(isolator_values(), max_size=2,
+                                    unique_by=lambda i: i["name"]),
               "annotations": annotations(),
               "ports": unique_by_name(st.fixed_dictionaries(
                   {"name": ac_names, "hostPort": st.integers(0, 65535)},
                   optional={"hostIP": st.sampled_from(["127.0.0.1", "::1", "10.0.0.7"])}))})
 
-SETTINGS = settings(max_examples=150, deadline=None,
+# No "explain" phase: it imports libcst and costs minutes on a failure.
+SETTINGS = settings(max_examples=100, deadline=None,
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
                     suppress_health_check=[HealthCheck.too_slow])
 
 

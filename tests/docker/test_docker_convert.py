@@ -162,3 +162,24 @@ def test_output_is_readable_by_the_format_core(sample_image, out_dir):
         info = read_aci(stream)
     assert info.image_id == result.image_id
     assert info.manifest.name == "registry-1.docker.io/library/sample"
+
+
+def test_image_from_stored_blobs_for_the_server(sample_image, out_dir, actool_validate):
+    from registry.docker.convert import convert_squashed
+    from registry.docker.reference import parse_reference
+    from registry.docker.stored import image_from_blobs
+
+    opened: list[str] = []
+
+    def open_blob(digest: str):
+        opened.append(digest)
+        return sample_image.blob_path(digest).open("rb")
+
+    manifest = sample_image.blob_path(sample_image.manifest.digest).read_bytes()
+    image = image_from_blobs(parse_reference("127.0.0.1:5000/tests/sample:v1"), manifest, open_blob)
+    assert image.manifest_digest == sample_image.manifest.digest
+    result = convert_squashed(image, out_dir / "pushed.aci")
+    assert oci_images.rootfs_listing(result.path) == oci_images.SAMPLE_ROOTFS
+    assert result.manifest["name"] == "127.0.0.1-5000/tests/sample"
+    actool_validate(result.path)
+    assert sample_image.config.digest in opened

@@ -53,7 +53,10 @@ def test_list_status_logs_stop_gc_round_trip(tmp_path, tool_image, start_pyrkt, 
     assert pyrkt("logs", uuid, check=True).stdout == f"hostname=rkt-{uuid}\n"
     entered = pyrkt("enter", uuid, "/bin/tool", "hostname", "id", check=True)
     assert entered.stdout == f"hostname=rkt-{uuid}\nuid=0 gid=0\n"
-    assert find_pod(store, uuid).manifest()["apps"][0]["image"]["id"] in images_in_use(store)
+    image_id = find_pod(store, uuid).manifest()["apps"][0]["image"]["id"]
+    assert image_id in images_in_use(store)
+    pyrkt("image", "gc", "--grace-period=0s", check=True)  # the client asks the launcher
+    assert image_id[:39] in pyrkt("image", "list", "--full", check=True).stdout
 
     gc_running = pyrkt("gc", "--grace-period=0s", check=True)
     assert uuid not in gc_running.stdout and status_of(pyrkt, uuid)["state"] == "running"

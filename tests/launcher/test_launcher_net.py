@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -92,8 +93,15 @@ def test_net_host_and_none(tmp_path, tool_image, pyrkt) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", host_port))
         listener.listen(1)
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            conn.sendall(b"from-the-host")
+            conn.close()
+
+        threading.Thread(target=answer, daemon=True).start()
         on_host = pyrkt("run", "--insecure-options=image", "--net=host", str(image), "--",
                         "client", str(host_port))
-        assert "client got:" in on_host.stdout and on_host.returncode == 0
+        assert "client got: from-the-host" in on_host.stdout and on_host.returncode == 0
     isolated = pyrkt("run", "--net=none", "example.com/tool", "--", "client", "9")
     assert "cannot connect" in isolated.stdout and isolated.returncode == 4

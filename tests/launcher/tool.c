@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
             }
         } else if (!strcmp(cmd, "client")) {
             int port = atoi(argv[++i]);
-            for (int attempt = 0; attempt < 100; attempt++) {
+            for (int attempt = 0; attempt < 30; attempt++) {
                 int s = socket(AF_INET, SOCK_STREAM, 0);
                 struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
                 a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -152,3 +152,55 @@ def test_discovery_for_names_parents_and_root(registry):
     foreign = registry.client.get("/team/api?ac-discovery=1", base_url="http://localhost:8080")
     assert foreign.status_code == 404
     assert registry.get("/Bad_Name?ac-discovery=1").status_code == 404
+
+
+def test_discovery_fast_path_equals_the_flask_view(registry):
+    fast = registry.get("/team/api?ac-discovery=1")
+    # Any other query parameter skips the WSGI fast path and reaches the Flask view.
+    routed = registry.get("/team/api?ac-discovery=1&via=flask")
+    assert fast.status_code == routed.status_code == 200
+    assert fast.data == routed.data
+    assert fast.headers["Cache-Control"] == routed.headers["Cache-Control"]
+    assert fast.mimetype == routed.mimetype == "text/html"
+    head = registry.client.head("/team/api?ac-discovery=1", base_url="http://127.0.0.1:8080")
+    assert head.status_code == 200 and head.data == b""
+    assert int(head.headers["Content-Length"]) == len(fast.data)
+
+
+def test_s3_download_redirects_to_a_presigned_url(tmp_path, registry_key_file, s3_endpoint):
+    import requests
+    from s3server import create_bucket
+
+    registry = make_test_registry(
+        tmp_path / "data", registry_key_file, storage="s3", s3_bucket=create_bucket(s3_endpoint),
+        s3_endpoint=s3_endpoint.url, s3_access_key=s3_endpoint.access_key,
+        s3_secret_key=s3_endpoint.secret_key, s3_region=s3_endpoint.region, s3_presign="1")
+    image = build_aci(tmp_path, NAME, version="1.0")
+    assert registry.upload(NAME, image).status_code == 201
+    response = registry.get(f"/_aci/{NAME}/1.0/linux/amd64/image.aci")
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith(s3_endpoint.url) and "Signature" in location
+    assert requests.get(location, timeout=30).content == image.read_bytes()
+    # Private images redirect only after the access check.
+    assert registry.api("PATCH", f"/repositories/{NAME}", json={"public": False}).status_code == 200
+    assert registry.get(f"/_aci/{NAME}/1.0/linux/amd64/image.aci").status_code == 404
+    assert registry.get(f"/_aci/{NAME}/1.0/linux/amd64/image.aci", token=registry.token).status_code == 302
+
+
+def test_multipart_upload_with_signature(registry, tmp_path):
+    import io
+
+    owner = generate_key("owner <owner@example.com>", cipher="cv25519")
+    assert registry.api("POST", "/repositories", json={"name": NAME}).status_code == 201
+    assert registry.api("POST", f"/repositories/{NAME}/-/keys", data=owner.armored_public()).status_code == 201
+    image = build_aci(tmp_path, NAME, version="3.0")
+    form = {"aci": (io.BytesIO(image.read_bytes()), "image.aci"),
+            "signature": (io.BytesIO(sign_detached(owner, image)), "image.aci.asc")}
+    response = registry.api("POST", f"/repositories/{NAME}/-/images", data=form,
+                            content_type="multipart/form-data")
+    assert response.status_code == 201, response.json
+    assert response.json["signed_by"] == owner.fingerprint
+    empty = registry.api("POST", f"/repositories/{NAME}/-/images", data={"other": "x"},
+                         content_type="multipart/form-data")
+    assert empty.status_code == 400 and "'aci'" in empty.json["error"]["message"]

@@ -184,3 +184,24 @@ def test_serve_printed_how_to_push_trust_and_fetch(registry):
     assert f"pyrkt push hello.aci --registry {registry.base_url}" in log
     assert "pyrkt trust --prefix 127.0.0.1/demo" in log
     assert f"actool discover --insecure --port={registry.port}" in log
+
+
+def test_push_takes_credentials_from_the_client_auth_config(registry, tmp_path):
+    import json
+
+    config = tmp_path / "local-config"
+    (config / "auth.d").mkdir(parents=True)
+    (config / "auth.d" / "registry.json").write_text(json.dumps({
+        "rktKind": "auth", "rktVersion": "v1", "domains": ["127.0.0.1"], "type": "basic",
+        "credentials": {"user": "admin", "password": registry.token}}))
+    image = build_aci(tmp_path, "127.0.0.1/team/authd", version="1.0")
+    env = {k: v for k, v in registry.push_environ().items() if k != "PYRKT_TOKEN"}
+    env.update(PYRKT_LOCAL_CONFIG=str(config), PYRKT_SYSTEM_CONFIG=str(tmp_path / "none"),
+               XDG_CONFIG_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path))
+    pushed = subprocess.run([sys.executable, "-m", "registry.cli.main", "push", str(image)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert pushed.returncode == 0, pushed.stderr
+    (config / "auth.d" / "registry.json").unlink()
+    refused = subprocess.run([sys.executable, "-m", "registry.cli.main", "push", str(image)],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "no API token" in refused.stderr

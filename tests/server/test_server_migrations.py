@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from registry.server.db import make_engine, schema_is_current, upgrade_schema
-from registry.server.models import Base
+from registry.server.schema import load_all_models
 
 
 def _assert_models_match(url: str) -> None:
@@ -16,9 +16,9 @@ def _assert_models_match(url: str) -> None:
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
-            differences = compare_metadata(context, Base.metadata)
+            differences = compare_metadata(context, load_all_models())
         assert differences == [], f"migrations and models differ: {differences}"
-        assert set(inspect(engine).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
+        assert set(inspect(engine).get_table_names()) == set(load_all_models().tables) | {"alembic_version"}
     finally:
         engine.dispose()
 

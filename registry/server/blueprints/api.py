@@ -202,6 +202,9 @@ def upload_image(name: str) -> tuple[Response, int]:
     upload.check_upload_allowed(db(), actor, name, settings.domains, _limits(), length)
     signature: bytes | None = None
     if request.mimetype == "multipart/form-data":
+        # Werkzeug spools multipart files to disk before we see them: bound that spool too
+        # (the form's own overhead is small next to the 1 MiB allowance).
+        request.max_content_length = settings.max_upload + 1024 * 1024
         part = request.files.get("aci")
         if part is None:
             raise BadRequest("multipart upload without an 'aci' file field", code="empty")

@@ -13,14 +13,12 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, request
 
 from registry.discovery import aci_template, discovery_document, meta_tags, pubkeys_url
-from registry.server.auth import reader_actor
-from registry.server.context import config, db
-from registry.server.services import repositories
-from registry.server.services.access import can_read
+from registry.server.context import config
 from registry.server.services.names import is_ac_identifier
+from registry.server.ui.browse import name_page
 
 bp = Blueprint("discovery", __name__)
 
@@ -101,17 +99,5 @@ def page(path: str) -> Response | str:
 
 
 def human_page(name: str, tags: str) -> Response | str:
-    actor = reader_actor()
-    session = db()
-    repository = repositories.visible_or_none(session, actor, name)
-    if repository is not None and can_read(session, actor, repository):
-        tag_rows = repositories.list_tags(session, actor, name)
-        return render_template("repository.html", name=name, repository=repository,
-                               tags=tag_rows, discovery_tags=tags, children=[],
-                               base_url=config().base_url)
-    children = repositories.list_repositories(session, actor, prefix=name)
-    if not children and "/" in name:
-        # Nothing readable here: the same 404 whether private repositories exist or not.
-        abort(404)
-    return render_template("repository.html", name=name, repository=None, tags=[],
-                           discovery_tags=tags, children=children, base_url=config().base_url)
+    """The web UI's page for the name (registry.server.ui.browse); it carries the same tags."""
+    return name_page(name, tags)

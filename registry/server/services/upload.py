@@ -240,7 +240,13 @@ def _publish(
                       manifest=info.manifest_bytes.decode("utf-8"),
                       labels={label.name: label.value for label in info.manifest.labels})
         session.add(image)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as error:
+            # The same file is being published by a concurrent upload right now.
+            session.rollback()
+            raise Conflict("an identical image is being uploaded at this moment; retry",
+                           code="upload-race") from error
     text = signature.decode("ascii", errors="replace")
     if image.signature is None:
         image.signature = Signature(key_fingerprint=signer, armored=text)

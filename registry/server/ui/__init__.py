@@ -26,4 +26,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     register_filters(app)
     register_error_pages(app)
-    app.context_processor(lambda: {"csrf_token": csrf_token, "current_user": current_user})
+    # Globals rather than a context processor: imported macros (ui/macros.html) see them too.
+    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user)

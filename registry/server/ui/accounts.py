@@ -5,13 +5,12 @@ from __future__ import annotations
 from flask import flash, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from registry.server.auth import SESSION_USER_KEY
 from registry.server.context import db
 from registry.server.services import tokens, users
 
 from .blueprint import back_url, bp, see_other
 from .csrf import rotate_csrf_token
-from .sessions import admin_required, current_user, login_required, ui_actor
+from .sessions import admin_required, current_user, login_required, start_session, ui_actor
 
 
 def _local_next(default: str = "/") -> str:
@@ -33,7 +32,7 @@ def login() -> Response | tuple[str, int] | str:
                                error="Wrong user name or password."), 401
     # A fresh session: nothing from before the login (fixation) survives.
     session.clear()
-    session[SESSION_USER_KEY] = user.id
+    start_session(user)
     rotate_csrf_token()
     flash(f"Signed in as {user.username}.", "success")
     return see_other(_local_next())
@@ -131,6 +130,8 @@ def password_change() -> Response:
             db(), me.username, request.form.get("current", "")) is None:
         flash("Your current password is wrong; nothing was changed.", "error")
         return see_other(back_url(url_for("ui.account")))
-    users.set_password(db(), ui_actor(), username, password)
+    user = users.set_password(db(), ui_actor(), username, password)
+    if user.id == me.id:
+        start_session(user)  # other browsers of this user are signed out, this one stays
     flash(f"Password of {username} changed.", "success")
     return see_other(back_url(url_for("ui.account")))

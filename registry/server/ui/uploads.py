@@ -72,8 +72,9 @@ def image_upload(name: str) -> Response | tuple[Response, int]:
                f" — signed by {result.signed_by[-16:]}."
                if not result.unchanged else
                f"{name}:{result.version} for {result.os}/{result.arch} was already this image.")
+    # Flashed in both cases: the upload script moves to the repository page, which shows it.
+    flash(message, "success")
     if wants_json():
         return jsonify({"ok": True, "message": message, "redirect": repository_url(name),
                         **result.to_dict()}), 200 if result.unchanged else 201
-    flash(message, "success")
     return see_other(repository_url(name))

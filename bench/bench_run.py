@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Benchmark of the launcher (run as root).
+
+1. Start-to-exit time of a tiny static app: `pyrkt run IMAGE-ID` (builtin stage1: namespaces,
+   cgroups, pivot_root, log capture) against the baseline `unshare --mount --uts --ipc --net
+   --pid --fork chroot ROOTFS /app` of the same rootfs, measured in the same run the same way
+   (median of N wall-clock runs of the whole command). Goal: ratio <= 3.
+2. Pod preparation time for an image of 10,000 files: overlayfs (cold: the store renders its
+   shared tree once; warm: later pods reuse it) against a private copy.
+
+    python bench/bench_run.py [--runs 20] [--files 10000] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TINY_C = "int main(void) { return 0; }\n"
+
+
+def _median_seconds(command: list[str], runs: int, env: dict[str, str]) -> float:
+    subprocess.run(command, env=env, check=True, capture_output=True)  # warm caches
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def _image(work: Path, name: str, rootfs: Path, exec_: list[str]) -> Path:
+    from registry.aci import ImageManifest, write_aci
+
+    manifest = ImageManifest.from_dict({
+        "acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
+        "labels": [{"name": "os", "value": "linux"}, {"name": "arch", "value": "amd64"}],
+        "app": {"exec": exec_, "user": "0", "group": "0"}})
+    out = work / f"{name.rsplit('/', 1)[-1]}.aci"
+    write_aci(manifest, rootfs, out, compression="none")
+    return out
+
+
+def _pyrkt(*args: str) -> list[str]:
+    return [sys.executable, "-m", "registry.cli.main", *args]
+
+
+def bench_start(work: Path, env: dict[str, str], runs: int) -> dict[str, float]:
+    rootfs = work / "tiny-rootfs"
+    rootfs.mkdir()
+    (work / "tiny.c").write_text(TINY_C)
+    subprocess.run(["cc", "-static", "-Os", "-o", str(rootfs / "app"), str(work / "tiny.c")],
+                   check=True)
+    aci = _image(work, "bench.example/tiny", rootfs, ["/app"])
+    image_id = subprocess.run(_pyrkt("fetch", "--insecure-options=image", str(aci)), env=env,
+                              check=True, capture_output=True, text=True).stdout.split()[-1]
+    baseline = ["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork",
+                "chroot", str(rootfs), "/app"]
+    pyrkt = _pyrkt("run", image_id)
+    result = {"unshare_chroot_s": _median_seconds(baseline, runs, env),
+              "pyrkt_run_s": _median_seconds(pyrkt, runs, env),
+              "python_startup_s": _median_seconds([sys.executable, "-c", "pass"], runs, env)}
+    result["ratio"] = result["pyrkt_run_s"] / result["unshare_chroot_s"]
+    return result
+
+
+def bench_prepare(work: Path, env: dict[str, str], files: int, runs: int) -> dict[str, float]:
+    rootfs = work / "many-rootfs"
+    for index in range(files):
+        directory = rootfs / f"d{index // 500:03d}"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"f{index:05d}").write_text(f"file {index}\n")
+    aci = _image(work, "bench.example/many", rootfs, ["/bin/true"])
+    image_id = subprocess.run(_pyrkt("fetch", "--insecure-options=image", str(aci)), env=env,
+                              check=True, capture_output=True, text=True).stdout.split()[-1]
+
+    def once(*flags: str) -> float:
+        start = time.perf_counter()
+        subprocess.run(_pyrkt("prepare", "-q", *flags, image_id), env=env, check=True,
+                       capture_output=True)
+        return time.perf_counter() - start
+
+    overlay_cold = once()
+    overlay_warm = statistics.median(once() for _ in range(runs))
+    copy = statistics.median(once("--no-overlay") for _ in range(runs))
+    return {"files": files, "overlay_cold_s": overlay_cold, "overlay_warm_s": overlay_warm,
+            "copy_s": copy}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--prepare-runs", type=int, default=3)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_run.py needs root (namespaces, cgroups)", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="pyrkt-bench-"))
+    env = dict(os.environ, PYRKT_DIR=str(work / "store"),
+               # byte-code caches in a private folder: each run should not recompile every module
+               # (a PYTHONDONTWRITEBYTECODE environment would), and nothing is written in the tree
+               PYTHONPYCACHEPREFIX=str(work / "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        start = bench_start(work, env, args.runs)
+        print(f"start-to-exit (median of {args.runs}): unshare+chroot "
+              f"{start['unshare_chroot_s'] * 1000:.1f} ms, pyrkt run "
+              f"{start['pyrkt_run_s'] * 1000:.1f} ms, ratio {start['ratio']:.1f} "
+              f"(goal <= 3; python -c pass alone {start['python_startup_s'] * 1000:.1f} ms)")
+        prep = bench_prepare(work, env, args.files, args.prepare_runs)
+        print(f"prepare {args.files} files: overlay cold {prep['overlay_cold_s']:.2f} s, "
+              f"overlay warm {prep['overlay_warm_s']:.2f} s, copy {prep['copy_s']:.2f} s")
+        if args.json:
+            args.json.write_text(json.dumps({"start": start, "prepare": prep}, indent=2))
+    finally:
+        subprocess.run(_pyrkt("gc", "--grace-period=0s", "--expire-prepared=0s"), env=env,
+                       capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

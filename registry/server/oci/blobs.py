@@ -1,0 +1,209 @@
+"""Blob bytes: verified writes into storage, per-repository links, chunked upload sessions.
+
+Every write streams into a storage upload (a temporary blob) while SHA-256 is computed, and
+is committed under its content address only when the digest the client named matches;
+otherwise the temporary is discarded and nothing is stored. Chunked uploads spool to a file
+under the data directory (`<data dir>/tmp/oci-uploads/<uuid>`) that every gunicorn worker of
+the host shares; the accepted length lives in the `oci_uploads` row, so any worker continues
+a session. Several hosts behind a load balancer need sticky sessions for chunked uploads (or
+a shared data directory); monolithic uploads work anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from registry.server.models import Repository, utcnow
+from registry.server.storage import CHUNK_SIZE, BlobStorage, Upload, blob_key
+
+from .errors import OciError, digest_invalid, upload_unknown
+from .models import OciBlobLink, OciUpload
+
+STALE_UPLOAD_AGE = timedelta(hours=24)
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)$")
+
+
+def storage_key(digest: str) -> str:
+    """Where OCI content lives: `oci/blobs/sha256/ab/abcd...` (apart from the ACIs' `blobs/`,
+    whose unreferenced entries the server's gc deletes)."""
+    return "oci/" + blob_key(digest)
+
+
+def too_large(limit: int) -> OciError:
+    return OciError(f"blob larger than this registry's limit of {limit} bytes", status=413,
+                    code="SIZE_INVALID")
+
+
+def copy_hashing(source: BinaryIO, sink: BinaryIO | Upload, limit: int, already: int = 0,
+                 hasher: hashlib._Hash | None = None) -> int:
+    """Copy `source` to EOF into `sink`; returns the bytes copied. Refuses to pass `limit`."""
+    copied = 0
+    while chunk := source.read(CHUNK_SIZE):
+        copied += len(chunk)
+        if already + copied > limit:
+            raise too_large(limit)
+        if hasher is not None:
+            hasher.update(chunk)
+        sink.write(chunk)
+    return copied
+
+
+def store_verified(storage: BlobStorage, source: BinaryIO, digest: str, limit: int) -> int:
+    """Stream `source` into storage under `digest` if (and only if) its SHA-256 matches."""
+    hasher = hashlib.sha256()
+    with storage.upload() as temp:
+        size = copy_hashing(source, temp, limit, hasher=hasher)
+        actual = "sha256:" + hasher.hexdigest()
+        if actual != digest:
+            raise digest_invalid(f"the content's digest is {actual}, not the {digest} given; "
+                                 "nothing was stored")
+        storage.commit(temp, storage_key(digest))
+    return size
+
+
+def linked(session: Session, repository: Repository, digest: str) -> OciBlobLink | None:
+    return session.scalar(select(OciBlobLink).where(OciBlobLink.repository_id == repository.id,
+                                                    OciBlobLink.digest == digest))
+
+
+def link(session: Session, repository: Repository, digest: str, size: int) -> None:
+    """Make the blob readable through `repository` (the caller commits)."""
+    if linked(session, repository, digest) is None:
+        session.add(OciBlobLink(repository_id=repository.id, digest=digest, size=size))
+        session.flush()
+
+
+# -- chunked upload sessions -------------------------------------------------------------------
+class Spool:
+    """The spool files of upload sessions, in one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, upload_id: str) -> Path:
+        return self.directory / upload_id
+
+    def create(self, upload_id: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path(upload_id).open("xb").close()
+
+    def remove(self, upload_id: str) -> None:
+        self.path(upload_id).unlink(missing_ok=True)
+
+
+def start_upload(session: Session, spool: Spool, name: str,
+                 repository: Repository | None) -> OciUpload:
+    """A new session for a push into `name` (`repository` None: it does not exist yet)."""
+    remove_stale_uploads(session, spool)
+    row = OciUpload(id=str(uuid.uuid4()), repository_name=name,
+                    repository_id=repository.id if repository else None, size=0)
+    spool.create(row.id)
+    session.add(row)
+    try:
+        session.commit()
+    except BaseException:
+        spool.remove(row.id)
+        raise
+    return row
+
+
+def get_upload(session: Session, name: str, upload_id: str) -> OciUpload:
+    row = session.get(OciUpload, upload_id) if _is_uuid(upload_id) else None
+    if row is None or row.repository_name != name:
+        raise upload_unknown(upload_id)
+    return row
+
+
+def append(session: Session, spool: Spool, row: OciUpload, body: BinaryIO,
+           content_range: str | None, limit: int) -> int:
+    """Append a chunk; returns the new size. A Content-Range must start where the data ends."""
+    start = row.size
+    if content_range:
+        match = _CONTENT_RANGE.match(content_range.strip())
+        if not match or int(match[1]) != start:
+            raise OciError(f"chunk starts at {content_range!r} but the upload holds {start} "
+                           "bytes: send the next chunk from there", status=416,
+                           code="BLOB_UPLOAD_INVALID",
+                           headers={"Range": range_header(start)})
+    path = spool.path(row.id)
+    if not path.exists():
+        raise OciError(f"upload {row.id} was started on another registry host; chunked uploads "
+                       "need sticky sessions", status=404, code="BLOB_UPLOAD_UNKNOWN")
+    with path.open("r+b") as spooled:
+        # A chunk that failed half-way earlier left bytes past the accepted length: drop them.
+        spooled.truncate(start)
+        spooled.seek(start)
+        try:
+            copy_hashing(body, spooled, limit, already=start)
+        except BaseException:
+            spooled.truncate(start)
+            raise
+        size = spooled.tell()
+    moved = session.execute(
+        update(OciUpload).where(OciUpload.id == row.id, OciUpload.size == start)
+        .values(size=size, updated_at=utcnow())
+    ).rowcount
+    session.commit()
+    if moved != 1:
+        raise OciError("another request changed this upload at the same time", status=416,
+                       code="BLOB_UPLOAD_INVALID")
+    row.size = size
+    return size
+
+
+def finish(session: Session, storage: BlobStorage, spool: Spool, row: OciUpload, digest: str,
+           limit: int) -> int:
+    """Verify the spooled bytes against `digest` and store them; returns the size. A digest
+    mismatch ends the session and leaves nothing behind. The caller links the blob and calls
+    `forget` in the transaction that does."""
+    try:
+        with spool.path(row.id).open("rb") as spooled:
+            return store_verified(storage, spooled, digest, limit)
+    except BaseException:
+        cancel(session, spool, row)
+        raise
+
+
+def forget(session: Session, spool: Spool, row: OciUpload) -> None:
+    """Drop a finished session (the caller commits; the spool goes now, it is useless)."""
+    session.delete(row)
+    spool.remove(row.id)
+
+
+def cancel(session: Session, spool: Spool, row: OciUpload) -> None:
+    session.rollback()
+    session.execute(delete(OciUpload).where(OciUpload.id == row.id))
+    session.commit()
+    spool.remove(row.id)
+
+
+def remove_stale_uploads(session: Session, spool: Spool) -> int:
+    """Forget sessions untouched for a day (clients that went away mid-upload)."""
+    cutoff = utcnow() - STALE_UPLOAD_AGE
+    stale = session.scalars(select(OciUpload.id).where(OciUpload.updated_at < cutoff)).all()
+    for upload_id in stale:
+        spool.remove(upload_id)
+    if stale:
+        session.execute(delete(OciUpload).where(OciUpload.id.in_(stale)))
+        session.commit()
+    return len(stale)
+
+
+def range_header(size: int) -> str:
+    # The spec's (non-RFC) form: the inclusive range received so far; "0-0" when empty.
+    return f"0-{max(size - 1, 0)}"
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False

@@ -1,0 +1,88 @@
+"""`pyrkt image list|rm|gc|export|extract|render|cat-manifest|verify` on a real store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from client_kit import ClientEnv, build_aci
+
+
+@pytest.fixture()
+def filled(env: ClientEnv, tmp_path: Path, trusted_key) -> dict[str, str]:
+    env.trust_key(trusted_key, "example.com")
+    ids = {}
+    for name, version, size in (("example.com/small", "1", 10), ("example.com/big", "2", 50000)):
+        aci = tmp_path / f"{name.split('/')[1]}.aci"
+        ids[name] = build_aci(aci, name, {"version": version}, {"data": "x" * size},
+                              compression="none", key=trusted_key)
+        result = env.run(["fetch"], str(aci))
+        assert result.exit_code == 0, result.output
+    return ids
+
+
+def test_list_columns_sort_and_formats(env: ClientEnv, filled: dict[str, str]) -> None:
+    table = env.run(["image", "list"])
+    assert table.exit_code == 0
+    lines = table.output.strip().splitlines()
+    assert lines[0].split() == ["ID", "NAME", "SIZE", "IMPORT", "TIME", "LAST", "USED"]
+    assert filled["example.com/small"][:39] in lines[1] and "example.com/small:1" in lines[1]
+    assert "KiB" in lines[2] and ("ago" in lines[2] or "just now" in lines[2])
+
+    bare = env.run(["image", "list"], "--no-legend", "--full", "--fields", "id,size",
+                   "--sort", "size", "--order", "desc")
+    rows = [line.split() for line in bare.output.strip().splitlines()]
+    assert [r[0] for r in rows] == [filled["example.com/big"], filled["example.com/small"]]
+    assert int(rows[0][1]) > int(rows[1][1])
+
+    docs = json.loads(env.run(["image", "list"], "--format", "json").output)
+    assert {d["name"] for d in docs} == set(filled)
+    assert all(d["signed"] for d in docs)
+    pretty = env.run(["image", "list"], "--format", "json-pretty").output
+    assert pretty.startswith("[\n  {") and json.loads(pretty) == docs
+    bad = env.run(["image", "list"], "--fields", "id,colour")
+    assert bad.exit_code != 0 and "colour" in bad.output
+
+
+def test_cat_manifest_export_extract_render(env: ClientEnv, filled, tmp_path: Path) -> None:
+    image_id = filled["example.com/small"]
+    plain = env.run(["image", "cat-manifest"], image_id[:20])
+    assert json.loads(plain.output)["name"] == "example.com/small"
+    pretty = env.run(["image", "cat-manifest"], "--pretty-print", "example.com/small")
+    assert pretty.output.startswith("{\n    ") and json.loads(pretty.output)["name"] == \
+        "example.com/small"
+    assert env.run(["image", "export"], image_id, str(tmp_path / "out.aci")).exit_code == 0
+    assert (tmp_path / "out.aci").read_bytes() == (tmp_path / "small.aci").read_bytes()
+    again = env.run(["image", "export"], image_id, str(tmp_path / "out.aci"))
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    assert env.run(["image", "extract"], "--rootfs-only", image_id,
+                   str(tmp_path / "rootfs")).exit_code == 0
+    assert (tmp_path / "rootfs" / "data").read_text() == "x" * 10
+    assert env.run(["image", "render"], image_id, str(tmp_path / "tree")).exit_code == 0
+    assert (tmp_path / "tree" / "manifest").is_file()
+    assert (tmp_path / "tree" / "rootfs" / "data").is_file()
+
+
+def test_verify_rm_and_gc(env: ClientEnv, filled, tmp_path: Path) -> None:
+    ok = env.run(["image", "verify"])
+    assert ok.exit_code == 0 and ok.output.count(": ok") == 2
+    # tamper with one stored file: verify names it and fails
+    big = env.store().get(filled["example.com/big"])
+    data = bytearray(big.path.read_bytes())
+    data[-2000] ^= 1  # inside the data file's bytes (uncompressed archive)
+    big.path.write_bytes(bytes(data))
+    bad = env.run(["image", "verify"])
+    assert bad.exit_code != 0 and "example.com/big: FAILED" in bad.output
+    assert "example.com/small: ok" in bad.output
+
+    removed = env.run(["image", "rm"], filled["example.com/big"][:25])
+    assert removed.exit_code == 0 and filled["example.com/big"] in removed.output
+    missing = env.run(["image", "rm"], "sha512-0000")
+    assert missing.exit_code != 0 and "no image with ID" in missing.output
+
+    kept = env.run(["image", "gc"], "--grace-period", "1h")
+    assert kept.exit_code == 0 and len(env.store().list()) == 1
+    gone = env.run(["image", "gc"], "--grace-period", "0s")
+    assert gone.exit_code == 0 and env.store().list() == []
+    assert not list((env.store_dir / "images").iterdir())

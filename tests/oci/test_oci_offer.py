@@ -1,0 +1,127 @@
+"""Images pushed through /v2/ are offered through appc discovery like native ACIs:
+converted with docker2aci on the first request, signed with the registry's key, then served
+from storage."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import oci_images
+import pytest
+import requests
+from live_registry import LiveRegistry
+from v2_client import V2, skopeo
+
+from registry.signing import read_public_keys, verify_detached
+
+pytestmark = [pytest.mark.e2e]
+
+NAME = "127.0.0.1/team/offer"
+
+
+def push(registry: LiveRegistry, image: oci_images.OCIImage, target: str) -> None:
+    result = skopeo("copy", "--quiet", "--dest-tls-verify=false", "--dest-creds",
+                    f"admin:{registry.token}", f"oci:{image.layout}:{image.tag}",
+                    f"docker://127.0.0.1:{registry.port}/{target}")
+    assert result.returncode == 0, result.stderr + registry.log()
+
+
+def discover(actool: str, registry: LiveRegistry, app: str) -> dict[str, str]:
+    result = subprocess.run([actool, "discover", "--insecure", f"--port={registry.port}", app],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = re.search(r"ACI: (\S+), ASC: (\S+)", result.stdout)
+    keys = re.search(r"PublicKeys: (\S+)", result.stdout)
+    assert found and keys, result.stdout
+    return {"aci": found[1], "asc": found[2], "keys": keys[1]}
+
+
+def wait_ok(url: str, timeout: float = 90) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = requests.get(url, timeout=120)
+        if response.status_code != 202 or time.monotonic() > deadline:
+            return response
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+
+
+def test_oci_push_is_discoverable_as_a_signed_aci(registry: LiveRegistry, sample_image,
+                                                  actool: str, actool_validate,
+                                                  tmp_path: Path) -> None:
+    push(registry, sample_image, "team/offer:v1")
+    urls = discover(actool, registry, f"{NAME}:v1")
+    assert urls["aci"].startswith(registry.base_url)
+
+    # First the signature, as rkt asks for it: 202 while the conversion runs.
+    first = requests.get(urls["asc"], timeout=60)
+    assert first.status_code == 202 and first.headers["Retry-After"]
+    signature = wait_ok(urls["asc"])
+    assert signature.status_code == 200, signature.text
+    aci = wait_ok(urls["aci"])
+    assert aci.status_code == 200, aci.text
+    path = tmp_path / "offer.aci"
+    path.write_bytes(aci.content)
+    actool_validate(path)
+
+    keys = read_public_keys(requests.get(urls["keys"], timeout=30).content)
+    signer = verify_detached(signature.content, path, keys)
+    assert signer.fingerprint in {k.fingerprint for k in keys}
+
+    manifest = oci_images.aci_manifest(path)
+    assert manifest["name"] == NAME
+    labels = {label["name"]: label["value"] for label in manifest["labels"]}
+    assert labels == {"version": "v1", "os": "linux", "arch": "amd64"}
+    assert manifest["app"]["exec"] == ["/bin/hello", "first", "second"]
+    assert (manifest["app"]["user"], manifest["app"]["group"]) == ("1000", "100")
+    notes = {a["name"]: a["value"] for a in manifest["annotations"]}
+    assert notes["appc.io/docker/manifesthash"] == sample_image.manifest.digest
+    # Whiteouts applied, opaque directory honoured, hard links kept.
+    assert oci_images.rootfs_listing(path) == oci_images.SAMPLE_ROOTFS
+
+    # Indexed like a pushed ACI: listed by the API, served from storage the next time.
+    images = registry.api("GET", f"/repositories/{NAME}/-/images").json()["images"]
+    assert [(i["version"], i["os"], i["arch"]) for i in images] == [("v1", "linux", "amd64")]
+    again = requests.get(urls["aci"], timeout=60)
+    assert again.status_code == 200 and again.content == aci.content
+    assert again.headers["ETag"].strip('"') == images[0]["digest"]
+
+
+def test_image_request_converts_synchronously_and_follows_the_tag(
+        registry: LiveRegistry, sample_image, tmp_path: Path) -> None:
+    push(registry, sample_image, "team/offer:v2")
+    url = f"{registry.base_url}/_aci/{NAME}/v2/linux/amd64/image.aci"
+    first = requests.get(url, timeout=120)
+    assert first.status_code == 200
+    # No image for another platform: the usual 404, nothing converted.
+    other = requests.get(f"{registry.base_url}/_aci/{NAME}/v2/linux/aarch64/image.aci",
+                         timeout=60)
+    assert other.status_code == 404
+    # Pushing new content under the tag replaces the offered ACI on the next request.
+    changed = oci_images.write_oci_layout(tmp_path / "changed", [[
+        oci_images.directory("bin"), oci_images.file("bin/hello", "#!/bin/sh\necho v2\n", 0o755),
+    ]], tag="v2")
+    push(registry, changed, "team/offer:v2")
+    second = requests.get(url, timeout=120)
+    assert second.status_code == 200 and second.content != first.content
+    path = tmp_path / "changed.aci"
+    path.write_bytes(second.content)
+    assert oci_images.rootfs_listing(path)["bin/hello"] == ("file", "#!/bin/sh\necho v2\n")
+
+
+def test_private_oci_repository_offers_nothing_to_outsiders(registry: LiveRegistry,
+                                                            sample_image) -> None:
+    created = registry.api("POST", "/repositories",
+                           json={"name": "127.0.0.1/team/hidden", "public": False})
+    assert created.status_code == 201
+    push(registry, sample_image, "team/hidden:v1")
+    base = f"{registry.base_url}/_aci/127.0.0.1/team/hidden/v1/linux/amd64/image"
+    for ext in ("aci", "aci.asc"):
+        assert requests.get(f"{base}.{ext}", timeout=60).status_code == 404
+    assert V2(registry, None).request("GET", "/v2/_catalog").json()["repositories"] == [
+        "team/offer"]
+    owner = requests.get(f"{base}.aci", timeout=120,
+                         headers={"Authorization": f"Bearer {registry.token}"})
+    assert owner.status_code == 200

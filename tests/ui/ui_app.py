@@ -1,0 +1,81 @@
+"""The registry app on Flask's test client for the UI's fast tests, and page helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import MetaData, select
+from werkzeug.test import TestResponse
+
+from registry.server.app import create_app
+from registry.server.bootstrap import ADMIN_PASSWORD_ENV, initialise
+from registry.server.config import RegistryConfig
+
+BASE_URL = "http://127.0.0.1:8080"
+DOMAIN = "127.0.0.1"
+ADMIN_PASSWORD = "admin-password-for-tests"
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class UiApp:
+    app: Flask
+    config: RegistryConfig
+
+    def client(self) -> FlaskClient:
+        return self.app.test_client()
+
+    def rows(self) -> dict[str, list[str]]:
+        """Every row of every table, to show that a refused request changed nothing."""
+        engine = self.app.extensions["pyrkt"].engine
+        metadata = MetaData()
+        metadata.reflect(engine)
+        with engine.connect() as connection:
+            return {table.name: sorted(json.dumps(list(r), default=str)
+                                       for r in connection.execute(select(table)))
+                    for table in metadata.sorted_tables}
+
+
+def make_ui_app(data_dir: Path, key_file: Path) -> UiApp:
+    environ = {"PYRKT_REGISTRY_BASE_URL": BASE_URL, "PYRKT_REGISTRY_SIGNING_KEY": str(key_file)}
+    config = RegistryConfig.load(environ, data_dir=str(data_dir))
+    previous = os.environ.get(ADMIN_PASSWORD_ENV)
+    os.environ[ADMIN_PASSWORD_ENV] = ADMIN_PASSWORD
+    try:
+        initialise(config)
+    finally:
+        if previous is None:
+            os.environ.pop(ADMIN_PASSWORD_ENV, None)
+        else:
+            os.environ[ADMIN_PASSWORD_ENV] = previous
+    return UiApp(app=create_app(config, TESTING=True), config=config)
+
+
+def csrf_from(response: TestResponse) -> str:
+    found = CSRF_RE.search(response.get_data(as_text=True))
+    assert found, "the page carries no CSRF token"
+    return found[1]
+
+
+def get(client: FlaskClient, path: str, **kwargs: Any) -> TestResponse:
+    return client.get(path, base_url=BASE_URL, **kwargs)
+
+
+def post(client: FlaskClient, path: str, **kwargs: Any) -> TestResponse:
+    return client.post(path, base_url=BASE_URL, **kwargs)
+
+
+def login(client: FlaskClient, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:
+    """Sign in through the form; returns the session's CSRF token for later posts."""
+    token = csrf_from(get(client, "/_ui/login"))
+    answer = post(client, "/_ui/login", data={"csrf_token": token, "username": username,
+                                               "password": password})
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    return csrf_from(get(client, "/"))
