@@ -28,7 +28,9 @@ _Manifest = TypeVar("_Manifest")
 def decode_json(data: bytes | str, what: str) -> dict[str, Any]:
     """Decode a manifest's JSON text; every failure is a ManifestError (reason invalid-json)."""
     try:
-        decoded = json.loads(data)
+        # appc manifests are UTF-8 (json.loads would also guess UTF-16/32 from bytes).
+        decoded = json.loads(data.decode("utf-8") if isinstance(data, bytes | bytearray)
+                             else data)
     except (ValueError, UnicodeDecodeError) as error:
         raise ManifestError(f"{what}: invalid JSON: {error}", reason="invalid-json") from None
     if not isinstance(decoded, dict):

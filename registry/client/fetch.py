@@ -258,9 +258,10 @@ class Fetcher:
                 return self.fetch_remote(endpoint.aci, endpoint.asc, expect=app)
             except _NoSuchEndpoint as error:
                 missing.append(str(error))
-        raise FetchError(f"no signature found for image {app} (discovered at {found.found_at}):"
-                         f"\n  " + "\n  ".join(missing) + "\nrefusing an unsigned image (use "
-                         "--insecure-options=image to skip the signature check)")
+        raise FetchError(f"image {app} is not there or is unsigned: no signature at the "
+                         f"endpoints discovered at {found.found_at}:\n  " + "\n  ".join(missing)
+                         + "\nrefusing an unsigned image (--insecure-options=image skips the "
+                         "signature check)")
 
     # URLs ------------------------------------------------------------------------------------
 
@@ -459,7 +460,9 @@ class Fetcher:
         if signers:
             return signers
         elsewhere = self.trust.prefixes_trusting(issuer)
-        lines = [f'image "{name}" is signed by key {issuer}, which is not trusted for "{name}"']
+        known = next((t.key for t in self.trust.list() if t.key.has_component(issuer)), None)
+        who = f"{known.describe()}" if known else issuer
+        lines = [f'image "{name}" is signed by key {who}, which is not trusted for "{name}"']
         if elsewhere:
             lines.append(f"  that key is trusted only for: {', '.join(elsewhere)}")
         elif not keys:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +56,25 @@ class Remote:
         return self.max_age > 0 and (now or time.time()) < self.download_time + self.max_age
 
 
+def _retry_locked(action: Callable[[], object], attempts: int = 100) -> None:
+    """Switching to WAL needs a moment alone with the file; another process creating the store
+    at the same time can make SQLite answer "database is locked" at once, without waiting."""
+    for attempt in range(attempts):
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 class Index:
     def __init__(self, path: Path) -> None:
         self.path = path
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode = WAL")
+            _retry_locked(lambda: db.execute("PRAGMA journal_mode = WAL"))
             if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 # CREATE ... IF NOT EXISTS: harmless when two processes create the store at once
                 db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} "

@@ -1,9 +1,18 @@
 """The launcher: pods and their states, rendering, stage1 flavours (systemd, builtin), cgroups.
 
-Public entry points (the CLI and other parts call these):
-- `prepare_pod(store_dir, options)`, `run_pod(...)`, `run_prepared(store_dir, uuid)`
-- `registry.launcher.manage`: list/status/stop/rm/gc/logs/enter helpers
-- `images_in_use(store_dir) -> set[str]` for the client's `pyrkt image gc`
+Modules, in the order a run goes through them:
+- `options`      rkt's run flags parsed into `PodOptions` / `AppOptions` (shared by every front end)
+- `prepare`      stage0: resolve/fetch images, write the PodManifest, render each app's rootfs
+- `pods`         pod directories and their states (rename + flock), timestamps, exit codes
+- `run`          take a prepared pod into `run/`, choose the stage1 flavour
+- `stage1_builtin` namespaces via ctypes (`linux`), `sandbox` (mounts, pivot_root, identity),
+                 `cgroups` (v2 or v1), `portfwd` (host -> pod TCP forwarding)
+- `stage1_systemd` systemd-run + systemd-nspawn
+- `manage`       list/status/stop/rm/gc/logs/enter helpers
+- `oneshot`      `run_in_rootfs`, one command in a bare rootfs (for `acbuild run`)
+
+Contract for other parts: `images_in_use(store_dir) -> set[str]` (the client's `image gc`),
+`registry.launcher.oneshot.run_in_rootfs(rootfs, argv, ...) -> int` (the builder).
 """
 
 from __future__ import annotations

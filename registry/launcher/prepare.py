@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,10 @@ from typing import Any
 from .errors import LauncherError
 from .options import AppOptions, PodOptions, Volume
 from .pods import Pod, new_embryo, remove_tree, write_atomic
-from .rootfs import overlay_supported
+from .rootfs import overlay_supported_cached
 
 AC_VERSION = "0.8.11"
+HOSTNAME = re.compile(r"(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -43,6 +43,24 @@ def resolve_images(store: Any, options: PodOptions,
                    log: Any = lambda message: None) -> list[ResolvedApp]:
     """Find (or fetch) every image; errors name the image as the user typed it."""
     from registry.client.errors import ClientError
+    from registry.client.store import looks_like_id
+
+    resolved = []
+    for app in options.apps:
+        try:
+            if looks_like_id(app.image):  # already stored: no need for the fetch machinery
+                image = store.get(app.image)
+            else:
+                image = _fetch(app.image, store, options, log)
+        except ClientError as error:
+            raise LauncherError(f"image {app.image}: {error}") from None
+        resolved.append(ResolvedApp(app, image.id, image.name, dict(image.labels),
+                                    json.loads(image.manifest_bytes)))
+    return resolved
+
+
+def _fetch(ref: str, store: Any, options: PodOptions, log: Any) -> Any:
+    """The client's fetch: local files (signature checked), names (discovery), per pull policy."""
     from registry.client.fetch import FetchOptions, fetch_image
     from registry.client.insecure import InsecureOptions
 
@@ -50,16 +68,8 @@ def resolve_images(store: Any, options: PodOptions,
         insecure = InsecureOptions.parse(",".join(sorted(options.insecure)) or None)
     except ValueError as error:
         raise LauncherError(f"--insecure-options: {error}") from None
-    fetch_options = FetchOptions(insecure=insecure, pull_policy=options.pull_policy, log=log)
-    resolved = []
-    for app in options.apps:
-        try:
-            image = fetch_image(app.image, store, fetch_options)
-        except ClientError as error:
-            raise LauncherError(f"image {app.image}: {error}") from None
-        resolved.append(ResolvedApp(app, image.id, image.name, dict(image.labels),
-                                    json.loads(image.manifest_bytes)))
-    return resolved
+    return fetch_image(ref, store, FetchOptions(insecure=insecure,
+                                                pull_policy=options.pull_policy, log=log))
 
 
 def _app_name(resolved: ResolvedApp) -> str:
@@ -160,6 +170,9 @@ def _ports(apps: list[dict[str, Any]], pod: PodOptions) -> list[dict[str, Any]]:
 def build_manifest(resolved: list[ResolvedApp], pod: PodOptions) -> tuple[dict[str, Any],
                                                                            list[dict[str, Any]]]:
     """The PodManifest (as a dict) and the port forwards it implies."""
+    if pod.hostname is not None and not HOSTNAME.fullmatch(pod.hostname):
+        raise LauncherError(f'--hostname "{pod.hostname}": letters, digits, dashes and dots, '
+                            f"at most 64 characters")
     volumes = {v.name: v for v in pod.volumes}
     if len(volumes) != len(pod.volumes):
         raise LauncherError("--volume: a volume name is given twice")
@@ -246,9 +259,7 @@ def prepare_pod(store_dir: Path, options: PodOptions, *, log: Any = lambda messa
             pod.move("prepare")
             overlay = options.overlay
             if overlay is None:
-                overlay = overlay_supported(pod.path)
-            elif overlay and not overlay_supported(pod.path):
-                raise LauncherError("overlayfs is not usable here; prepare without --overlay")
+                overlay = overlay_supported_cached(pod.path, pod.path.parent.parent / ".overlay")
             runtime = {
                 "net": options.net,
                 "hostname": options.hostname or f"rkt-{pod.uuid}",
@@ -268,7 +279,3 @@ def prepare_pod(store_dir: Path, options: PodOptions, *, log: Any = lambda messa
         remove_tree(pod.path)
         raise
 
-
-def hostname_ok(name: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", name)) or \
-        name == socket.gethostname()

@@ -13,6 +13,23 @@ from pathlib import Path
 from . import linux
 
 
+def overlay_supported_cached(work_parent: Path, cache: Path) -> bool:
+    """`overlay_supported`, remembered per filesystem and kernel in `cache` (a probe costs a fork
+    and a mount on every prepare otherwise)."""
+    key = f"{os.stat(work_parent).st_dev}:{os.uname().release}"
+    try:
+        saved_key, _, answer = cache.read_text().strip().rpartition("=")
+        if saved_key == key:
+            return answer == "yes"
+    except OSError:
+        pass
+    supported = overlay_supported(work_parent)
+    temp = cache.with_name(f".{cache.name}.{os.getpid()}")
+    temp.write_text(f"{key}={'yes' if supported else 'no'}\n")
+    os.replace(temp, cache)
+    return supported
+
+
 def overlay_supported(work_parent: Path) -> bool:
     """Can overlayfs use directories on this filesystem as upper and work? Tried, not guessed."""
     try:

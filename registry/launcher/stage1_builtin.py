@@ -193,8 +193,14 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     """Run a pod that is in `run/` and locked by the caller; returns the pod's exit code."""
     manifest, runtime = pod.manifest(), pod.runtime()
     apps = manifest["apps"]
-    groups = make_cgroups(pod, apps)
+    # a busy host port fails the run before anything else is made
     forwards = bind_listeners(runtime.get("forwards") or []) if runtime["net"] == "default" else []
+    try:
+        groups = make_cgroups(pod, apps)
+    except BaseException:
+        for forward in forwards:
+            forward.listener.close()
+        raise
     interactive = bool(runtime.get("interactive"))
     pipes = {} if interactive else {app["name"]: os.pipe() for app in apps}
     ready_r, ready_w = os.pipe()
@@ -217,6 +223,7 @@ def run(pod: Pod, *, echo: bool = True) -> int:
         os.waitpid(holder, 0)
         for forward in forwards:
             forward.listener.close()
+        cgroups.remove([d for group in groups.values() for d in group.dirs])
         raise LauncherError(f"cannot start pod {pod.uuid}: {answer or 'stage1 died'}")
     forwarder = None
     if forwards:

@@ -314,7 +314,8 @@ def test_invalid_pod_manifest_names_field_and_rule(changes: dict[str, Any], mess
     assert message in str(caught.value)
 
 
-@pytest.mark.parametrize("text", [b"", b"{", b"[]", b'"manifest"', b"\xff\xfe", b"null"])
+@pytest.mark.parametrize("text", [b"", b"{", b"[]", b'"manifest"', b"\xff\xfe", b"null",
+                                  '{"acKind": "ImageManifest"}'.encode("utf-16")])
 def test_not_a_json_object(text: bytes) -> None:
     with pytest.raises(ManifestError) as caught:
         ImageManifest.from_json(text)

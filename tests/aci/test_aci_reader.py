@@ -170,3 +170,22 @@ def test_image_id_of_needs_no_valid_layout(tmp_path: Path) -> None:
     blob = tmp_path / "anything.gz"
     blob.write_bytes(gzip.compress(b"not even a tar"))
     assert image_id_of(blob) == "sha512-" + hashlib.sha512(b"not even a tar").hexdigest()
+
+
+def test_reads_and_extracts_what_actool_builds(tmp_path: Path, actool: str) -> None:
+    """Interoperability: an ACI made by appc's reference tool."""
+    from registry.aci import extract_aci
+
+    layout = tmp_path / "layout"
+    make_tree(layout / "rootfs")
+    (layout / "manifest").write_bytes(ImageManifest.from_dict(MANIFEST).to_json())
+    image = tmp_path / "actool.aci"
+    subprocess.run([actool, "build", str(layout), str(image)], check=True, capture_output=True)
+    info = read_aci(image)
+    plain = tmp_path / "plain.tar"
+    plain.write_bytes(gzip.decompress(image.read_bytes()))
+    assert info.image_id == sha512sum(plain)
+    extract_aci(image, tmp_path / "out")
+    assert (tmp_path / "out" / "rootfs" / "etc" / "config").read_text().startswith("key =")
+    make_writable(tmp_path / "out")
+    make_writable(layout)

@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Acbuild, open_aci
+from build_helpers import Acbuild, open_aci
 
 from registry.build import Builder, BuildInProgress
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Acbuild
+from build_helpers import Acbuild
 
 HISTORY = "coreos.com/acbuild/command-"
 

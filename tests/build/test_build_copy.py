@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import Acbuild
+from build_helpers import Acbuild
 
 
 @pytest.fixture

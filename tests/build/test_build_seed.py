@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import open_aci
+from build_helpers import open_aci
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED_SCRIPT = REPO_ROOT / "tests" / "data" / "seed-acbuild.sh"

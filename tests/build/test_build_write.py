@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import Acbuild, open_aci
+from build_helpers import Acbuild, open_aci
 
 
 @pytest.fixture

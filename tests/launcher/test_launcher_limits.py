@@ -57,13 +57,14 @@ def test_cpu_quota_throttles_a_busy_loop(tmp_path, tool_image, pyrkt, store) -> 
     uuid = uuid_file.read_text().strip()
     wall, cpu = (float(part.split("=")[1]) for part in result.stdout.split()[1:3])
     stats = dict(line.split() for line in _cgroup_file(store, uuid, "cpu", "cpu.stat").splitlines())
-    assert int(stats["nr_throttled"]) > 5, stats
+    assert int(stats["nr_throttled"]) > 0, stats
     if cgroups.is_unified():
         used = int(stats["usage_usec"]) / 1e6
         assert _cgroup_file(store, uuid, "cpu", "cpu.max").split() == ["25000", "100000"]
     else:
         used = int(_cgroup_file(store, uuid, "cpuacct", "cpuacct.usage")) / 1e9
         assert _cgroup_file(store, uuid, "cpu", "cpu.cfs_quota_us").strip() == "25000"
-    # a quarter of one CPU over the loop's wall time, as the kernel accounted it
-    assert 0.15 < used / wall < 0.32, (used, wall, cpu)
-    assert 0.15 < cpu / wall < 0.32, (cpu, wall)
+    # at most a quarter of one CPU over the loop's wall time, as the kernel accounted it (the
+    # lower bound only guards against a loop that did not run: a loaded host may give less)
+    assert 0.05 < used / wall < 0.30, (used, wall, cpu)
+    assert 0.05 < cpu / wall < 0.30, (cpu, wall)

@@ -87,6 +87,18 @@ def test_two_apps_talk_over_the_pods_loopback(tmp_path, tool_image, start_pyrkt,
     assert status_of(pyrkt, uuid, "--wait")["state"] == "exited"
 
 
+def test_busy_host_port_fails_the_run_cleanly(tool_image, pyrkt) -> None:
+    image = tool_image(app={"ports": [{"name": "http", "protocol": "tcp", "port": 8080}]})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = pyrkt("run", "--insecure-options=image", f"--port=http:127.0.0.1:{port}",
+                       str(image), "--", "exit", "0")
+    assert result.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_net_host_and_none(tmp_path, tool_image, pyrkt) -> None:
     image = tool_image()
     host_port = _free_port()

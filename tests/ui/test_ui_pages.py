@@ -4,6 +4,7 @@ privacy, sessions and cookies, versions and `latest`, signing keys."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,13 @@ def test_search_and_privacy(ui_app: UiApp) -> None:
     assert get(anonymous, "/team/secret").status_code == 404
     assert get(anonymous, "/team").status_code == 200  # lists team/web and team/db
     assert "127.0.0.1/team/secret" in get(client, "/?q=secret").get_data(as_text=True)
+    # Scripts read the same pages with an API token (shown once, on the page that made it).
+    made = post(client, "/_ui/account/tokens", data={"csrf_token": token, "description": "ci"})
+    api_token = re.search(r'id="new-token">(pyrkt_[^<]+)<', made.get_data(as_text=True))
+    assert api_token is not None
+    assert get(client, "/_ui/account").get_data(as_text=True).count(api_token[1]) == 0
+    bearer = {"Authorization": f"Bearer {api_token[1]}"}
+    assert get(anonymous, "/team/secret", headers=bearer).status_code == 200
     # Admin pages need a session; an outsider is sent to the login form.
     for path in ("/_ui/users", "/_ui/audit", "/_ui/account", "/_ui/repositories/new"):
         answer = get(anonymous, path)
@@ -81,6 +89,16 @@ def test_login_failures_cookies_and_redirects(ui_app: UiApp) -> None:
     # The session's CSRF token changed at login: the one from before no longer works.
     assert csrf_from(get(client, "/")) != token
     assert post(client, "/_ui/logout", data={"csrf_token": token}).status_code == 400
+
+
+def test_a_signed_out_upload_script_is_told_to_sign_in(ui_app: UiApp) -> None:
+    client = ui_app.client()
+    token = csrf_from(get(client, "/_ui/login"))
+    answer = post(client, f"/_ui/r/{APP}/-/upload", data=b"aci bytes",
+                  headers={"X-CSRF-Token": token, "Accept": "application/json",
+                           "Content-Type": "application/octet-stream"})
+    assert answer.status_code == 401
+    assert answer.get_json()["message"] == "you are signed out: sign in again, then retry"
 
 
 def test_a_password_change_signs_out_the_other_browsers(ui_app: UiApp) -> None:

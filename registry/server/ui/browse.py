@@ -14,7 +14,7 @@ from registry.discovery import pubkeys_url
 from registry.server.auth import reader_actor
 from registry.server.context import config, db
 from registry.server.models import KeyStatus, Repository, Role, SigningKey, Tag
-from registry.server.services import keys, repositories
+from registry.server.services import Actor, keys, repositories
 from registry.server.services.access import has_role
 from registry.server.services.repositories import LATEST
 
@@ -39,11 +39,16 @@ class KeyLabel:
     status: str
 
 
+def page_actor() -> Actor:
+    """Scripts read pages with tokens (the server's reader rule); browsers with the UI session,
+    whose checks (password-bound sessions) live in .sessions."""
+    return reader_actor() if "Authorization" in request.headers else ui_actor()
+
+
 def name_page(name: str, discovery_tags: str) -> str:
-    """The human page on a discovery URL (read with the server's reader rule, so scripts
-    with tokens see what browsers with a session see): a readable repository, else the readable
+    """The human page on a discovery URL: a readable repository, else the readable
     repositories under that path (the home page for the domain root)."""
-    actor = reader_actor()
+    actor = page_actor()
     session = db()
     repository = repositories.visible_or_none(session, actor, name)
     if repository is not None:
@@ -82,7 +87,7 @@ def _newest_version(repository: Repository) -> str | None:
 
 def repository_page(repository: Repository, discovery_tags: str) -> str:
     session = db()
-    actor = reader_actor()
+    actor = page_actor()
     tags = repositories.list_tags(session, actor, repository.name)
     latest_ids = latest_tag_ids(repository, tags)
     newest_version = next((t.version for t in tags if t.id in latest_ids), None)

@@ -1,4 +1,5 @@
-"""Who is signed in to the UI (the session holds only the user's id) and view guards."""
+"""Who is signed in to the UI (the session holds the user's id and a password-bound proof)
+and the view guards."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import current_app, g, redirect, request, session, url_for
+from flask import current_app, g, jsonify, redirect, request, session, url_for
 
 from registry.server.auth import SESSION_USER_KEY
 from registry.server.context import db
@@ -16,9 +17,9 @@ from registry.server.models import User
 from registry.server.services.actor import Actor
 from registry.server.services.errors import Forbidden
 
+from .blueprint import back_url, wants_json
+
 F = TypeVar("F", bound=Callable[..., Any])
-
-
 PROOF_KEY = "auth_proof"
 
 
@@ -61,7 +62,12 @@ def login_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
-            return redirect(url_for("ui.login", next=request.full_path.rstrip("?")), code=303)
+            if wants_json():
+                return jsonify({"ok": False, "code": "signed-out",
+                                "message": "you are signed out: sign in again, then retry"}), 401
+            # After signing in, come back to the page (a form's own URL only answers POST).
+            target = request.full_path.rstrip("?") if request.method == "GET" else back_url()
+            return redirect(url_for("ui.login", next=target), code=303)
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
