@@ -93,7 +93,7 @@ class _Extractor(LayoutChecker):
         if self._open_file is not None:
             descriptor, self._open_file = self._open_file, None
             try:
-                self._set_attributes(entry, None, descriptor)
+                self._set_attributes(entry, descriptor)
             finally:
                 os.close(descriptor)
 
@@ -104,7 +104,7 @@ class _Extractor(LayoutChecker):
         try:
             self._open_file = descriptor
             self._write(memoryview(data))
-            self._set_attributes(entry, None, descriptor)
+            self._set_attributes(entry, descriptor)
         finally:
             self._open_file = None
             os.close(descriptor)
@@ -122,10 +122,9 @@ class _Extractor(LayoutChecker):
             raise ArchiveError(f"{entry.name}: creating a {entry.type_name} needs root",
                                reason="device-node") from None
 
-    def _set_attributes(self, entry: TarEntry, target: Path | None,
-                        descriptor: int | None = None) -> None:
-        """Owner (when root), mode, mtime; symlinks keep their own, not their target's."""
-        where: int | Path = descriptor if descriptor is not None else target  # type: ignore[assignment]
+    def _set_attributes(self, entry: TarEntry, where: int | Path) -> None:
+        """Owner (when root), then mode (chown clears set-id bits), then mtime, on a path or
+        an open descriptor; symlinks keep their own, not their target's."""
         follow = entry.type != SYMLINK
         if self._as_root:
             os.chown(where, entry.uid, entry.gid, follow_symlinks=follow)

@@ -243,6 +243,7 @@ def verify(images: tuple[str, ...], client: ClientContext) -> None:
             failed += 1
             click.echo(f"{img.short_id}  {img.name}: FAILED: {problem}")
         else:
-            click.echo(f"{img.short_id}  {img.name}: ok")
+            note = "" if img.has_signature else " (hash only: fetched without a signature)"
+            click.echo(f"{img.short_id}  {img.name}: ok{note}")
     if failed:
         raise StoreError(f"{failed} of {len(targets)} image(s) failed verification")

@@ -13,13 +13,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from registry.client.dirs import ConfigDirs, default_store_dir
 from registry.client.errors import ClientError
 from registry.client.insecure import ALL_NAMES, InsecureOptions
+
+if TYPE_CHECKING:
+    from registry.client.store import ImageStore
 
 EXIT_FAILURE = 254  # what rkt exits with on errors
 
@@ -33,7 +36,7 @@ class ClientContext:
     insecure: InsecureOptions
     debug: bool
 
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> ImageStore:
         from registry.client.store import ImageStore
 
         return ImageStore(self.store_dir)

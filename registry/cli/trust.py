@@ -36,8 +36,16 @@ class _TrustGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        formatter.write_usage(ctx.command_path, "[--prefix PREFIX | --root] [KEY-FILE|URL...]\n"
-                              f"       {ctx.command_path} list | rm FINGERPRINT")
+        formatter.write_usage(ctx.command_path, "[OPTIONS] [--prefix PREFIX | --root] "
+                              "[KEY-FILE|URL...]")
+        formatter.write_usage(ctx.command_path, "list | rm FINGERPRINT...", prefix="   or: ")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # The options are those of the (hidden) default command that trusts keys.
+        add_command = self.commands["add"]
+        add_command.format_options(click.Context(add_command, info_name=ctx.info_name,
+                                                 parent=ctx.parent), formatter)
+        self.format_commands(ctx, formatter)
 
 
 @click.group("trust", cls=_TrustGroup)

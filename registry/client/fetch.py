@@ -36,7 +36,6 @@ from registry.discovery import (
     host_os,
     parse_app_string,
 )
-from registry.signing import PublicKey, SigningError, signature_issuer, verify_detached
 
 from .config import ClientConfig
 from .dirs import ConfigDirs
@@ -52,9 +51,11 @@ from .download import (
 from .errors import ClientError, FetchError, ImageNotFound
 from .index import Remote
 from .insecure import InsecureOptions
+from .refs import classify, label_mismatch
 from .session import ClientSession, build_session
 from .sigcheck import StreamingVerifier
-from .store import ImageStore, StoredImage, looks_like_id
+from .signatures import SignatureCheck
+from .store import ImageStore, StoredImage
 from .trust import TrustStore
 
 PULL_POLICIES = ("new", "update", "never")
@@ -99,38 +100,6 @@ def fetch_image(ref: str, store: ImageStore, options: FetchOptions | None = None
     return fetcher.fetch(ref)
 
 
-def classify(ref: str) -> str:
-    """One of "id", "url", "file", "docker", "name"."""
-    if ref.startswith("docker://"):
-        return "docker"
-    if ref.startswith(("https://", "http://")):
-        return "url"
-    if ref.startswith("file://") or ref.startswith(("/", "./", "../")) or ref.endswith(".aci") \
-            or os.path.isfile(ref):
-        return "file"
-    if looks_like_id(ref):
-        return "id"
-    return "name"
-
-
-def label_mismatch(name: str, labels: dict[str, str], app: AppRef) -> str | None:
-    """Why an image (name, labels) is not what `app` asked for, or None when it is.
-
-    A label the user gave must be present with that value; the defaults the client filled in
-    (host os/arch) may only be absent or equal; `version=latest` matches any version.
-    """
-    if name != app.name:
-        return f'its name is "{name}", not "{app.name}"'
-    given = app.given or frozenset()
-    for label, wanted in app.labels_to_match().items():
-        have = labels.get(label)
-        if have == wanted or (have is None and label not in given):
-            continue
-        shown = "absent" if have is None else f'"{have}"'
-        return f'its label {label} is {shown}, not "{wanted}"'
-    return None
-
-
 class _NoSuchEndpoint(FetchError):
     """This candidate endpoint has no signature/image: try the next one."""
 
@@ -146,6 +115,7 @@ class Fetcher:
         self.options = options
         dirs = options.config_dirs or ConfigDirs.from_env()
         self.trust = options.trust or TrustStore(dirs)
+        self.signatures = SignatureCheck(self.trust, self.log)
         self._session = options.session
         self._dirs = dirs
         self._active: set[str] = set()  # what is being fetched right now (dependency cycles)
@@ -293,7 +263,7 @@ class Fetcher:
             if answer.status == 200:
                 signature = answer.body
                 if expect is not None:
-                    self.trusted_signers(signature, expect.name)  # before the image is fetched
+                    self.signatures.trusted_signers(signature, expect.name)  # before the image is fetched
             elif answer.status == 202:
                 deferred = True
                 self.log("the signature is not ready yet (HTTP 202); asking again after the "
@@ -326,7 +296,7 @@ class Fetcher:
         label = urlsplit(download.url).path.rsplit("/", 1)[-1] or download.url
         bar = self.options.progress(label, download.total) if self.options.progress else None
         # With the signature in hand, check it in the same pass (a helper process on a pipe).
-        candidates = self._issuer_keys(signature) if signature is not None else []
+        candidates = self.signatures.issuer_keys(signature) if signature is not None else []
         verifier = (StreamingVerifier(signature, candidates, self.store.directory / "tmp")
                     if signature is not None and candidates else None)
         keep_partial = False
@@ -359,10 +329,10 @@ class Fetcher:
                 pass
             elif verifier is not None:
                 assert signature is not None
-                self._check_streamed(verifier, signature, name, download.url)
+                self.signatures.check_streamed(verifier, signature, name, download.url)
             else:
                 assert signature is not None
-                self.verify(signature, download.partial, name, download.url)
+                self.signatures.verify_file(signature, download.partial, name, download.url)
             if expect is not None:
                 why = label_mismatch(name, {lab.name: lab.value for lab in info.manifest.labels},
                                      expect)
@@ -381,31 +351,6 @@ class Fetcher:
                 download.close()
             else:
                 download.discard()
-
-    def _issuer_keys(self, signature: bytes) -> list[PublicKey]:
-        """Trusted keys (for any prefix) that could have made `signature`; [] if unreadable."""
-        try:
-            issuer = signature_issuer(signature)
-        except SigningError:
-            return []
-        found: dict[str, PublicKey] = {}
-        for trusted in self.trust.list():
-            if trusted.key.has_component(issuer):
-                found[trusted.fingerprint] = trusted.key
-        return list(found.values())
-
-    def _check_streamed(self, verifier: StreamingVerifier, signature: bytes, name: str,
-                        where: str) -> None:
-        signers = self.trusted_signers(signature, name)  # trusted for this very name?
-        try:
-            fingerprint = verifier.result()
-        except FetchError as error:
-            raise FetchError(f"refusing {where}: the signature does not verify: {error}") from None
-        signer = next((key for key in signers if key.fingerprint == fingerprint), None)
-        if signer is None:
-            raise FetchError(f"refusing {where}: signed by {fingerprint}, which is not trusted "
-                             f'for "{name}"')
-        self.log(f"signature verified: {name} signed by {signer.describe()}")
 
     def _signature_after_wait(self, asc_url: str) -> bytes:
         last = 202
@@ -443,41 +388,9 @@ class Fetcher:
             except ACIError as error:
                 raise FetchError(f"refusing {path}: not a valid ACI: {error}") from None
             if signature is not None:
-                self.verify(signature, temp, str(info.manifest.name), str(path))
+                self.signatures.verify_file(signature, temp, str(info.manifest.name), str(path))
             self.fetch_dependencies(info.manifest_bytes)
             return self.store.commit(temp, info, signature=signature)
-
-    # checks ----------------------------------------------------------------------------------
-
-    def trusted_signers(self, signature: bytes, name: str) -> list[PublicKey]:
-        """The trusted keys that could have made `signature` for image `name`, or a refusal."""
-        try:
-            issuer = signature_issuer(signature)
-        except SigningError as error:
-            raise FetchError(f"the signature of {name} is unreadable: {error}") from None
-        keys = [t.key for t in self.trust.keys_for(name)]
-        signers = [key for key in keys if key.has_component(issuer)]
-        if signers:
-            return signers
-        elsewhere = self.trust.prefixes_trusting(issuer)
-        known = next((t.key for t in self.trust.list() if t.key.has_component(issuer)), None)
-        who = f"{known.describe()}" if known else issuer
-        lines = [f'image "{name}" is signed by key {who}, which is not trusted for "{name}"']
-        if elsewhere:
-            lines.append(f"  that key is trusted only for: {', '.join(elsewhere)}")
-        elif not keys:
-            lines.append(f'  no keys are trusted for "{name}" or any of its parent prefixes')
-        lines.append(f"  to trust the key for this image's prefix: pyrkt trust --prefix {name}")
-        raise FetchError("\n".join(lines))
-
-    def verify(self, signature: bytes, path: Path, name: str, where: str) -> PublicKey:
-        signers = self.trusted_signers(signature, name)
-        try:
-            signer = verify_detached(signature, path, signers)
-        except SigningError as error:
-            raise FetchError(f"refusing {where}: the signature does not verify: {error}") from None
-        self.log(f'signature verified: {name} signed by {signer.describe()}')
-        return signer
 
     # dependencies ----------------------------------------------------------------------------
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Iterable
 from typing import BinaryIO, Protocol
 
@@ -76,11 +74,3 @@ class TeeReader:
         """Read whatever is left, so every byte reaches the sinks."""
         while self.read(CHUNK):
             pass
-
-
-def copy_file(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
-    """Copy bytes with the kernel's help (copy_file_range / sendfile) where available."""
-    with open(source, "rb") as src, open(dest, "wb") as dst:
-        shutil.copyfileobj(src, dst, CHUNK)
-        dst.flush()
-        os.fsync(dst.fileno())

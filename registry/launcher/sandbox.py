@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import linux
+from .capabilities import limit_bounding_set, retained
 from .cgroups import AppCgroup
 from .rootfs import mount_overlay, resolve_in_root
 
@@ -139,6 +140,7 @@ def become_app(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any], roo
         root = build_root(pod_dir, manifest, app, rootfs_mode)
         enter_root(root)
         uid, gid = resolve_identity(str(section.get("user", "0")), str(section.get("group", "0")))
+        limit_bounding_set(retained(section))
         groups = [int(g) for g in section.get("supplementaryGIDs") or []]
         os.setgroups(groups)
         os.setgid(gid)

@@ -129,3 +129,32 @@ def test_two_concurrent_fetches_store_one_copy(served, env: ClientEnv) -> None:
         assert out.strip() == image_id
     assert [i.id for i in env.store().list()] == [image_id]
     assert len(list((env.store_dir / "images").glob("*.aci"))) == 1
+
+
+def test_progress_bar_on_a_terminal_none_when_piped(served, env: ClientEnv) -> None:
+    import pty
+
+    root, image_id = served
+    with FileServer(root) as server:
+        command = [sys.executable, "-m", "registry.cli.main", "fetch", *env.flags(), *HTTP,
+                   f"{server.url}/app.aci"]
+        controller, terminal = pty.openpty()
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=terminal)
+        os.close(terminal)
+        seen = b""
+        while True:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not data:
+                break
+            seen += data
+        out, _ = proc.communicate(timeout=120)
+        os.close(controller)
+        assert proc.returncode == 0, seen.decode(errors="replace")
+        assert out.decode().strip() == image_id[:39]
+        assert b"app.aci [" in seen and b"\r" in seen and b"MiB" in seen
+        env.run(["image", "rm"], image_id)
+        piped = env.run(["fetch"], *HTTP, "--pull-policy", "update", f"{server.url}/app.aci")
+        assert piped.exit_code == 0 and "\r" not in piped.output and "[" not in piped.output

@@ -131,3 +131,15 @@ def test_concurrent_prepares_never_show_half_made_pods(tool_image, pyrkt, store)
     uuids = {p.stdout.read().strip() for p in procs}
     assert len(uuids) == 4 and all(p.returncode == 0 for p in procs)
     assert seen_states <= {"embryo", "preparing", "prepared"}
+
+
+def test_logs_follow_streams_until_the_pod_ends(tmp_path, tool_image, start_pyrkt, pyrkt) -> None:
+    image = tool_image()
+    uuid_file = tmp_path / "uuid"
+    start_pyrkt("run", "--insecure-options=image", "--inherit-env", f"--uuid-file-save={uuid_file}",
+                str(image), "--", "env", "PYRKT_DIR", "sleep", "2", "cwd")
+    uuid = wait_for_file(uuid_file)
+    followed = pyrkt("logs", "-f", "--app", "tool", uuid, check=True, timeout=30)
+    assert followed.stdout.startswith("env PYRKT_DIR=")  # inherited from pyrkt's environment
+    assert followed.stdout.endswith("cwd=/\n")  # written after the follow began
+    assert status_of(pyrkt, uuid)["state"] == "exited"

@@ -131,6 +131,18 @@ def test_app_cannot_see_or_write_host_paths(tmp_path, tool_image, pyrkt) -> None
     assert "exists /dev/null: yes\nwrite /dev/null: ok\nexists /dev/pts: yes" in result.stdout
 
 
+def test_root_app_keeps_only_rkts_default_capabilities(tool_image, pyrkt) -> None:
+    """Without CAP_SYS_ADMIN (mount) or CAP_SYS_RAWIO even a root app cannot reach the host."""
+    image = tool_image(app={"isolators": [{"name": "os/linux/capabilities-remove-set",
+                                           "value": {"set": ["CAP_NET_RAW"]}}]})
+    result = pyrkt("run", "--insecure-options=image", str(image), "--", "cat",
+                   "/proc/self/status", check=True)
+    fields = dict(line.split(":\t", 1) for line in result.stdout.splitlines() if ":\t" in line)
+    bounding = int(fields["CapBnd"], 16)
+    assert bounding == 0xA80425FB & ~(1 << 13)  # Docker's/rkt's default set minus CAP_NET_RAW
+    assert int(fields["CapEff"], 16) == bounding
+
+
 def test_bad_inputs_leave_nothing_behind(tmp_path, tool_image, pyrkt, store) -> None:
     image = tool_image()
     cases = [

@@ -120,8 +120,8 @@ def test_private_oci_repository_offers_nothing_to_outsiders(registry: LiveRegist
     base = f"{registry.base_url}/_aci/127.0.0.1/team/hidden/v1/linux/amd64/image"
     for ext in ("aci", "aci.asc"):
         assert requests.get(f"{base}.{ext}", timeout=60).status_code == 404
-    assert V2(registry, None).request("GET", "/v2/_catalog").json()["repositories"] == [
-        "team/offer"]
+    visible = V2(registry, None).request("GET", "/v2/_catalog").json()["repositories"]
+    assert "team/offer" in visible and "team/hidden" not in visible
     owner = requests.get(f"{base}.aci", timeout=120,
                          headers={"Authorization": f"Bearer {registry.token}"})
     assert owner.status_code == 200

@@ -204,3 +204,10 @@ def test_multipart_upload_with_signature(registry, tmp_path):
     empty = registry.api("POST", f"/repositories/{NAME}/-/images", data={"other": "x"},
                          content_type="multipart/form-data")
     assert empty.status_code == 400 and "'aci'" in empty.json["error"]["message"]
+
+
+def test_unknown_api_paths_answer_json(registry):
+    response = registry.api("GET", "/no/such/thing")
+    assert response.status_code == 404 and response.json["error"]["code"] == "no-such-endpoint"
+    # Specific routes still win over the fallback.
+    assert registry.api("GET", f"/repositories/{NAME}/-/images").json["error"]["code"] == "repository-not-found"

@@ -205,3 +205,12 @@ def test_push_takes_credentials_from_the_client_auth_config(registry, tmp_path):
     refused = subprocess.run([sys.executable, "-m", "registry.cli.main", "push", str(image)],
                              env=env, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "no API token" in refused.stderr
+
+
+def test_serve_dev_uses_flasks_server_with_the_same_app(tmp_path, actool):
+    with LiveRegistry(tmp_path / "dev", dev=True) as dev:
+        image = build_aci(tmp_path, "127.0.0.1/dev/app", version="0.1")
+        assert pyrkt_push(dev, image).returncode == 0
+        urls = actool_discover(actool, dev, "127.0.0.1/dev/app:0.1")
+        assert requests.get(urls["aci"], timeout=30).content == image.read_bytes()
+        assert "Werkzeug" in requests.get(urls["aci"], timeout=30).headers.get("Server", "")

@@ -117,6 +117,13 @@ def event_json(event: AuditEvent) -> dict[str, Any]:
 
 
 # -- registry --------------------------------------------------------------------------------
+@bp.route("/<path:unknown>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+def no_such_endpoint(unknown: str) -> tuple[Response, int]:
+    # Without this, the discovery catch-all would answer unknown API paths with an HTML 404.
+    return jsonify({"error": {"code": "no-such-endpoint",
+                              "message": f"no API endpoint {request.method} /_api/v1/{unknown}"}}), 404
+
+
 @bp.get("/")
 def info() -> Response:
     settings = config()

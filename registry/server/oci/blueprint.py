@@ -327,3 +327,10 @@ def cancel_upload(name: str, upload_id: str) -> tuple[Response, int]:
     row = blobs.get_upload(db(), target, upload_id)
     blobs.cancel(db(), _spool(), row)
     return Response(status=204), 204
+
+
+@bp.route("/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+def unknown_endpoint(rest: str) -> Response:
+    """Anything else under /v2/ gets a distribution-style error, not the HTML of a page."""
+    raise OciError(f"no /v2/ endpoint answers {request.method} /v2/{rest}", status=404,
+                   code="UNSUPPORTED")

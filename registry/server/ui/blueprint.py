@@ -41,7 +41,9 @@ def back_url(default: str = "/") -> str:
     referrer = request.referrer
     if referrer:
         parts = urlsplit(referrer)
-        if parts.netloc == request.host and parts.path.startswith("/"):
+        # "//host/..." would leave the site: only plain paths on this host come back.
+        if parts.netloc == request.host and parts.path.startswith("/") \
+                and not parts.path.startswith("//"):
             return parts.path + (f"?{parts.query}" if parts.query else "")
     return default
 
