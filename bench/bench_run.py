@@ -69,7 +69,31 @@ def bench_start(work: Path, env: dict[str, str], runs: int) -> dict[str, float]:
               "pyrkt_run_s": _median_seconds(pyrkt, runs, env),
               "python_startup_s": _median_seconds([sys.executable, "-c", "pass"], runs, env)}
     result["ratio"] = result["pyrkt_run_s"] / result["unshare_chroot_s"]
+    result.update(_in_process(Path(env["PYRKT_DIR"]), image_id, runs))
+    result["stage1_ratio"] = result["stage1_run_s"] / result["unshare_chroot_s"]
     return result
+
+
+def _in_process(store_dir: Path, image_id: str, runs: int) -> dict[str, float]:
+    """The launcher's own cost without Python's start-up and imports: prepare and run (stage1:
+    namespaces, cgroups, mounts, pivot_root, exec, wait, record) called from this process."""
+    from registry.launcher.options import AppOptions, PodOptions
+    from registry.launcher.prepare import prepare_pod
+    from registry.launcher.run import run_prepared
+
+    prepare, run = [], []
+    for _ in range(runs + 1):
+        options = PodOptions(apps=[AppOptions(image=image_id)])
+        start = time.perf_counter()
+        pod = prepare_pod(store_dir, options)
+        middle = time.perf_counter()
+        _, code = run_prepared(store_dir, pod.uuid, echo=False)
+        end = time.perf_counter()
+        assert code == 0
+        prepare.append(middle - start)
+        run.append(end - middle)
+    return {"prepare_in_process_s": statistics.median(prepare[1:]),
+            "stage1_run_s": statistics.median(run[1:])}
 
 
 def bench_prepare(work: Path, env: dict[str, str], files: int, runs: int) -> dict[str, float]:
@@ -117,6 +141,9 @@ def main() -> int:
               f"{start['unshare_chroot_s'] * 1000:.1f} ms, pyrkt run "
               f"{start['pyrkt_run_s'] * 1000:.1f} ms, ratio {start['ratio']:.1f} "
               f"(goal <= 3; python -c pass alone {start['python_startup_s'] * 1000:.1f} ms)")
+        print(f"in-process: prepare {start['prepare_in_process_s'] * 1000:.1f} ms, stage1 run "
+              f"{start['stage1_run_s'] * 1000:.1f} ms (ratio to unshare+chroot "
+              f"{start['stage1_ratio']:.1f})")
         prep = bench_prepare(work, env, args.files, args.prepare_runs)
         print(f"prepare {args.files} files: overlay cold {prep['overlay_cold_s']:.2f} s, "
               f"overlay warm {prep['overlay_warm_s']:.2f} s, copy {prep['copy_s']:.2f} s")

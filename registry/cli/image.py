@@ -200,18 +200,7 @@ def extract(ref: str, dest: Path, rootfs_only: bool, client: ClientContext) -> N
 def render(ref: str, dest: Path, rootfs_only: bool, client: ClientContext) -> None:
     """Render an image with its dependencies applied and pathWhitelist honoured."""
     store = client.store()
-    img = _resolve(store, ref)
-    if not rootfs_only:
-        store.render(img.id, dest)
-        return
-    scratch = dest.with_name(f".{dest.name}.render")
-    store.render(img.id, scratch)
-    try:
-        (scratch / "rootfs").rename(dest)
-    finally:
-        import shutil
-
-        shutil.rmtree(scratch, ignore_errors=True)
+    store.render(_resolve(store, ref).id, dest, rootfs_only=rootfs_only)
 
 
 @image.command("cat-manifest")

@@ -102,7 +102,16 @@ def _say(message: str) -> None:
 @click.command("run", context_settings=CONTEXT)
 @_pod_flags
 def run(**flags: Any) -> None:
-    """Run IMAGE... as one pod: pyrkt run IMAGE [flags] [-- ARGS] [--- IMAGE ...]."""
+    """Run IMAGE... as one pod: pyrkt run [FLAGS] IMAGE [APP-FLAGS] [-- ARGS] [--- IMAGE ...].
+
+    \b
+    IMAGE is a local .aci file, a name[:version][,label=value] or an image ID.
+    Pod-wide flags come before the first image. After an image, these apply to
+    that app only: --exec --name --user --group --working-dir --cpu --memory
+    --mount --set-env --readonly-rootfs (given before the first image, they
+    apply to every app). `--` starts the app's arguments, `---` the next image.
+    The pod's exit code is the first non-zero app exit code (128+N: signal N).
+    """
     from registry.launcher.run import run_pod
 
     try:
@@ -118,7 +127,7 @@ def run(**flags: Any) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the UUID.")
 @_pod_flags
 def prepare(quiet: bool, **flags: Any) -> None:
-    """Prepare a pod without running it; prints its UUID."""
+    """Prepare a pod without running it; prints its UUID (flags as for `run`)."""
     from registry.launcher.prepare import prepare_pod
     from registry.launcher.run import save_uuid
 

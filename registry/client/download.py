@@ -257,9 +257,10 @@ def _start(session: requests.Session, url: str, partial: Path, shared_meta: Path
         total = int(length) if length and length.isdigit() else None
     else:
         response.close()
-        if status == 416:  # the kept bytes do not fit the file any more: start over next time
+        if status == 416 and kept:  # the kept bytes do not fit the file any more: start over
             partial.unlink(missing_ok=True)
             meta.unlink(missing_ok=True)
+            return _start(session, url, partial, shared_meta, lock, etag, timeout, insecure)
         raise FetchError(f"cannot download the image from {url}: HTTP {status}")
     validator = new_etag or response.headers.get("Last-Modified")
     if validator and resumable:

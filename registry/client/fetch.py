@@ -262,8 +262,11 @@ class Fetcher:
                                "the signature", self.options.timeout)
             if answer.status == 200:
                 signature = answer.body
+                # the signer is checked before a byte of the image is fetched
                 if expect is not None:
-                    self.signatures.trusted_signers(signature, expect.name)  # before the image is fetched
+                    self.signatures.trusted_signers(signature, expect.name)
+                else:
+                    self.signatures.require_known_signer(signature, aci_url)
             elif answer.status == 202:
                 deferred = True
                 self.log("the signature is not ready yet (HTTP 202); asking again after the "

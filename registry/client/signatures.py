@@ -35,6 +35,18 @@ class SignatureCheck:
                 found[trusted.fingerprint] = trusted.key
         return list(found.values())
 
+    def require_known_signer(self, signature: bytes, where: str) -> None:
+        """Before a download whose image name is not known yet (a URL): the signer must at least
+        be trusted for some prefix, or nothing about the image could make it acceptable."""
+        try:
+            issuer = signature_issuer(signature)
+        except SigningError as error:
+            raise FetchError(f"the signature for {where} is unreadable: {error}") from None
+        if not self.issuer_keys(signature):
+            raise FetchError(f"the image at {where} is signed by key {issuer}, which is not "
+                             f"trusted for any image name\n  to trust it: pyrkt trust --prefix "
+                             f"IMAGE-NAME-PREFIX KEY-FILE")
+
     def check_streamed(self, verifier: StreamingVerifier, signature: bytes, name: str,
                         where: str) -> None:
         signers = self.trusted_signers(signature, name)  # trusted for this very name?

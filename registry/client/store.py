@@ -391,12 +391,12 @@ class ImageStore:
         return found
 
     def render(self, image_id: str, dest: str | os.PathLike[str] | None = None, *,
-               overlay: bool = False) -> Path:
+               overlay: bool = False, rootfs_only: bool = False) -> Path:
         """Render an image with its dependencies applied and pathWhitelist honoured.
 
         The result is an image layout: `manifest` (the image's own) and `rootfs/`.
         - `overlay=False`: a private copy is made at `dest` (which must not exist, or be an empty
-          directory); returns `dest`.
+          directory); returns `dest`. With `rootfs_only`, `dest` gets the rootfs contents.
         - `overlay=True`: the store's shared tree for the image is rendered once (later calls
           reuse it) and its path is returned, to be used read-only, e.g. as an overlayfs
           lowerdir; `dest` is not written.
@@ -412,10 +412,10 @@ class ImageStore:
             if not target.is_dir() or any(target.iterdir()):
                 raise StoreError(f"cannot render into {target}: it exists and is not an empty "
                                  f"directory")
-        self._render_to(image, target)
+        self._render_to(image, target, rootfs_only=rootfs_only)
         return target
 
-    def _render_to(self, image: StoredImage, target: Path) -> None:
+    def _render_to(self, image: StoredImage, target: Path, *, rootfs_only: bool = False) -> None:
         from registry.aci import ACIError
 
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -426,11 +426,14 @@ class ImageStore:
             render_layers(layers, image.manifest_bytes, work / "out", work)
             if target.exists():
                 target.rmdir()
-            os.replace(work / "out", target)
+            os.replace(work / "out" / "rootfs" if rootfs_only else work / "out", target)
         except ACIError as error:
             raise StoreError(f"cannot render {image.short_id}: {error}") from error
         except DependencyError as error:
             raise StoreError(str(error)) from error
+        except OSError as error:
+            raise StoreError(f"cannot render {image.short_id} into {target}: "
+                             f"{error.strerror or error}") from error
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

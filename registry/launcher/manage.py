@@ -297,9 +297,16 @@ def enter_command(store_dir: Path, uuid: str, app: str | None, command: list[str
                                 f"({', '.join(names)})")
         app = names[0]
     try:
-        pid = int((log_path(pod, app).parent / "pid").read_text())
+        pid: int | None = int((log_path(pod, app).parent / "pid").read_text())
     except (OSError, ValueError):
-        raise LauncherError(f"app {app} of pod {pod.uuid} is not running") from None
+        pid = None
+    if pid is None and (pod.path / "stage1").exists() and \
+            (pod.path / "stage1").read_text().strip() == "systemd":
+        from .stage1_systemd import container_leader
+
+        pid = container_leader(pod)
+    if pid is None:
+        raise LauncherError(f"app {app} of pod {pod.uuid} is not running")
     return ["nsenter", f"--target={pid}", "--mount", "--uts", "--ipc", "--net", "--pid",
             "--root", "--wd", "--", *(command or ["/bin/sh"])]
 

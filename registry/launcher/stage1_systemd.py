@@ -40,7 +40,8 @@ def _nspawn_args(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], ro
     section = app["app"]
     args = ["systemd-nspawn", "--quiet", "--as-pid2", f"--directory={root}",
             f"--machine={machine_name(pod)}", f"--hostname={runtime['hostname']}",
-            f"--register={'yes' if register else 'no'}", "--keep-unit"]
+            f"--register={'yes' if register else 'no'}", "--keep-unit",
+            "--kill-signal=SIGTERM"]
     if runtime["net"] != "host":
         args.append("--private-network")
     user = str(section.get("user", "0"))
@@ -180,6 +181,24 @@ def _wait_child(pid: int, timeout: float = 10) -> int:
             return int(children[0])
         time.sleep(0.02)
     raise LauncherError("systemd-nspawn did not start the pod in time")
+
+
+def container_leader(pod: Pod) -> int | None:
+    """Host PID of the container's first process (what `pyrkt enter` joins), if it runs."""
+    unit_file = pod.path / "unit"
+    nspawn: int | None
+    if unit_file.exists():
+        shown = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value",
+                                unit_file.read_text().strip()], capture_output=True, text=True)
+        nspawn = int(shown.stdout.strip() or 0) or None
+    else:
+        nspawn = pod.pid()
+    if nspawn is None:
+        return None
+    try:
+        return _wait_child(nspawn, timeout=2)
+    except LauncherError:
+        return None
 
 
 def stop(pod: Pod, *, force: bool = False) -> None:

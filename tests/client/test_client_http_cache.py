@@ -158,3 +158,19 @@ def test_progress_bar_on_a_terminal_none_when_piped(served, env: ClientEnv) -> N
         env.run(["image", "rm"], image_id)
         piped = env.run(["fetch"], *HTTP, "--pull-policy", "update", f"{server.url}/app.aci")
         assert piped.exit_code == 0 and "\r" not in piped.output and "[" not in piped.output
+
+
+def test_url_signed_by_an_unknown_key_is_refused_before_the_download(
+        served, env: ClientEnv, stranger_key) -> None:
+    from client_kit import sign
+
+    root, _ = served
+    sign(stranger_key, root / "app.aci")
+    env.store()
+    before = env.snapshot()
+    with FileServer(root) as server:
+        result = _fetch(env, f"{server.url}/app.aci")
+    assert result.exit_code != 0
+    assert "not trusted for any image name" in result.output and "pyrkt trust" in result.output
+    assert server.paths() == ["/app.aci.asc"]
+    assert env.snapshot() == before

@@ -62,6 +62,10 @@ def test_cat_manifest_export_extract_render(env: ClientEnv, filled, tmp_path: Pa
     assert env.run(["image", "render"], image_id, str(tmp_path / "tree")).exit_code == 0
     assert (tmp_path / "tree" / "manifest").is_file()
     assert (tmp_path / "tree" / "rootfs" / "data").is_file()
+    busy = env.run(["image", "render"], "--rootfs-only", image_id, str(tmp_path / "tree"))
+    assert busy.exit_code != 0 and "not an empty directory" in busy.output
+    flat = env.run(["image", "render"], "--rootfs-only", image_id, str(tmp_path / "flat"))
+    assert flat.exit_code == 0 and (tmp_path / "flat" / "data").read_text() == "x" * 10
 
 
 def test_verify_rm_and_gc(env: ClientEnv, filled, tmp_path: Path) -> None:

@@ -122,6 +122,8 @@ def test_under_a_booted_systemd(tmp_path, tool_image) -> None:
             "Slice=machine.slice"
         assert inside(*pyrkt, "status", uuid).stdout.startswith("state=running")
         assert f"hostname=rkt-{uuid}" in inside(*pyrkt, "logs", uuid).stdout
+        entered = inside(*pyrkt, "enter", uuid, "/bin/tool", "hostname")
+        assert entered.stdout == f"hostname=rkt-{uuid}\n", entered.stderr
         assert inside(*pyrkt, "stop", uuid).returncode == 0
         deadline = time.monotonic() + 30
         while inside("systemctl", "is-active", unit).stdout.strip() == "active":

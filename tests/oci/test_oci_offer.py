@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import oci_images
 import pytest
 import requests
 from live_registry import LiveRegistry
-from v2_client import V2, skopeo
+from v2_client import OCI_INDEX, OCI_MANIFEST, V2, skopeo
 
 from registry.signing import read_public_keys, verify_detached
 
@@ -99,6 +100,12 @@ def test_image_request_converts_synchronously_and_follows_the_tag(
     other = requests.get(f"{registry.base_url}/_aci/{NAME}/v2/linux/aarch64/image.aci",
                          timeout=60)
     assert other.status_code == 404
+    # The OCI tag is the source: a deleted appc version is converted again on request.
+    deleted = registry.api("DELETE", f"/repositories/{NAME}/-/versions/v2")
+    assert deleted.status_code == 200, deleted.text
+    again = requests.get(url, timeout=120)
+    assert again.status_code == 200
+    assert again.content == first.content  # the conversion is reproducible
     # Pushing new content under the tag replaces the offered ACI on the next request.
     changed = oci_images.write_oci_layout(tmp_path / "changed", [[
         oci_images.directory("bin"), oci_images.file("bin/hello", "#!/bin/sh\necho v2\n", 0o755),
@@ -125,3 +132,52 @@ def test_private_oci_repository_offers_nothing_to_outsiders(registry: LiveRegist
     owner = requests.get(f"{base}.aci", timeout=120,
                          headers={"Authorization": f"Bearer {registry.token}"})
     assert owner.status_code == 200
+
+
+def test_hostile_image_is_stored_as_oci_but_not_offered(registry: LiveRegistry,
+                                                        tmp_path: Path) -> None:
+    """A layer escaping the root is valid OCI content, but converting it must fail cleanly:
+    a clear 422, and no appc version, image or blob left behind."""
+    hostile = oci_images.write_oci_layout(tmp_path / "hostile", [[
+        oci_images.directory("bin"), oci_images.file("../escape", "out of the root\n"),
+    ]], tag="v1")
+    push(registry, hostile, "team/hostile:v1")
+    before = sorted(p.name for p in (registry.data_dir / "storage" / "blobs").rglob("*"))
+    url = f"{registry.base_url}/_aci/127.0.0.1/team/hostile/v1/linux/amd64/image.aci"
+    for _attempt in range(2):  # the failure is remembered, not retried on every request
+        refused = requests.get(url, timeout=120)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "conversion-failed" and "escape" in error["message"]
+    signature = requests.get(url + ".asc", timeout=60)
+    assert signature.status_code == 422
+    images = registry.api("GET", "/repositories/127.0.0.1/team/hostile/-/images").json()
+    assert images["images"] == []
+    after = sorted(p.name for p in (registry.data_dir / "storage" / "blobs").rglob("*"))
+    assert after == before
+
+
+def test_index_entry_for_the_platform_is_offered_once_to_concurrent_requests(
+        registry: LiveRegistry, v2: V2, sample_image) -> None:
+    """An OCI index offers the entry for the requested os/arch; simultaneous first requests
+    share one conversion (the others wait for it) and get the same bytes."""
+    for blob in (sample_image.config, *sample_image.layers):
+        v2.push_blob("team/multi", sample_image.blob_path(blob.digest).read_bytes())
+    manifest_bytes = sample_image.blob_path(sample_image.manifest.digest).read_bytes()
+    pushed = v2.request("PUT", f"/v2/team/multi/manifests/{sample_image.manifest.digest}",
+                        data=manifest_bytes, headers={"Content-Type": OCI_MANIFEST})
+    assert pushed.status_code == 201, pushed.text
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": sample_image.manifest.digest,
+         "size": sample_image.manifest.size,
+         "platform": {"os": "linux", "architecture": "amd64"}}]}
+    assert v2.push_manifest("team/multi", "multi", index, OCI_INDEX).status_code == 201
+
+    url = f"{registry.base_url}/_aci/127.0.0.1/team/multi/multi/linux/amd64/image.aci"
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        answers = list(pool.map(lambda _: requests.get(url, timeout=180), range(3)))
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].content == answers[1].content == answers[2].content
+    images = registry.api("GET", "/repositories/127.0.0.1/team/multi/-/images").json()["images"]
+    assert len(images) == 1 and images[0]["version"] == "multi"
+    assert requests.get(url.replace("amd64", "aarch64"), timeout=60).status_code == 404

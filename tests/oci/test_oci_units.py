@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry.server.oci import tokens
+from registry.server.oci.blobs import storage_key, store_verified
 from registry.server.oci.errors import OciError
 from registry.server.oci.manifests import (
     MAX_MANIFEST_SIZE,
@@ -23,6 +25,7 @@ from registry.server.oci.manifests import (
     references,
 )
 from registry.server.oci.names import appc_name, check_reference, oci_name
+from registry.server.storage import LocalStorage
 
 DOMAINS = ("127.0.0.1", "example.com")
 component = st.from_regex(r"[a-z0-9]{1,8}([._-][a-z0-9]{1,8}){0,2}", fullmatch=True)
@@ -103,3 +106,20 @@ def test_manifest_parsing() -> None:
     with pytest.raises(OciError) as caught:
         read_body(io.BytesIO(b" " * (MAX_MANIFEST_SIZE + 10)))
     assert caught.value.status == 413
+
+
+def test_store_verified_commits_only_matching_content(tmp_path) -> None:
+    storage = LocalStorage(tmp_path / "storage")
+    data = b"x" * 5000
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    wrong = "sha256:" + "0" * 64
+    with pytest.raises(OciError) as mismatch:
+        store_verified(storage, io.BytesIO(data), wrong, limit=10_000)
+    assert mismatch.value.code == "DIGEST_INVALID"
+    with pytest.raises(OciError) as too_big:
+        store_verified(storage, io.BytesIO(data), digest, limit=4999)
+    assert too_big.value.status == 413 and too_big.value.code == "SIZE_INVALID"
+    assert list(storage.iter_keys("")) == []
+    assert [p for p in (tmp_path / "storage").rglob("*") if p.is_file()] == []
+    assert store_verified(storage, io.BytesIO(data), digest, limit=10_000) == len(data)
+    assert list(storage.iter_keys("")) == [storage_key(digest)]

@@ -211,3 +211,18 @@ def test_unknown_api_paths_answer_json(registry):
     assert response.status_code == 404 and response.json["error"]["code"] == "no-such-endpoint"
     # Specific routes still win over the fallback.
     assert registry.api("GET", f"/repositories/{NAME}/-/images").json["error"]["code"] == "repository-not-found"
+
+
+def test_discovery_of_other_domains_through_the_registry_host(tmp_path, registry_key_file):
+    registry = make_test_registry(tmp_path / "data", registry_key_file,
+                                  domains=("example.com", "example.org"))
+    template = "http://127.0.0.1:8080/_aci/{name}/{version}/{os}/{arch}/image.{ext}"
+    for query in ("ac-discovery=1", "ac-discovery=1&via=flask"):
+        page = registry.get(f"/example.com/team/app?{query}")  # Host: 127.0.0.1:8080
+        assert page.status_code == 200
+        assert f'content="example.com/team/app {template}"' in page.data.decode()
+        assert registry.get(f"/example.net/team/app?{query}").status_code == 404
+        assert registry.get(f"/team/app?{query}").status_code == 404
+    # Asked under its own name, a hosted domain answers with host + path as usual.
+    direct = registry.client.get("/team/app?ac-discovery=1", base_url="http://example.org")
+    assert 'content="example.org/team/app ' in direct.data.decode()

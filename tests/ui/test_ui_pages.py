@@ -101,6 +101,24 @@ def test_a_signed_out_upload_script_is_told_to_sign_in(ui_app: UiApp) -> None:
     assert answer.get_json()["message"] == "you are signed out: sign in again, then retry"
 
 
+def test_administration_pages_refuse_ordinary_users(ui_app: UiApp) -> None:
+    admin = ui_app.client()
+    token = login(admin)
+    post(admin, "/_ui/users", data={"csrf_token": token, "username": "bob",
+                                    "password": "bob-password"})
+    make_repository(admin, token, "team/app")
+    bob = ui_app.client()
+    bob_token = login(bob, "bob", "bob-password")
+    for path in ("/_ui/users", "/_ui/audit", "/_ui/repositories/new"):
+        assert get(bob, path).status_code == 403, path
+    assert get(bob, f"/_ui/r/{APP}/-/settings").status_code == 403
+    before = ui_app.rows()
+    refused = post(bob, f"/_ui/r/{APP}/-/delete", data={"csrf_token": bob_token, "confirm": APP},
+                   headers={"Referer": "http://127.0.0.1:8080/team/app"})
+    assert refused.status_code == 303 and ui_app.rows() == before
+    assert "you need the admin role" in get(bob, "/team/app").get_data(as_text=True)
+
+
 def test_a_password_change_signs_out_the_other_browsers(ui_app: UiApp) -> None:
     laptop, phone = ui_app.client(), ui_app.client()
     token = login(laptop)

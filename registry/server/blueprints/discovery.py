@@ -1,5 +1,10 @@
 """appc discovery and the human page, on the same URL: `https://DOMAIN/PATH[?ac-discovery=1]`.
 
+The name is the request's host (a hosted domain) plus the path. When the host is the
+registry's own (the base URL's) but not a hosted domain, the path carries the full name:
+`https://registry.example.com/example.com/team/app?ac-discovery=1`, so a domain's own web
+server can simply redirect discovery requests to the registry.
+
 Every AC name under a hosted domain answers `?ac-discovery=1` with the same two meta tags,
 whether a repository exists, is private, or not: the tags describe this server's URL layout,
 never a repository's contents, so private names leak nothing. Without the query it is the
@@ -23,13 +28,20 @@ from registry.server.ui.browse import name_page
 bp = Blueprint("discovery", __name__)
 
 
-def request_domain() -> str | None:
-    """The hosted domain this request addresses (its Host header without the port)."""
-    host = urlsplit("//" + request.host).hostname
-    if host is None:
+def hosted_name(host: str, path: str, base_host: str, domains: frozenset[str] | tuple[str, ...]) -> str | None:
+    """The AC name a page request addresses, or None when it is not one this registry hosts."""
+    path = path.strip("/")
+    if host in domains:
+        name = f"{host}/{path}" if path else host
+    elif host == base_host and path.split("/", 1)[0] in domains:
+        name = path
+    else:
         return None
-    host = host.lower()
-    return host if host in config().domains else None
+    return name if not path.startswith("_") and is_ac_identifier(name) else None
+
+
+def _base_host(base_url: str) -> str:
+    return (urlsplit(base_url).hostname or "").lower()
 
 
 def discovery_tags(name: str) -> str:
@@ -68,13 +80,13 @@ class DiscoveryFastPath:
         self.app = app
         self.base_url = base_url
         self.domains = frozenset(domains)
+        self.base_host = _base_host(base_url)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("QUERY_STRING") == "ac-discovery=1" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             host = (environ.get("HTTP_HOST") or "").rsplit(":", 1)[0].lower()
-            path = environ.get("PATH_INFO", "").strip("/")
-            name = f"{host}/{path}" if path else host
-            if host in self.domains and not path.startswith("_") and is_ac_identifier(name):
+            name = hosted_name(host, environ.get("PATH_INFO", ""), self.base_host, self.domains)
+            if name is not None:
                 body = discovery_body(self.base_url, name)
                 start_response("200 OK", [*DISCOVERY_HEADERS, ("Content-Length", str(len(body)))])
                 return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
@@ -84,13 +96,11 @@ class DiscoveryFastPath:
 @bp.route("/", defaults={"path": ""}, methods=["GET", "HEAD"])
 @bp.route("/<path:path>", methods=["GET", "HEAD"])
 def page(path: str) -> Response | str:
-    domain = request_domain()
-    if domain is None:
-        abort(404, description=f"this registry serves names under {', '.join(config().domains)}")
-    path = path.strip("/")
-    name = f"{domain}/{path}" if path else domain
-    if not is_ac_identifier(name):
-        abort(404)
+    settings = config()
+    host = (urlsplit("//" + request.host).hostname or "").lower()
+    name = hosted_name(host, path, _base_host(settings.base_url), settings.domains)
+    if name is None:
+        abort(404, description=f"this registry serves names under {', '.join(settings.domains)}")
     if request.args.get("ac-discovery") == "1":
         response = Response(discovery_body(config().base_url, name), mimetype="text/html")
         response.headers["Cache-Control"] = "public, max-age=300"

@@ -40,8 +40,8 @@ from .access import (
 )
 from .errors import OciError, blob_unknown
 from .models import OciManifest
-from .names import appc_name, check_digest, oci_name
-from .serving import content_response
+from .names import appc_name, check_digest, is_digest, oci_name
+from .serving import IMMUTABLE, REVALIDATE, content_response
 
 bp = Blueprint("oci", __name__, url_prefix="/v2")
 
@@ -110,8 +110,9 @@ def _ensure(caller: Caller, name: str, repository: Repository | None) -> Reposit
     found = find_repository(name)
     if found is not None:
         return found
-    created = repositories.create_repository(db(), caller.actor, appc_name(name, config().domains),
-                                             config().domains, commit=False)
+    domains = config().domains
+    created = repositories.create_repository(db(), caller.actor, appc_name(name, domains),
+                                             domains, commit=False)
     db().flush()
     return created
 
@@ -182,7 +183,8 @@ def get_manifest(name: str, reference: str) -> Response:
     repository = existing(current_caller(), name, "pull")
     manifest = manifests.find_manifest(db(), repository, reference)
     return content_response(blobs.storage_key(manifest.digest), manifest.digest, manifest.size,
-                            manifest.media_type, ranges=False)
+                            manifest.media_type, ranges=False,
+                            cache_control=IMMUTABLE if is_digest(reference) else REVALIDATE)
 
 
 @bp.put("/<path:name>/manifests/<reference>")

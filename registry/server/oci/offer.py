@@ -137,8 +137,10 @@ def _claim(session: Session, repository: Repository, version: str, os_name: str,
         OciConversion.repository_id == repository.id, OciConversion.version == version,
         OciConversion.os == os_name, OciConversion.arch == arch)).one()
     stale = row.state == CONVERTING and _aware(row.updated_at) < utcnow() - STALE_AFTER
-    # DONE without a version means the version was deleted since: convert again.
-    reclaim = stale or row.state == DONE or row.manifest_digest != manifest_digest
+    # DONE and still no version: it was deleted since (the OCI tag still offers it), so
+    # convert again; with a version, another request just finished it.
+    gone = row.state == DONE and resolve_tag(session, repository, version, os_name, arch) is None
+    reclaim = stale or gone or row.manifest_digest != manifest_digest
     if not reclaim:
         return row, False
     taken = session.execute(

@@ -12,9 +12,16 @@ from .errors import blob_unknown
 BLOB_TYPE = "application/octet-stream"
 
 
+IMMUTABLE = "private, max-age=31536000, immutable"
+# A tag can move: caches must ask again (If-None-Match keeps that cheap).
+REVALIDATE = "private, no-cache"
+
+
 def content_response(key: str, digest: str, size: int, media_type: str = BLOB_TYPE,
-                     *, ranges: bool = True) -> Response:
-    """GET/HEAD of stored content: Docker-Content-Digest, ETag, Range (206/416), If-None-Match."""
+                     *, ranges: bool = True, cache_control: str = IMMUTABLE) -> Response:
+    """GET/HEAD of stored content: Docker-Content-Digest, ETag, Range (206/416), If-None-Match.
+
+    Content is addressed by digest, so what a digest names never changes (`IMMUTABLE`)."""
     backend = storage()
     settings = config()
     if ranges and settings.s3 is not None and settings.s3.presign:
@@ -34,7 +41,7 @@ def content_response(key: str, digest: str, size: int, media_type: str = BLOB_TY
     else:
         response = _streamed(key, digest, size, media_type, ranges=ranges)
     response.headers["Docker-Content-Digest"] = digest
-    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    response.headers["Cache-Control"] = cache_control
     return response
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, render_template, request, session, url_for
+from flask import flash, make_response, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from registry.server.context import db
@@ -98,14 +98,17 @@ def account() -> str:
 
 @bp.post("/account/tokens")
 @login_required
-def token_create() -> str:
+def token_create() -> Response:
     username = _account_username()
     description = request.form.get("description", "").strip()
     row, plain = tokens.create_token(db(), ui_actor(), username, description)
-    # Rendered into this response only (not flashed: the flash would sit in the cookie).
-    return render_template("ui/account.html", username=username, new_token=plain,
-                           new_token_row=row,
-                           tokens=tokens.list_tokens(db(), ui_actor(), username))
+    # Rendered into this response only (not flashed: the flash would sit in the cookie), and
+    # never stored by the browser's cache.
+    response = make_response(render_template(
+        "ui/account.html", username=username, new_token=plain, new_token_row=row,
+        tokens=tokens.list_tokens(db(), ui_actor(), username)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")
