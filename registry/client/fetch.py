@@ -36,6 +36,7 @@ from registry.discovery import (
     host_os,
     parse_app_string,
 )
+from registry.signing import StreamingVerifier
 
 from .config import ClientConfig
 from .dirs import ConfigDirs
@@ -53,7 +54,6 @@ from .index import Remote
 from .insecure import InsecureOptions
 from .refs import classify, label_mismatch
 from .session import ClientSession, build_session
-from .sigcheck import StreamingVerifier
 from .signatures import SignatureCheck
 from .store import ImageStore, StoredImage
 from .trust import TrustStore
@@ -300,12 +300,12 @@ class Fetcher:
         bar = self.options.progress(label, download.total) if self.options.progress else None
         # With the signature in hand, check it in the same pass (a helper process on a pipe).
         candidates = self.signatures.issuer_keys(signature) if signature is not None else []
-        verifier = (StreamingVerifier(signature, candidates, self.store.directory / "tmp")
+        verifier = (StreamingVerifier(signature, candidates)
                     if signature is not None and candidates else None)
         keep_partial = False
         try:
             chunks = download.stream(bar.update if bar else None)
-            reader = ChunkReader(_tee(chunks, verifier.write) if verifier else chunks)
+            reader = ChunkReader(_tee(chunks, verifier.update) if verifier else chunks)
             try:
                 info = read_aci(reader)
                 while reader.read(1024 * 1024):
@@ -347,7 +347,7 @@ class Fetcher:
             return self.store.commit(download.partial, info, remote=remote, signature=signature)
         finally:
             if verifier is not None:
-                verifier.close()
+                verifier.abort()  # after finish() this only removes its scratch files
             if bar:
                 bar.close()
             if keep_partial:

@@ -11,10 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from registry.signing import PublicKey, SigningError, signature_issuer, verify_detached
+from registry.signing import (
+    PublicKey,
+    SigningError,
+    StreamingVerifier,
+    signature_issuer,
+    verify_detached,
+)
 
 from .errors import FetchError
-from .sigcheck import StreamingVerifier
 from .trust import TrustStore
 
 
@@ -51,8 +56,8 @@ class SignatureCheck:
                         where: str) -> None:
         signers = self.trusted_signers(signature, name)  # trusted for this very name?
         try:
-            fingerprint = verifier.result()
-        except FetchError as error:
+            fingerprint = verifier.finish().fingerprint
+        except SigningError as error:
             raise FetchError(f"refusing {where}: the signature does not verify: {error}") from None
         signer = next((key for key in signers if key.fingerprint == fingerprint), None)
         if signer is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from ui_app import UiApp, csrf_from, get, login, post
+from ui_app import UiApp, csrf_from, get, login, make_ui_app, post
 from ui_images import build_aci
 
 from registry.server.models import KeyStatus, SigningKey
@@ -44,6 +44,22 @@ def test_the_human_page_and_discovery_share_one_url(ui_app: UiApp, tmp_path: Pat
     # Parents carry tags too (the client's walk-up), and the root is the home page.
     home = get(anonymous, "/").get_data(as_text=True)
     assert '<meta name="ac-discovery" content="127.0.0.1 ' in home and APP in home
+
+
+def test_pages_on_a_registry_host_that_is_not_the_domain(tmp_path: Path,
+                                                         registry_key_file: Path) -> None:
+    """Serving example.com's names from 127.0.0.1: pages and links carry the full name."""
+    ui_app = make_ui_app(tmp_path / "data", registry_key_file, domains="example.com")
+    client = ui_app.client()
+    token = login(client)
+    created = post(client, "/_ui/repositories", data={"csrf_token": token, "name": "team/app",
+                                                      "domain": "example.com"})
+    assert created.location == "/example.com/team/app"
+    page = get(client, "/example.com/team/app").get_data(as_text=True)
+    assert '<meta name="ac-discovery" content="example.com/team/app ' in page
+    assert "pyrkt fetch --insecure-options=http example.com/team/app" in page  # no --port
+    home = get(client, "/_ui/").get_data(as_text=True)
+    assert 'href="/example.com/team/app"' in home and 'href="/_ui/"' in home
 
 
 def test_search_and_privacy(ui_app: UiApp) -> None:

@@ -43,8 +43,10 @@ class UiApp:
                     for table in metadata.sorted_tables}
 
 
-def make_ui_app(data_dir: Path, key_file: Path) -> UiApp:
-    environ = {"PYRKT_REGISTRY_BASE_URL": BASE_URL, "PYRKT_REGISTRY_SIGNING_KEY": str(key_file)}
+def make_ui_app(data_dir: Path, key_file: Path, **settings: str) -> UiApp:
+    """`settings`: more PYRKT_REGISTRY_* values without the prefix (e.g. domains=...)."""
+    environ = {"PYRKT_REGISTRY_BASE_URL": BASE_URL, "PYRKT_REGISTRY_SIGNING_KEY": str(key_file),
+               **{f"PYRKT_REGISTRY_{k.upper()}": v for k, v in settings.items()}}
     config = RegistryConfig.load(environ, data_dir=str(data_dir))
     previous = os.environ.get(ADMIN_PASSWORD_ENV)
     os.environ[ADMIN_PASSWORD_ENV] = ADMIN_PASSWORD
@@ -78,4 +80,4 @@ def login(client: FlaskClient, username: str = "admin", password: str = ADMIN_PA
     answer = post(client, "/_ui/login", data={"csrf_token": token, "username": username,
                                                "password": password})
     assert answer.status_code == 303, answer.get_data(as_text=True)
-    return csrf_from(get(client, "/"))
+    return csrf_from(get(client, "/_ui/account"))

@@ -11,6 +11,7 @@ from .blueprint import bp, register_error_pages
 from .csrf import csrf_token
 from .formatting import register_filters
 from .sessions import current_user
+from .urls import home_url, repository_url
 
 
 def init_app(app: Flask) -> None:
@@ -27,4 +28,5 @@ def init_app(app: Flask) -> None:
     register_filters(app)
     register_error_pages(app)
     # Globals rather than a context processor: imported macros (ui/macros.html) see them too.
-    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user)
+    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user,
+                                 repository_url=repository_url, home_url=home_url)

@@ -11,14 +11,15 @@ from registry.server.services import tokens, users
 from .blueprint import back_url, bp, see_other
 from .csrf import rotate_csrf_token
 from .sessions import admin_required, current_user, login_required, start_session, ui_actor
+from .urls import home_url
 
 
-def _local_next(default: str = "/") -> str:
+def _local_next(default: str | None = None) -> str:
     """The page to return to after login; only paths on this site (no open redirect)."""
     target = request.values.get("next", "")
     if target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
-    return default
+    return home_url() if default is None else default
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -43,7 +44,7 @@ def logout() -> Response:
     session.clear()
     rotate_csrf_token()
     flash("Signed out.", "success")
-    return see_other("/")
+    return see_other(home_url())
 
 
 # -- users (site administrators) ------------------------------------------------------------

@@ -21,6 +21,7 @@ from registry.server.services.repositories import LATEST
 from .blueprint import bp
 from .commands import fetch_command, trust_command
 from .sessions import ui_actor
+from .urls import host_domain
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,19 @@ def name_page(name: str, discovery_tags: str) -> str:
     """The human page on a discovery URL: a readable repository, else the readable
     repositories under that path (the home page for the domain root)."""
     actor = page_actor()
-    session = db()
-    repository = repositories.visible_or_none(session, actor, name)
+    repository = repositories.visible_or_none(db(), actor, name)
     if repository is not None:
         return repository_page(repository, discovery_tags)
+    return listing_page(name, discovery_tags, prefix="" if "/" not in name else name)
+
+
+def listing_page(name: str, discovery_tags: str, *, prefix: str) -> str:
     search = request.args.get("q", "").strip()
-    is_root = "/" not in name
-    found = repositories.list_repositories(session, actor, search=search,
-                                           prefix="" if is_root else name)
-    if not found and not is_root:
+    found = repositories.list_repositories(db(), page_actor(), search=search, prefix=prefix)
+    if not found and prefix:
         # Same 404 whether private repositories exist under this path or not.
         abort(404)
-    return render_template("ui/home.html", name=name, is_root=is_root, search=search,
+    return render_template("ui/home.html", name=name, is_root=not prefix, search=search,
                            summaries=summarise(found), discovery_tags=discovery_tags,
                            domains=config().domains)
 
@@ -124,8 +126,11 @@ def key_labels(repository: Repository) -> dict[str, KeyLabel]:
 
 
 @bp.get("/")
-def home() -> Response:
-    return redirect("/")
+def home() -> Response | str:
+    """Every readable repository; on a hosted domain its root page (with discovery tags)."""
+    if host_domain():
+        return redirect("/")
+    return listing_page("", "", prefix="")
 
 
 @bp.get("/keys")

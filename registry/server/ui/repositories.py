@@ -14,11 +14,7 @@ from registry.server.services.errors import BadRequest
 
 from .blueprint import bp, see_other
 from .sessions import admin_required, login_required, ui_actor
-
-
-def repository_url(name: str) -> str:
-    """The repository's human page: the discovery URL without the domain (`/team/app`)."""
-    return "/" + name.split("/", 1)[1]
+from .urls import home_url, repository_url
 
 
 def settings_url(name: str) -> str:
@@ -76,7 +72,7 @@ def repository_delete(name: str) -> Response:
                          code="not-confirmed")
     repositories.delete_repository(db(), ui_actor(), name)
     flash(f"Repository {name} deleted.", "success")
-    return see_other("/")
+    return see_other(home_url())
 
 
 @bp.post("/r/<path:name>/-/roles")

@@ -20,8 +20,8 @@ from registry.server.services import upload
 from registry.server.services.errors import BadRequest
 
 from .blueprint import bp, see_other, wants_json
-from .repositories import repository_url
 from .sessions import login_required, ui_actor
+from .urls import repository_url
 
 SIGNATURE_HEADER = "X-Pyrkt-Signature"
 
