@@ -387,16 +387,20 @@ def key_retire(obj: Context, fingerprint: str) -> None:
 def gc(obj: Context, dry_run: bool) -> None:
     """Remove images no version points at, orphaned blobs and stale uploads."""
     from registry.server.app import storage_settings
+    from registry.server.oci.blobs import spool_dir
     from registry.server.services.gc import collect_garbage
     from registry.server.storage import storage_from_config
 
     config = obj.config()
     with _session(config) as session:
         report = collect_garbage(session, storage_from_config(storage_settings(config)),
-                                 _operator(), dry_run=dry_run)
+                                 _operator(), dry_run=dry_run,
+                                 oci_spool_dir=spool_dir(config.tmp_dir))
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{verb} {len(report.images_removed)} image(s), {len(report.blobs_removed)} blob(s), "
-               f"{report.stale_uploads_removed} stale upload(s)")
+               f"{report.stale_uploads_removed} stale upload(s), "
+               f"{len(report.oci_blobs_removed)} OCI blob(s), "
+               f"{report.oci_uploads_removed} OCI upload(s)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ from registry.server.auth import api_actor
 from registry.server.bootstrap import key_user_id
 from registry.server.context import config, db, storage
 from registry.server.models import ApiToken, AuditEvent, Repository, SigningKey, Tag, User
+from registry.server.oci.blobs import spool_dir
 from registry.server.services import audit, gc, keys, repositories, tokens, upload, users
 from registry.server.services.errors import BadRequest, Forbidden, ServiceError
 
@@ -367,5 +368,6 @@ def run_gc() -> Response:
     if not actor.is_site_admin:
         raise Forbidden("only an administrator may collect garbage")
     report = gc.collect_garbage(db(), storage(), actor,
-                                dry_run=_flag(request.args.get("dry_run"), False))
+                                dry_run=_flag(request.args.get("dry_run"), False),
+                                oci_spool_dir=spool_dir(config().tmp_dir))
     return jsonify(report.__dict__)

@@ -28,6 +28,11 @@ from .errors import OciError, digest_invalid, upload_unknown
 from .models import OciBlobLink, OciUpload
 
 STALE_UPLOAD_AGE = timedelta(hours=24)
+
+
+def spool_dir(tmp_dir: Path) -> Path:
+    """Where chunked /v2/ uploads spool, under the data dir's tmp/ (shared by the workers)."""
+    return tmp_dir / "oci-uploads"
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)$")
 
 

@@ -94,7 +94,7 @@ def _limit() -> int:
 
 
 def _spool() -> blobs.Spool:
-    return blobs.Spool(config().tmp_dir / "oci-uploads")
+    return blobs.Spool(blobs.spool_dir(config().tmp_dir))
 
 
 def _push_target(caller: Caller, name: str) -> tuple[str, Repository | None]:

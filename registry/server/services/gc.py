@@ -1,9 +1,11 @@
-"""Garbage collection: images no version points at, blobs no image row names, stale uploads."""
+"""Garbage collection: images no version points at, blobs no image row names, stale uploads,
+and (through registry.server.oci.gc) OCI content no manifest references."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,12 +27,16 @@ class GcReport:
     images_removed: list[str] = field(default_factory=list)
     blobs_removed: list[str] = field(default_factory=list)
     stale_uploads_removed: int = 0
+    oci_blobs_removed: list[str] = field(default_factory=list)
+    oci_uploads_removed: int = 0
 
 
 def collect_garbage(
     session: Session, storage: BlobStorage, actor: Actor, *, dry_run: bool = False,
-    orphan_grace: timedelta = ORPHAN_GRACE,
+    orphan_grace: timedelta = ORPHAN_GRACE, oci_spool_dir: Path | None = None,
 ) -> GcReport:
+    """One pass over the index and the storage; `oci_spool_dir` (the /v2/ chunked-upload
+    spool) also collects OCI content, so content deleted through /v2/ does not linger."""
     report = GcReport()
     unreferenced = session.scalars(
         select(Image).where(~select(Tag.id).where(Tag.image_pk == Image.id).exists())
@@ -57,4 +63,10 @@ def collect_garbage(
             storage.delete(key)
     if not dry_run:
         report.stale_uploads_removed = storage.cleanup_stale_uploads(STALE_UPLOAD_AGE)
+    if oci_spool_dir is not None:
+        from registry.server.oci.gc import collect_oci_garbage
+
+        oci = collect_oci_garbage(session, storage, oci_spool_dir, dry_run=dry_run)
+        report.oci_blobs_removed = oci.blobs_removed
+        report.oci_uploads_removed = oci.uploads_removed
     return report
