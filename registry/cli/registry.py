@@ -156,6 +156,10 @@ def _print_howto(config: RegistryConfig) -> None:
     click.echo(f"  pyrkt push hello.aci --registry {config.base_url} --token TOKEN")
     trust_flags = " --insecure-allow-http" if insecure else ""
     fetch_flags = " --insecure-options=http" if insecure else ""
+    if port and port != (80 if insecure else 443):
+        # Image names cannot carry a port, so the client is told where to look.
+        trust_flags += f" --port={port}"
+        fetch_flags += f" --port={port}"
     click.echo(f"  pyrkt trust --prefix {domain}/demo{trust_flags}")
     click.echo(f"  pyrkt fetch{fetch_flags} {name}:1.0")
     if port:
