@@ -186,6 +186,50 @@ class Builder:
                 edits.add_history(manifest, self.history)
                 self.context.save_manifest(ImageManifest.from_dict(manifest).to_json(pretty=True))
 
+    # -- running commands in the image ---------------------------------------------------
+
+    def run(self, command: Sequence[str], *, working_dir: str | None = None) -> int:
+        """`run -- CMD...`: run CMD with the image's rootfs as `/`; returns its exit status.
+
+        As acbuild did: the command runs as root (a build step installs things, whatever user
+        the app will later run as), in `/` unless `working_dir` is given, with the image's
+        environment and the standard PATH, and with the host's network. What it changes in the
+        rootfs stays there: that is the point of a build step. History is recorded only when
+        the command succeeds (acbuild's rule).
+        """
+        if not command:
+            raise BuildError("command to run not set")
+        if not self.context.exists():
+            raise NoBuildInProgress()
+        if os.geteuid() != 0:
+            # Checked here too, not only by the launcher, so the user sees acbuild's words
+            # before anything is locked or read.
+            raise BuildError("the run subcommand must be run as root")
+        # Imported here: the launcher (ctypes, namespaces) is only needed by this one command,
+        # and every other acbuild command should start without it.
+        from registry.launcher.errors import LauncherError
+        from registry.launcher.oneshot import run_in_rootfs
+
+        with self.context.locked():
+            manifest = self.context.read_manifest()
+            if manifest.get("dependencies"):
+                # acbuild fetched the dependencies and ran the command on an overlay of them;
+                # running on this image's files alone would silently see a different tree.
+                raise BuildError("running a command in an image with dependencies is not"
+                                 " supported (remove them, or run the command before adding"
+                                 " them)")
+            env = run_environment(manifest)
+            self.debug(f"Running: {list(command)}")
+            try:
+                code = run_in_rootfs(self.context.rootfs, list(command), env=env,
+                                     working_dir=working_dir or "/", user="0", group="0")
+            except LauncherError as error:
+                raise BuildError(str(error)) from None
+            if code == 0 and self.history:
+                edits.add_history(manifest, self.history)
+                self.context.save_manifest(ImageManifest.from_dict(manifest).to_json(pretty=True))
+            return code
+
     # -- reading and writing -------------------------------------------------------------
 
     def manifest(self) -> ImageManifest:
@@ -212,6 +256,22 @@ class Builder:
             if isinstance(raw.get("app"), dict) and not raw["app"].get("exec"):
                 self.notice("warning: exec command was never set.")
             return output.write_image(manifest, self.context.rootfs, target, overwrite=overwrite)
+
+
+STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def run_environment(manifest: dict[str, Any]) -> dict[str, str]:
+    """The environment of `acbuild run`: the image's variables, and PATH.
+
+    acbuild always set the standard PATH; here an image's own PATH wins, since an image that
+    sets one (e.g. /opt/app/bin first) expects its build steps to find the same programs.
+    """
+    app = manifest.get("app")
+    variables = app.get("environment", []) if isinstance(app, dict) else []
+    env = {variable["name"]: variable["value"] for variable in variables or []}
+    env.setdefault("PATH", STANDARD_PATH)
+    return env
 
 
 def parse_port(port: str | int) -> int:

@@ -145,6 +145,31 @@ def copy_to_dir(paths: tuple[str, ...]) -> None:
     _run(lambda builder: builder.copy_to_dir(paths[:-1], paths[-1]), record=list(paths))
 
 
+# -- running a command in the image -------------------------------------------------------
+
+
+@acbuild.command("run", context_settings={"ignore_unknown_options": True})
+@click.option("--working-dir", default=None, metavar="DIR",
+              help="The working directory inside the image for this command (default: /).")
+@click.option("--insecure", is_flag=True,
+              help="Allows fetching dependencies over http (accepted for acbuild scripts;"
+                   " images with dependencies cannot be run here yet).")
+@click.option("--engine", type=click.Choice(["systemd-nspawn", "chroot"]),
+              default="systemd-nspawn", show_default=True,
+              help="acbuild's engine choice, accepted for its scripts: either way the command"
+                   " runs in the launcher's own namespaces, with the host's network.")
+@click.argument("command", nargs=-1, required=True, metavar="-- CMD [ARGS]...")
+def run(command: tuple[str, ...], working_dir: str | None, insecure: bool, engine: str) -> None:
+    """Run a command in the image (as root), saving the changes it makes.
+
+    Needs root (namespaces). Exits with the command's exit status.
+    """
+    del insecure, engine  # see the options' help: nothing here depends on them
+    code = _run(lambda builder: builder.run(command, working_dir=working_dir),
+                record=list(command))
+    click.get_current_context().exit(code)
+
+
 # -- app settings -------------------------------------------------------------------------
 
 

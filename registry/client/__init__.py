@@ -13,16 +13,28 @@ Public API:
   `ImageNotFound`, `ConfigError`.
 """
 
-from .config import ClientConfig, DomainSettings
-from .dirs import ConfigDirs, default_store_dir
-from .errors import ClientError, ConfigError, FetchError, ImageNotFound, StoreError, TrustError
-from .fetch import FetchOptions, fetch_image
-from .index import Remote
-from .insecure import InsecureOptions
-from .keys import fetch_keys
-from .session import build_session
-from .store import ImageStore, StoredImage
-from .trust import TrustedKey, TrustStore
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public name -> the submodule defining it. Nothing is imported until a name is first used:
+# `fetch` pulls in requests/urllib3/ssl (100-260 ms), which `pyrkt run` of a stored image, `pyrkt
+# image list` and the launcher never need. Importing a submodule directly
+# (`from registry.client.store import ImageStore`) loads only that submodule and what it uses.
+_EXPORTS: dict[str, str] = {
+    "ClientConfig": "config", "DomainSettings": "config",
+    "ConfigDirs": "dirs", "default_store_dir": "dirs",
+    "ClientError": "errors", "ConfigError": "errors", "FetchError": "errors",
+    "ImageNotFound": "errors", "StoreError": "errors", "TrustError": "errors",
+    "FetchOptions": "fetch", "fetch_image": "fetch",
+    "Remote": "index",
+    "InsecureOptions": "insecure",
+    "fetch_keys": "keys",
+    "build_session": "session",
+    "ImageStore": "store", "StoredImage": "store",
+    "TrustedKey": "trust", "TrustStore": "trust",
+}
 
 __all__ = [
     "ClientConfig", "ClientError", "ConfigDirs", "ConfigError", "DomainSettings", "FetchError",
@@ -30,3 +42,38 @@ __all__ = [
     "StoredImage", "TrustError", "TrustStore", "TrustedKey", "build_session", "default_store_dir",
     "fetch_image", "fetch_keys",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    submodule = _EXPORTS.get(name)
+    if submodule is None:
+        # AttributeError (not ImportError) so `from registry.client import store` still falls
+        # back to importing the submodule, and hasattr() behaves.
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # type checkers and IDEs see the names statically
+    from .config import ClientConfig, DomainSettings
+    from .dirs import ConfigDirs, default_store_dir
+    from .errors import (
+        ClientError,
+        ConfigError,
+        FetchError,
+        ImageNotFound,
+        StoreError,
+        TrustError,
+    )
+    from .fetch import FetchOptions, fetch_image
+    from .index import Remote
+    from .insecure import InsecureOptions
+    from .keys import fetch_keys
+    from .session import build_session
+    from .store import ImageStore, StoredImage
+    from .trust import TrustedKey, TrustStore

@@ -17,7 +17,28 @@ Contract for other parts: `images_in_use(store_dir) -> set[str]` (the client's `
 
 from __future__ import annotations
 
-from .errors import LauncherError, PodNotFound
-from .manage import images_in_use
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Imported on first use: every `from registry.launcher.X import ...` runs this file first, and
+# `pyrkt run --help`, `acbuild run` or the client's `image gc` should not pay for `manage`
+# (pods, cgroups, datetime) unless they use it.
+_EXPORTS: dict[str, str] = {"LauncherError": "errors", "PodNotFound": "errors",
+                            "images_in_use": "manage"}
 
 __all__ = ["LauncherError", "PodNotFound", "images_in_use"]
+
+
+def __getattr__(name: str) -> Any:
+    submodule = _EXPORTS.get(name)
+    if submodule is None:
+        # AttributeError keeps `from registry.launcher import manage` importing the submodule.
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .errors import LauncherError, PodNotFound
+    from .manage import images_in_use

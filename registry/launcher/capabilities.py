@@ -8,7 +8,6 @@ limits even root to them.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from typing import Any
 
@@ -46,7 +45,7 @@ def retained(app_section: dict[str, Any]) -> frozenset[str]:
 
 def limit_bounding_set(keep: frozenset[str]) -> None:
     """Drop every capability not in `keep` from the bounding set (needs CAP_SETPCAP: as root)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # the running C library (see linux._libc)
     try:
         last = int(open("/proc/sys/kernel/cap_last_cap").read())
     except (OSError, ValueError):

@@ -11,13 +11,14 @@ binary on the host, and costs no extra exec per app — bwrap would still need a
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import fcntl
 import os
 import socket
 import struct
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# dlopen(NULL): the C library this Python already runs on. find_library("c") would run
+# `ldconfig -p` in a subprocess on every start of `pyrkt` (a few ms, and a fork at import).
+_libc = ctypes.CDLL(None, use_errno=True)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000

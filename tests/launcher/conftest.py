@@ -1,11 +1,11 @@
 """Fixtures for the launcher tests: static test apps, images built from them, a private store,
-and a guard that no pod, cgroup or mount survives a test (even a failing one)."""
+and a guard that no pod, cgroup or mount survives a test (even a failing one).
+
+Plain helpers live in launcher_helpers.py (import them from there, never from conftest)."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,16 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
-CACHE_DIR = Path(os.environ.get("PYRKT_TEST_CACHE", REPO_ROOT / ".test-cache"))
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-def needs_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("the launcher's namespaces and cgroups need root")
+from launcher_helpers import CACHE_DIR, HERE, write_image
 
 
 @pytest.fixture(scope="session")
@@ -68,34 +59,6 @@ def _clean_store(directory: Path) -> None:
     leftovers = [d for d in cgroup_dirs if d.exists()]
     assert not leftovers, f"cgroups left behind: {leftovers}"
     assert not list(Path(directory, "pods").glob("*/*")), "pods left behind"
-
-
-def write_image(out: Path, name: str, files: dict[str, Path | str], app: dict[str, Any] | None,
-                extra_dirs: tuple[str, ...] = ()) -> Path:
-    """An ACI at `out` with `files` (image path -> host file, or text) and the given app."""
-    from registry.aci import ImageManifest, write_aci
-
-    rootfs = out.parent / f"{out.stem}-rootfs"
-    shutil.rmtree(rootfs, ignore_errors=True)
-    rootfs.mkdir(parents=True)
-    for directory in extra_dirs:
-        (rootfs / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
-    for inside, source in files.items():
-        target = rootfs / inside.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(source, Path):
-            shutil.copy2(source, target)
-        else:
-            target.write_text(source)
-    manifest: dict[str, Any] = {
-        "acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
-        "labels": [{"name": "version", "value": "1"}, {"name": "os", "value": "linux"},
-                   {"name": "arch", "value": "amd64"}],
-    }
-    if app is not None:
-        manifest["app"] = {"user": "0", "group": "0", **app}
-    write_aci(ImageManifest.from_dict(manifest), rootfs, out)
-    return out
 
 
 @pytest.fixture
@@ -156,19 +119,3 @@ def start_pyrkt(store: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
                 process.wait()
 
 
-def wait_for_file(path: Path, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not appear within {timeout}s")
-
-
-def status_of(pyrkt: Callable[..., Any], uuid: str, *extra: str) -> dict[str, str]:
-    result = pyrkt("status", *extra, uuid, check=True)
-    return dict(line.split("=", 1) for line in result.stdout.splitlines())
-
-
-def pod_json(pyrkt: Callable[..., Any]) -> list[dict[str, Any]]:
-    return json.loads(pyrkt("list", "--format", "json", check=True).stdout)

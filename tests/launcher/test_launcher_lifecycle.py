@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from conftest import needs_root, pod_json, status_of, wait_for_file
+from launcher_helpers import needs_root, pod_json, status_of, wait_for_file
 
 from registry.launcher import images_in_use
 from registry.launcher.pods import find_pod

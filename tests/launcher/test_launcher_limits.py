@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import needs_root, status_of
+from launcher_helpers import needs_root, status_of
 
 from registry.launcher import cgroups
 from registry.launcher.pods import find_pod

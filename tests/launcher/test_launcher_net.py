@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from conftest import needs_root, status_of, wait_for_file
+from launcher_helpers import needs_root, status_of, wait_for_file
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

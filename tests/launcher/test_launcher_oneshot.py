@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import needs_root
+from launcher_helpers import needs_root
 
 from registry.launcher.errors import LauncherError
 from registry.launcher.oneshot import run_in_rootfs

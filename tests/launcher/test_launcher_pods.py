@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import needs_root
+from launcher_helpers import needs_root
 
 from registry.launcher import manage
 from registry.launcher.errors import LauncherError, PodNotFound

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import needs_root, status_of
+from launcher_helpers import needs_root, status_of
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

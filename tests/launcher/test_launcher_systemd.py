@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CACHE_DIR, REPO_ROOT, needs_root, status_of
+from launcher_helpers import CACHE_DIR, REPO_ROOT, needs_root, status_of
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
