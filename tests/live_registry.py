@@ -27,6 +27,7 @@ process it started.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -63,6 +64,17 @@ def signing_key_file() -> Path:
         tmp.write_text(key.armored_secret())
         os.replace(tmp, target)
     return target
+
+
+def actool_discover(actool: str, registry: LiveRegistry, app: str) -> dict[str, str]:
+    """`actool discover` of an app string on this registry: its ACI, ASC and key URLs."""
+    result = subprocess.run([actool, "discover", "--insecure", f"--port={registry.port}", app],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = re.search(r"ACI: (\S+), ASC: (\S+)", result.stdout)
+    keys = re.search(r"PublicKeys: (\S+)", result.stdout)
+    assert found and keys, result.stdout
+    return {"aci": found[1], "asc": found[2], "keys": keys[1]}
 
 
 def s3_settings(endpoint_url: str, bucket: str, access_key: str = "testing",

@@ -321,6 +321,26 @@ def to_docker_archive(image: OCIImage, archive: Path, name: str) -> Path:
     return archive
 
 
+def multi_platform_copy(image: OCIImage, layout: Path, *, tag: str, other_architecture: str) -> Path:
+    """A copy of `image`'s layout at `layout` whose one manifest sits in a nested index (tagged
+    `tag`) next to a linux/`other_architecture` entry with no blob: whoever reads it must pick
+    the linux/amd64 manifest by platform."""
+    shutil.copytree(image.layout, layout)
+    index = json.loads((layout / "index.json").read_text())
+    real = dict(index["manifests"][0], platform={"os": "linux", "architecture": "amd64"})
+    real.pop("annotations")
+    other = dict(real, digest="sha256:" + "0" * 64,
+                 platform={"os": "linux", "architecture": other_architecture})
+    nested = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [other, real]}
+    body = json.dumps(nested).encode()
+    digest = hashlib.sha256(body).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(body)
+    index["manifests"] = [{"mediaType": OCI_INDEX, "digest": f"sha256:{digest}",
+                           "size": len(body), "annotations": {REF_NAME: tag}}]
+    (layout / "index.json").write_text(json.dumps(index))
+    return layout
+
+
 def iter_blobs(image: OCIImage) -> Iterator[Blob]:
     yield image.manifest
     yield image.config

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import tarfile
 from pathlib import Path
 
@@ -134,22 +133,8 @@ def test_nosquash_writes_a_dependency_chain(sample_image, out_dir, actool_valida
 
 
 def test_multi_platform_layout_picks_the_host_platform(sample_image, tmp_path, out_dir):
-    import shutil
-
-    layout = tmp_path / "multi"
-    shutil.copytree(sample_image.layout, layout)
-    index = json.loads((layout / "index.json").read_text())
-    real = dict(index["manifests"][0], platform={"os": "linux", "architecture": "amd64"})
-    other = dict(real, digest="sha256:" + "0" * 64,
-                 platform={"os": "linux", "architecture": "s390x"})
-    real.pop("annotations")
-    nested = {"schemaVersion": 2, "mediaType": oci_images.OCI_INDEX, "manifests": [other, real]}
-    body = json.dumps(nested).encode()
-    digest = hashlib.sha256(body).hexdigest()
-    (layout / "blobs" / "sha256" / digest).write_bytes(body)
-    index["manifests"] = [{"mediaType": oci_images.OCI_INDEX, "digest": f"sha256:{digest}",
-                           "size": len(body), "annotations": {oci_images.REF_NAME: "v1"}}]
-    (layout / "index.json").write_text(json.dumps(index))
+    layout = oci_images.multi_platform_copy(sample_image, tmp_path / "multi", tag="v1",
+                                            other_architecture="s390x")
     [result] = convert(str(layout), out_dir, ConvertOptions(image="v1"))
     assert oci_images.rootfs_listing(result.path) == oci_images.SAMPLE_ROOTFS
 

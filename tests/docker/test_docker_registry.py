@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import oci_images
@@ -94,19 +92,8 @@ def test_pull_by_digest(sample_image, out_dir, docker_config):
 
 def test_manifest_list_resolves_to_the_host_platform(sample_image, tmp_path, out_dir,
                                                       docker_config):
-    layout = tmp_path / "multi"
-    shutil.copytree(sample_image.layout, layout)
-    index = json.loads((layout / "index.json").read_text())
-    real = dict(index["manifests"][0], platform={"os": "linux", "architecture": "amd64"})
-    real.pop("annotations")
-    other = dict(real, digest="sha256:" + "0" * 64, platform={"os": "linux", "architecture": "ppc64le"})
-    listing = {"schemaVersion": 2, "mediaType": oci_images.OCI_INDEX, "manifests": [other, real]}
-    body = json.dumps(listing).encode()
-    digest = hashlib.sha256(body).hexdigest()
-    (layout / "blobs" / "sha256" / digest).write_bytes(body)
-    index["manifests"] = [{"mediaType": oci_images.OCI_INDEX, "digest": f"sha256:{digest}",
-                           "size": len(body), "annotations": {oci_images.REF_NAME: "multi"}}]
-    (layout / "index.json").write_text(json.dumps(index))
+    layout = oci_images.multi_platform_copy(sample_image, tmp_path / "multi", tag="multi",
+                                            other_architecture="ppc64le")
     with V2Registry(RegistryState({"tests/sample": layout})) as registry:
         [result] = convert(f"docker://{registry.address}/tests/sample:multi", out_dir,
                            _options(docker_config))

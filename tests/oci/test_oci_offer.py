@@ -4,8 +4,6 @@ from storage."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 import oci_images
 import pytest
 import requests
-from live_registry import LiveRegistry
+from live_registry import LiveRegistry, actool_discover
 from v2_client import OCI_INDEX, OCI_MANIFEST, V2, skopeo
 
 from registry.signing import read_public_keys, verify_detached
@@ -30,16 +28,6 @@ def push(registry: LiveRegistry, image: oci_images.OCIImage, target: str) -> Non
     assert result.returncode == 0, result.stderr + registry.log()
 
 
-def discover(actool: str, registry: LiveRegistry, app: str) -> dict[str, str]:
-    result = subprocess.run([actool, "discover", "--insecure", f"--port={registry.port}", app],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-    found = re.search(r"ACI: (\S+), ASC: (\S+)", result.stdout)
-    keys = re.search(r"PublicKeys: (\S+)", result.stdout)
-    assert found and keys, result.stdout
-    return {"aci": found[1], "asc": found[2], "keys": keys[1]}
-
-
 def wait_ok(url: str, timeout: float = 90) -> requests.Response:
     deadline = time.monotonic() + timeout
     while True:
@@ -53,7 +41,7 @@ def test_oci_push_is_discoverable_as_a_signed_aci(registry: LiveRegistry, sample
                                                   actool: str, actool_validate,
                                                   tmp_path: Path) -> None:
     push(registry, sample_image, "team/offer:v1")
-    urls = discover(actool, registry, f"{NAME}:v1")
+    urls = actool_discover(actool, registry, f"{NAME}:v1")
     assert urls["aci"].startswith(registry.base_url)
 
     # First the signature, as rkt asks for it: 202 while the conversion runs.

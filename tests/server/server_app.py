@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,17 +9,13 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import MetaData, select
+from inprocess_registry import BASE_URL, initialise_with_admin_password, table_rows
 
 from registry.server.app import create_app
-from registry.server.bootstrap import ADMIN_PASSWORD_ENV, initialise
 from registry.server.config import RegistryConfig
 from registry.server.context import state
 from registry.server.services import tokens
 from registry.server.services.actor import Actor
-
-BASE_URL = "http://127.0.0.1:8080"
-ADMIN_PASSWORD = "admin-password-for-tests"
 
 
 @dataclass
@@ -67,15 +62,8 @@ class TestRegistry:
 
     def snapshot(self) -> dict[str, Any]:
         """Every row of every table and every stored object (temporaries included)."""
-        registry_state = self.app.extensions["pyrkt"]
-        rows: dict[str, Any] = {}
-        metadata = MetaData()
-        metadata.reflect(registry_state.engine)
-        with registry_state.engine.connect() as connection:
-            for table in metadata.sorted_tables:
-                rows[table.name] = sorted(json.dumps(list(r), default=str)
-                                          for r in connection.execute(select(table)))
-        return {"rows": rows, "objects": stored_objects(self)}
+        return {"rows": table_rows(self.app.extensions["pyrkt"].engine),
+                "objects": stored_objects(self)}
 
 
 def stored_objects(registry: TestRegistry) -> list[str]:
@@ -105,15 +93,7 @@ def stored_objects(registry: TestRegistry) -> list[str]:
 def make_test_registry(data_dir: Path, key_file: Path, **settings: Any) -> TestRegistry:
     environ = {"PYRKT_REGISTRY_BASE_URL": BASE_URL, "PYRKT_REGISTRY_SIGNING_KEY": str(key_file)}
     config = RegistryConfig.load(environ, data_dir=str(data_dir), **settings)
-    previous = os.environ.get(ADMIN_PASSWORD_ENV)
-    os.environ[ADMIN_PASSWORD_ENV] = ADMIN_PASSWORD
-    try:
-        initialise(config)
-    finally:
-        if previous is None:
-            os.environ.pop(ADMIN_PASSWORD_ENV, None)
-        else:
-            os.environ[ADMIN_PASSWORD_ENV] = previous
+    initialise_with_admin_password(config)
     app = create_app(config, TESTING=True)
     registry = TestRegistry(app=app, client=app.test_client(), token="", config=config)
     registry.token = registry.new_token("admin")

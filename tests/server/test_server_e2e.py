@@ -7,14 +7,13 @@ registry processes sharing one PostgreSQL and one bucket.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
-from live_registry import LiveRegistry, s3_settings
+from live_registry import LiveRegistry, actool_discover, s3_settings
 from s3server import create_bucket
 from server_images import build_aci
 
@@ -46,16 +45,6 @@ def registry(request, tmp_path_factory):  # type: ignore[no-untyped-def]
 def pyrkt_push(registry: LiveRegistry, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "registry.cli.main", "push", *map(str, args)],
                           env=registry.push_environ(), capture_output=True, text=True, timeout=300)
-
-
-def actool_discover(actool: str, registry: LiveRegistry, app: str) -> dict[str, str]:
-    result = subprocess.run([actool, "discover", "--insecure", f"--port={registry.port}", app],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-    found = re.search(r"ACI: (\S+), ASC: (\S+)", result.stdout)
-    keys = re.search(r"PublicKeys: (\S+)", result.stdout)
-    assert found and keys, result.stdout
-    return {"aci": found[1], "asc": found[2], "keys": keys[1]}
 
 
 def gpg_verify(tmp_path: Path, keys: bytes, signature: bytes, image: Path) -> subprocess.CompletedProcess[str]:

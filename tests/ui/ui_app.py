@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,16 +9,18 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import MetaData, select
+from inprocess_registry import (
+    ADMIN_PASSWORD,
+    BASE_URL,
+    initialise_with_admin_password,
+    table_rows,
+)
 from werkzeug.test import TestResponse
 
 from registry.server.app import create_app
-from registry.server.bootstrap import ADMIN_PASSWORD_ENV, initialise
 from registry.server.config import RegistryConfig
 
-BASE_URL = "http://127.0.0.1:8080"
 DOMAIN = "127.0.0.1"
-ADMIN_PASSWORD = "admin-password-for-tests"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -34,13 +34,7 @@ class UiApp:
 
     def rows(self) -> dict[str, list[str]]:
         """Every row of every table, to show that a refused request changed nothing."""
-        engine = self.app.extensions["pyrkt"].engine
-        metadata = MetaData()
-        metadata.reflect(engine)
-        with engine.connect() as connection:
-            return {table.name: sorted(json.dumps(list(r), default=str)
-                                       for r in connection.execute(select(table)))
-                    for table in metadata.sorted_tables}
+        return table_rows(self.app.extensions["pyrkt"].engine)
 
 
 def make_ui_app(data_dir: Path, key_file: Path, **settings: str) -> UiApp:
@@ -48,15 +42,7 @@ def make_ui_app(data_dir: Path, key_file: Path, **settings: str) -> UiApp:
     environ = {"PYRKT_REGISTRY_BASE_URL": BASE_URL, "PYRKT_REGISTRY_SIGNING_KEY": str(key_file),
                **{f"PYRKT_REGISTRY_{k.upper()}": v for k, v in settings.items()}}
     config = RegistryConfig.load(environ, data_dir=str(data_dir))
-    previous = os.environ.get(ADMIN_PASSWORD_ENV)
-    os.environ[ADMIN_PASSWORD_ENV] = ADMIN_PASSWORD
-    try:
-        initialise(config)
-    finally:
-        if previous is None:
-            os.environ.pop(ADMIN_PASSWORD_ENV, None)
-        else:
-            os.environ[ADMIN_PASSWORD_ENV] = previous
+    initialise_with_admin_password(config)
     return UiApp(app=create_app(config, TESTING=True), config=config)
 
 

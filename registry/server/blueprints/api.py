@@ -18,6 +18,7 @@ from registry import __version__
 from registry.server.auth import api_actor
 from registry.server.bootstrap import key_user_id
 from registry.server.context import config, db, storage
+from registry.server.httputil import BODY_METHODS, drain_request_body
 from registry.server.models import ApiToken, AuditEvent, Repository, SigningKey, Tag, User
 from registry.server.oci.blobs import spool_dir
 from registry.server.services import audit, gc, keys, repositories, tokens, upload, users
@@ -26,9 +27,6 @@ from registry.server.services.errors import BadRequest, Forbidden, ServiceError
 bp = Blueprint("api", __name__, url_prefix="/_api/v1")
 
 SIGNATURE_HEADER = "X-Pyrkt-Signature"
-# After an early rejection, read (and drop) at most this much of the request body so the
-# client gets our answer instead of a connection reset.
-DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 @bp.errorhandler(ServiceError)
@@ -49,14 +47,8 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
 
 
 def _drain_body() -> None:
-    if request.method not in ("POST", "PUT", "PATCH"):
-        return
-    remaining = DRAIN_LIMIT
-    try:
-        while remaining > 0 and (chunk := request.stream.read(min(remaining, 1024 * 1024))):
-            remaining -= len(chunk)
-    except (OSError, ValueError):
-        pass
+    if request.method in BODY_METHODS:
+        drain_request_body()
 
 
 def _limits() -> upload.UploadLimits:

@@ -9,7 +9,7 @@ repositories answer 404 to anyone without read access, exactly like a missing na
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import Blueprint, Response, abort, redirect, request, send_file
 from sqlalchemy import select
@@ -22,11 +22,12 @@ from registry.discovery import (
 )
 from registry.server.auth import reader_actor
 from registry.server.context import config, db, storage
-from registry.server.models import Image, Repository
+from registry.server.httputil import streamed_response
+from registry.server.models import Image, Repository, aware
 from registry.server.services import keys
 from registry.server.services.errors import NotFound
 from registry.server.services.repositories import LATEST, resolve_tag, visible_or_none
-from registry.server.storage import BlobNotFound, InvalidRange, blob_key, iter_chunks
+from registry.server.storage import BlobNotFound, InvalidRange, blob_key
 
 bp = Blueprint("files", __name__)
 
@@ -89,7 +90,7 @@ def _small(text: str, mimetype: str, modified: datetime | None, cache_control: s
     response = Response(body, mimetype=mimetype)
     response.set_etag(hashlib.sha256(body).hexdigest())
     if modified is not None:
-        response.last_modified = _aware(modified)
+        response.last_modified = aware(modified)
     response.headers["Cache-Control"] = cache_control
     return response.make_conditional(request)
 
@@ -110,7 +111,7 @@ def _blob(image: Image, cache_control: str) -> Response:
         abort(404)
     if path is not None:
         response = send_file(path, mimetype=ACI_MIMETYPE, conditional=True, etag=image.digest,
-                             last_modified=_aware(image.created_at), max_age=None)
+                             last_modified=aware(image.created_at), max_age=None)
         response.headers["Cache-Control"] = cache_control
         return response
     return _streamed(image, key, cache_control)
@@ -118,48 +119,13 @@ def _blob(image: Image, cache_control: str) -> Response:
 
 def _streamed(image: Image, key: str, cache_control: str) -> Response:
     """Serve a non-local blob with our own conditional and range handling (no seekable file)."""
-    size = image.size
-    response = Response(mimetype=ACI_MIMETYPE)
-    response.set_etag(image.digest)
-    response.last_modified = _aware(image.created_at)
-    response.headers["Cache-Control"] = cache_control
-    response.headers["Accept-Ranges"] = "bytes"
-    if request.if_none_match.contains(image.digest):
-        response.status_code = 304
-        return response
-    start, stop = 0, size
-    byte_range = request.range
-    if byte_range is not None and _if_range_ok(image):
-        bounds = byte_range.range_for_length(size)
-        if bounds is None:
-            response.status_code = 416
-            response.headers["Content-Range"] = f"bytes */{size}"
-            return response
-        start, stop = bounds
-        response.status_code = 206
-        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-    response.content_length = stop - start
-    if request.method == "HEAD":
-        return response
     try:
-        reader = storage().open(key, start, stop)
+        return streamed_response(key, etag=image.digest, size=image.size, mimetype=ACI_MIMETYPE,
+                                 honour_if_range=True, last_modified=aware(image.created_at),
+                                 cache_control=cache_control)
     except (BlobNotFound, InvalidRange):
         abort(404)
-    response.response = iter_chunks(reader)
-    response.direct_passthrough = True
-    return response
 
-
-def _if_range_ok(image: Image) -> bool:
-    if_range = request.if_range
-    if if_range.etag is None and if_range.date is None:
-        return True
-    return if_range.etag == image.digest
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes (stored in UTC).
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def image_by_digest(digest: str) -> Image | None:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from registry.server.auth import api_actor
 from registry.server.context import config, db, storage
+from registry.server.httputil import BODY_METHODS, drain_request_body
 from registry.server.models import Repository
 from registry.server.services import repositories
 from registry.server.services.errors import ServiceError
@@ -46,7 +47,6 @@ from .serving import IMMUTABLE, REVALIDATE, content_response
 bp = Blueprint("oci", __name__, url_prefix="/v2")
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
-DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 @bp.after_request
@@ -79,14 +79,8 @@ def _storage_error(error: StorageError) -> tuple[Response, int]:
 def _drain_body() -> None:
     """Read (and drop) some of a refused request's body so the client sees our answer rather
     than a reset connection."""
-    if request.method not in ("POST", "PUT", "PATCH"):
-        return
-    remaining = DRAIN_LIMIT
-    try:
-        while remaining > 0 and (chunk := request.stream.read(min(remaining, 1 << 20))):
-            remaining -= len(chunk)
-    except (OSError, ValueError):
-        pass
+    if request.method in BODY_METHODS:
+        drain_request_body()
 
 
 def _limit() -> int:

@@ -11,15 +11,15 @@ dropped once older than the grace period, so a push in progress keeps its fresh 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.docker.errors import DockerError
-from registry.server.models import utcnow
-from registry.server.storage import BlobNotFound, BlobStorage, StorageError
+from registry.server.models import aware, utcnow
+from registry.server.storage import BlobStorage, StorageError, sweep_unreferenced
 
 from .blobs import STALE_UPLOAD_AGE, Spool, remove_stale_uploads, storage_key
 from .errors import OciError
@@ -45,7 +45,7 @@ def collect_oci_garbage(session: Session, storage: BlobStorage, spool_dir: Path,
     referenced, protected = _referenced(session, storage)
     for link in session.scalars(select(OciBlobLink)).all():
         if ((link.repository_id, link.digest) in referenced or link.repository_id in protected
-                or _aware(link.created_at) > cutoff):
+                or aware(link.created_at) > cutoff):
             continue
         report.links_removed += 1
         if not dry_run:
@@ -53,17 +53,7 @@ def collect_oci_garbage(session: Session, storage: BlobStorage, spool_dir: Path,
     if not dry_run:
         session.commit()
     linked = {storage_key(d) for d in session.scalars(select(OciBlobLink.digest)).all()}
-    for key in list(storage.iter_keys(PREFIX)):
-        if key in linked:
-            continue
-        try:
-            if storage.stat(key).mtime > cutoff:
-                continue
-        except BlobNotFound:
-            continue
-        report.blobs_removed.append(key)
-        if not dry_run:
-            storage.delete(key)
+    report.blobs_removed = sweep_unreferenced(storage, PREFIX, linked, cutoff, dry_run=dry_run)
     if not dry_run:
         report.uploads_removed = remove_stale_uploads(session, Spool(spool_dir))
     return report
@@ -86,9 +76,6 @@ def _referenced(session: Session, storage: BlobStorage
         marked.update((manifest.repository_id, child) for child in children)
     return marked, protected
 
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 __all__ = ["GRACE", "STALE_UPLOAD_AGE", "OciGcReport", "collect_oci_garbage"]

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from registry.docker.image import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
 from registry.server.models import Repository, Tag, utcnow
 from registry.server.services import audit
 from registry.server.services.actor import Actor
@@ -29,13 +30,8 @@ MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 # A tag list page never holds more than this, whatever `n` the client asks for.
 MAX_PAGE = 1000
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-IMAGE_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
-MEDIA_TYPES = IMAGE_TYPES + INDEX_TYPES
+# The media types the docker2aci side reads (registry.docker.image) are the ones accepted here.
+MEDIA_TYPES = MANIFEST_TYPES + INDEX_TYPES
 # Content types that say nothing: the document's own mediaType decides then.
 _GENERIC_TYPES = ("", "application/json", "application/octet-stream")
 

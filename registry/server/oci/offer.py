@@ -22,7 +22,7 @@ import logging
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, Response, current_app, jsonify, request
@@ -35,7 +35,7 @@ from registry.docker.errors import DockerError
 from registry.server.app import EXTENSION, RegistryState
 from registry.server.auth import reader_actor
 from registry.server.context import db
-from registry.server.models import Repository, utcnow
+from registry.server.models import Repository, aware, utcnow
 from registry.server.services.actor import Actor
 from registry.server.services.errors import ServiceError
 from registry.server.services.names import VERSION_RE
@@ -136,7 +136,7 @@ def _claim(session: Session, repository: Repository, version: str, os_name: str,
     row = session.scalars(select(OciConversion).where(
         OciConversion.repository_id == repository.id, OciConversion.version == version,
         OciConversion.os == os_name, OciConversion.arch == arch)).one()
-    stale = row.state == CONVERTING and _aware(row.updated_at) < utcnow() - STALE_AFTER
+    stale = row.state == CONVERTING and aware(row.updated_at) < utcnow() - STALE_AFTER
     # DONE and still no version: it was deleted since (the OCI tag still offers it), so
     # convert again; with a version, another request just finished it.
     gone = row.state == DONE and resolve_tag(session, repository, version, os_name, arch) is None
@@ -165,10 +165,6 @@ def _wait(session: Session, conversion_id: int) -> bool:
         time.sleep(0.25)
     return False
 
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes (stored in UTC).
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class _Job:

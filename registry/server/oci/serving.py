@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, redirect, request, send_file
+from flask import Response, redirect, send_file
 
 from registry.server.context import config, storage
-from registry.server.storage import BlobNotFound, InvalidRange, iter_chunks
+from registry.server.httputil import streamed_response
+from registry.server.storage import BlobNotFound, InvalidRange
 
 from .errors import blob_unknown
 
@@ -46,32 +47,7 @@ def content_response(key: str, digest: str, size: int, media_type: str = BLOB_TY
 
 
 def _streamed(key: str, digest: str, size: int, media_type: str, *, ranges: bool) -> Response:
-    response = Response(mimetype=media_type)
-    response.headers["Content-Type"] = media_type
-    response.set_etag(digest)
-    if ranges:
-        response.headers["Accept-Ranges"] = "bytes"
-    if request.if_none_match.contains(digest):
-        response.status_code = 304
-        return response
-    start, stop = 0, size
-    byte_range = request.range if ranges else None
-    if byte_range is not None:
-        bounds = byte_range.range_for_length(size)
-        if bounds is None:
-            response.status_code = 416
-            response.headers["Content-Range"] = f"bytes */{size}"
-            return response
-        start, stop = bounds
-        response.status_code = 206
-        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-    response.content_length = stop - start
-    if request.method == "HEAD":
-        return response
     try:
-        reader = storage().open(key, start, stop)
+        return streamed_response(key, etag=digest, size=size, mimetype=media_type, ranges=ranges)
     except (BlobNotFound, InvalidRange):
         raise blob_unknown(digest) from None
-    response.response = iter_chunks(reader)
-    response.direct_passthrough = True
-    return response

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.server.models import Image, Tag
-from registry.server.storage import BlobNotFound, BlobStorage, blob_key
+from registry.server.storage import BlobStorage, blob_key, sweep_unreferenced
 
 from . import audit
 from .actor import Actor
@@ -50,17 +50,7 @@ def collect_garbage(
         session.commit()
     known = {blob_key(d) for d in session.scalars(select(Image.digest)).all()}
     cutoff = datetime.now(UTC) - orphan_grace
-    for key in list(storage.iter_keys("blobs/")):
-        if key in known:
-            continue
-        try:
-            if storage.stat(key).mtime > cutoff:
-                continue
-        except BlobNotFound:
-            continue
-        report.blobs_removed.append(key)
-        if not dry_run:
-            storage.delete(key)
+    report.blobs_removed = sweep_unreferenced(storage, "blobs/", known, cutoff, dry_run=dry_run)
     if not dry_run:
         report.stale_uploads_removed = storage.cleanup_stale_uploads(STALE_UPLOAD_AGE)
     if oci_spool_dir is not None:

@@ -15,6 +15,7 @@ from .errors import (
 from .keys import blob_key, validate_key
 from .local import LocalStorage
 from .s3 import S3Storage
+from .sweep import sweep_unreferenced
 
 __all__ = [
     "CHUNK_SIZE",
@@ -34,5 +35,6 @@ __all__ = [
     "blob_key",
     "iter_chunks",
     "storage_from_config",
+    "sweep_unreferenced",
     "validate_key",
 ]

@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_t
 from werkzeug.exceptions import HTTPException, NotFound
 
 from registry.server.context import db
+from registry.server.httputil import drain_request_body
 from registry.server.services.errors import ServiceError
 
 # Every UI-only URL lives under /_ui: `_` is not allowed in AC names, so no image name can
@@ -15,20 +16,11 @@ from registry.server.services.errors import ServiceError
 bp = Blueprint("ui", __name__, url_prefix="/_ui")
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-# After refusing an upload early, read (and drop) at most this much of its body so the browser
-# receives the answer instead of a connection reset.
-DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 def drain_body() -> None:
-    if request.method in SAFE_METHODS:
-        return
-    remaining = DRAIN_LIMIT
-    try:
-        while remaining > 0 and (chunk := request.stream.read(min(remaining, 1024 * 1024))):
-            remaining -= len(chunk)
-    except (OSError, ValueError):
-        pass
+    if request.method not in SAFE_METHODS:
+        drain_request_body()
 
 
 def wants_json() -> bool:

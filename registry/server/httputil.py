@@ -1,0 +1,74 @@
+"""HTTP plumbing the blueprints share: streaming stored content with conditional and range
+handling, and draining the body of a refused request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Response, request
+
+from registry.server.context import storage
+from registry.server.storage import iter_chunks
+
+# After an early rejection, read (and drop) at most this much of the request body so the
+# client gets the answer instead of a connection reset.
+DRAIN_LIMIT = 64 * 1024 * 1024
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def drain_request_body() -> None:
+    """Read and drop up to DRAIN_LIMIT bytes of the current request's body."""
+    remaining = DRAIN_LIMIT
+    try:
+        while remaining > 0 and (chunk := request.stream.read(min(remaining, 1024 * 1024))):
+            remaining -= len(chunk)
+    except (OSError, ValueError):
+        pass
+
+
+def streamed_response(key: str, *, etag: str, size: int, mimetype: str, ranges: bool = True,
+                      honour_if_range: bool = False, last_modified: datetime | None = None,
+                      cache_control: str | None = None) -> Response:
+    """GET/HEAD of the stored blob `key` without a seekable local file: our own If-None-Match
+    (304) and, when `ranges`, Range (206/416) handling; `honour_if_range` serves the whole
+    blob when an If-Range header names anything but `etag`.
+
+    Raises the storage's BlobNotFound / InvalidRange when the blob cannot be opened: the
+    caller answers in its own protocol."""
+    response = Response(mimetype=mimetype)
+    response.headers["Content-Type"] = mimetype
+    response.set_etag(etag)
+    if last_modified is not None:
+        response.last_modified = last_modified
+    if cache_control is not None:
+        response.headers["Cache-Control"] = cache_control
+    if ranges:
+        response.headers["Accept-Ranges"] = "bytes"
+    if request.if_none_match.contains(etag):
+        response.status_code = 304
+        return response
+    start, stop = 0, size
+    byte_range = request.range if ranges else None
+    if byte_range is not None and (not honour_if_range or _if_range_matches(etag)):
+        bounds = byte_range.range_for_length(size)
+        if bounds is None:
+            response.status_code = 416
+            response.headers["Content-Range"] = f"bytes */{size}"
+            return response
+        start, stop = bounds
+        response.status_code = 206
+        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    response.content_length = stop - start
+    if request.method == "HEAD":
+        return response
+    reader = storage().open(key, start, stop)
+    response.response = iter_chunks(reader)
+    response.direct_passthrough = True
+    return response
+
+
+def _if_range_matches(etag: str) -> bool:
+    if_range = request.if_range
+    if if_range.etag is None and if_range.date is None:
+        return True
+    return if_range.etag == etag
