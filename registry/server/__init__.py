@@ -6,7 +6,8 @@
 - `context`: `config()`, `storage()`, `db()` (the request's SQLAlchemy session).
 - `auth`: `api_actor(required=True)` (tokens/passwords; bad credentials are 401),
   `reader_actor()` (downloads and pages: bad credentials count as anonymous; honours the web
-  UI's login session under `SESSION_USER_KEY`).
+  UI's login session), `session_user()` (the one check of a login session: the user's id
+  plus a proof bound to the password hash, so a password change ends the other sessions).
 - `models`: the SQLAlchemy 2.0 models; `schema.load_all_models()` imports every
   `registry.server[.*].models` so Alembic sees the whole schema; `db.upgrade_schema(url)`.
 - `services`: the rules (access, users, tokens, repositories, keys, upload, gc, audit), shared

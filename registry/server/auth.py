@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 
-from flask import request, session
+from flask import current_app, request, session
 
 from registry.server.context import db
 from registry.server.models import User
@@ -20,6 +22,38 @@ from registry.server.services.tokens import TOKEN_PREFIX, authenticate_token
 from registry.server.services.users import authenticate
 
 SESSION_USER_KEY = "user_id"
+SESSION_PROOF_KEY = "auth_proof"
+
+
+def session_proof(user: User) -> str:
+    """Binds a login session to the user's current password hash: changing the password ends
+    every other session (the cookie is signed, not stored server-side, so it cannot be revoked
+    otherwise). Logging out clears the browser's cookie; a copy taken earlier stays valid until
+    the password changes (a server-side session generation would need a schema change)."""
+    return hmac.new(current_app.secret_key.encode(),  # type: ignore[union-attr]
+                    f"{user.id}:{user.password_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def bind_session(user: User) -> None:
+    """Sign `user` in: the session holds the id and the proof `session_user` checks."""
+    session[SESSION_USER_KEY] = user.id
+    session[SESSION_PROOF_KEY] = session_proof(user)
+
+
+def session_user() -> User | None:
+    """The user of the login session, the one rule for every session-authenticated path: a
+    session naming a deleted user, or made before the user's password changed, is no session
+    (and is cleared)."""
+    user_id = session.get(SESSION_USER_KEY)
+    user = db().get(User, user_id) if isinstance(user_id, int) else None
+    proof = session.get(SESSION_PROOF_KEY)
+    if user is not None and not (isinstance(proof, str) and
+                                 hmac.compare_digest(proof, session_proof(user))):
+        user = None
+    if user is None and (user_id is not None or proof is not None):
+        session.pop(SESSION_USER_KEY, None)
+        session.pop(SESSION_PROOF_KEY, None)
+    return user
 
 
 def _credentials_user() -> tuple[bool, User | None]:
@@ -65,7 +99,5 @@ def reader_actor() -> Actor:
     repository answers the same 404 to every outsider; the web UI's login session counts too."""
     _given, user = _credentials_user()
     if user is None:
-        user_id = session.get(SESSION_USER_KEY)
-        if isinstance(user_id, int):
-            user = db().get(User, user_id)
+        user = session_user()
     return Actor(user=user, remote_addr=request.remote_addr)

@@ -186,3 +186,25 @@ def test_rotating_and_retiring_signing_keys(ui_app: UiApp) -> None:
     post(client, f"/_ui/keys/{active}/retire", data={"csrf_token": token},
          headers={"Referer": "http://127.0.0.1:8080/_ui/keys"})
     assert "only active signing key" in get(client, "/_ui/keys").get_data(as_text=True)
+
+
+def test_a_password_change_ends_other_sessions_for_downloads_and_pages_too(
+        ui_app: UiApp, tmp_path: Path) -> None:
+    """The session proof is checked by every session-authenticated path, not only the UI's:
+    an old cookie no longer reads a private repository's page or image (discovery's meta
+    tags answer every name alike, by design)."""
+    laptop, phone = ui_app.client(), ui_app.client()
+    token = login(laptop)
+    make_repository(laptop, token, "team/secret", private=True)
+    name = "127.0.0.1/team/secret"
+    assert upload(laptop, token, name, build_aci(tmp_path, name, "1.0")).status_code == 303
+    login(phone)
+    image = "/_aci/127.0.0.1/team/secret/1.0/linux/amd64/image.aci"
+    paths = (image, "/team/secret")  # the download first: a page clears a stale session
+    assert [get(phone, path).status_code for path in paths] == [200, 200]
+    answer = post(laptop, "/_ui/account/password", data={
+        "csrf_token": token, "current": "admin-password-for-tests",
+        "password": "a-new-password", "repeat": "a-new-password"})
+    assert answer.status_code == 303
+    assert [get(phone, path).status_code for path in paths] == [404, 404]
+    assert [get(laptop, path).status_code for path in paths] == [200, 200]

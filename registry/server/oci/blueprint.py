@@ -105,10 +105,8 @@ def _ensure(caller: Caller, name: str, repository: Repository | None) -> Reposit
     if found is not None:
         return found
     domains = config().domains
-    created = repositories.create_repository(db(), caller.actor, appc_name(name, domains),
-                                             domains, commit=False)
-    db().flush()
-    return created
+    # Two first pushes into one new name may race here: ensure_repository gives both the row.
+    return repositories.ensure_repository(db(), caller.actor, appc_name(name, domains), domains)
 
 
 # -- base, token, catalog ------------------------------------------------------------------

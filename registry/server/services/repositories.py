@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from registry.server.models import Image, Repository, RepositoryRole, Role, Tag, User
@@ -41,6 +43,41 @@ def create_repository(
     audit.record(session, actor, "repository.create", name, public=public)
     if commit:
         session.commit()
+    return repository
+
+
+def ensure_repository(
+    session: Session, actor: Actor, name: str, domains: tuple[str, ...], *, public: bool = True,
+) -> Repository:
+    """The repository `name`, created in the caller's transaction if it does not exist yet
+    (the first push into a new name). Idempotent under concurrency: when two first pushes race,
+    both get the one row. On SQLite and PostgreSQL `INSERT ... ON CONFLICT DO NOTHING` waits for
+    a concurrent insert of the same name to commit, then inserts nothing, so the caller's
+    transaction keeps whatever else it holds; other databases use a savepoint."""
+    if not actor.is_site_admin:
+        raise Forbidden("only an administrator may create repositories", code="no-role")
+    check_hosted_name(name, domains)
+    existing = session.scalar(select(Repository).where(Repository.name == name))
+    if existing is not None:
+        return existing
+    values = {"name": name, "is_public": public, "description": ""}
+    table = Repository.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+        result = session.connection().execute(
+            insert.values(**values).on_conflict_do_nothing(index_elements=["name"]))
+        created = result.rowcount == 1
+    else:  # pragma: no cover - the registry runs on SQLite and PostgreSQL
+        try:
+            with session.begin_nested():
+                session.add(Repository(**values))
+            created = True
+        except IntegrityError:
+            created = False
+    repository = session.scalars(select(Repository).where(Repository.name == name)).one()
+    if created:
+        audit.record(session, actor, "repository.create", name, public=public)
     return repository
 
 

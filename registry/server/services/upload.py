@@ -3,7 +3,8 @@
 The body streams into a storage upload (a temporary blob) while SHA-256 and the appc image ID
 are computed in the same pass (registry.aci.read_aci reads through a tee). Only after every
 check passes is the blob committed under its content address and the index rows committed;
-any rejection leaves storage and database exactly as they were.
+any rejection leaves storage and database exactly as they were (except a database failure
+after the blob's commit, which leaves the blob to gc: see _publish).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .actor import Actor
 from .errors import BadRequest, Conflict, Forbidden, TooLarge
 from .keys import active_server_key, verification_keys
 from .names import check_hosted_name, check_version
-from .repositories import create_repository
+from .repositories import ensure_repository
 
 READ_CHUNK = 1024 * 1024
 MAX_SIGNATURE_SIZE = 64 * 1024
@@ -220,20 +221,21 @@ def _publish(
     repository: Repository | None, name: str, *, public: bool, digest: str, info, version: str,  # type: ignore[no-untyped-def]
     os: str, arch: str, signature: bytes, signer: str, signature_given: bool,
 ) -> UploadResult:
+    if repository is None:
+        # The first upload into a new name creates the repository (in this transaction); a
+        # concurrent first upload into the same name gets the same row instead of a conflict.
+        # Done before the image row, as every upload does, so concurrent uploads take the locks
+        # of a new repository and a new image in the same order (no deadlock on PostgreSQL).
+        repository = ensure_repository(session, actor, name, (name.split("/", 1)[0],),
+                                       public=public)
     image = session.scalar(select(Image).where(Image.digest == digest))
     deduplicated = image is not None
-    if repository is not None:
-        tag = session.scalar(select(Tag).where(Tag.repository_id == repository.id,
-                                               Tag.version == version, Tag.os == os, Tag.arch == arch))
-        if tag is not None and (image is None or tag.image_pk != image.id):
-            raise Conflict(f"{name}:{version} for {os}/{arch} already exists with another image; "
-                           "delete that version first", code="version-exists")
-        unchanged = tag is not None
-    else:
-        unchanged = False
-    if repository is None:
-        repository = create_repository(session, actor, name, (name.split("/", 1)[0],),
-                                       public=public, commit=False)
+    tag = session.scalar(select(Tag).where(Tag.repository_id == repository.id,
+                                           Tag.version == version, Tag.os == os, Tag.arch == arch))
+    if tag is not None and (image is None or tag.image_pk != image.id):
+        raise Conflict(f"{name}:{version} for {os}/{arch} already exists with another image; "
+                       "delete that version first", code="version-exists")
+    unchanged = tag is not None
     if image is None:
         image = Image(digest=digest, image_id=info.image_id, name=name, size=temp.size,
                       uncompressed_size=info.uncompressed_size, compression=str(info.compression),
@@ -259,30 +261,25 @@ def _publish(
                  image_id=info.image_id, digest=digest, signed_by=signer,
                  deduplicated=deduplicated or None)
     key = blob_key(digest)
-    blob_existed = storage.exists(key)
     storage.commit(temp, key)
+    # From here on the blob stays even if our rows fail: an identical upload may have committed
+    # the same key and be committing rows that name it right now. Checking for rows after our
+    # rollback cannot see rows not yet committed, so deleting could leave that upload's version
+    # pointing at nothing. An orphan is harmless: gc removes it once older than ORPHAN_GRACE.
     try:
         session.commit()
     except IntegrityError as error:
         # A concurrent upload won the race for this version: undo our half, keep theirs.
         session.rollback()
-        if not blob_existed and not _referenced(session, digest):
-            storage.delete(key)
         raise Conflict(f"{name}:{version} for {os}/{arch} was just uploaded by someone else",
                        code="version-exists") from error
     except BaseException:
         session.rollback()
-        if not blob_existed and not _referenced(session, digest):
-            storage.delete(key)
         raise
     return UploadResult(repository=name, version=version, os=os, arch=arch,
                         image_id=info.image_id, digest=digest, size=image.size,
                         signed_by=image.signature.key_fingerprint if image.signature else signer,
                         deduplicated=deduplicated, unchanged=unchanged)
-
-
-def _referenced(session: Session, digest: str) -> bool:
-    return session.scalar(select(Image.id).where(Image.digest == digest)) is not None
 
 
 def manifest_dict(image: Image) -> dict[str, object]:

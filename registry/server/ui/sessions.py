@@ -3,16 +3,13 @@ and the view guards."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import current_app, g, jsonify, redirect, request, session, url_for
+from flask import g, jsonify, redirect, request, url_for
 
-from registry.server.auth import SESSION_USER_KEY
-from registry.server.context import db
+from registry.server.auth import bind_session, session_user
 from registry.server.models import User
 from registry.server.services.actor import Actor
 from registry.server.services.errors import Forbidden
@@ -20,36 +17,18 @@ from registry.server.services.errors import Forbidden
 from .blueprint import back_url, wants_json
 
 F = TypeVar("F", bound=Callable[..., Any])
-PROOF_KEY = "auth_proof"
-
-
-def session_proof(user: User) -> str:
-    """Binds a session to the user's current password: changing it signs out every other
-    browser (the session cookie is signed, not stored, so it cannot be revoked otherwise)."""
-    return hmac.new(current_app.secret_key.encode(),  # type: ignore[union-attr]
-                    f"{user.id}:{user.password_hash}".encode(), hashlib.sha256).hexdigest()
 
 
 def start_session(user: User) -> None:
-    session[SESSION_USER_KEY] = user.id
-    session[PROOF_KEY] = session_proof(user)
+    bind_session(user)
     g.ui_user = user
 
 
 def current_user() -> User | None:
-    """The signed-in user; a session naming a deleted user, or made before the user's
-    password changed, counts as signed out."""
+    """The signed-in user (registry.server.auth.session_user's rule: a session of a deleted
+    user, or from before the password changed, counts as signed out)."""
     if "ui_user" not in g:
-        user_id = session.get(SESSION_USER_KEY)
-        user = db().get(User, user_id) if isinstance(user_id, int) else None
-        proof = session.get(PROOF_KEY)
-        if user is not None and not (isinstance(proof, str) and
-                                     hmac.compare_digest(proof, session_proof(user))):
-            user = None
-        if user is None and user_id is not None:
-            session.pop(SESSION_USER_KEY, None)
-            session.pop(PROOF_KEY, None)
-        g.ui_user = user
+        g.ui_user = session_user()
     return g.ui_user
 
 
