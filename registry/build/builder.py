@@ -280,7 +280,7 @@ def parse_port(port: str | int) -> int:
         number = int(port)
     except ValueError:
         number = -1
-    if not 0 <= number <= 65535:
-        raise BuildError("port must be a positive number between 0 and 65535")
+    if not 1 <= number <= 65535:
+        raise BuildError("port must be a number between 1 and 65535")
     return number
 

@@ -13,6 +13,7 @@ from typing import BinaryIO, TypeVar
 
 import click
 
+from registry import __version__
 from registry.aci import ACIError
 from registry.build import Builder, BuildError, history_line
 from registry.build.edits import parse_isolator_value, parse_label_option
@@ -73,6 +74,8 @@ def _alias(group: click.Group, command: click.Command, name: str) -> None:
 
 
 @click.group(cls=AcbuildGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="acbuild", message="%(prog)s version %(version)s",
+                      help="Show the version and exit.")
 @click.option("--debug", is_flag=True, help="Print out debug information to stderr.")
 @click.option("--work-path", default=".", show_default=True, metavar="PATH",
               help="Path to place working files in (the build context is PATH/.acbuild).")

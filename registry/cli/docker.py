@@ -6,12 +6,25 @@ from pathlib import Path
 
 import click
 
+from registry import __version__
 from registry.docker.aciwriter import COMPRESSIONS
 from registry.docker.convert import ConvertOptions, convert
 from registry.docker.errors import DockerError
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+EPILOG = """\b
+Examples:
+  docker2aci docker://alpine:3.19
+  docker2aci docker://registry.example.com:5000/team/app:1.0 -o ./acis
+  docker save -o app.tar app:1.0 && docker2aci app.tar
+  docker2aci --image app:1.0 images.tar          an archive holding several images
+  docker2aci ./oci-layout                         an OCI image layout directory
+  docker2aci --nosquash docker://busybox          one ACI per layer
+"""
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+@click.version_option(__version__, prog_name="docker2aci")
 @click.argument("source")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), show_default=True, help="Directory to write the ACI(s) into.")

@@ -11,7 +11,22 @@ from registry.client.fetch import PULL_POLICIES, FetchOptions, fetch_image
 from .options import ClientContext, client_options, progress_factory
 
 
-@click.command("fetch")
+EPILOG = """\b
+Examples:
+  pyrkt fetch example.com/app:1.0                   discover, verify and store
+  pyrkt fetch example.com/app:1.0,os=linux,arch=aarch64
+  pyrkt fetch https://example.com/images/app.aci    its signature at app.aci.asc
+  pyrkt fetch ./app.aci                              its signature at ./app.aci.asc
+  pyrkt fetch docker://alpine:3.19                   a Docker image (unsigned)
+
+\b
+A registry on plain HTTP and another port (e.g. a local test registry):
+  pyrkt trust --prefix 127.0.0.1/demo --insecure-allow-http --port=8080
+  pyrkt fetch --insecure-options=http --port=8080 127.0.0.1/demo/hello:1.0
+"""
+
+
+@click.command("fetch", epilog=EPILOG)
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
 @click.option("--pull-policy", type=click.Choice(PULL_POLICIES), default="new", show_default=True,
               help="new: use a stored image when there is one; update: ask the server "

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from registry.client.errors import StoreError
-from registry.client.store import ImageStore, StoredImage
+from registry.client.errors import ImageNotFound, StoreError
+from registry.client.store import ImageStore, StoredImage, looks_like_id
 
 from .options import ClientContext, client_options, human_bytes
 
@@ -20,21 +20,49 @@ FIELDS = {  # --fields name -> (column title, value for a table, value for JSON)
 DEFAULT_FIELDS = "id,name,size,importtime,lastused"
 
 
-@click.group("image")
+@click.group("image", epilog="""\b
+Examples:
+  pyrkt image list
+  pyrkt image cat-manifest --pretty-print example.com/app:1.0
+  pyrkt image export example.com/app:1.0 app.aci
+  pyrkt image render example.com/app:1.0 ./app-tree
+  pyrkt image rm example.com/app:1.0
+  pyrkt image gc --grace-period=1h
+
+\b
+IMAGE is an image ID (or an unambiguous prefix of it) or name[:version].
+""")
 def image() -> None:
     """Operate on the images of the local store."""
 
 
 def _resolve(store: ImageStore, ref: str) -> StoredImage:
-    """An image by ID (prefix) or, failing that, by name (the newest of that name)."""
+    """An image by ID (prefix) or, failing that, by name[:version] (the newest of that name)."""
     try:
         return store.get(ref)
-    except StoreError:
-        found = store.find(ref.split(":", 1)[0], {"version": ref.split(":", 1)[1]}
-                           if ":" in ref else None)
+    except ImageNotFound:
+        if looks_like_id(ref):
+            raise  # sha512-...: no such ID, or an ambiguous prefix
+        name, _, version = ref.partition(":")
+        found = store.find(name, {"version": version} if version else None)
         if found is None:
-            raise StoreError(f'no image "{ref}" in the store (give an image ID or a name)') from None
+            raise StoreError(f'no image "{ref}" in the store (give an image ID or a '
+                             f"name[:version])") from None
         return found
+
+
+def _existing_store(client: ClientContext) -> ImageStore | None:
+    """The store, or None when nothing was ever stored there (reading never creates it)."""
+    if not (client.store_dir / "index.db").is_file():
+        return None
+    return client.store()
+
+
+def _store_for(client: ClientContext, ref: str) -> ImageStore:
+    store = _existing_store(client)
+    if store is None:
+        raise StoreError(f'no image "{ref}" in the store (the store {client.store_dir} is empty)')
+    return store
 
 
 def _ago(moment: datetime, now: datetime) -> str:
@@ -76,7 +104,11 @@ def _fields(text: str) -> list[str]:
     return fields
 
 
-@image.command("list")
+@image.command("list", epilog="""\b
+Examples:
+  pyrkt image list --fields=id,name,labels --sort=name
+  pyrkt image list --format=json-pretty
+""")
 @click.option("--fields", default=DEFAULT_FIELDS, show_default=True,
               help="comma-separated columns: " + ", ".join(FIELDS))
 @click.option("--sort", "sort_by", default="importtime", show_default=True,
@@ -92,7 +124,9 @@ def list_images(fields: str, sort_by: str, order: str, full: bool, no_legend: bo
     """List the stored images (rkt's columns)."""
     columns = _fields(fields)
     sort_field = _fields(sort_by)[0]
-    images = sorted(client.store().list(), key=_sort_key(sort_field), reverse=order == "desc")
+    store = _existing_store(client)
+    stored = store.list() if store is not None else []
+    images = sorted(stored, key=_sort_key(sort_field), reverse=order == "desc")
     if output != "table":
         docs = [{"id": i.id, "name": i.name, "labels": i.labels, "size": i.size,
                  "import_time": i.import_time.isoformat(), "last_used": i.last_used.isoformat(),
@@ -108,17 +142,21 @@ def list_images(fields: str, sort_by: str, order: str, full: bool, no_legend: bo
         click.echo("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip())
 
 
-@image.command("rm")
-@click.argument("images", nargs=-1, required=True, metavar="IMAGE-ID...")
+@image.command("rm", epilog="""\b
+Examples:
+  pyrkt image rm sha512-6f1e0c2b                  by (a prefix of) the image ID
+  pyrkt image rm example.com/app:1.0              by name and version (the newest match)
+""")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
 @client_options
 def remove(images: tuple[str, ...], client: ClientContext) -> None:
-    """Remove images from the store."""
-    store = client.store()
+    """Remove images (by ID or name[:version]) from the store."""
+    store = _store_for(client, images[0])
     in_use = _images_in_use(store)
     failed = 0
     for ref in images:
         try:
-            target = store.get(ref)
+            target = _resolve(store, ref)
             if target.id in in_use:
                 raise StoreError(f"image {target.short_id} ({target.name}) is used by a running "
                                  f"pod; stop the pod first")
@@ -159,47 +197,61 @@ def _duration(text: str) -> timedelta:
         raise click.BadParameter(f'"{text}" is not a duration like 30m, 24h, 1h30m') from None
 
 
-@image.command("gc")
+@image.command("gc", epilog="""\b
+Example:
+  pyrkt image gc --grace-period=30m
+""")
 @click.option("--grace-period", default="24h", show_default=True,
               help="keep images used within this long (e.g. 30m, 24h)")
 @client_options
 def gc(grace_period: str, client: ClientContext) -> None:
     """Remove images not used within the grace period (never those of running pods)."""
-    store = client.store()
+    store = _existing_store(client)
+    if store is None:
+        return  # nothing was ever stored
     for removed in store.gc(_duration(grace_period), in_use=_images_in_use(store)):
         click.echo(f'successfully removed image "{removed.id}" ({removed.name})', err=True)
 
 
-@image.command("export")
+@image.command("export", epilog="""\b
+Example:
+  pyrkt image export example.com/app:1.0 app.aci
+""")
 @click.argument("ref", metavar="IMAGE")
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--overwrite", is_flag=True, help="replace DEST if it exists")
 @client_options
 def export(ref: str, dest: Path, overwrite: bool, client: ClientContext) -> None:
     """Write a stored image to an .aci file, exactly as it was fetched."""
-    store = client.store()
+    store = _store_for(client, ref)
     store.export(_resolve(store, ref).id, dest, overwrite=overwrite)
 
 
-@image.command("extract")
+@image.command("extract", epilog="""\b
+Example:
+  pyrkt image extract --rootfs-only example.com/app:1.0 ./rootfs
+""")
 @click.argument("ref", metavar="IMAGE")
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--rootfs-only", is_flag=True, help="only the root filesystem, not the manifest")
 @client_options
 def extract(ref: str, dest: Path, rootfs_only: bool, client: ClientContext) -> None:
     """Extract one image (without its dependencies) into a new directory."""
-    store = client.store()
+    store = _store_for(client, ref)
     store.extract(_resolve(store, ref).id, dest, rootfs_only=rootfs_only)
 
 
-@image.command("render")
+@image.command("render", epilog="""\b
+Example:
+  pyrkt image render example.com/app:1.0 ./app-tree
+""")
 @click.argument("ref", metavar="IMAGE")
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--rootfs-only", is_flag=True, help="DEST gets the rootfs contents only")
 @client_options
 def render(ref: str, dest: Path, rootfs_only: bool, client: ClientContext) -> None:
     """Render an image with its dependencies applied and pathWhitelist honoured."""
-    store = client.store()
+    store = _store_for(client, ref)
     store.render(_resolve(store, ref).id, dest, rootfs_only=rootfs_only)
 
 
@@ -209,7 +261,7 @@ def render(ref: str, dest: Path, rootfs_only: bool, client: ClientContext) -> No
 @client_options
 def cat_manifest(ref: str, pretty_print: bool, client: ClientContext) -> None:
     """Print an image's manifest."""
-    img = _resolve(client.store(), ref)
+    img = _resolve(_store_for(client, ref), ref)
     if pretty_print:
         click.echo(json.dumps(img.manifest_dict, indent=4))
     else:
@@ -223,7 +275,11 @@ def verify(images: tuple[str, ...], client: ClientContext) -> None:
     """Re-hash stored images and re-check their signatures against the trusted keys."""
     from registry.client.verify import verify_stored
 
-    store = client.store()
+    store = _existing_store(client)
+    if store is None:
+        if images:
+            _store_for(client, images[0])
+        return
     targets = [_resolve(store, ref) for ref in images] or store.list()
     failed = 0
     for img in targets:

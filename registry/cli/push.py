@@ -14,30 +14,51 @@ from registry.client.push import (
     push_image,
 )
 
+from .options import EXIT_FAILURE
 
-@click.command()
+EPILOG = """\b
+Examples:
+  pyrkt push hello.aci --registry https://registry.example.com --token "$PYRKT_TOKEN"
+  pyrkt push hello.aci --signature hello.aci.asc     # signed by your own key
+  PYRKT_REGISTRY_URL=http://127.0.0.1:8080 pyrkt push hello.aci   # a local test registry
+
+\b
+The token comes from --token, $PYRKT_TOKEN or the client's auth.d entry for the registry's
+domain. It is sent over plain http:// only to a loopback address (with a warning), or to
+another host with --insecure-allow-http.
+"""
+
+
+@click.command(epilog=EPILOG)
 @click.argument("aci", type=click.Path(exists=True, dir_okay=False))
 @click.option("--signature", type=click.Path(exists=True, dir_okay=False),
               help="Detached signature (FILE.aci.asc) by a key registered for the repository; "
                    "without it the registry signs with its own key.")
 @click.option("--registry", "registry_url", metavar="URL",
-              help="Registry base URL [env PYRKT_REGISTRY_URL, else https://DOMAIN of the name].")
+              help="Registry base URL, e.g. https://registry.example.com [env "
+                   "PYRKT_REGISTRY_URL, else https://DOMAIN of the name].")
 @click.option("--token", envvar=TOKEN_ENV, help=f"API token [env {TOKEN_ENV}].")
 @click.option("--version", "version", help="Version for an image without a version label.")
 @click.option("--insecure-skip-tls-verify", is_flag=True, help="Do not check TLS certificates.")
+@click.option("--insecure-allow-http", is_flag=True,
+              help="Allow sending the token over plain http:// to a host other than loopback.")
 def push(aci: str, signature: str | None, registry_url: str | None, token: str | None,
-         version: str | None, insecure_skip_tls_verify: bool) -> None:
+         version: str | None, insecure_skip_tls_verify: bool, insecure_allow_http: bool) -> None:
     """Upload ACI to a pyrkt registry."""
     progress = _progress_bar() if sys.stderr.isatty() else None
     try:
         result = push_image(aci, registry_url=registry_url, token=token, signature=signature,
                             version=version, progress=progress,
                             verify=not insecure_skip_tls_verify,
-                            auth_headers=None if token else _configured_auth(aci, registry_url))
+                            auth_headers=None if token else _configured_auth(aci, registry_url),
+                            allow_http=insecure_allow_http,
+                            warn=lambda message: click.echo(f"pyrkt: warning: {message}",
+                                                            err=True))
     except PushError as error:
         if progress is not None:
             click.echo("", err=True)
-        raise click.ClickException(str(error)) from None
+        click.echo(f"pyrkt: {error}", err=True)
+        sys.exit(EXIT_FAILURE)
     if progress is not None:
         click.echo("", err=True)
     state = "unchanged" if result.unchanged else "pushed"
@@ -58,7 +79,7 @@ def _configured_auth(aci: str, registry_url: str | None) -> dict[str, str]:
     try:
         host = urlsplit(registry_url or default_registry_url(image_name(aci))).hostname or ""
         return ClientConfig.load(ConfigDirs.from_env()).headers_for(host)
-    except (ConfigError, PushError, OSError):
+    except (ConfigError, PushError, OSError, ValueError):
         return {}
 
 

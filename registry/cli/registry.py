@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shlex
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
 from sqlalchemy.orm import Session
 
-from registry.server.config import ConfigError, RegistryConfig
+from registry import __version__
+from registry.server.config import DEFAULT_DATA_DIR, ConfigError, RegistryConfig
 
 
 class Context:
@@ -24,11 +29,27 @@ class Context:
         except ConfigError as error:
             raise click.ClickException(str(error)) from None
 
+    def command(self, config: RegistryConfig, *args: str) -> str:
+        """`pyrkt-registry` with the global options that select this registry (data dir,
+        database URL) whenever they are not the defaults, followed by `args`."""
+        words = ["pyrkt-registry"]
+        if config.data_dir != Path(DEFAULT_DATA_DIR).absolute():
+            words += ["--data-dir", str(self.overrides.get("data_dir") or config.data_dir)]
+        if config.database_url != _default_database_url(config):
+            words += ["--database-url", _safe_url(config.database_url)]
+        return shlex.join([*words, *args])
+
+
+def _default_database_url(config: RegistryConfig) -> str:
+    return f"sqlite:///{config.data_dir / 'registry.db'}"
+
 
 pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="pyrkt-registry",
+                      message="%(prog)s %(version)s")
 @click.option("--data-dir", envvar="PYRKT_REGISTRY_DATA_DIR", type=click.Path(file_okay=False),
               help="Where SQLite, local storage and secrets live [./pyrkt-data].")
 @click.option("--domain", "domains", multiple=True,
@@ -49,18 +70,63 @@ def main(ctx: click.Context, data_dir: str | None, domains: tuple[str, ...],
 
 
 @contextmanager
-def _session(config: RegistryConfig) -> Iterator[Session]:
-    from registry.server.db import make_engine, make_session_factory, schema_is_current
+def _session(obj: Context, config: RegistryConfig | None = None) -> Iterator[Session]:
+    """A session on an initialised registry; never creates a database (only init/serve do)."""
+    from sqlalchemy.exc import SQLAlchemyError
 
-    engine = make_engine(config.database_url)
+    from registry.server.db import make_engine, make_session_factory, schema_is_current, sqlite_file
+
+    config = config or obj.config()
+    init_command = obj.command(config, "init")
+    path = sqlite_file(config.database_url)
+    if path is not None and not path.is_file():
+        where = (f"no registry in {config.data_dir}"
+                 if config.database_url == _default_database_url(config)
+                 else f"no registry database at {path}")
+        raise click.ClickException(f"{where}: run `{init_command}` (or serve)")
+    with _database_errors(config):
+        engine = make_engine(config.database_url)
+        try:
+            current = schema_is_current(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     try:
-        if not schema_is_current(engine):
+        if not current:
             raise click.ClickException("the database is not initialised or is out of date: "
-                                       "run `pyrkt-registry init` first")
+                                       f"run `{init_command}` first")
         with make_session_factory(engine)() as session:
-            yield session
+            try:
+                yield session
+            except SQLAlchemyError as error:
+                raise click.ClickException(
+                    f"database error ({_safe_url(config.database_url)}): {_reason(error)}"
+                ) from None
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _database_errors(config: RegistryConfig) -> Iterator[None]:
+    """Unusable database URLs, unreachable servers and unwritable directories: one line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, ImportError) as error:
+        raise click.ClickException(f"cannot open the database at "
+                                   f"{_safe_url(config.database_url)}: {_reason(error)}") from None
+    except OSError as error:
+        raise click.ClickException(f"cannot set up the registry in {config.data_dir}: "
+                                   f"{_reason(error)}") from None
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    orig = getattr(error, "orig", None)  # a DBAPI error wrapped by SQLAlchemy
+    text = str(orig if orig is not None else error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 @contextmanager
@@ -97,7 +163,7 @@ def _initialise(config: RegistryConfig, admin_username: str = "admin") -> None:
     if config.signing_key_file is None:
         click.echo("checking the signing key (generating RSA 4096 takes a few seconds the "
                    "first time)...", err=True)
-    with _service_errors():
+    with _service_errors(), _database_errors(config):
         report = initialise(config, admin_username=admin_username)
     click.echo(f"schema: up to date ({_safe_url(config.database_url)})")
     click.echo(f"signing key: {report.key_fingerprint}" + (" (new)" if report.key_created else ""))
@@ -118,13 +184,19 @@ def serve(obj: Context, bind: str | None, dev: bool, workers: int | None) -> Non
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit():
         raise click.BadParameter(f"expected HOST:PORT, got {bind!r}", param_hint="--bind")
+    if not 1 <= int(port) <= 65535:
+        raise click.BadParameter(f"port {port} is out of range (1-65535) in {bind!r}",
+                                 param_hint="--bind")
+    # Before anything is initialised or printed: a busy address must not leave a half-started
+    # registry (nor a one-time password shown for a server that never ran).
+    _check_bindable(bind, host.strip("[]"), int(port))
     extra: dict[str, object] = {}
     if not (obj.overrides.get("base_url") or os.environ.get("PYRKT_REGISTRY_BASE_URL")):
         public_host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host
         extra["base_url"] = f"http://{public_host}:{port}"
     config = obj.config(**extra)
     _initialise(config)
-    _print_howto(config)
+    _print_howto(obj, config)
     # Workers build their app from the environment: hand every effective setting down.
     os.environ.update({
         "PYRKT_REGISTRY_DATA_DIR": str(config.data_dir),
@@ -145,14 +217,33 @@ def serve(obj: Context, bind: str | None, dev: bool, workers: int | None) -> Non
                                "python:registry.server.gunicorn_conf", "registry.server.wsgi:app"])
 
 
-def _print_howto(config: RegistryConfig) -> None:
+def _check_bindable(bind: str, host: str, port: int) -> None:
+    """Bind (and close) a socket like gunicorn's (SO_REUSEADDR), so a busy address fails now."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise click.BadParameter(f"cannot resolve {host!r}: {error.strerror}",
+                                 param_hint="--bind") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"{bind} is in use; choose another --bind") from None
+            raise click.ClickException(f"cannot listen on {bind}: {error.strerror}") from None
+
+
+def _print_howto(obj: Context, config: RegistryConfig) -> None:
     domain = config.domains[0]
     port = urlsplit(config.base_url).port
     insecure = config.base_url.startswith("http://")
     name = f"{domain}/demo/hello"
     click.echo(f"\nregistry: {config.base_url}  (domains: {', '.join(config.domains)})")
     click.echo("push, trust and fetch an image:")
-    click.echo("  pyrkt-registry token create admin            # an API token for pushing")
+    click.echo(f"  {obj.command(config, 'token', 'create', 'admin')}"
+               "            # an API token for pushing")
     click.echo(f"  pyrkt push hello.aci --registry {config.base_url} --token TOKEN")
     trust_flags = " --insecure-allow-http" if insecure else ""
     fetch_flags = " --insecure-options=http" if insecure else ""
@@ -190,7 +281,7 @@ def user_add(obj: Context, username: str, admin: bool, password_stdin: bool) -> 
     from registry.server.services import users
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else users.generate_password()
-    with _session(obj.config()) as session, _service_errors():
+    with _session(obj) as session, _service_errors():
         users.create_user(session, _operator(), username, password, is_admin=admin)
     click.echo(f"user {username} created" + (" (administrator)" if admin else ""))
     if not password_stdin:
@@ -203,7 +294,7 @@ def user_list(obj: Context) -> None:
     """List users."""
     from registry.server.services import users
 
-    with _session(obj.config()) as session:
+    with _session(obj) as session:
         for found in users.list_users(session, _operator()):
             click.echo(f"{found.username}{'  (admin)' if found.is_admin else ''}")
 
@@ -217,7 +308,7 @@ def user_passwd(obj: Context, username: str, password_stdin: bool) -> None:
     from registry.server.services import users
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else users.generate_password()
-    with _session(obj.config()) as session, _service_errors():
+    with _session(obj) as session, _service_errors():
         users.set_password(session, _operator(), username, password)
     click.echo(f"password of {username} changed")
     if not password_stdin:
@@ -231,7 +322,7 @@ def user_rm(obj: Context, username: str) -> None:
     """Remove a user (their tokens and roles go with them)."""
     from registry.server.services import users
 
-    with _session(obj.config()) as session, _service_errors():
+    with _session(obj) as session, _service_errors():
         users.delete_user(session, _operator(), username)
     click.echo(f"user {username} removed")
 
@@ -250,7 +341,7 @@ def token_create(obj: Context, username: str, description: str) -> None:
     """Print a new API token for USERNAME (on stdout, alone: easy to capture)."""
     from registry.server.services import tokens
 
-    with _session(obj.config()) as session, _service_errors():
+    with _session(obj) as session, _service_errors():
         row, plain = tokens.create_token(session, _operator(), username, description)
     click.echo(f"token {row.id} for {username} (shown only now):", err=True)
     click.echo(plain)
@@ -263,7 +354,7 @@ def token_list(obj: Context, username: str) -> None:
     """List a user's tokens."""
     from registry.server.services import tokens
 
-    with _session(obj.config()) as session, _service_errors():
+    with _session(obj) as session, _service_errors():
         for row in tokens.list_tokens(session, _operator(), username):
             state = "revoked" if row.revoked_at else "active"
             click.echo(f"{row.id}\t{row.hint}...\t{state}\t{row.description}")
@@ -276,7 +367,7 @@ def token_revoke(obj: Context, token_id: int) -> None:
     """Revoke a token by its id."""
     from registry.server.services import tokens
 
-    with _session(obj.config()) as session, _service_errors():
+    with _session(obj) as session, _service_errors():
         tokens.revoke_token(session, _operator(), token_id)
     click.echo(f"token {token_id} revoked")
 
@@ -297,7 +388,7 @@ def repo_create(obj: Context, name: str, private: bool, description: str) -> Non
     from registry.server.services import repositories
 
     config = obj.config()
-    with _session(config) as session, _service_errors():
+    with _session(obj, config) as session, _service_errors():
         repositories.create_repository(session, _operator(), name, config.domains,
                                        public=not private, description=description)
     click.echo(f"repository {name} created ({'private' if private else 'public'})")
@@ -312,7 +403,7 @@ def repo_grant(obj: Context, name: str, username: str, role: str) -> None:
     """Give USERNAME a ROLE on repository NAME ("none" takes it away)."""
     from registry.server.services import repositories
 
-    with _session(obj.config()) as session, _service_errors():
+    with _session(obj) as session, _service_errors():
         repositories.grant_role(session, _operator(), name, username,
                                 None if role == "none" else repositories.parse_role(role))
     click.echo(f"{username}: {role} on {name}")
@@ -324,7 +415,7 @@ def repo_list(obj: Context) -> None:
     """List repositories."""
     from registry.server.services import repositories
 
-    with _session(obj.config()) as session:
+    with _session(obj) as session:
         for found in repositories.list_repositories(session, _operator()):
             click.echo(f"{found.name}\t{'public' if found.is_public else 'private'}")
 
@@ -341,9 +432,10 @@ def key_list(obj: Context) -> None:
     """List the registry's keys (active ones sign; retired ones stay published)."""
     from registry.server.services import keys
 
-    with _session(obj.config()) as session:
+    with _session(obj) as session:
         for row in keys.server_keys(session):
-            click.echo(f"{row.fingerprint}\t{row.status.value}\t{row.user_ids.splitlines()[0:1]}")
+            click.echo(f"{row.fingerprint}\t{row.status.value}\t"
+                       f"{', '.join(row.user_ids.splitlines())}")
 
 
 @key.command("generate")
@@ -354,7 +446,7 @@ def key_generate(obj: Context) -> None:
     from registry.server.services import keys
 
     config = obj.config()
-    with _session(config) as session, _service_errors():
+    with _session(obj, config) as session, _service_errors():
         row = keys.generate_server_key(session, _operator(), user_id=key_user_id(config.domains[0]))
     click.echo(row.fingerprint)
 
@@ -367,7 +459,7 @@ def key_rotate(obj: Context) -> None:
     from registry.server.services import keys
 
     config = obj.config()
-    with _session(config) as session, _service_errors():
+    with _session(obj, config) as session, _service_errors():
         row = keys.rotate_server_key(session, _operator(), user_id=key_user_id(config.domains[0]))
     click.echo(row.fingerprint)
 
@@ -379,7 +471,7 @@ def key_retire(obj: Context, fingerprint: str) -> None:
     """Stop signing with a key (it stays published)."""
     from registry.server.services import keys
 
-    with _session(obj.config()) as session, _service_errors():
+    with _session(obj) as session, _service_errors():
         row = keys.retire_key(session, _operator(), fingerprint)
     click.echo(f"{row.fingerprint} retired")
 
@@ -396,7 +488,7 @@ def gc(obj: Context, dry_run: bool) -> None:
     from registry.server.storage import storage_from_config
 
     config = obj.config()
-    with _session(config) as session:
+    with _session(obj, config) as session:
         report = collect_garbage(session, storage_from_config(storage_settings(config)),
                                  _operator(), dry_run=dry_run,
                                  oci_spool_dir=spool_dir(config.tmp_dir))

@@ -1,14 +1,23 @@
-"""`pyrkt run`, `pyrkt prepare`, `pyrkt run-prepared`: parse the flags, delegate to the launcher."""
+"""`pyrkt run`, `pyrkt prepare`, `pyrkt run-prepared`: parse the flags, delegate to the launcher.
+
+Every launcher command (these and the ones in `pods.py`) takes the client's global flags
+(`client_options`: `--dir`, the three config directories, `--insecure-options`, `--debug`) and
+ends on an error the way the client commands do: `pyrkt: <message>` on stderr, exit 254.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
+from registry.cli.options import ClientContext, client_options
+from registry.client.errors import ClientError
 from registry.launcher.errors import LauncherError
 from registry.launcher.options import (
     NET_MODES,
@@ -20,7 +29,6 @@ from registry.launcher.options import (
     parse_env,
     parse_env_file,
     parse_image_list,
-    parse_insecure,
     parse_port,
     parse_volume,
 )
@@ -28,21 +36,57 @@ from registry.launcher.options import (
 CONTEXT = {"ignore_unknown_options": True, "allow_interspersed_args": False,
            "help_option_names": ["-h", "--help"]}
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def store_dir(value: str | None) -> Path:
-    from registry.client.dirs import default_store_dir
 
-    return Path(value) if value else default_store_dir()
+def _as_client_error(error: BaseException) -> ClientError | None:
+    """The launcher's, the format core's and the host's refusals, as the client reports its own."""
+    if isinstance(error, LauncherError):
+        return ClientError(str(error))
+    aci_errors = sys.modules.get("registry.aci.errors")  # loaded whenever one was raised
+    if aci_errors is not None and isinstance(error, aci_errors.ACIError):
+        return ClientError(str(error))
+    if isinstance(error, OSError) and not isinstance(error, BrokenPipeError):
+        where = f": {error.filename}" if error.filename else ""
+        return ClientError(f"{error.strerror or error}{where}")
+    return None
+
+
+def launcher_errors(command: F) -> F:
+    """Put a launcher command's errors through `client_options`' handling (apply it below that).
+
+    A LauncherError, an ACIError or an OSError becomes a ClientError, so the user sees one line
+    (`pyrkt: <message>`, exit 254; `--debug` adds the traceback) and never a traceback. A reader
+    that went away (`pyrkt logs UUID | head -1`) ends the command quietly, as SIGPIPE would.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
+            os.close(devnull)
+            sys.exit(128 + signal.SIGPIPE)
+        except Exception as error:
+            translated = _as_client_error(error)
+            if translated is None:
+                raise
+            raise translated from error
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _pod_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     """Flags shared by `run` and `prepare` (per-app ones here apply to every app)."""
     options = [
-        click.option("--dir", "store", envvar="PYRKT_DIR", help="Store directory (env PYRKT_DIR)."),
         click.option("--volume", multiple=True, help="NAME,kind=host,source=PATH[,readOnly=true] "
                      "or NAME,kind=empty[,mode=0755,uid=0,gid=0]."),
         click.option("--mount", multiple=True, help="volume=NAME,target=PATH (every app)."),
-        click.option("--port", multiple=True, help="NAME:[HOSTIP:]HOSTPORT."),
+        click.option("--port", multiple=True, help="Forward a host port to an app's port: "
+                     "NAME:[HOSTIP:]HOSTPORT (rkt's flag; a registry's port comes from "
+                     "domains.d in the config directories)."),
         click.option("--set-env", multiple=True, help="NAME=VALUE for every app."),
         click.option("--set-env-file", multiple=True, help="File of NAME=VALUE lines."),
         click.option("--inherit-env", is_flag=True, help="Start from pyrkt's own environment."),
@@ -50,12 +94,11 @@ def _pod_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--user", help="User (name or number) for every app."),
         click.option("--group", help="Group (name or number) for every app."),
         click.option("--working-dir", help="Working directory for every app."),
-        click.option("--cpu", help="CPU limit, e.g. 500m."),
-        click.option("--memory", help="Memory limit, e.g. 512M."),
+        click.option("--cpu", help="CPU limit, e.g. 500m, 1 or 2.5 (CPUs)."),
+        click.option("--memory", help="Memory limit, e.g. 512M or 1Gi (bytes)."),
         click.option("--net", type=click.Choice(NET_MODES), default="default", show_default=True),
         click.option("--hostname", help="Pod hostname (default rkt-UUID)."),
         click.option("--interactive", is_flag=True, help="Attach the terminal (one app)."),
-        click.option("--insecure-options", multiple=True, help="none,image,... (as rkt)."),
         click.option("--pull-policy", type=click.Choice(PULL_POLICIES), default="new",
                      show_default=True),
         click.option("--stage1", type=click.Choice(STAGE1S), default="auto", show_default=True),
@@ -69,7 +112,7 @@ def _pod_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _pod_options(flags: dict[str, Any]) -> PodOptions:
+def _pod_options(flags: dict[str, Any], client: ClientContext) -> PodOptions:
     defaults = AppOptions()
     for flag, key in (("--exec", "exec_"), ("--user", "user"), ("--group", "group"),
                       ("--working-dir", "working_dir"), ("--cpu", "cpu"),
@@ -89,19 +132,30 @@ def _pod_options(flags: dict[str, Any]) -> PodOptions:
         volumes=[parse_volume(v) for v in flags["volume"]],
         ports=[parse_port(p) for p in flags["port"]],
         env=env, inherit_env=flags["inherit_env"], net=flags["net"], hostname=flags["hostname"],
-        interactive=flags["interactive"], insecure=parse_insecure(list(flags["insecure_options"])),
+        interactive=flags["interactive"], insecure=set(client.insecure.enabled),
         pull_policy=flags["pull_policy"], stage1=flags["stage1"],
-        overlay=False if flags["no_overlay"] else None,
+        overlay=False if flags["no_overlay"] else None, config_dirs=client.dirs,
     )
 
 
-def _say(message: str) -> None:
-    click.echo(message, err=True)
+RUN_EXAMPLES = """\b
+Examples:
+  pyrkt run example.com/hello:v1                  fetch (if needed) and run by name
+  pyrkt run --insecure-options=image ./hello.aci  run an unsigned local image
+  pyrkt run example.com/hello -- --greeting=hi    arguments for the app
+  pyrkt run --port=http:8080 example.com/web      host port 8080 to the app's port "http"
+  pyrkt run --memory=512M --cpu=500m example.com/app --- example.com/sidecar
+  pyrkt run --user-config=./conf registry.test/app
+                      a registry's port, CA bundle and insecure options come from
+                      ./conf/domains.d/*.json
+"""
 
 
-@click.command("run", context_settings=CONTEXT)
+@click.command("run", context_settings=CONTEXT, epilog=RUN_EXAMPLES)
 @_pod_flags
-def run(**flags: Any) -> None:
+@client_options
+@launcher_errors
+def run(client: ClientContext, **flags: Any) -> None:
     """Run IMAGE... as one pod: pyrkt run [FLAGS] IMAGE [APP-FLAGS] [-- ARGS] [--- IMAGE ...].
 
     \b
@@ -111,14 +165,13 @@ def run(**flags: Any) -> None:
     --mount --set-env --readonly-rootfs (given before the first image, they
     apply to every app). `--` starts the app's arguments, `---` the next image.
     The pod's exit code is the first non-zero app exit code (128+N: signal N).
+    Images are fetched as `pyrkt fetch` does: a registry's port, CA bundle and
+    insecure options come from domains.d in the config directories.
     """
     from registry.launcher.run import run_pod
 
-    try:
-        _, code = run_pod(store_dir(flags["store"]), _pod_options(flags),
-                          uuid_file=flags["uuid_file_save"], log=_say)
-    except LauncherError as error:
-        raise click.ClickException(str(error)) from None
+    _, code = run_pod(client.store_dir, _pod_options(flags, client),
+                      uuid_file=flags["uuid_file_save"], log=client.info)
     sys.stdout.flush()
     sys.exit(code)
 
@@ -126,32 +179,29 @@ def run(**flags: Any) -> None:
 @click.command("prepare", context_settings=CONTEXT)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the UUID.")
 @_pod_flags
-def prepare(quiet: bool, **flags: Any) -> None:
+@client_options
+@launcher_errors
+def prepare(client: ClientContext, quiet: bool, **flags: Any) -> None:
     """Prepare a pod without running it; prints its UUID (flags as for `run`)."""
     from registry.launcher.prepare import prepare_pod
     from registry.launcher.run import save_uuid
 
-    try:
-        pod = prepare_pod(store_dir(flags["store"]), _pod_options(flags),
-                          log=(lambda m: None) if quiet else _say)
-        if flags["uuid_file_save"]:
-            save_uuid(pod, flags["uuid_file_save"])
-    except LauncherError as error:
-        raise click.ClickException(str(error)) from None
+    pod = prepare_pod(client.store_dir, _pod_options(flags, client),
+                      log=(lambda m: None) if quiet else client.info)
+    if flags["uuid_file_save"]:
+        save_uuid(pod, flags["uuid_file_save"])
     click.echo(pod.uuid)
 
 
-@click.command("run-prepared")
-@click.option("--dir", "store", envvar="PYRKT_DIR", help="Store directory (env PYRKT_DIR).")
+@click.command("run-prepared", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--stage1", type=click.Choice(STAGE1S), default=None)
 @click.argument("uuid")
-def run_prepared(store: str | None, stage1: str | None, uuid: str) -> None:
+@client_options
+@launcher_errors
+def run_prepared(client: ClientContext, stage1: str | None, uuid: str) -> None:
     """Run a pod made by `pyrkt prepare`."""
     from registry.launcher.run import run_prepared as launch
 
-    try:
-        _, code = launch(store_dir(store), uuid, stage1=stage1)
-    except LauncherError as error:
-        raise click.ClickException(str(error)) from None
+    _, code = launch(client.store_dir, uuid, stage1=stage1)
     sys.stdout.flush()
     sys.exit(code)

@@ -48,7 +48,20 @@ class _TrustGroup(click.Group):
         self.format_commands(ctx, formatter)
 
 
-@click.group("trust", cls=_TrustGroup)
+EPILOG = """\b
+Examples:
+  pyrkt trust --prefix example.com/app               discover the keys, review, trust
+  pyrkt trust --prefix example.com/app ./key.gpg     a key file (or an https URL)
+  pyrkt trust --root ./key.gpg                        trust a key for every image
+  pyrkt trust --prefix 127.0.0.1/demo --insecure-allow-http --port=8080   a local registry
+  pyrkt trust --prefix example.com/app --skip-fingerprint-review   in scripts, once the
+                                                      fingerprint was checked another way
+  pyrkt trust list
+  pyrkt trust rm 6E97316572733194E3123F76B08E8D225FA2F0B4
+"""
+
+
+@click.group("trust", cls=_TrustGroup, epilog=EPILOG)
 def trust() -> None:
     """Trust the key(s) that sign images under a name prefix.
 
@@ -63,7 +76,12 @@ def _fingerprint_blocks(fingerprint: str) -> str:
     return " ".join(blocks[:half]) + "  " + " ".join(blocks[half:])
 
 
+NO_ANSWER = ("not trusted: no answer on standard input; use --skip-fingerprint-review after "
+             "checking the fingerprint another way")
+
+
 def _review(found: FoundKey, prefix: str | None) -> bool:
+    """The user's answer; a TrustError when standard input has none (closed or not a TTY)."""
     scope = f'prefix "{prefix}"' if prefix else "all images (root)"
     click.echo(f'Prefix: "{prefix}"' if prefix else "Root key (trusted for every image)", err=True)
     click.echo(f'Key: "{found.source}"', err=True)
@@ -75,6 +93,9 @@ def _review(found: FoundKey, prefix: str | None) -> bool:
     click.echo(f"Are you sure you want to trust this key for {scope} (yes/no)? ", err=True,
                nl=False)
     answer = sys.stdin.readline()
+    if not answer:  # end of input: nobody is there to answer
+        click.echo("", err=True)
+        raise TrustError(f"key {found.key.fingerprint} {NO_ANSWER}")
     if not sys.stdin.isatty():
         click.echo(answer.strip(), err=True)
     return answer.strip().lower() in ("y", "yes")

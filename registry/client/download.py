@@ -35,6 +35,14 @@ class DownloadInterrupted(FetchError):
     """The connection broke mid-download; the bytes so far are kept to resume next time."""
 
 
+class DownloadRefused(FetchError):
+    """The server answered the image request with an error status (`.status`)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def check_scheme(url: str, insecure: InsecureOptions, what: str) -> None:
     scheme = urlsplit(url).scheme
     if scheme == "http" and not insecure.allow_http:
@@ -45,11 +53,17 @@ def check_scheme(url: str, insecure: InsecureOptions, what: str) -> None:
 
 
 def _network_error(url: str, error: Exception) -> FetchError:
+    from registry.discovery import network_cause
+
+    cause = network_cause(error)
     if isinstance(error, requests.exceptions.SSLError):
-        return FetchError(f"TLS error for {url}: {_first_line(error)} (the certificate is not "
-                          f"trusted: configure the domain's caBundle, or use "
+        if "WRONG_VERSION_NUMBER" in cause:
+            return FetchError(f"{cause.replace('TLS error', f'TLS error for {url}', 1)} (the "
+                              f"server seems to speak plain HTTP: --insecure-options=http)")
+        return FetchError(f"{cause.replace('TLS error', f'TLS error for {url}', 1)} (the "
+                          f"certificate is not trusted: configure the domain's caBundle, or use "
                           f"--insecure-options=tls)")
-    return FetchError(f"cannot reach {url}: {_first_line(error)}")
+    return FetchError(f"cannot reach {url}: {cause}")
 
 
 def _first_line(error: Exception) -> str:
@@ -86,6 +100,19 @@ def get_small(session: requests.Session, url: str, insecure: InsecureOptions, wh
                         raise FetchError(f"{what} at {url} is larger than {SMALL_LIMIT} bytes")
             return Small(response.status_code, bytes(body), response.url,
                          _retry_after(response.headers.get("Retry-After")))
+    except requests.exceptions.RequestException as error:
+        raise _network_error(url, error) from error
+
+
+def probe(session: requests.Session, url: str, insecure: InsecureOptions, what: str,
+          timeout: float = DEFAULT_TIMEOUT) -> int:
+    """The status a GET of `url` answers with; the body is not read (a one-byte Range)."""
+    check_scheme(url, insecure, what)
+    headers = {"Accept-Encoding": "identity", "Range": "bytes=0-0"}
+    try:
+        with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
+            _refuse_http_redirect(response, insecure, what)
+            return response.status_code
     except requests.exceptions.RequestException as error:
         raise _network_error(url, error) from error
 
@@ -261,7 +288,7 @@ def _start(session: requests.Session, url: str, partial: Path, shared_meta: Path
             partial.unlink(missing_ok=True)
             meta.unlink(missing_ok=True)
             return _start(session, url, partial, shared_meta, lock, etag, timeout, insecure)
-        raise FetchError(f"cannot download the image from {url}: HTTP {status}")
+        raise DownloadRefused(f"cannot download the image from {url}: HTTP {status}", status)
     validator = new_etag or response.headers.get("Last-Modified")
     if validator and resumable:
         meta.write_text(json.dumps({"url": url, "validator": validator}))

@@ -44,8 +44,10 @@ from .download import (
     ChunkReader,
     Download,
     DownloadInterrupted,
+    DownloadRefused,
     check_scheme,
     get_small,
+    probe,
     start_download,
     wait_for,
 )
@@ -100,8 +102,47 @@ def fetch_image(ref: str, store: ImageStore, options: FetchOptions | None = None
     return fetcher.fetch(ref)
 
 
+MISSING_STATUSES = (401, 403, 404, 410)  # what a registry answers for an image it will not show
+PRIVATE_HINT = "check the name and version, or credentials (auth.d) if the repository is private"
+
+
 class _NoSuchEndpoint(FetchError):
-    """This candidate endpoint has no signature/image: try the next one."""
+    """This candidate endpoint has the image but no signature: try the next one."""
+
+
+class _NoSuchImage(_NoSuchEndpoint):
+    """This candidate endpoint does not have the image at all (`.url`, `.status`)."""
+
+    def __init__(self, url: str, status: int) -> None:
+        super().__init__(f"{url} — HTTP {status}")
+        self.url = url
+        self.status = status
+
+
+def describe_app(app: AppRef) -> str:
+    """`name:version (os/arch, label=value...)` for messages."""
+    labels = app.labels
+    extra = "".join(f", {k}={v}" for k, v in labels.items() if k not in ("version", "os", "arch"))
+    return (f"{app.name}:{app.version} ({labels.get('os', host_os())}/"
+            f"{labels.get('arch', host_arch())}{extra})")
+
+
+def check_platform(app: AppRef) -> None:
+    """The os/arch labels the user gave must be a pair appc knows (registry.aci's table):
+    no valid image could carry anything else, so there is nothing to ask a server for."""
+    from registry.aci import ManifestError
+    from registry.aci.names import VALID_OS_ARCH, check_os_arch
+
+    given = app.given or frozenset()
+    if "os" not in given and "arch" not in given:
+        return
+    wanted = {k: app.labels[k] for k in ("os", "arch") if k in app.labels}
+    if "os" not in given and wanted.get("os") not in VALID_OS_ARCH:
+        return  # an unusual host os filled in by default: let the server decide
+    try:
+        check_os_arch(wanted, "labels")
+    except ManifestError as error:
+        raise FetchError(f"cannot fetch {app}: {str(error).removeprefix('labels: ')}") from None
 
 
 class Fetcher:
@@ -115,7 +156,7 @@ class Fetcher:
         self.options = options
         dirs = options.config_dirs or ConfigDirs.from_env()
         self.trust = options.trust or TrustStore(dirs)
-        self.signatures = SignatureCheck(self.trust, self.log)
+        self.signatures = SignatureCheck(self.trust, self.log, trust_flags=self._trust_flags())
         self._session = options.session
         self._dirs = dirs
         self._active: set[str] = set()  # what is being fetched right now (dependency cycles)
@@ -130,6 +171,21 @@ class Fetcher:
 
     def log(self, message: str) -> None:
         self.options.log(message)
+
+    def _trust_flags(self) -> str:
+        """The `pyrkt trust` flags that reach the server the way this fetch does (for hints)."""
+        import shlex
+
+        flags = []
+        if self.options.insecure.allow_http:
+            flags.append("--insecure-allow-http")
+        if self.options.insecure.skip_tls_check:
+            flags.append("--insecure-options=tls")
+        if self.options.port:
+            flags.append(f"--port={self.options.port}")
+        if self.options.ca_bundle:
+            flags.append(f"--ca-bundle={shlex.quote(str(self.options.ca_bundle))}")
+        return " ".join(flags)
 
     def insecure_for(self, host: str) -> InsecureOptions:
         session = self.session
@@ -202,6 +258,7 @@ class Fetcher:
             if policy == "never":
                 raise FetchError(f"image {key} is not in the local store and --pull-policy=never "
                                  f"forbids fetching it")
+        check_platform(app)
         self._active.add(key)
         try:
             return self._discover_and_fetch(app)
@@ -222,16 +279,27 @@ class Fetcher:
                                        timeout=self.options.timeout)
         except DiscoveryError as error:
             raise FetchError(f"discovery failed for {app.name}: {error}") from None
-        missing: list[str] = []
+        missing: list[_NoSuchImage] = []
+        unsigned: list[str] = []
         for endpoint in found.endpoints:
             try:
                 return self.fetch_remote(endpoint.aci, endpoint.asc, expect=app)
+            except _NoSuchImage as error:
+                missing.append(error)
             except _NoSuchEndpoint as error:
-                missing.append(str(error))
-        raise FetchError(f"image {app} is not there or is unsigned: no signature at the "
-                         f"endpoints discovered at {found.found_at}:\n  " + "\n  ".join(missing)
-                         + "\nrefusing an unsigned image (--insecure-options=image skips the "
-                         "signature check)")
+                unsigned.append(str(error))
+        if unsigned:
+            raise FetchError(f"image {app} is unsigned: no signature at the endpoints "
+                             f"discovered at {found.found_at}:\n  " + "\n  ".join(unsigned)
+                             + "".join(f"\n  {m} (no image)" for m in missing)
+                             + "\nrefusing an unsigned image (--insecure-options=image skips "
+                             "the signature check)")
+        if len(missing) == 1:
+            raise FetchError(f"no such image: {describe_app(app)} at {missing[0]}; "
+                             f"{PRIVATE_HINT}")
+        raise FetchError(f"no such image: {describe_app(app)} at any endpoint discovered at "
+                         f"{found.found_at}:\n  " + "\n  ".join(str(m) for m in missing)
+                         + f"\n{PRIVATE_HINT}")
 
     # URLs ------------------------------------------------------------------------------------
 
@@ -271,17 +339,34 @@ class Fetcher:
                 deferred = True
                 self.log("the signature is not ready yet (HTTP 202); asking again after the "
                          "download")
-            elif answer.status in (404, 410) and expect is not None:
-                raise _NoSuchEndpoint(f"{asc_url}: HTTP {answer.status}")
+            elif answer.status in MISSING_STATUSES:
+                # Is the image itself there? Only then is this about an unsigned image.
+                status = probe(self.session, aci_url, insecure, "the image", self.options.timeout)
+                if status in MISSING_STATUSES:
+                    if expect is not None:
+                        raise _NoSuchImage(aci_url, status)
+                    raise FetchError(f"no such image at {aci_url} — HTTP {status}; check the "
+                                     f"URL, or credentials (auth.d) if the repository is "
+                                     f"private")
+                if expect is not None:
+                    raise _NoSuchEndpoint(f"{asc_url}: HTTP {answer.status}")
+                raise FetchError(f"no signature for the image at {asc_url} (HTTP "
+                                 f"{answer.status}): refusing an unsigned image (use "
+                                 f"--insecure-options=image to skip the signature check)")
             else:
                 raise FetchError(f"no signature for the image at {asc_url} (HTTP "
                                  f"{answer.status}): refusing an unsigned image (use "
                                  f"--insecure-options=image to skip the signature check)")
         etag = remote.etag if remote is not None else None
         self.log(f"downloading image from {aci_url}")
-        download = start_download(self.session, aci_url, self.store.directory / "tmp", insecure,
-                                  etag=etag, timeout=self.options.timeout,
-                                  lock_dir=self.store.directory / "locks")
+        try:
+            download = start_download(self.session, aci_url, self.store.directory / "tmp",
+                                      insecure, etag=etag, timeout=self.options.timeout,
+                                      lock_dir=self.store.directory / "locks")
+        except DownloadRefused as error:
+            if expect is not None and error.status in MISSING_STATUSES:
+                raise _NoSuchImage(aci_url, error.status) from None
+            raise
         if download.not_modified and remote is not None:
             self.log(f"image at {aci_url} not modified (HTTP 304): using the stored copy")
             self.store.save_remote(Remote(aci_url, asc_url, download.etag, download.max_age,

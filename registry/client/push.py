@@ -3,20 +3,23 @@
 `push_image(path, registry_url=..., token=...)` streams an ACI to
 `POST {registry}/_api/v1/repositories/{name}/-/images` after a preflight that checks the
 token, the role and the size limit without sending a byte of the image. Server errors come
-back verbatim in `PushError`.
+back verbatim in `PushError`. The image name is read from the archive's first entries with
+registry.aci's own compression detection and tar parser (nothing else is checked here: the
+server validates the whole image). Credentials never travel over plain HTTP to another host
+unless `allow_http` says so.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
-import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -61,23 +64,89 @@ def image_name(path: str | os.PathLike[str]) -> str:
     """The `name` in an ACI's manifest, read from the first tar entries only (no validation:
     the server validates the whole image)."""
     try:
-        with tarfile.open(path, mode="r|*") as archive:
-            for member in archive:
-                if member.name.lstrip("./") == "manifest" and member.isfile():
-                    handle = archive.extractfile(member)
-                    if handle is None or member.size > 1024 * 1024:
-                        break
-                    name = json.loads(handle.read()).get("name")
-                    if isinstance(name, str) and name:
-                        return name
-                    break
-    except (OSError, tarfile.TarError, ValueError) as error:
-        raise PushError(f"cannot read the image name from {path}: {error}") from error
-    raise PushError(f"cannot read the image name from {path}: no manifest with a name")
+        manifest = _read_manifest(Path(path))
+    except OSError as error:
+        raise PushError(f"cannot read {path}: {error.strerror or error}") from error
+    try:
+        name = json.loads(manifest).get("name")
+    except (ValueError, AttributeError):
+        name = None
+    if isinstance(name, str) and name:
+        return name
+    raise PushError(f"cannot read the image name from {path}: its manifest has no name")
+
+
+def _read_manifest(path: Path) -> bytes:
+    """The manifest's bytes, read until its entry ends (registry.aci's compression detection,
+    decompressor and tar parser, checking the layout on the way)."""
+    from registry.aci.compression import MAGIC_LENGTH, NONE, CountingReader, decompressed_chunks, detect
+    from registry.aci.errors import ArchiveError
+    from registry.aci.layout import LayoutChecker
+    from registry.aci.tarstream import BLOCK, TarStreamParser
+
+    compression = NONE
+    fed = 0
+    parser: TarStreamParser | None = None
+    with path.open("rb") as handle:
+        try:
+            prefix = handle.read(MAGIC_LENGTH)
+            if not prefix:
+                raise ArchiveError("empty file", reason="empty")
+            compression = detect(prefix)
+            checker = LayoutChecker()
+            parser = TarStreamParser(checker)
+            chunks = decompressed_chunks(CountingReader(handle, prefix), compression)
+            try:
+                for chunk in chunks:
+                    fed += len(chunk)
+                    parser.feed(chunk)
+                    if checker.manifest_bytes is not None:
+                        return checker.manifest_bytes
+                parser.finish()
+            finally:
+                chunks.close()
+            raise ArchiveError("no manifest in archive", reason="missing-manifest")
+        except ArchiveError as error:
+            reason = error.reason
+            if fed and fed < BLOCK and parser is not None and not parser.entries:
+                reason = "not-tar"  # shorter than one tar header
+            raise PushError(_not_an_aci(path, error, reason, compression)) from None
+
+
+def _not_an_aci(path: str | os.PathLike[str], error: Exception, reason: str,
+                compression: str) -> str:
+    from registry.aci.compression import COMPRESSIONS, NONE
+
+    if reason == "empty":
+        return f"{path} is not an ACI (an empty file)"
+    if reason == "not-tar" and compression == NONE:
+        kinds = "/".join(c for c in COMPRESSIONS if c != NONE)
+        return f"{path} is not an ACI (not a tar archive, nor {kinds}-compressed)"
+    if reason == "not-tar":
+        return f"{path} is not an ACI ({compression}-compressed, but not a tar archive inside)"
+    return f"{path} is not a valid ACI: {error}"
 
 
 def default_registry_url(name: str) -> str:
     return os.environ.get(REGISTRY_ENV) or f"https://{name.split('/', 1)[0]}"
+
+
+def check_registry_url(url: str, *, where: str = "--registry") -> str:
+    """`url` without a trailing slash, if it is an http(s) URL with a host."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PushError(f"{where} needs a URL with a scheme, e.g. https://HOST or "
+                        f"http://127.0.0.1:8080 (not {url!r})")
+    return url.strip().rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class _ProgressReader:
@@ -120,14 +189,24 @@ def push_image(
     verify: bool | str = True,
     timeout: float = 60.0,
     auth_headers: dict[str, str] | None = None,
+    allow_http: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> PushResult:
     """Upload `path`; credentials: `token`, else $PYRKT_TOKEN, else `auth_headers` (e.g. the
-    client config's auth.d entry for the registry's domain: Basic or Bearer)."""
+    client config's auth.d entry for the registry's domain: Basic or Bearer).
+
+    Credentials go over plain HTTP only to a loopback address (with a warning through `warn`)
+    or with `allow_http`.
+    """
     aci = Path(path)
     if not aci.is_file():
         raise PushError(f"{aci}: no such file")
+    base = check_registry_url(registry_url) if registry_url else None
     name = name or image_name(aci)
-    base = (registry_url or default_registry_url(name)).rstrip("/")
+    if base is None:
+        where = REGISTRY_ENV if os.environ.get(REGISTRY_ENV) else "the registry URL"
+        base = check_registry_url(default_registry_url(name), where=where)
+    _check_plain_http(base, allow_http, warn)
     token = token or os.environ.get(TOKEN_ENV)
     if token:
         headers = {"Authorization": f"Bearer {token}"}
@@ -159,11 +238,27 @@ def push_image(
         "deduplicated", "unchanged")})
 
 
+def _check_plain_http(base: str, allow_http: bool, warn: Callable[[str], None] | None) -> None:
+    parts = urlsplit(base)
+    if parts.scheme != "http":
+        return
+    host = parts.hostname or ""
+    if not allow_http and not is_loopback(host):
+        raise PushError(f"refusing to send credentials over plain HTTP to {host} ({base}): use "
+                        f"https, or --insecure-allow-http if the network can be trusted")
+    if warn is not None:
+        warn(f"sending credentials over plain HTTP to {parts.netloc}")
+
+
 def _request(http: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
+    from registry.discovery import network_cause
+
     try:
         return http.request(method, url, **kwargs)
     except requests.RequestException as error:
-        raise PushError(f"cannot reach the registry at {url}: {error}") from error
+        parts = urlsplit(url)
+        base = f"{parts.scheme}://{parts.netloc}"
+        raise PushError(f"cannot reach the registry at {base}: {network_cause(error)}") from error
 
 
 def _check(response: requests.Response) -> dict[str, Any]:

@@ -24,9 +24,11 @@ from .trust import TrustStore
 
 
 class SignatureCheck:
-    def __init__(self, trust: TrustStore, log: Callable[[str], None]) -> None:
+    def __init__(self, trust: TrustStore, log: Callable[[str], None], *,
+                 trust_flags: str = "") -> None:
         self.trust = trust
         self._log = log
+        self.trust_flags = trust_flags  # added to the suggested `pyrkt trust` command
 
     def issuer_keys(self, signature: bytes) -> list[PublicKey]:
         """Trusted keys (for any prefix) that could have made `signature`; [] if unreadable."""
@@ -83,7 +85,9 @@ class SignatureCheck:
             lines.append(f"  that key is trusted only for: {', '.join(elsewhere)}")
         elif not keys:
             lines.append(f'  no keys are trusted for "{name}" or any of its parent prefixes')
-        lines.append(f"  to trust the key for this image's prefix: pyrkt trust --prefix {name}")
+        flags = f" {self.trust_flags}" if self.trust_flags else ""
+        lines.append(f"  to trust the key for this image's prefix: pyrkt trust --prefix {name}"
+                     f"{flags}")
         raise FetchError("\n".join(lines))
 
     def verify_file(self, signature: bytes, path: Path, name: str, where: str) -> PublicKey:

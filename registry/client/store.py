@@ -89,12 +89,13 @@ def _stamp(value: float) -> datetime:
 
 def normalize_id(text: str) -> str:
     """`sha512-abc...` from `sha512-abc...` or a bare hex prefix; lower-case."""
-    text = text.strip().lower()
+    given = text.strip()
+    text = given.lower()
     if not text.startswith(ID_PREFIX):
         text = ID_PREFIX + text
     hexpart = text[len(ID_PREFIX):]
     if not hexpart or any(c not in "0123456789abcdef" for c in hexpart) or len(hexpart) > 128:
-        raise ImageNotFound(f'"{text}" is not an image ID (sha512- and up to 128 hex digits)')
+        raise ImageNotFound(f'"{given}" is not an image ID (sha512- and up to 128 hex digits)')
     return text
 
 

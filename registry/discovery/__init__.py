@@ -14,7 +14,8 @@ Client side:
 - `discover_endpoints(app, *, session, insecure_tls, allow_http, port, timeout)` and
   `discover_pubkeys(...)` -> `DiscoveryResult(app, endpoints=[Endpoint(aci, asc)], pubkeys=[url],
   attempts=[Attempt(url, outcome, ok)], found_at)`; failures raise `DiscoveryError` (with
-  `.attempts`). `parse_meta_tags(html)`, `render_template(tpl, values)` are public helpers.
+  `.attempts`). `parse_meta_tags(html)`, `render_template(tpl, values)` are public helpers;
+  `network_cause(error)` says why a `requests` call failed in a few words.
 """
 
 from typing import TYPE_CHECKING
@@ -50,7 +51,7 @@ from .templates import render_template, unfilled_variables
 # The client half pulls in requests; load it on first use so that the server and `acbuild`
 # (which only need tags, layout and app strings) start quickly.
 _CLIENT_NAMES = frozenset({"Attempt", "DiscoveryResult", "Endpoint", "discover_endpoints",
-                           "discover_pubkeys", "discovery_url"})
+                           "discover_pubkeys", "discovery_url", "network_cause"})
 if TYPE_CHECKING:
     from .client import (
         Attempt,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
         discover_endpoints,
         discover_pubkeys,
         discovery_url,
+        network_cause,
     )
 
 
@@ -75,6 +77,6 @@ __all__ = [
     "PUBKEYS", "PUBKEYS_PATH", "AciLocation", "AppRef", "AppStringError", "Attempt",
     "DiscoveryError", "DiscoveryResult", "Endpoint", "MetaTag", "aci_path", "aci_template",
     "appc_arch", "discover_endpoints", "discover_pubkeys", "discovery_document", "discovery_url",
-    "host_arch", "host_os", "meta_tags", "parse_aci_path", "parse_app_string", "parse_meta_tags",
+    "host_arch", "host_os", "meta_tags", "network_cause", "parse_aci_path", "parse_app_string", "parse_meta_tags",
     "pubkeys_url", "render_template", "unfilled_variables", "walk_prefixes",
 ]

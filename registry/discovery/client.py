@@ -45,6 +45,7 @@ class Attempt:
     url: str
     outcome: str  # e.g. "HTTP 404", "no matching ac-discovery tag", "TLS error: ..."
     ok: bool = False
+    unreachable: bool = False  # no HTTP answer at all (connection or TLS error)
 
 
 @dataclass
@@ -72,6 +73,11 @@ def discovery_url(prefix: str, scheme: str = "https", port: int | None = None) -
     host, _, path = prefix.partition("/")
     netloc = f"{host}:{port}" if port else host
     return f"{scheme}://{netloc}/{path}?ac-discovery=1" if path else f"{scheme}://{netloc}?ac-discovery=1"
+
+
+_UNREACHABLE = ("TLS error: ", "cannot connect: ")
+PLAIN_HTTP_HINT = ("the server seems to speak plain HTTP: --insecure-options=http (fetch) / "
+                   "--insecure-allow-http (trust)")
 
 
 def _read_page(url: str, opts: _Options) -> tuple[bytes | None, str]:
@@ -110,16 +116,49 @@ def _read_page(url: str, opts: _Options) -> tuple[bytes | None, str]:
         return bytes(body), "HTTP 200"
 
 
-_ROOT_CAUSE = re.compile(r"(\[SSL: [A-Z_]+\][^'\")]*|\[Errno -?\d+\][^'\")]*|timed out)")
+_ROOT_CAUSE = re.compile(r"(\[SSL: [A-Z_]+\][^'\"]*|\[Errno -?\d+\][^'\"]*|timed out)")
+_SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)")
+
+
+def _balanced(text: str) -> str:
+    """`text` without unmatched `)` and cut before an unclosed `(` (never mid-parenthesis)."""
+    out: list[str] = []
+    opened: list[int] = []
+    for ch in text:
+        if ch == "(":
+            opened.append(len(out))
+        elif ch == ")":
+            if not opened:
+                continue
+            opened.pop()
+        out.append(ch)
+    result = "".join(out)
+    if opened:
+        result = result[:opened[0]]
+    return result.strip()
 
 
 def _short(error: Exception) -> str:
     """The root cause inside requests' nested error text, e.g. `[Errno 111] Connection refused`."""
-    text = str(error)
+    text = _SSL_SOURCE.sub("", str(error))
     found = _ROOT_CAUSE.search(text)
     if found:
-        return found.group(1).strip()
-    return text if len(text) <= 300 else text[:297] + "..."
+        return _balanced(found.group(1))
+    return text if len(text) <= 300 else _balanced(text[:297]) + "..."
+
+
+def network_cause(error: Exception) -> str:
+    """A short cause for a requests error, in words: `connection refused`, `name or service not
+    known`, `timed out`, `TLS error: [SSL: CERTIFICATE_VERIFY_FAILED] ...`."""
+    short = _short(error)
+    if isinstance(error, requests.exceptions.SSLError):
+        return f"TLS error: {short}"
+    return _in_words(short)
+
+
+def _in_words(cause: str) -> str:
+    cause = re.sub(r"^\[Errno -?\d+\]\s*", "", cause)
+    return cause[:1].lower() + cause[1:]
 
 
 def _fetch_level(prefix: str, opts: _Options, attempts: list[Attempt]) -> tuple[list[MetaTag], str] | None:
@@ -130,7 +169,7 @@ def _fetch_level(prefix: str, opts: _Options, attempts: list[Attempt]) -> tuple[
         body, outcome = _read_page(url, opts)
         if body is not None:
             return parse_meta_tags(body), url
-        attempts.append(Attempt(url, outcome))
+        attempts.append(Attempt(url, outcome, unreachable=outcome.startswith(_UNREACHABLE)))
     return None
 
 
@@ -194,10 +233,36 @@ def _walk(app: AppRef | str, want: str, session: requests.Session | None, insecu
 
 
 def _failure_message(ref: AppRef, want: str, attempts: list[Attempt]) -> str:
-    lines = [f"no {want} meta tag matched \"{ref.name}\" at "
-             + ", ".join(a.url for a in attempts)]
+    if attempts and all(a.unreachable for a in attempts):
+        # No server answered: that is the news, not the missing meta tags.
+        lines = ["could not connect to " + " or ".join(_unreachable_summary(attempts))]
+    else:
+        lines = [f"no {want} meta tag matched \"{ref.name}\" at "
+                 + ", ".join(a.url for a in attempts)]
     lines += [f"  {a.url}: {a.outcome}" for a in attempts]
+    tried_http = any(urlsplit(a.url).scheme == "http" for a in attempts)
+    if not tried_http and any("WRONG_VERSION_NUMBER" in a.outcome for a in attempts):
+        lines.append(f"hint: {PLAIN_HTTP_HINT}")
     return "\n".join(lines)
+
+
+def _unreachable_summary(attempts: list[Attempt]) -> list[str]:
+    """`host:port (cause)` for each distinct server and cause, e.g. `127.0.0.1:443 (connection
+    refused)`."""
+    seen: list[str] = []
+    for attempt in attempts:
+        parts = urlsplit(attempt.url)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            port = 443 if parts.scheme == "https" else 80
+        cause = attempt.outcome
+        if cause.startswith("cannot connect: "):
+            cause = _in_words(cause.removeprefix("cannot connect: "))
+        item = f"{parts.hostname}:{port} ({cause})"
+        if item not in seen:
+            seen.append(item)
+    return seen
 
 
 def discover_endpoints(app: AppRef | str, *, session: requests.Session | None = None,

@@ -20,7 +20,12 @@ from registry.docker.image import (
     layer_descriptors,
     select_platform,
 )
-from registry.docker.reference import DockerReference, parse_reference, sanitize_identifier
+from registry.docker.reference import (
+    DockerReference,
+    local_reference,
+    parse_reference,
+    sanitize_identifier,
+)
 
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
@@ -121,9 +126,14 @@ def open_local_image(path: Path, *, image: str | None = None) -> Iterator[Source
 
 
 def _fallback_reference(path: Path, tag: str | None) -> DockerReference:
-    stem = path.name.split(".")[0] or "image"
-    name = sanitize_identifier(stem).replace("~", "-")
+    """docker save archive without RepoTags: named after the file, as Docker Hub did."""
+    name = sanitize_identifier(_stem(path)).replace("~", "-")
     return parse_reference(f"{name}:{tag}" if tag else name)
+
+
+def _stem(path: Path) -> str:
+    """The file or directory name without extensions (`sample.tar.gz` -> `sample`)."""
+    return path.resolve().name.split(".")[0] or "image"
 
 
 def _docker_save_image(tree: _Tree, path: Path, image: str | None) -> SourceImage:
@@ -167,7 +177,9 @@ def _choose_saved(entries: list[dict[str, Any]], image: str | None, path: Path
         for tag in entry.get("RepoTags") or []:
             if tag == image or _identity(parse_reference(tag)) == wanted:
                 return entry, tag
-    raise DockerError(f"{path} has no image {image!r}", reason="not-found")
+    names = [t for e in entries for t in e.get("RepoTags") or []]
+    raise DockerError(f"{path} has no image {image!r}; it holds "
+                      f"{', '.join(names) or 'only untagged images'}", reason="not-found")
 
 
 def _identity(ref: DockerReference) -> tuple[str, str, str | None]:
@@ -244,7 +256,14 @@ def _choose_descriptor(index: dict[str, Any], image: str | None, path: Path) -> 
         notes = manifest.get("annotations") or {}
         if image in (notes.get(REF_NAME), notes.get(CONTAINERD_NAME)):
             return manifest
-    raise DockerError(f"{path} has no image named {image!r}", reason="not-found")
+    names = []
+    for manifest in manifests:
+        notes = manifest.get("annotations") or {}
+        name = notes.get(CONTAINERD_NAME) or notes.get(REF_NAME)
+        if name:
+            names.append(str(name))
+    raise DockerError(f"{path} has no image named {image!r}; it holds "
+                      f"{', '.join(names) or 'only unnamed images'}", reason="not-found")
 
 
 def _layout_reference(annotations: dict[str, Any], path: Path) -> DockerReference:
@@ -252,6 +271,4 @@ def _layout_reference(annotations: dict[str, Any], path: Path) -> DockerReferenc
     if isinstance(full, str):
         return parse_reference(full)
     ref_name = annotations.get(REF_NAME)
-    if isinstance(ref_name, str) and ("/" in ref_name or ":" in ref_name):
-        return parse_reference(ref_name)
-    return _fallback_reference(path, ref_name if isinstance(ref_name, str) else None)
+    return local_reference(ref_name if isinstance(ref_name, str) else "", _stem(path))

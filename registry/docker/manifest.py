@@ -208,8 +208,7 @@ def squashed_manifest(image: SourceImage, path_whitelist: list[str] | None = Non
 
 def layer_name(image: SourceImage, index: int) -> str:
     """A layer ACI's name: docker2aci's `REGISTRY/REPOSITORY-LAYERID`."""
-    return sanitize_identifier(f"{image.ref.registry}/{image.ref.repository}-"
-                               f"{image.layers[index].short}")
+    return sanitize_identifier(f"{appc_name(image.ref)}-{image.layers[index].short}")
 
 
 def layer_manifest(image: SourceImage, index: int, parent_id: str | None,
@@ -218,8 +217,9 @@ def layer_manifest(image: SourceImage, index: int, parent_id: str | None,
     top = index == len(image.layers) - 1
     manifest = squashed_manifest(image, path_whitelist) if top else {
         "acKind": "ImageManifest", "acVersion": AC_VERSION, "labels": [],
-        "annotations": [{"name": ANNOTATION_REGISTRY, "value": image.ref.registry},
-                        {"name": ANNOTATION_REPOSITORY, "value": image.ref.repository}]}
+        "annotations": [{"name": name, "value": value} for name, value in (
+            (ANNOTATION_REGISTRY, image.ref.registry),
+            (ANNOTATION_REPOSITORY, image.ref.repository)) if value]}
     manifest["name"] = layer_name(image, index)
     manifest["labels"] = _labels(image, {"layer": image.layers[index].short})
     manifest["annotations"].append({"name": ANNOTATION_LAYER,

@@ -21,7 +21,8 @@ _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::[0-9]{1,5})?$")
 
 @dataclass(frozen=True)
 class DockerReference:
-    """A parsed image reference; `registry` is the host[:port] actually contacted."""
+    """A parsed image reference; `registry` is the host[:port] actually contacted ("" for an
+    image that came from a local file or layout without a registry in its name)."""
 
     registry: str
     repository: str
@@ -85,6 +86,31 @@ def parse_reference(text: str) -> DockerReference:
     return DockerReference(registry, repository, tag, digest, original)
 
 
+def local_reference(text: str, fallback_name: str) -> DockerReference:
+    """The reference of an image from a local archive or layout, named `text` (an OCI ref name:
+    `NAME[:TAG]`, or only a TAG, which then names `fallback_name`).
+
+    A name with a registry host (`example.com/team/app:1`, `localhost/app`) is taken as is;
+    anything else gets no registry: as docker2aci did for files, the appc name is just the
+    name, not a Docker Hub one invented for it.
+    """
+    rest = text.split("@", 1)[0]
+    name, tag = rest, None
+    colon, last_slash = rest.rfind(":"), rest.rfind("/")
+    if colon > last_slash:
+        name, tag = rest[:colon], rest[colon + 1:]
+    elif "/" not in rest:
+        name, tag = "", rest or None  # a bare ref name is a tag (OCI's usual `v1`)
+    first = name.split("/", 1)[0]
+    if "/" in name and ("." in first or ":" in first or first == "localhost"):
+        return parse_reference(text)
+    if tag is not None and not _TAG.match(tag):
+        raise DockerError(f"{text!r}: bad tag {tag!r}", reason="bad-reference")
+    repository = sanitize_identifier(name or fallback_name).replace("~", "-")
+    original = text if name else f"{repository}:{tag}" if tag else repository
+    return DockerReference("", repository, tag or DEFAULT_TAG, None, original)
+
+
 def sanitize_identifier(text: str) -> str:
     """Turn any string into an AC Identifier (`^[a-z0-9]+([-._~/][a-z0-9]+)*$`).
 
@@ -108,8 +134,10 @@ def sanitize_name(text: str) -> str:
 
 
 def appc_name(ref: DockerReference) -> str:
-    """The squashed image's name, as docker2aci made it: `REGISTRY/REPOSITORY`, sanitized."""
-    return sanitize_identifier(f"{ref.registry}/{ref.repository}")
+    """The squashed image's name, as docker2aci made it: `REGISTRY/REPOSITORY`, sanitized
+    (only `REPOSITORY` for a local image without a registry)."""
+    return sanitize_identifier(f"{ref.registry}/{ref.repository}" if ref.registry
+                               else ref.repository)
 
 
 def output_filename(ref: DockerReference) -> str:

@@ -84,3 +84,26 @@ def loopback_up() -> None:
         request = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock, siocgifflags, request))[1]
         fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+
+
+def default_signals_for_exec() -> None:
+    """Give a program about to be exec'd the signal state a shell would: nothing ignored or blocked.
+
+    exec keeps a signal's disposition when it is SIG_IGN, and the signal mask. Python ignores
+    SIGPIPE and SIGXFSZ for itself (and the launcher ignores SIGINT in places), so an app
+    exec'd from here as-is would never die of a closed pipe: `pyrkt run IMAGE | head -1` would
+    let it write forever. As systemd does for services (and so rkt's stage1 did for apps),
+    every ignored signal goes back to SIG_DFL and the mask is emptied. Call it in the child,
+    right before exec.
+    """
+    import signal
+
+    for signum in signal.valid_signals():
+        if signum in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                signal.signal(signum, signal.SIG_DFL)
+        except (OSError, ValueError):  # signals the C library keeps for itself
+            continue
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())

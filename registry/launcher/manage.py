@@ -307,8 +307,36 @@ def enter_command(store_dir: Path, uuid: str, app: str | None, command: list[str
         pid = container_leader(pod)
     if pid is None:
         raise LauncherError(f"app {app} of pod {pod.uuid} is not running")
+    if not command:
+        if not _has_program(pid, "/bin/sh"):
+            raise LauncherError(_no_shell_message(pod, uuid, app, len(names) > 1))
+        command = ["/bin/sh"]
     return ["nsenter", f"--target={pid}", "--mount", "--uts", "--ipc", "--net", "--pid",
-            "--root", "--wd", "--", *(command or ["/bin/sh"])]
+            "--root", "--wd", "--", *command]
+
+
+def _has_program(pid: int, path: str) -> bool:
+    """Does the root filesystem of process `pid` hold `path`? (True when we cannot tell.)"""
+    from .rootfs import resolve_in_root
+
+    root = Path(f"/proc/{pid}/root")
+    try:
+        return resolve_in_root(root, path).is_file()
+    except OSError:
+        return True  # let nsenter try and say what went wrong
+
+
+def _no_shell_message(pod: Pod, given_uuid: str, app: str, several: bool) -> str:
+    example = "/path/to/program"
+    try:
+        for entry in pod.manifest().get("apps", []):
+            if entry.get("name") == app and entry.get("app", {}).get("exec"):
+                example = str(entry["app"]["exec"][0])
+    except (LauncherError, ValueError, AttributeError):
+        pass
+    app_flag = f"--app={app} " if several else ""
+    return (f"app {app} has no /bin/sh to start; give the command to run, e.g. "
+            f"pyrkt enter {app_flag}{given_uuid} {example}")
 
 
 def images_in_use(store_dir: str | os.PathLike[str]) -> set[str]:

@@ -85,6 +85,7 @@ def _command(root: Path, argv: list[str], env: dict[str, str], working_dir: str,
         os.setuid(uid)
         os.chdir(working_dir)
         os.set_inheritable(ready_w, False)
+        linux.default_signals_for_exec()
     except BaseException as error:  # noqa: BLE001
         os.write(ready_w, str(error).encode())
         os._exit(125)

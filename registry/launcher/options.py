@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import LauncherError
 from .quantities import cpu_millis, memory_bytes
@@ -87,6 +88,10 @@ class PodOptions:
     pull_policy: str = "new"
     stage1: str = "auto"
     overlay: bool | None = None  # None: use overlayfs when the kernel allows it
+    # The client's configuration directories (a `registry.client.dirs.ConfigDirs`; None: the
+    # defaults and PYRKT_*_CONFIG): trust, auth.d and domains.d (port, CA, insecure options)
+    # for the images that must be fetched.
+    config_dirs: Any = None
 
     def allows_unsigned(self) -> bool:
         return bool(self.insecure & {"image", "all-fetch", "all"})
@@ -253,9 +258,9 @@ def apply_app_flag(app: AppOptions, flag: str, value: str) -> None:
             raise LauncherError(f"--working-dir {value}: must be an absolute path")
         app.working_dir = value
     elif flag == "--cpu":
-        app.cpu_millis = cpu_millis(value)
+        app.cpu_millis = cpu_millis(value, flag)
     elif flag == "--memory":
-        app.memory_bytes = memory_bytes(value)
+        app.memory_bytes = memory_bytes(value, flag)
     elif flag == "--mount":
         app.mounts.append(parse_mount(value))
     elif flag == "--set-env":

@@ -92,7 +92,7 @@ def _fetch(ref: str, store: Any, options: PodOptions, log: Any) -> Any:
         insecure = InsecureOptions.parse(",".join(sorted(options.insecure)) or None)
     except ValueError as error:
         raise LauncherError(f"--insecure-options: {error}") from None
-    return fetch_image(ref, store, FetchOptions(insecure=insecure,
+    return fetch_image(ref, store, FetchOptions(insecure=insecure, config_dirs=options.config_dirs,
                                                 pull_policy=options.pull_policy, log=log))
 
 

@@ -12,28 +12,30 @@ _SUFFIXES = {
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
 }
+CPU_EXAMPLES = "500m, 1, 2.5"  # CPUs; m: thousandths
+MEMORY_EXAMPLES = "512M, 1Gi"  # bytes; M: 10^6, Mi: 2^20
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$")
 
 
-def parse_quantity(text: str, what: str) -> Decimal:
+def parse_quantity(text: str, what: str, examples: str = "500m, 2, 512M, 1Gi") -> Decimal:
     match = _QUANTITY.match(str(text).strip())
     if not match or match.group(2) not in _SUFFIXES:
-        raise LauncherError(f'{what}: "{text}" is not a quantity (examples: 500m, 2, 512M, 1Gi)')
+        raise LauncherError(f'{what}: "{text}" is not a quantity (examples: {examples})')
     try:
         return Decimal(match.group(1)) * Decimal(_SUFFIXES[match.group(2)])
     except InvalidOperation:
-        raise LauncherError(f'{what}: "{text}" is not a quantity') from None
+        raise LauncherError(f'{what}: "{text}" is not a quantity (examples: {examples})') from None
 
 
-def memory_bytes(text: str) -> int:
-    value = int(parse_quantity(text, "memory"))
+def memory_bytes(text: str, what: str = "memory") -> int:
+    value = int(parse_quantity(text, what, MEMORY_EXAMPLES))
     if value < 4096:
-        raise LauncherError(f'memory: "{text}" is below one page; give e.g. 64M')
+        raise LauncherError(f'{what}: "{text}" is below one page; give e.g. 64M')
     return value
 
 
-def cpu_millis(text: str) -> int:
-    value = int(parse_quantity(text, "cpu") * 1000)
+def cpu_millis(text: str, what: str = "cpu") -> int:
+    value = int(parse_quantity(text, what, CPU_EXAMPLES) * 1000)
     if value < 1:
-        raise LauncherError(f'cpu: "{text}" is less than 1m (a thousandth of a CPU)')
+        raise LauncherError(f'{what}: "{text}" is less than 1m (a thousandth of a CPU)')
     return value

@@ -149,6 +149,7 @@ def become_app(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any], roo
         env = {e["name"]: e["value"] for e in section.get("environment") or []}
         env.setdefault("AC_APP_NAME", app["name"])
         argv = list(section["exec"])
+        linux.default_signals_for_exec()
     except Exception as error:  # noqa: BLE001 - anything here means the app cannot start
         os.write(2, f"pyrkt: app {app['name']}: cannot start: {error}\n".encode())
         os._exit(126)

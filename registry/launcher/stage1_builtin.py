@@ -90,8 +90,13 @@ class _LogPump(threading.Thread):
                 if self.echo:
                     try:
                         os.write(1, data)
+                    except BrokenPipeError:
+                        # Whoever read our output is gone (`pyrkt run IMAGE | head -1`): stop
+                        # reading, so the app's next write ends it with SIGPIPE, as it would
+                        # end in a shell pipeline (it would otherwise write, unread, forever).
+                        break
                     except OSError:
-                        self.echo = False  # our stdout went away; keep logging
+                        self.echo = False  # our stdout failed otherwise; keep logging
         os.close(self.read_fd)
 
 

@@ -59,7 +59,15 @@ def schema_is_current(engine: Engine) -> bool:
     return set(current) == set(script.get_heads())
 
 
-def _ensure_sqlite_dir(url: str) -> None:
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a file-backed SQLite URL, else None (in-memory, other databases)."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != prefix + ":memory:":
-        Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
+        return Path(url[len(prefix) :].split("?", 1)[0])
+    return None
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,3 +38,6 @@ accesslog = _env("PYRKT_REGISTRY_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = _env("PYRKT_REGISTRY_LOG_LEVEL", "info")
 proc_name = "pyrkt-registry"
+# Recent gunicorn releases open a control socket, by default one path per user (~/.gunicorn/
+# gunicorn.ctl) that every registry on the host would share. The registry does not use it.
+control_socket_disable = True

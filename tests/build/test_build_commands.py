@@ -159,9 +159,11 @@ def test_port_add_with_count_and_socket_activation(started: Acbuild) -> None:
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["http", "tcp", "65536"], "port must be a positive number between 0 and 65535"),
-    (["http", "tcp", "eighty"], "port must be a positive number between 0 and 65535"),
-    (["http", "tcp", "0"], "port"),            # the core: 1..65535
+    (["http", "tcp", "65536"], "port must be a number between 1 and 65535"),
+    (["http", "tcp", "eighty"], "port must be a number between 1 and 65535"),
+    (["http", "tcp", "abc"], "port must be a number between 1 and 65535"),
+    (["http", "tcp", "0"], "port must be a number between 1 and 65535"),
+    (["http", "tcp", "1.5"], "port must be a number between 1 and 65535"),
     (["Bad_Name", "tcp", "80"], "ports"),      # not an AC Name
     (["http", "tcp", "80", "--count", "0"], "count"),
 ])
@@ -290,3 +292,11 @@ def test_pyrkt_build_is_the_same_builder(acb: Acbuild) -> None:
     assert runner.invoke(pyrkt, ["build", "set-name", "via-pyrkt"]).exit_code == 0
     assert acb.manifest()["name"] == "via-pyrkt"
     assert "set-exec" in runner.invoke(pyrkt, ["build", "--help"]).stdout
+
+
+def test_version_option(acb: Acbuild) -> None:
+    from registry import __version__
+
+    result = acb("--version")
+    assert result.stdout == f"acbuild version {__version__}\n"
+    assert not (acb.work / ".acbuild").exists()

@@ -223,3 +223,52 @@ def test_refuses_a_hostile_archive(tmp_path: Path, site: Site, env: ClientEnv) -
     sign(site.key, site.aci())
     _refused(env, f"{APP}:1.0.0", "not a valid ACI")
     assert not (tmp_path / "evil").exists()
+
+
+# messages that name the real problem --------------------------------------------------------
+
+
+def test_a_missing_version_is_no_such_image_not_an_unsigned_one(site: Site, env: ClientEnv) -> None:
+    env.trust_key(site.key, APP)
+    output = _refused(env, f"{APP}:9.9.9", f"no such image: {APP}:9.9.9 (",
+                      "— HTTP 404", "credentials (auth.d)")
+    assert "unsigned" not in output and "--insecure-options=image" not in output
+    # the image itself was asked for only to tell "missing" from "unsigned"
+    assert any(p.endswith(".aci") for p in site.site.paths_requested())
+
+
+def test_a_missing_name_is_no_such_image(site: Site, env: ClientEnv) -> None:
+    env.trust_key(site.key, HOST)
+    output = _refused(env, f"{HOST}/team/nosuch:1.0.0", f"no such image: {HOST}/team/nosuch:1.0.0")
+    assert "unsigned" not in output
+
+
+def test_an_unknown_os_lists_the_valid_ones_without_asking_the_server(site: Site,
+                                                                      env: ClientEnv) -> None:
+    env.trust_key(site.key, APP)
+    before = len(site.site.paths_requested())
+    output = _refused(env, f"{APP}:1.0.0,os=lnux", 'bad os "lnux"', "darwin, freebsd, linux")
+    assert "unsigned" not in output
+    assert len(site.site.paths_requested()) == before
+
+
+def test_the_trust_hint_carries_the_flags_this_fetch_needed(tmp_path: Path, env: ClientEnv,
+                                                            trusted_key) -> None:
+    root = tmp_path / "plain"
+    root.mkdir()
+    build_aci(root / "app.aci", f"{HOST}/plain", host_labels(), key=trusted_key)
+    with StaticSite(root) as plain:
+        (root / "index.html").write_text(discovery_page(
+            ("ac-discovery", f"{HOST}/plain", f"{plain.url}/app.{{ext}}")))
+        output = _refused(env, f"{HOST}/plain", "not trusted",
+                          flags=("--insecure-options=http", "--port", str(plain.port)))
+    assert (f"pyrkt trust --prefix {HOST}/plain --insecure-allow-http --port={plain.port}"
+            in output), output
+
+
+def test_trust_with_no_answer_on_stdin_says_so(site: Site, env: ClientEnv) -> None:
+    result = env.run(["trust"], "--prefix", APP)  # stdin: empty, as with </dev/null
+    assert result.exit_code == 254, result.output
+    assert "not trusted: no answer on standard input" in result.output
+    assert "--skip-fingerprint-review after checking the fingerprint another way" in result.output
+    assert not list(env.config_layer.rglob(site.key.fingerprint.lower()))

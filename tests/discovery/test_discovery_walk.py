@@ -244,3 +244,67 @@ def test_endpoints_unpack_as_pairs_and_bad_ports_are_refused(tmp_path: Path) -> 
     for bad in (-1, 70000):
         with pytest.raises(DiscoveryError, match="port"):
             discover_endpoints(f"{HOST}/app", port=bad)
+
+
+def _balanced(line: str) -> bool:
+    depth = 0
+    for ch in line:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def test_an_unreachable_server_is_the_headline(tmp_path: Path) -> None:
+    with StaticSite(tmp_path) as site:
+        port = site.port  # closed again: nothing listens there any more
+    with pytest.raises(DiscoveryError) as caught:
+        discover_endpoints(app(f"{HOST}/team/app"), port=port, timeout=5)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"could not connect to {HOST}:{port} (connection refused)"
+    assert "meta tag" not in str(caught.value)
+    assert all(a.unreachable for a in caught.value.attempts)
+
+
+def test_https_against_plain_http_hints_at_the_insecure_flags(tmp_path: Path) -> None:
+    write(tmp_path, "", page(("ac-discovery", HOST, "https://e.example/{name}.{ext}")))
+    with StaticSite(tmp_path) as site:
+        with pytest.raises(DiscoveryError) as caught:
+            discover_endpoints(app(f"{HOST}/app"), port=site.port)
+    message = str(caught.value)
+    assert message.splitlines()[0].startswith(f"could not connect to {HOST}:{site.port} (TLS error")
+    assert "WRONG_VERSION_NUMBER" in message
+    assert ("the server seems to speak plain HTTP: --insecure-options=http (fetch) / "
+            "--insecure-allow-http (trust)") in message
+    assert all(_balanced(line) for line in message.splitlines()), message
+
+
+def test_a_page_that_answers_keeps_the_meta_tag_headline(tmp_path: Path) -> None:
+    write(tmp_path, "", page(("ac-discovery", "example.com", "https://e.example/{name}.{ext}")))
+    with StaticSite(tmp_path) as site:
+        with pytest.raises(DiscoveryError) as caught:
+            discover_endpoints(app(f"{HOST}/app"), allow_http=True, port=site.port)
+    assert str(caught.value).startswith("no ac-discovery meta tag matched")
+    assert "hint:" not in str(caught.value)  # http was tried: no plain-HTTP hint
+
+
+def test_network_causes_are_short_and_never_cut_mid_parenthesis() -> None:
+    from registry.discovery import network_cause
+
+    refused = requests.exceptions.ConnectionError(
+        "HTTPSConnectionPool(host='127.0.0.1', port=443): Max retries exceeded with url: /x "
+        "(Caused by NewConnectionError(\"HTTPSConnection(host='127.0.0.1', port=443): Failed "
+        "to establish a new connection: [Errno 111] Connection refused\"))")
+    assert network_cause(refused) == "connection refused"
+    unknown = requests.exceptions.ConnectionError(
+        "HTTPSConnectionPool(host='nosuch.invalid', port=443): Max retries exceeded with url: / "
+        "(Caused by NameResolutionError(\"HTTPSConnection(host='nosuch.invalid', port=443): "
+        "Failed to resolve 'nosuch.invalid' ([Errno -2] Name or service not known)\"))")
+    assert network_cause(unknown) == "name or service not known"
+    tls = requests.exceptions.SSLError(
+        "HTTPSConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: / (Caused "
+        "by SSLError(SSLError(1, '[SSL: WRONG_VERSION_NUMBER] wrong version number "
+        "(_ssl.c:1006)')))")
+    assert network_cause(tls) == "TLS error: [SSL: WRONG_VERSION_NUMBER] wrong version number"
+    odd = requests.exceptions.ConnectionError("x" * 250 + " (" + "y" * 100 + ")")
+    assert _balanced(network_cause(odd))

@@ -16,7 +16,7 @@ def test_converts_into_the_output_directory(sample_image, out_dir, actool_valida
     result = CliRunner().invoke(docker2aci, [str(sample_image.layout), "-o", str(out_dir),
                                              "--compression", "none"])
     assert result.exit_code == 0, result.output
-    aci = out_dir / "library-sample-v1.aci"
+    aci = out_dir / "sample-v1.aci"
     assert str(aci) in result.output and "sha512-" in result.output
     assert oci_images.rootfs_listing(aci) == oci_images.SAMPLE_ROOTFS
     actool_validate(aci)
@@ -42,4 +42,4 @@ def test_console_script_runs(sample_image, out_dir):
                               " docker2aci()", str(sample_image.layout), "-o", str(out_dir)],
                              capture_output=True, text=True)
     assert process.returncode == 0, process.stderr
-    assert (out_dir / "library-sample-v1.aci").exists()
+    assert (out_dir / "sample-v1.aci").exists()

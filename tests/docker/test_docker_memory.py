@@ -27,7 +27,7 @@ def test_peak_memory_stays_far_below_the_image_size(tmp_path, out_dir):
     assert peak_mib < 60, f"peak RSS {peak_mib:.0f} MiB for a {LAYER_MIB} MiB image"
     import tarfile
 
-    with tarfile.open(out_dir / "library-big-latest.aci", "r:gz") as tar:
+    with tarfile.open(out_dir / "big-latest.aci", "r:gz") as tar:
         names = {m.name: m.size for m in tar}
     assert names["rootfs/big/blob2"] == LAYER_MIB << 19
     assert "rootfs/big/blob1" not in names

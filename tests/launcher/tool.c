@@ -1,6 +1,7 @@
 /* A static test app for the launcher tests: runs the commands given as arguments, in order.
  *   env NAME | cwd | id | hostname | cat PATH | write PATH TEXT | exists PATH | exit N
  *   sleep SECONDS | alloc MEGABYTES | spin SECONDS | serve PORT TEXT | client PORT
+ *   yes (writes "y" lines forever, ignoring write errors: only a signal ends it)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,6 +56,8 @@ int main(int argc, char **argv) {
             i++;
         } else if (!strcmp(cmd, "exit")) {
             return atoi(argv[++i]);
+        } else if (!strcmp(cmd, "yes")) {
+            for (;;) printf("y\n");
         } else if (!strcmp(cmd, "sleep")) {
             sleep(atoi(argv[++i]));
         } else if (!strcmp(cmd, "alloc")) {

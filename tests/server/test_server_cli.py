@@ -64,9 +64,12 @@ def test_users_tokens_repositories_and_keys(run):
     assert "only active" in run("key", "retire", old, ok=False).output
 
 
-def test_commands_refuse_an_uninitialised_data_dir(run):
+def test_commands_refuse_an_uninitialised_data_dir(run, tmp_path):
     result = run("user", "list", ok=False)
-    assert result.exit_code != 0 and "pyrkt-registry init" in result.output
+    data = tmp_path / "data"
+    assert result.exit_code != 0
+    assert f"no registry in {data}: run `pyrkt-registry --data-dir {data} init`" in result.output
+    assert not data.exists()  # nothing created: only init and serve make a registry
 
 
 def test_gc_removes_unreferenced_images_and_orphans(tmp_path, registry_key_file):

@@ -72,8 +72,11 @@ def _flag(value: str | None, default: bool) -> bool:
 
 # -- serialisation --------------------------------------------------------------------------
 def repository_json(repo: Repository) -> dict[str, Any]:
+    # `latest`: what `:latest` resolves to (as on the web page); `latest_marked`: the owner's
+    # mark (PUT .../-/latest), None when `latest` follows the newest push.
     return {"name": repo.name, "public": repo.is_public, "description": repo.description,
-            "latest": repo.latest_version, "created": repo.created_at.isoformat()}
+            "latest": repositories.latest_version(db(), repo), "latest_marked": repo.latest_version,
+            "created": repo.created_at.isoformat()}
 
 
 def tag_json(tag: Tag) -> dict[str, Any]:

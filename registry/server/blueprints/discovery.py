@@ -18,7 +18,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, render_template, request
+from werkzeug.exceptions import NotFound
 
 from registry.discovery import aci_template, discovery_document, meta_tags, pubkeys_url
 from registry.server.context import config
@@ -108,6 +109,12 @@ def page(path: str) -> Response | str:
     return human_page(name, discovery_tags(name))
 
 
-def human_page(name: str, tags: str) -> Response | str:
-    """The web UI's page for the name (registry.server.ui.browse); it carries the same tags."""
-    return name_page(name, tags)
+def human_page(name: str, tags: str) -> Response | str | tuple[str, int]:
+    """The web UI's page for the name (registry.server.ui.browse); it carries the same tags.
+    No readable repository (missing, or private and unreadable: the same page, so existence
+    does not leak) and nothing readable under the path: the styled 404 page."""
+    try:
+        return name_page(name, tags)
+    except NotFound:
+        return render_template("ui/error.html", status=404, message=f"No repository {name} here.",
+                               link_text="Browse the repositories"), 404

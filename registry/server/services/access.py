@@ -42,6 +42,14 @@ def not_found(name: str) -> NotFound:
     return NotFound(f"repository {name!r} not found", code="repository-not-found")
 
 
+def not_found_for_upload(name: str) -> NotFound:
+    """The upload's 404: the same for a missing and an unreadable private repository, with
+    what to do about it (only administrators create repositories)."""
+    return NotFound(f"repository {name} not found (or you cannot see it); an administrator "
+                    f"creates repositories: pyrkt-registry repo create {name}",
+                    code="repository-not-found")
+
+
 def readable_repository(session: Session, actor: Actor, name: str) -> Repository:
     repository = session.scalar(select(Repository).where(Repository.name == name))
     if repository is None or not can_read(session, actor, repository):

@@ -148,6 +148,17 @@ def delete_repository(session: Session, actor: Actor, name: str) -> None:
     session.commit()
 
 
+def latest_version(session: Session, repository: Repository) -> str | None:
+    """The version `latest` stands for (the JSON API and the web UI both report this): the
+    owner's mark while it has an image, else the newest push; None for an empty repository.
+    Per os/arch, `resolve_tag` applies the same rule to downloads."""
+    if repository.latest_version is not None and _tag_count(
+            session, repository, repository.latest_version):
+        return repository.latest_version
+    return session.scalar(select(Tag.version).where(Tag.repository_id == repository.id)
+                          .order_by(Tag.created_at.desc(), Tag.id.desc()).limit(1))
+
+
 def resolve_tag(
     session: Session, repository: Repository, version: str, os: str, arch: str
 ) -> Tag | None:

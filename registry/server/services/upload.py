@@ -24,7 +24,7 @@ from registry.server.storage import BlobStorage, Upload, blob_key
 from registry.signing import SigningError, sign_detached, verify_detached
 
 from . import audit
-from .access import has_role, not_found
+from .access import has_role, not_found_for_upload
 from .actor import Actor
 from .errors import BadRequest, Conflict, Forbidden, TooLarge
 from .keys import active_server_key, verification_keys
@@ -73,10 +73,10 @@ def target_repository(
     if repository is None:
         if actor.is_site_admin:
             return None
-        raise not_found(name)
+        raise not_found_for_upload(name)
     if not has_role(session, actor, repository, Role.WRITE):
         if not has_role(session, actor, repository, Role.READ) and not repository.is_public:
-            raise not_found(name)
+            raise not_found_for_upload(name)
         raise Forbidden(f"you need the write role on {name!r} to upload", code="no-role")
     return repository
 

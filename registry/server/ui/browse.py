@@ -81,10 +81,7 @@ def summarise(found: Sequence[Repository]) -> list[RepositorySummary]:
 
 
 def _newest_version(repository: Repository) -> str | None:
-    if repository.latest_version:
-        return repository.latest_version
-    return db().scalar(select(Tag.version).where(Tag.repository_id == repository.id)
-                       .order_by(Tag.created_at.desc(), Tag.id.desc()).limit(1))
+    return repositories.latest_version(db(), repository)
 
 
 def repository_page(repository: Repository, discovery_tags: str) -> str:
