@@ -11,7 +11,6 @@ from registry.docker.aciwriter import COMPRESSIONS
 from registry.docker.convert import ConvertOptions, convert
 from registry.docker.errors import DockerError
 
-
 EPILOG = """\b
 Examples:
   docker2aci docker://alpine:3.19

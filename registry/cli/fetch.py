@@ -10,7 +10,6 @@ from registry.client.fetch import PULL_POLICIES, FetchOptions, fetch_image
 
 from .options import ClientContext, client_options, progress_factory
 
-
 EPILOG = """\b
 Examples:
   pyrkt fetch example.com/app:1.0                   discover, verify and store

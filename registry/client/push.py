@@ -79,7 +79,13 @@ def image_name(path: str | os.PathLike[str]) -> str:
 def _read_manifest(path: Path) -> bytes:
     """The manifest's bytes, read until its entry ends (registry.aci's compression detection,
     decompressor and tar parser, checking the layout on the way)."""
-    from registry.aci.compression import MAGIC_LENGTH, NONE, CountingReader, decompressed_chunks, detect
+    from registry.aci.compression import (
+        MAGIC_LENGTH,
+        NONE,
+        CountingReader,
+        decompressed_chunks,
+        detect,
+    )
     from registry.aci.errors import ArchiveError
     from registry.aci.layout import LayoutChecker
     from registry.aci.tarstream import BLOCK, TarStreamParser

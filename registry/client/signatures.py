@@ -30,6 +30,9 @@ class SignatureCheck:
         self._log = log
         self.trust_flags = trust_flags  # added to the suggested `pyrkt trust` command
 
+    def _flags(self) -> str:
+        return f" {self.trust_flags}" if self.trust_flags else ""
+
     def issuer_keys(self, signature: bytes) -> list[PublicKey]:
         """Trusted keys (for any prefix) that could have made `signature`; [] if unreadable."""
         try:
@@ -52,7 +55,7 @@ class SignatureCheck:
         if not self.issuer_keys(signature):
             raise FetchError(f"the image at {where} is signed by key {issuer}, which is not "
                              f"trusted for any image name\n  to trust it: pyrkt trust --prefix "
-                             f"IMAGE-NAME-PREFIX KEY-FILE")
+                             f"IMAGE-NAME-PREFIX{self._flags()} KEY-FILE")
 
     def check_streamed(self, verifier: StreamingVerifier, signature: bytes, name: str,
                         where: str) -> None:
@@ -85,9 +88,8 @@ class SignatureCheck:
             lines.append(f"  that key is trusted only for: {', '.join(elsewhere)}")
         elif not keys:
             lines.append(f'  no keys are trusted for "{name}" or any of its parent prefixes')
-        flags = f" {self.trust_flags}" if self.trust_flags else ""
         lines.append(f"  to trust the key for this image's prefix: pyrkt trust --prefix {name}"
-                     f"{flags}")
+                     f"{self._flags()}")
         raise FetchError("\n".join(lines))
 
     def verify_file(self, signature: bytes, path: Path, name: str, where: str) -> PublicKey:

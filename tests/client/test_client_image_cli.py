@@ -90,3 +90,46 @@ def test_verify_rm_and_gc(env: ClientEnv, filled, tmp_path: Path) -> None:
     gone = env.run(["image", "gc"], "--grace-period", "0s")
     assert gone.exit_code == 0 and env.store().list() == []
     assert not list((env.store_dir / "images").iterdir())
+
+
+def test_rm_takes_a_name_and_version_like_export(env: ClientEnv, filled) -> None:
+    wrong = env.run(["image", "rm"], "example.com/small:9")
+    assert wrong.exit_code != 0 and 'no image "example.com/small:9"' in wrong.output
+    assert "sha512-example.com" not in wrong.output
+    removed = env.run(["image", "rm"], "example.com/small:1")
+    assert removed.exit_code == 0, removed.output
+    assert filled["example.com/small"] in removed.output
+    [left] = env.store().list()
+    assert left.name == "example.com/big"
+    by_name = env.run(["image", "rm"], "example.com/big")
+    assert by_name.exit_code == 0 and env.store().list() == []
+
+
+def test_reading_commands_never_create_the_store(env: ClientEnv, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from registry.cli.main import pyrkt
+
+    absent = tmp_path / "no-store-here"
+    listed = CliRunner().invoke(pyrkt, ["image", "list", "--dir", str(absent)])
+    assert listed.exit_code == 0 and listed.output.split() == [
+        "ID", "NAME", "SIZE", "IMPORT", "TIME", "LAST", "USED"]
+    shown = CliRunner().invoke(pyrkt, ["image", "cat-manifest", "--dir", str(absent), "x.com/a"])
+    assert shown.exit_code == 254 and 'no image "x.com/a"' in shown.output
+    gc = CliRunner().invoke(pyrkt, ["image", "gc", "--dir", str(absent)])
+    assert gc.exit_code == 0
+    assert not absent.exists()
+
+
+@pytest.mark.parametrize("command", [["fetch"], ["trust"], ["image"], ["image", "rm"],
+                                     ["image", "list"], ["image", "export"], ["docker2aci"]])
+def test_help_shows_examples(command: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from registry.cli.main import pyrkt
+
+    result = CliRunner().invoke(pyrkt, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output
+    name = "docker2aci" if command == ["docker2aci"] else f"pyrkt {' '.join(command)}"
+    assert f"  {name} " in result.output

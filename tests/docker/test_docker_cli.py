@@ -43,3 +43,10 @@ def test_console_script_runs(sample_image, out_dir):
                              capture_output=True, text=True)
     assert process.returncode == 0, process.stderr
     assert (out_dir / "sample-v1.aci").exists()
+
+
+def test_version_and_examples():
+    version = CliRunner().invoke(docker2aci, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("docker2aci, version ")
+    helped = CliRunner().invoke(docker2aci, ["--help"])
+    assert "Examples:" in helped.output and "docker2aci docker://" in helped.output

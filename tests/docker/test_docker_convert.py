@@ -167,3 +167,37 @@ def test_image_from_stored_blobs_for_the_server(sample_image, out_dir, actool_va
     assert result.manifest["name"] == "127.0.0.1-5000/tests/sample"
     actool_validate(result.path)
     assert sample_image.config.digest in opened
+
+
+@pytest.mark.parametrize("ref_name,name,filename", [
+    ("v1", "sample", "sample-v1.aci"),                     # a tag: the directory names it
+    ("myapp:v2", "myapp", "myapp-v2.aci"),                 # a short name: no Docker Hub
+    ("team/app:3", "team/app", "team-app-3.aci"),
+    ("example.com/team/app:1", "example.com/team/app", "team-app-1.aci"),  # a full name
+])
+def test_local_layouts_are_named_without_inventing_a_registry(sample_image, tmp_path, out_dir,
+                                                              ref_name, name, filename) -> None:
+    import json
+    import shutil
+
+    layout = tmp_path / "sample"
+    shutil.copytree(sample_image.layout, layout)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0]["annotations"] = {"org.opencontainers.image.ref.name": ref_name}
+    (layout / "index.json").write_text(json.dumps(index))
+    [result] = convert(str(layout), out_dir)
+    assert result.manifest["name"] == name
+    assert result.path.name == filename
+    assert "docker.io" not in json.dumps(result.manifest)
+
+
+def test_an_unknown_image_lists_what_the_layout_and_archive_hold(sample_image, sample_archive,
+                                                                 out_dir) -> None:
+    from registry.docker.errors import DockerError
+
+    with pytest.raises(DockerError) as caught:
+        convert(str(sample_image.layout), out_dir, ConvertOptions(image="nosuch"))
+    assert "no image named 'nosuch'; it holds v1" in str(caught.value)
+    with pytest.raises(DockerError) as caught:
+        convert(str(sample_archive), out_dir, ConvertOptions(image="nosuch"))
+    assert "no image 'nosuch'; it holds example.com/tests/sample:v1" in str(caught.value)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
 import subprocess
 import sys
-from pathlib import Path
+import time
 
 import click
 import pytest
@@ -18,7 +17,6 @@ from click.testing import CliRunner
 from launcher_helpers import needs_root, wait_for_file
 
 from registry.cli.options import EXIT_FAILURE, client_options
-from registry.cli.run import launcher_errors
 
 LAUNCHER_COMMANDS = ["run", "prepare", "run-prepared", "list", "status", "stop", "rm", "gc",
                      "logs", "enter", "cat-manifest"]
@@ -92,6 +90,8 @@ def test_run_help_has_examples(pyrkt) -> None:
 
 
 def _command(error: BaseException) -> click.Command:
+    from registry.cli.run import launcher_errors
+
     @click.command()
     @client_options
     @launcher_errors
@@ -119,19 +119,48 @@ def test_format_core_and_host_errors_are_reported_like_client_errors(make_error,
     assert result.stderr == message
 
 
-def test_logs_into_a_closed_pipe_end_quietly(tmp_path, tool_image, pyrkt, store) -> None:
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path, tool_image, pyrkt, store) -> None:
+    """`pyrkt logs UUID | head -1`: once the reader is gone, no BrokenPipeError traceback."""
     needs_root()
     uuid_file = tmp_path / "uuid"
     pyrkt("run", "--insecure-options=image", f"--uuid-file-save={uuid_file}", str(tool_image()),
           "--", "hostname", check=True)
     uuid = wait_for_file(uuid_file)
-    log = next(Path(store, "pods").glob(f"*/{uuid}/apps/tool/log"))
-    with log.open("a") as handle:
-        handle.write("more\n" * 200_000)  # far beyond a pipe's buffer
-    command = shlex.join([sys.executable, "-m", "registry.cli.main", "logs", uuid])
-    result = subprocess.run(["bash", "-c", f"set -o pipefail; {command} | head -1"],
-                            env=dict(os.environ, PYRKT_DIR=str(store)), capture_output=True,
-                            text=True, timeout=60)
-    assert result.stdout.startswith("hostname=rkt-")
-    assert result.stderr == ""
-    assert result.returncode == 141  # as a program killed by SIGPIPE
+    for args in (["logs", uuid], ["list"], ["cat-manifest", uuid], ["status", uuid]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before the first write
+        try:
+            result = subprocess.run([sys.executable, "-m", "registry.cli.main", *args],
+                                    stdout=write_end, stderr=subprocess.PIPE, text=True,
+                                    env=dict(os.environ, PYRKT_DIR=str(store)), timeout=60)
+        finally:
+            os.close(write_end)
+        assert result.stderr == "", args
+        assert result.returncode == 141, args  # as a program killed by SIGPIPE
+
+
+def test_enter_without_a_command_needs_a_shell_in_the_image(tmp_path, tool_image, tool_binary,
+                                                            start_pyrkt, pyrkt) -> None:
+    needs_root()
+    uuids = {}
+    for name, files in (("example.com/bare", {}), ("example.com/shell", {"/bin/sh": tool_binary})):
+        uuid_file = tmp_path / f"uuid-{name.rsplit('/', 1)[-1]}"
+        start_pyrkt("run", "--insecure-options=image", f"--uuid-file-save={uuid_file}",
+                    str(tool_image(name=name, files=files)), "--", "hostname", "sleep", "60")
+        uuids[name] = wait_for_file(uuid_file)
+    for uuid in uuids.values():
+        deadline = time.monotonic() + 20
+        while "hostname=" not in pyrkt("logs", uuid).stdout and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    short = uuids["example.com/bare"][:8]
+    refused = pyrkt("enter", short)
+    _one_line_error(refused, "pyrkt: app bare has no /bin/sh to start; give the command to run, "
+                             f"e.g. pyrkt enter {short} /bin/tool")
+    assert pyrkt("enter", short, "/bin/tool", "hostname", check=True).stdout.startswith(
+        "hostname=rkt-")
+    # an image with /bin/sh gets it (here the test tool, which prints nothing without arguments)
+    entered = pyrkt("enter", uuids["example.com/shell"])
+    assert entered.returncode == 0 and entered.stdout == "", entered.stderr
+    for uuid in uuids.values():
+        pyrkt("stop", uuid, check=True)

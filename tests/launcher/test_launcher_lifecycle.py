@@ -55,6 +55,7 @@ def test_list_status_logs_stop_gc_round_trip(tmp_path, tool_image, start_pyrkt, 
     assert entered.stdout == f"hostname=rkt-{uuid}\nuid=0 gid=0\n"
     image_id = find_pod(store, uuid).manifest()["apps"][0]["image"]["id"]
     assert image_id in images_in_use(store)
+    assert full[1].split()[3] == image_id  # --full: the whole image ID, not a prefix
     pyrkt("image", "gc", "--grace-period=0s", check=True)  # the client asks the launcher
     assert image_id[:39] in pyrkt("image", "list", "--full", check=True).stdout
 
