@@ -52,7 +52,7 @@ def docker2aci(source: str, output_dir: Path, nosquash: bool, compression: str, 
     try:
         results = convert(source, output_dir, options)
     except DockerError as err:
-        raise click.ClickException(str(err)) from err
+        raise click.ClickException(err.with_hint("--insecure")) from err
     click.echo("Generated ACI(s):")
     for result in results:
         click.echo(f"{result.path}\t{result.image_id}")

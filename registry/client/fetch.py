@@ -231,7 +231,7 @@ class Fetcher:
                                         pull_policy=self.options.pull_policy,
                                         ca_bundle=self.options.ca_bundle)
         except DockerError as error:
-            raise FetchError(str(error)) from None
+            raise FetchError(error.with_hint("--insecure-options=http,tls")) from None
         return result.image
 
     # app strings -----------------------------------------------------------------------------

@@ -81,9 +81,9 @@ class RegistryClient:
             if response.status_code == 401:
                 self._authenticate(response)
             return
-        hint = "" if self.insecure else " (use --insecure for plain HTTP or self-signed TLS)"
-        raise DockerError(f"cannot reach registry {self.ref.registry}: {'; '.join(errors)}{hint}",
-                          reason="network")
+        # The flag that allows plain HTTP differs per command, so each caller words the hint.
+        raise DockerError(f"cannot reach registry {self.ref.registry}: {'; '.join(errors)}",
+                          reason="network", insecure_would_help=not self.insecure)
 
     def _authenticate(self, response: requests.Response) -> None:
         challenge = response.headers.get("WWW-Authenticate", "")
