@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from registry.errors import PyrktError
 
-class ACIError(Exception):
+
+class ACIError(PyrktError):
     """Base of every ACI format error. `reason` is a short machine-readable code."""
 
     reason: str = "invalid-aci"

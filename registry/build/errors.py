@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from registry.errors import PyrktError
 
-class BuildError(Exception):
+
+class BuildError(PyrktError):
     """A build command failed; the message is what the user sees after the command name."""
 
     exit_code = 1

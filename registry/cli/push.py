@@ -74,12 +74,12 @@ def _configured_auth(aci: str, registry_url: str | None) -> dict[str, str]:
 
     from registry.client.config import ClientConfig
     from registry.client.dirs import ConfigDirs
-    from registry.client.errors import ConfigError
+    from registry.client.errors import ClientConfigError
 
     try:
         host = urlsplit(registry_url or default_registry_url(image_name(aci))).hostname or ""
         return ClientConfig.load(ConfigDirs.from_env()).headers_for(host)
-    except (ConfigError, PushError, OSError, ValueError):
+    except (ClientConfigError, PushError, OSError, ValueError):
         return {}
 
 

@@ -10,7 +10,7 @@ Public API:
   `fetch_keys(...)` gets keys from a file, a URL or ac-discovery-pubkeys.
 - `ConfigDirs`, `ClientConfig`, `build_session`, `InsecureOptions`.
 - Errors: `ClientError` and its subclasses `FetchError`, `TrustError`, `StoreError`,
-  `ImageNotFound`, `ConfigError`.
+  `ImageNotFound`, `ClientConfigError`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "ClientConfig": "config", "DomainSettings": "config",
     "ConfigDirs": "dirs", "default_store_dir": "dirs",
-    "ClientError": "errors", "ConfigError": "errors", "FetchError": "errors",
+    "ClientError": "errors", "ClientConfigError": "errors", "FetchError": "errors",
     "ImageNotFound": "errors", "StoreError": "errors", "TrustError": "errors",
     "FetchOptions": "fetch", "fetch_image": "fetch",
     "Remote": "index",
@@ -37,7 +37,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "ClientConfig", "ClientError", "ConfigDirs", "ConfigError", "DomainSettings", "FetchError",
+    "ClientConfig", "ClientError", "ConfigDirs", "ClientConfigError", "DomainSettings", "FetchError",
     "FetchOptions", "ImageNotFound", "ImageStore", "InsecureOptions", "Remote", "StoreError",
     "StoredImage", "TrustError", "TrustStore", "TrustedKey", "build_session", "default_store_dir",
     "fetch_image", "fetch_keys",
@@ -63,8 +63,8 @@ if TYPE_CHECKING:  # type checkers and IDEs see the names statically
     from .config import ClientConfig, DomainSettings
     from .dirs import ConfigDirs, default_store_dir
     from .errors import (
+        ClientConfigError,
         ClientError,
-        ConfigError,
         FetchError,
         ImageNotFound,
         StoreError,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .dirs import ConfigDirs
-from .errors import ConfigError
+from .errors import ClientConfigError
 from .insecure import InsecureOptions
 
 
@@ -74,15 +74,15 @@ def _documents(folder: Path, kind: str) -> list[tuple[Path, dict[str, Any]]]:
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError) as error:
-            raise ConfigError(f"{path}: not valid JSON ({error})") from error
+            raise ClientConfigError(f"{path}: not valid JSON ({error})") from error
         if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: expected a JSON object")
+            raise ClientConfigError(f"{path}: expected a JSON object")
         got_kind = doc.get("pyrktKind", doc.get("rktKind"))
         if got_kind != kind:
-            raise ConfigError(f'{path}: expected "rktKind": "{kind}", got {got_kind!r}')
+            raise ClientConfigError(f'{path}: expected "rktKind": "{kind}", got {got_kind!r}')
         version = doc.get("pyrktVersion", doc.get("rktVersion"))
         if version != "v1":
-            raise ConfigError(f'{path}: unsupported version {version!r} (only "v1")')
+            raise ClientConfigError(f'{path}: unsupported version {version!r} (only "v1")')
         found.append((path, doc))
     return found
 
@@ -91,30 +91,30 @@ def _domain_list(path: Path, doc: dict[str, Any]) -> list[str]:
     domains = doc.get("domains")
     if not isinstance(domains, list) or not domains or not all(
             isinstance(d, str) and d for d in domains):
-        raise ConfigError(f'{path}: "domains" must be a non-empty list of domain names')
+        raise ClientConfigError(f'{path}: "domains" must be a non-empty list of domain names')
     return [d.lower() for d in domains]
 
 
 def _domain_settings(path: Path, doc: dict[str, Any], layer: Path) -> DomainSettings:
     port = doc.get("port")
     if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
-        raise ConfigError(f'{path}: "port" must be a number within 1..65535')
+        raise ClientConfigError(f'{path}: "port" must be a number within 1..65535')
     ca = doc.get("caBundle")
     if ca is not None:
         if not isinstance(ca, str) or not ca:
-            raise ConfigError(f'{path}: "caBundle" must be a path')
+            raise ClientConfigError(f'{path}: "caBundle" must be a path')
         ca_path = Path(ca) if Path(ca).is_absolute() else layer / ca
         if not ca_path.is_file():
-            raise ConfigError(f'{path}: "caBundle" {ca_path} does not exist')
+            raise ClientConfigError(f'{path}: "caBundle" {ca_path} does not exist')
     else:
         ca_path = None
     insecure = doc.get("insecureOptions", [])
     if not isinstance(insecure, list):
-        raise ConfigError(f'{path}: "insecureOptions" must be a list such as ["tls"]')
+        raise ClientConfigError(f'{path}: "insecureOptions" must be a list such as ["tls"]')
     try:
         options = InsecureOptions.parse(",".join(insecure) or "none")
     except ValueError as error:
-        raise ConfigError(f"{path}: {error}") from error
+        raise ClientConfigError(f"{path}: {error}") from error
     return DomainSettings(port, ca_path, options)
 
 
@@ -122,16 +122,16 @@ def _auth_headers(path: Path, doc: dict[str, Any]) -> dict[str, str]:
     kind = doc.get("type")
     creds = doc.get("credentials")
     if not isinstance(creds, dict):
-        raise ConfigError(f'{path}: "credentials" must be an object')
+        raise ClientConfigError(f'{path}: "credentials" must be an object')
     if kind == "basic":
         user, password = creds.get("user"), creds.get("password")
         if not isinstance(user, str) or not isinstance(password, str):
-            raise ConfigError(f'{path}: basic credentials need "user" and "password"')
+            raise ClientConfigError(f'{path}: basic credentials need "user" and "password"')
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
     if kind in ("oauth", "bearer"):
         token = creds.get("token")
         if not isinstance(token, str) or not token:
-            raise ConfigError(f'{path}: {kind} credentials need a "token"')
+            raise ClientConfigError(f'{path}: {kind} credentials need a "token"')
         return {"Authorization": f"Bearer {token}"}
-    raise ConfigError(f'{path}: unknown auth type {kind!r} (basic, oauth or bearer)')
+    raise ClientConfigError(f'{path}: unknown auth type {kind!r} (basic, oauth or bearer)')

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from registry.errors import PyrktError
 
-class ClientError(Exception):
+
+class ClientError(PyrktError):
     """Base of every error the client raises; the message is meant to be shown as is."""
 
 
-class ConfigError(ClientError):
+class ClientConfigError(ClientError):
     """A configuration file or flag is malformed."""
 
 

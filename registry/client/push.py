@@ -23,6 +23,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from .errors import ClientError
+
 API = "/_api/v1"
 SIGNATURE_HEADER = "X-Pyrkt-Signature"
 CHUNK = 1024 * 1024
@@ -32,7 +34,7 @@ REGISTRY_ENV = "PYRKT_REGISTRY_URL"
 Progress = Callable[[int, int], None]
 
 
-class PushError(Exception):
+class PushError(ClientError):
     """The push failed; the message is the server's own when it answered."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:

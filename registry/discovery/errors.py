@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from registry.errors import PyrktError
+
 if TYPE_CHECKING:
     from .client import Attempt
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(PyrktError):
     """Discovery failed; `.attempts` records every URL tried and what it answered."""
 
     def __init__(self, message: str, attempts: list[Attempt] | None = None) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from registry.errors import PyrktError
 
-class DockerError(Exception):
+
+class DockerError(PyrktError):
     """A Docker/OCI image could not be read, fetched or converted.
 
     `reason` is a short code callers and tests can match on: `bad-reference`, `not-found`,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from registry.errors import PyrktError
 
-class LauncherError(Exception):
+
+class LauncherError(PyrktError):
     """A pod could not be prepared, run, found or changed; the message says why."""
 
 

@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from registry.errors import PyrktError
+
 ENV_PREFIX = "PYRKT_REGISTRY_"
 DEFAULT_DATA_DIR = "pyrkt-data"
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
@@ -54,7 +56,7 @@ DEFAULT_MAX_UPLOAD = 4 * 1024**3
 DEFAULT_MAX_UNCOMPRESSED = 16 * 1024**3
 
 
-class ConfigError(ValueError):
+class ConfigError(PyrktError, ValueError):
     """A setting has a value the registry cannot use; the message names the setting."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from registry.errors import PyrktError
 
-class SigningError(Exception):
+
+class SigningError(PyrktError):
     """A key or signature could not be read, made or verified; the message says why."""
 
 

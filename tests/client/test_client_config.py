@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from client_kit import ClientEnv, FileServer, build_aci
 
-from registry.client import ClientConfig, ConfigDirs, ConfigError, InsecureOptions, build_session
+from registry.client import (
+    ClientConfig,
+    ClientConfigError,
+    ConfigDirs,
+    InsecureOptions,
+    build_session,
+)
 
 
 def _auth(layer: Path, name: str, doc: dict) -> None:
@@ -74,7 +80,7 @@ def test_bad_auth_files_are_named(tmp_path: Path, env: ClientEnv, content: str,
     folder = env.root / "local" / "auth.d"
     folder.mkdir(parents=True)
     (folder / "bad.json").write_text(content)
-    with pytest.raises(ConfigError, match=complaint):
+    with pytest.raises(ClientConfigError, match=complaint):
         ClientConfig.load(env.dirs())
     result = env.run(["fetch"], "--port", "9", "127.0.0.1/app")  # nothing listens on port 9
     assert result.exit_code != 0 and "bad.json" in result.output and complaint in result.output

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.errors import PyrktError
 
-class OciError(Exception):
+
+class OciError(PyrktError):
     status = 400
     code = "UNSUPPORTED"
 

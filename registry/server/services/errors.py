@@ -7,8 +7,10 @@ or where raised.
 
 from __future__ import annotations
 
+from registry.errors import PyrktError
 
-class ServiceError(Exception):
+
+class ServiceError(PyrktError):
     status = 400
     code = "bad-request"
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.aci import ACIError, read_aci
+from registry.errors import PyrktError
 from registry.server.models import Image, Repository, Role, Signature, Tag
 from registry.server.storage import BlobStorage, Upload, blob_key
 from registry.signing import SigningError, sign_detached, verify_detached
@@ -154,8 +155,8 @@ class _Tee:
             pass
 
 
-class _TooBig(Exception):
-    pass
+class _TooBig(PyrktError):
+    """Internal signal from the size-capping reader; `_receive` turns it into `TooLarge`."""
 
 
 def _too_large(limits: UploadLimits) -> TooLarge:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from registry.errors import PyrktError
 
-class StorageError(Exception):
+
+class StorageError(PyrktError):
     """Base of every storage failure; the message is meant for an operator or an API error."""
 
 
