@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from registry import __version__
-from registry.docker.aciwriter import COMPRESSIONS
+from registry.aci import COMPRESSIONS
 from registry.docker.convert import ConvertOptions, convert
 from registry.docker.errors import DockerError
 

@@ -220,11 +220,10 @@ class Fetcher:
 
     def fetch_docker(self, ref: str) -> StoredImage:
         """docker:// images are pulled and squashed by registry.docker (unsigned, as in rkt)."""
-        try:
-            from registry.docker.errors import DockerError
-            from registry.docker.fetch import fetch_docker_image
-        except ImportError:
-            raise FetchError(f"{ref}: Docker support is not installed") from None
+        # Imported here to keep start-up fast: docker2aci's modules load only for docker://.
+        from registry.client.docker_fetch import fetch_docker_image
+        from registry.docker import DockerError
+
         self.log(f"fetching Docker image {ref}")
         try:
             result = fetch_docker_image(self.store, ref, insecure=self.options.insecure,

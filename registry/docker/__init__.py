@@ -3,13 +3,27 @@
     from registry.docker import ConvertOptions, convert
     [aci] = convert("docker://busybox", "out/", ConvertOptions(compression="gzip"))
 
-`registry.docker.fetch.fetch_docker_image` puts a converted `docker://` image into the client's
-image store (imported from there, not here, so this package does not load the client).
+A pure converter: it depends on `registry.aci` alone. Other parts use only the names exported
+here: the client's `docker://` fetch (`registry.client.docker_fetch`: `pull_image`,
+`convert_squashed`) and the registry's on-the-fly conversion of OCI tags (`image_from_blobs`,
+`read_document`, `appc_os_arch`, `convert_squashed`).
 """
 
-from registry.docker.convert import ConvertedImage, ConvertOptions, convert
+from registry.docker.convert import ConvertedImage, ConvertOptions, convert, convert_squashed
+from registry.docker.distribution import pull_image
 from registry.docker.errors import DockerError
-from registry.docker.reference import DockerReference, parse_reference
+from registry.docker.image import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    SourceImage,
+)
+from registry.docker.manifest import appc_os_arch
+from registry.docker.reference import DockerReference, output_filename, parse_reference
+from registry.docker.stored import image_from_blobs, read_document
 
-__all__ = ["ConvertOptions", "ConvertedImage", "DockerError", "DockerReference", "convert",
-           "parse_reference"]
+__all__ = ["ConvertOptions", "ConvertedImage", "DockerError", "DockerReference", "INDEX_TYPES",
+           "MANIFEST_TYPES", "OCI_INDEX", "OCI_MANIFEST", "SourceImage", "appc_os_arch",
+           "convert", "convert_squashed", "image_from_blobs", "output_filename",
+           "parse_reference", "pull_image", "read_document"]

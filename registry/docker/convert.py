@@ -10,6 +10,7 @@ from typing import Any
 
 from registry.docker.aciwriter import COMPRESSIONS, ACIWriter
 from registry.docker.archive import open_local_image
+from registry.docker.distribution import pull_image
 from registry.docker.errors import DockerError
 from registry.docker.image import SourceImage
 from registry.docker.manifest import layer_manifest, squashed_manifest, validated_json
@@ -37,8 +38,6 @@ class ConvertOptions:
 def open_source(source: str, options: ConvertOptions) -> Iterator[SourceImage]:
     """A `docker://` reference goes to its registry; anything else is a local path."""
     if source.startswith("docker://"):
-        from registry.docker.distribution import pull_image
-
         with pull_image(parse_reference(source), insecure=options.insecure,
                         docker_config=options.docker_config) as image:
             yield image
@@ -70,10 +69,19 @@ def convert(source: str, output_dir: Path | str = ".", options: ConvertOptions |
         return convert_layers(image, out, options.compression)
 
 
-def convert_squashed(image: SourceImage, path: Path, compression: str = "gzip") -> ConvertedImage:
-    """One ACI holding every layer merged, whiteouts applied."""
+def convert_squashed(image: SourceImage, path: Path, compression: str = "gzip", *,
+                     name: str | None = None) -> ConvertedImage:
+    """One ACI holding every layer merged, whiteouts applied, written to `path` atomically.
+
+    `name` replaces the appc name docker2aci derives from the reference (the registry names a
+    converted tag after its repository exactly; the derived name would turn `_` into `-`).
+    """
+    if not image.layers:
+        raise DockerError("the image has no layers", reason="bad-manifest")
     squash_plan = plan(image.layers)
     manifest = squashed_manifest(image)
+    if name is not None:
+        manifest["name"] = name
     manifest_json = validated_json(manifest)
     with ACIWriter(path, compression) as writer:
         writer.add_manifest(manifest_json)

@@ -1,13 +1,14 @@
 """Images whose blobs are already at hand (e.g. the registry's own storage, for /v2/ pushes).
 
-The server converts a pushed image without a network pull: give it the manifest bytes and a
-function opening any blob by digest, and it gets a SourceImage for `convert_squashed`.
+The server converts a pushed image without a network pull: it gives the manifest bytes and a
+function opening any blob by digest, gets a SourceImage, and hands it to `convert_squashed`.
+This module and `registry.docker`'s exports are the whole contract the server uses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from registry.docker.blobs import digest_of, load_json, read_limited
 from registry.docker.errors import DockerError
@@ -22,10 +23,16 @@ from registry.docker.image import (
 from registry.docker.reference import DockerReference
 
 MAX_INDEX_DEPTH = 8
+BlobOpener = Callable[[str], BinaryIO]
 
 
-def image_from_blobs(ref: DockerReference, manifest: bytes,
-                     open_blob: Callable[[str], BinaryIO], *,
+def read_document(open_blob: BlobOpener, digest: str, what: str) -> dict[str, Any]:
+    """A manifest, index or config blob (small JSON, size-limited), checked against `digest`."""
+    with open_blob(digest) as stream:
+        return load_json(read_limited(stream, what), what, digest)
+
+
+def image_from_blobs(ref: DockerReference, manifest: bytes, open_blob: BlobOpener, *,
                      platform: tuple[str, str, str] | None = None) -> SourceImage:
     """A SourceImage from a manifest (or index) and a blob opener; every blob is digest-checked.
 
@@ -37,16 +44,12 @@ def image_from_blobs(ref: DockerReference, manifest: bytes,
         if document.get("mediaType") not in INDEX_TYPES and "manifests" not in document:
             break
         manifest_digest = str(select_platform(document, platform).get("digest"))
-        with open_blob(manifest_digest) as stream:
-            body = read_limited(stream, f"manifest {manifest_digest}")
-        document = load_json(body, f"manifest {manifest_digest}", manifest_digest)
+        document = read_document(open_blob, manifest_digest, f"manifest {manifest_digest}")
     else:
         raise DockerError("image index nesting too deep", reason="bad-manifest")
     descriptors = layer_descriptors(document)
     config_digest = str(document["config"].get("digest"))
-    with open_blob(config_digest) as stream:
-        config = load_json(read_limited(stream, f"config {config_digest}"),
-                           f"image config {config_digest}", config_digest)
+    config = read_document(open_blob, config_digest, f"image config {config_digest}")
     layers = [Layer(lambda d=d["digest"]: open_blob(d), d["digest"], diff_id, d["digest"])
               for d, diff_id in zip(descriptors, diff_ids(config, len(descriptors)), strict=True)]
     return SourceImage(ref, config, config_digest, manifest_digest, layers)

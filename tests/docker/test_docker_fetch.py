@@ -8,10 +8,10 @@ import oci_images
 import pytest
 from docker_v2_server import RegistryState, V2Registry, self_signed_certificate
 
+from registry.client.docker_fetch import fetch_docker_image
 from registry.client.insecure import InsecureOptions
 from registry.client.store import ImageStore
 from registry.docker.errors import DockerError
-from registry.docker.fetch import fetch_docker_image
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.docker.errors import DockerError
+from registry.docker import DockerError
 from registry.server.models import aware, utcnow
 from registry.server.storage import BlobStorage, StorageError, sweep_unreferenced
 

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from registry.docker.image import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
+from registry.docker import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
 from registry.server.models import Repository, Tag, utcnow
 from registry.server.services import audit
 from registry.server.services.actor import Actor
@@ -30,7 +30,7 @@ MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 # A tag list page never holds more than this, whatever `n` the client asks for.
 MAX_PAGE = 1000
 
-# The media types the docker2aci side reads (registry.docker.image) are the ones accepted here.
+# The media types the docker2aci side reads (registry.docker) are the ones accepted here.
 MEDIA_TYPES = MANIFEST_TYPES + INDEX_TYPES
 # Content types that say nothing: the document's own mediaType decides then.
 _GENERIC_TYPES = ("", "application/json", "application/octet-stream")

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.discovery import EXTENSIONS
-from registry.docker.errors import DockerError
+from registry.docker import DockerError
 from registry.server.app import EXTENSION, RegistryState
 from registry.server.auth import reader_actor
 from registry.server.context import db

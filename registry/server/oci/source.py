@@ -1,22 +1,26 @@
 """The docker2aci converter's view of an image pushed to this registry: a `SourceImage`
-whose documents and layers are read from the registry's own storage, digests verified."""
+whose documents and layers are read from the registry's own storage, digests verified.
+
+Only `registry.docker`'s public API is used: the converter owns squashing and the ACI it
+writes; this module owns the database lookups (which manifests belong to the repository)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.docker.aciwriter import ACIWriter
-from registry.docker.blobs import load_json, read_limited
-from registry.docker.errors import DockerError
-from registry.docker.image import Layer, SourceImage, diff_ids, layer_descriptors
-from registry.docker.manifest import appc_os_arch, squashed_manifest, validated_json
-from registry.docker.reference import DockerReference
-from registry.docker.squash import emit, plan
+from registry.docker import (
+    DockerError,
+    DockerReference,
+    SourceImage,
+    appc_os_arch,
+    convert_squashed,
+    image_from_blobs,
+)
+from registry.docker import read_document as read_blob_document
 from registry.server.models import Repository
 from registry.server.storage import BlobStorage
 
@@ -25,10 +29,15 @@ from .manifests import INDEX_TYPES
 from .models import OciManifest
 
 
+def _blob_opener(storage: BlobStorage) -> Any:
+    def open_blob(digest: str) -> BinaryIO:
+        return storage.open(storage_key(digest))
+    return open_blob
+
+
 def read_document(storage: BlobStorage, digest: str, what: str) -> dict[str, Any]:
     """A manifest, index or config (small JSON, size-limited), checked against its digest."""
-    with storage.open(storage_key(digest)) as stream:
-        return load_json(read_limited(stream, what), what, digest)
+    return read_blob_document(_blob_opener(storage), digest, what)
 
 
 def _matches(platform: Any, os_name: str, arch: str) -> bool:
@@ -45,7 +54,8 @@ def platform_manifest(session: Session, storage: BlobStorage, repository: Reposi
                       manifest: OciManifest, os_name: str, arch: str
                       ) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
     """(digest, image manifest, config) of the image for appc's os/arch, or None if the tag
-    offers no such platform. An index is followed to its entry for that platform."""
+    offers no such platform. An index is followed to its entry for that platform, which must
+    be a manifest of the same repository."""
     digest, document = manifest.digest, read_document(storage, manifest.digest, "manifest")
     if manifest.media_type in INDEX_TYPES:
         entries = document.get("manifests")
@@ -67,29 +77,16 @@ def platform_manifest(session: Session, storage: BlobStorage, repository: Reposi
 
 def source_image(storage: BlobStorage, repository: Repository, version: str, digest: str,
                  document: dict[str, Any], config: dict[str, Any]) -> SourceImage:
+    """The converter's SourceImage of the image manifest `digest` (chosen by
+    platform_manifest); the converter re-reads and digest-checks the small documents."""
     domain, _, path = repository.name.partition("/")
     ref = DockerReference(registry=domain, repository=path, tag=version, digest=None,
                           original=f"{repository.name}:{version}")
-    descriptors = layer_descriptors(document)
-    ids = diff_ids(config, len(descriptors))
-    layers = [Layer(_opener(storage, d["digest"]), d["digest"], diff_id, d["digest"])
-              for d, diff_id in zip(descriptors, ids, strict=True)]
-    return SourceImage(ref, config, str(document["config"]["digest"]), digest, layers)
-
-
-def _opener(storage: BlobStorage, digest: str) -> Callable[[], BinaryIO]:
-    return lambda: storage.open(storage_key(digest))
+    with storage.open(storage_key(digest)) as stream:
+        manifest_bytes = stream.read()
+    return image_from_blobs(ref, manifest_bytes, _blob_opener(storage))
 
 
 def write_squashed_aci(image: SourceImage, name: str, path: Path) -> None:
-    """docker2aci's squashed conversion (registry.docker.convert.convert_squashed), named
-    after the repository exactly: its sanitised name would turn `_` into `-`."""
-    if not image.layers:
-        raise DockerError("the image has no layers", reason="bad-manifest")
-    squash_plan = plan(image.layers)
-    manifest = squashed_manifest(image)
-    manifest["name"] = name
-    with ACIWriter(path, "gzip") as writer:
-        writer.add_manifest(validated_json(manifest))
-        emit(image.layers, squash_plan, writer)
-        writer.commit()
+    """docker2aci's squashed conversion, named after the repository exactly."""
+    convert_squashed(image, path, "gzip", name=name)

@@ -1,6 +1,7 @@
 """`pyrkt fetch docker://...` / `pyrkt run docker://...`: convert a registry image into the store.
 
-The client's fetch calls `fetch_docker_image` for any image string starting with `docker://`.
+The client's fetch calls `fetch_docker_image` for any image string starting with `docker://`;
+`registry.docker` only converts (it knows nothing of the store), the store is the client's.
 Docker images carry no appc signature, so, as in rkt, the user must pass
 `--insecure-options=image`; the one exception is an image pulled by digest over TLS whose
 certificate was verified (the digest pins the content end to end). The store remembers the
@@ -16,10 +17,14 @@ from pathlib import Path
 from registry.client.index import Remote
 from registry.client.insecure import InsecureOptions
 from registry.client.store import ImageStore, StoredImage
-from registry.docker.convert import convert_squashed
-from registry.docker.distribution import pull_image
-from registry.docker.errors import DockerError
-from registry.docker.reference import DockerReference, output_filename, parse_reference
+from registry.docker import (
+    DockerError,
+    DockerReference,
+    convert_squashed,
+    output_filename,
+    parse_reference,
+    pull_image,
+)
 
 UNSIGNED_HINT = ("Docker images carry no appc signature: pass --insecure-options=image to use "
                  "it anyway, or pull it by digest (NAME@sha256:...) from a registry with "
