@@ -4,13 +4,12 @@ tests/ui/ui_app.py): the base URL, the administrator's password, initialisation,
 from __future__ import annotations
 
 import json
-import os
 
 from live_registry import ADMIN_PASSWORD
 from sqlalchemy import MetaData, select
 from sqlalchemy.engine import Engine
 
-from registry.server.bootstrap import ADMIN_PASSWORD_ENV, initialise
+from registry.server.bootstrap import initialise
 from registry.server.config import RegistryConfig
 
 BASE_URL = "http://127.0.0.1:8080"
@@ -19,17 +18,8 @@ __all__ = ["ADMIN_PASSWORD", "BASE_URL", "initialise_with_admin_password", "tabl
 
 
 def initialise_with_admin_password(config: RegistryConfig) -> None:
-    """`initialise(config)` with the administrator created with ADMIN_PASSWORD; the
-    environment is left as it was."""
-    previous = os.environ.get(ADMIN_PASSWORD_ENV)
-    os.environ[ADMIN_PASSWORD_ENV] = ADMIN_PASSWORD
-    try:
-        initialise(config)
-    finally:
-        if previous is None:
-            os.environ.pop(ADMIN_PASSWORD_ENV, None)
-        else:
-            os.environ[ADMIN_PASSWORD_ENV] = previous
+    """`initialise(config)` with the administrator created with ADMIN_PASSWORD."""
+    initialise(config, admin_password=ADMIN_PASSWORD)
 
 
 def table_rows(engine: Engine) -> dict[str, list[str]]:

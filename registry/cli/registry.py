@@ -16,7 +16,13 @@ import click
 from sqlalchemy.orm import Session
 
 from registry import __version__
-from registry.server.config import DEFAULT_DATA_DIR, ConfigError, RegistryConfig
+from registry.server.config import (
+    COMMAND_LINE,
+    DEFAULT,
+    DEFAULT_DATA_DIR,
+    ConfigError,
+    RegistryConfig,
+)
 
 
 class Context:
@@ -33,6 +39,8 @@ class Context:
         """`pyrkt-registry` with the global options that select this registry (data dir,
         database URL) whenever they are not the defaults, followed by `args`."""
         words = ["pyrkt-registry"]
+        if config.sources["config"] == COMMAND_LINE:
+            words += ["--config", str(config.values["config"])]
         if config.data_dir != Path(DEFAULT_DATA_DIR).absolute():
             words += ["--data-dir", str(self.overrides.get("data_dir") or config.data_dir)]
         if config.database_url != _default_database_url(config):
@@ -50,8 +58,12 @@ pass_context = click.make_pass_decorator(Context)
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="pyrkt-registry",
                       message="%(prog)s %(version)s")
-@click.option("--data-dir", envvar="PYRKT_REGISTRY_DATA_DIR", type=click.Path(file_okay=False),
-              help="Where SQLite, local storage and secrets live [./pyrkt-data].")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML file of settings, keys named as in `pyrkt-registry config` "
+                   "(env PYRKT_REGISTRY_CONFIG) [DATA_DIR/registry.toml if it exists].")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Where SQLite, local storage and secrets live (env PYRKT_REGISTRY_DATA_DIR) "
+                   "[./pyrkt-data].")
 @click.option("--domain", "domains", multiple=True,
               help="A domain whose names are hosted here (repeatable; env "
                    "PYRKT_REGISTRY_DOMAINS, comma-separated) [host of the base URL].")
@@ -60,13 +72,13 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--database-url", help="SQLAlchemy URL (env PYRKT_REGISTRY_DATABASE_URL) "
                                      "[sqlite in the data dir].")
 @click.pass_context
-def main(ctx: click.Context, data_dir: str | None, domains: tuple[str, ...],
-         base_url: str | None, database_url: str | None) -> None:
+def main(ctx: click.Context, config_file: str | None, data_dir: str | None,
+         domains: tuple[str, ...], base_url: str | None, database_url: str | None) -> None:
     """Run and administer a pyrkt registry. Every setting also has an environment variable
-    (PYRKT_REGISTRY_*, see registry/server/config.py); with none at all it runs on SQLite and
-    local storage under ./pyrkt-data."""
-    ctx.obj = Context({"data_dir": data_dir, "domains": domains or None, "base_url": base_url,
-                       "database_url": database_url})
+    (PYRKT_REGISTRY_*) and a config-file key: `pyrkt-registry config --explain` lists them
+    all; with none at all it runs on SQLite and local storage under ./pyrkt-data."""
+    ctx.obj = Context({"config": config_file, "data_dir": data_dir, "domains": domains or None,
+                       "base_url": base_url, "database_url": database_url})
 
 
 @contextmanager
@@ -145,18 +157,53 @@ def _operator():  # type: ignore[no-untyped-def]
     return Actor.operator()
 
 
-# -- init / serve ------------------------------------------------------------------------------
-@main.command()
-@click.option("--admin", "admin_username", default="admin", show_default=True,
-              help="Name of the first administrator (created only if there are no users).")
+# -- config / init / serve ---------------------------------------------------------------------
+@main.command("config")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: one object per setting, for scripts.")
+@click.option("--explain", is_flag=True, help="Also print each setting's type, default and "
+                                              "meaning.")
 @pass_context
-def init(obj: Context, admin_username: str) -> None:
+def config_command(obj: Context, output_format: str, explain: bool) -> None:
+    """Print the effective settings (secrets masked) and where each value came from: default,
+    config file, environment or command line.
+
+    \b
+    Examples:
+      pyrkt-registry config
+      PYRKT_REGISTRY_STORAGE=s3 pyrkt-registry config --explain
+      pyrkt-registry --config /etc/pyrkt-registry.toml config --format json
+    """
+    import json
+
+    rows = obj.config().report()
+    if output_format == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(row["variable"]) for row in rows)
+    for row in rows:
+        value = row["value"]
+        shown = ("(unset)" if value is None or value == "" else
+                 ",".join(value) if isinstance(value, list) else
+                 ("1" if value else "0") if isinstance(value, bool) else str(value))
+        click.echo(f"{row['variable']:<{width}}  {shown}  [{row['source']}]")
+        if explain:
+            click.echo(f"{'':<{width}}  {row['help']} ({row['type']}; default: "
+                       f"{row['default']})")
+
+
+@main.command()
+@click.option("--admin", "admin_username", default=None,
+              help="Name of the first administrator (created only if there are no users) "
+                   "[env PYRKT_REGISTRY_ADMIN_USERNAME, else admin].")
+@pass_context
+def init(obj: Context, admin_username: str | None) -> None:
     """Create or upgrade the schema, the signing key and a first administrator."""
-    config = obj.config()
-    _initialise(config, admin_username)
+    config = obj.config(admin_username=admin_username)
+    _initialise(config)
 
 
-def _initialise(config: RegistryConfig, admin_username: str = "admin") -> None:
+def _initialise(config: RegistryConfig) -> None:
     from registry.server.bootstrap import initialise
 
     click.echo(f"data dir: {config.data_dir}", err=True)
@@ -164,7 +211,7 @@ def _initialise(config: RegistryConfig, admin_username: str = "admin") -> None:
         click.echo("checking the signing key (generating RSA 4096 takes a few seconds the "
                    "first time)...", err=True)
     with _service_errors(), _database_errors(config):
-        report = initialise(config, admin_username=admin_username)
+        report = initialise(config)
     click.echo(f"schema: up to date ({_safe_url(config.database_url)})")
     click.echo(f"signing key: {report.key_fingerprint}" + (" (new)" if report.key_created else ""))
     if report.admin_username:
@@ -174,44 +221,33 @@ def _initialise(config: RegistryConfig, admin_username: str = "admin") -> None:
 
 
 @main.command()
-@click.option("--bind", default=None, help="HOST:PORT to listen on [127.0.0.1:8080].")
+@click.option("--bind", default=None, help="HOST:PORT to listen on (env PYRKT_REGISTRY_BIND) "
+                                           "[127.0.0.1:8080].")
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
-@click.option("--workers", type=int, default=None, help="gunicorn worker processes.")
+@click.option("--workers", type=int, default=None,
+              help="gunicorn worker processes (env PYRKT_REGISTRY_WORKERS) "
+                   "[2 x CPU cores + 1, at most 8].")
 @pass_context
 def serve(obj: Context, bind: str | None, dev: bool, workers: int | None) -> None:
     """Serve the registry (gunicorn); initialises an empty data dir first."""
-    bind = bind or os.environ.get("PYRKT_REGISTRY_BIND") or "127.0.0.1:8080"
-    host, _, port = bind.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"expected HOST:PORT, got {bind!r}", param_hint="--bind")
-    if not 1 <= int(port) <= 65535:
-        raise click.BadParameter(f"port {port} is out of range (1-65535) in {bind!r}",
-                                 param_hint="--bind")
+    config = obj.config(bind=bind, workers=workers)
+    host, _, port = config.bind.rpartition(":")
     # Before anything is initialised or printed: a busy address must not leave a half-started
     # registry (nor a one-time password shown for a server that never ran).
-    _check_bindable(bind, host.strip("[]"), int(port))
-    extra: dict[str, object] = {}
-    if not (obj.overrides.get("base_url") or os.environ.get("PYRKT_REGISTRY_BASE_URL")):
+    _check_bindable(config.bind, host.strip("[]"), int(port))
+    if config.sources["base_url"] == DEFAULT:
         public_host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host
-        extra["base_url"] = f"http://{public_host}:{port}"
-    config = obj.config(**extra)
+        config = obj.config(bind=bind, workers=workers, base_url=f"http://{public_host}:{port}")
     _initialise(config)
     _print_howto(obj, config)
-    # Workers build their app from the environment: hand every effective setting down.
-    os.environ.update({
-        "PYRKT_REGISTRY_DATA_DIR": str(config.data_dir),
-        "PYRKT_REGISTRY_BASE_URL": config.base_url,
-        "PYRKT_REGISTRY_DOMAINS": ",".join(config.domains),
-        "PYRKT_REGISTRY_DATABASE_URL": config.database_url,
-        "PYRKT_REGISTRY_BIND": bind,
-    })
-    if workers:
-        os.environ["PYRKT_REGISTRY_WORKERS"] = str(workers)
+    # Workers build their app from the environment and the config file: hand down what
+    # came from this command line.
+    os.environ.update(config.environment())
     sys.stdout.flush()
     if dev:
         from registry.server.app import create_app
 
-        create_app(RegistryConfig.load()).run(host=host.strip("[]"), port=int(port), threaded=True)
+        create_app(config).run(host=host.strip("[]"), port=int(port), threaded=True)
         return
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c",
                                "python:registry.server.gunicorn_conf", "registry.server.wsgi:app"])

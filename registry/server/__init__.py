@@ -2,7 +2,7 @@
 
 - `app.create_app(config=None, **flask_config)`: the WSGI app (`wsgi.app` for gunicorn);
   `app.RegistryState` (config, engine, sessions, storage) in `app.extensions["pyrkt"]`.
-- `config.RegistryConfig.load(environ=None, **overrides)`: every PYRKT_REGISTRY_* setting.
+- `config.RegistryConfig.load(environ=None, **overrides)`: every setting (`config.SETTINGS`).
 - `context`: `config()`, `storage()`, `db()` (the request's SQLAlchemy session).
 - `auth`: `api_actor(required=True)` (tokens/passwords; bad credentials are 401),
   `reader_actor()` (downloads and pages: bad credentials count as anonymous; honours the web

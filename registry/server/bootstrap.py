@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -14,8 +13,6 @@ from registry.server.db import make_engine, make_session_factory, upgrade_schema
 from registry.server.models import SigningKey, User
 from registry.server.services import keys, users
 from registry.server.services.actor import Actor
-
-ADMIN_PASSWORD_ENV = "PYRKT_REGISTRY_ADMIN_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -31,11 +28,16 @@ def key_user_id(domain: str) -> str:
     return f"pyrkt registry {domain} <registry@{domain}>"
 
 
-def initialise(config: RegistryConfig, *, admin_username: str = "admin") -> InitReport:
-    """Idempotent: upgrade the schema, make sure a signing key and an administrator exist."""
+def initialise(config: RegistryConfig, *, admin_username: str | None = None,
+               admin_password: str | None = None) -> InitReport:
+    """Idempotent: upgrade the schema, make sure a signing key and an administrator exist.
+
+    The first administrator is `admin_username` (else the admin_username setting) with
+    `admin_password` (else the admin_password setting, else a generated one)."""
     config = ensure_secret_key(config)
     config.tmp_dir.mkdir(parents=True, exist_ok=True)
-    _upgrade_when_reachable(config.database_url)
+    admin_username = admin_username or config.admin_username
+    _upgrade_when_reachable(config.database_url, config.db_wait)
     engine = make_engine(config.database_url)
     try:
         with make_session_factory(engine)() as session:
@@ -45,7 +47,7 @@ def initialise(config: RegistryConfig, *, admin_username: str = "admin") -> Init
             active = keys.active_server_key(session)
             created_user, password = None, None
             if session.scalar(select(func.count()).select_from(User)) == 0:
-                given = os.environ.get(ADMIN_PASSWORD_ENV)
+                given = admin_password or config.admin_password
                 password = given or users.generate_password()
                 users.create_user(session, operator, admin_username, password, is_admin=True)
                 created_user = admin_username
@@ -57,10 +59,10 @@ def initialise(config: RegistryConfig, *, admin_username: str = "admin") -> Init
         engine.dispose()
 
 
-def _upgrade_when_reachable(url: str) -> None:
+def _upgrade_when_reachable(url: str, wait: float) -> None:
     """Apply migrations, waiting for a database that is still starting (containers start in
-    any order); gives up after PYRKT_REGISTRY_DB_WAIT seconds (30)."""
-    deadline = time.monotonic() + float(os.environ.get("PYRKT_REGISTRY_DB_WAIT", "30"))
+    any order); gives up after `wait` seconds (the db_wait setting)."""
+    deadline = time.monotonic() + wait
     while True:
         try:
             upgrade_schema(url)

@@ -1,48 +1,34 @@
-"""Registry configuration: defaults < optional TOML file < environment < explicit overrides.
+"""Registry settings: ONE table (`SETTINGS`) and how values reach it.
 
-Every setting has an environment variable (``PYRKT_REGISTRY_<NAME>``) and a key of the same
-name in lower case in the optional config file (``PYRKT_REGISTRY_CONFIG``, or
-``<data dir>/registry.toml`` when it exists). With nothing set at all the registry runs on
-SQLite and local storage under ``./pyrkt-data``.
+Every setting has a lower-case name (`max_upload`), an environment variable
+(`PYRKT_REGISTRY_MAX_UPLOAD`) and the same name as a key of the optional TOML config file
+(`--config FILE`, `PYRKT_REGISTRY_CONFIG`, or `<data dir>/registry.toml` when it exists).
+Precedence: default < config file < environment < command line. An empty variable counts as
+unset. An unknown `PYRKT_REGISTRY_*` variable or config-file key is an error naming the closest
+valid one, so `PYRKT_REGISTRY_STORGE=s3` never silently runs on local storage.
+`pyrkt-registry config` prints the effective values (secrets masked) and where each came from;
+`pyrkt-registry config --explain` prints every setting's type, default and meaning.
 
-=================================  ==========================================================
-Environment variable               Meaning (default)
-=================================  ==========================================================
-PYRKT_REGISTRY_DATA_DIR            everything local lives here (``./pyrkt-data``)
-PYRKT_REGISTRY_CONFIG              optional TOML file with the keys below in lower case
-PYRKT_REGISTRY_BASE_URL            external URL clients reach, port included
-                                   (``http://127.0.0.1:8080``)
-PYRKT_REGISTRY_DOMAINS             comma-separated domains whose names are hosted here
-                                   (the host of the base URL)
-PYRKT_REGISTRY_DATABASE_URL        SQLAlchemy URL (``sqlite:///<data dir>/registry.db``);
-                                   PostgreSQL: ``postgresql+psycopg://user:pw@host/db``
-PYRKT_REGISTRY_STORAGE             ``local`` or ``s3`` (``local``)
-PYRKT_REGISTRY_STORAGE_DIR         local storage root (``<data dir>/storage``)
-PYRKT_REGISTRY_S3_BUCKET           S3 bucket (required for ``s3``)
-PYRKT_REGISTRY_S3_ENDPOINT         S3 endpoint URL, e.g. MinIO (AWS when unset)
-PYRKT_REGISTRY_S3_REGION           S3 region (``us-east-1``)
-PYRKT_REGISTRY_S3_ACCESS_KEY       S3 access key (boto3's usual credential chain when unset)
-PYRKT_REGISTRY_S3_SECRET_KEY       S3 secret key
-PYRKT_REGISTRY_S3_PREFIX           key prefix inside the bucket (none)
-PYRKT_REGISTRY_S3_PRESIGN          ``1`` to redirect downloads to presigned URLs (``0``)
-PYRKT_REGISTRY_S3_CREATE_BUCKET    ``1`` to create the bucket if it is missing (``0``)
-PYRKT_REGISTRY_MAX_UPLOAD          largest accepted upload in bytes (``4294967296``, 4 GiB)
-PYRKT_REGISTRY_MAX_UNCOMPRESSED    largest unpacked size of an uploaded ACI, against
-                                   decompression bombs (``17179869184``, 16 GiB)
-PYRKT_REGISTRY_SIGNING_KEY         armored secret key file imported as the active signing key
-                                   by ``init`` (a new RSA 4096 key is generated when unset)
-PYRKT_REGISTRY_SECRET_KEY          Flask session secret (generated into the data dir)
-PYRKT_REGISTRY_CACHE_MAX_AGE       Cache-Control max-age of versioned downloads (``300``)
-=================================  ==========================================================
+Adding a setting is one entry in `SETTINGS`:
+
+    Setting("tls_cert", PATH, None, "PEM certificate chain to serve HTTPS with"),
+
+(name, kind, default, help; `secret=True` masks it in `config`). The default may be a function
+of the settings above it (`lambda v: v["data_dir"] / "storage"`), described by `shown=`. Code
+reads it as `config.tls_cert` (or `config.values["tls_cert"]`): typed fields of
+`RegistryConfig` below exist only for the settings the server reads most; the others are
+reached through the same attribute syntax. Validation across settings goes in `_check`.
 """
 
 from __future__ import annotations
 
+import difflib
+import multiprocessing
 import os
 import secrets
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,14 +36,190 @@ from urllib.parse import urlsplit
 from registry.errors import PyrktError
 
 ENV_PREFIX = "PYRKT_REGISTRY_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
 DEFAULT_DATA_DIR = "pyrkt-data"
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
+DEFAULT_BIND = "127.0.0.1:8080"
 DEFAULT_MAX_UPLOAD = 4 * 1024**3
 DEFAULT_MAX_UNCOMPRESSED = 16 * 1024**3
+
+# Variables in the PYRKT_REGISTRY_ name space that belong to other programs, so the server
+# leaves them alone: `pyrkt push` reads PYRKT_REGISTRY_URL (the registry to push to).
+FOREIGN_VARIABLES = frozenset({"PYRKT_REGISTRY_URL"})
+
+# Where a value came from, as `pyrkt-registry config` shows it.
+DEFAULT, CONFIG_FILE, ENVIRONMENT, COMMAND_LINE = "default", "config file", "environment", \
+    "command line"
 
 
 class ConfigError(PyrktError, ValueError):
     """A setting has a value the registry cannot use; the message names the setting."""
+
+
+# -- kinds: how a raw value (a string from the environment, or a TOML value) becomes typed ------
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    parse: Callable[[Any], Any]  # raises ValueError with the reason
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool | list | dict):
+        raise ValueError("is not a string")
+    return str(value)
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("is not a whole number")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("is not a whole number") from None
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _seconds(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("is not a number of seconds") from None
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("is not a boolean (use 1 or 0)")
+
+
+def _path(value: Any) -> Path:
+    return Path(_text(value)).expanduser().absolute()
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("is not a list (comma-separated in a variable)")
+    return tuple(dict.fromkeys(str(d).strip().lower() for d in items if str(d).strip()))
+
+
+def _url(value: Any) -> str:
+    url = _text(value).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("is not an http(s) URL with a host")
+    return url
+
+
+def _address(value: Any) -> str:
+    text = _text(value)
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError("is not HOST:PORT")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"has port {port}, out of range (1-65535)")
+    return text
+
+
+def _choice(*options: str) -> Kind:
+    def parse(value: Any) -> str:
+        text = _text(value).strip().lower()
+        if text not in options:
+            raise ValueError(f"is not one of {', '.join(options)}")
+        return text
+
+    return Kind("|".join(options), parse)
+
+
+TEXT, WHOLE, SECONDS = Kind("text", _text), Kind("integer", _whole), Kind("seconds", _seconds)
+FLAG, PATH, NAMES = Kind("boolean", _flag), Kind("path", _path), Kind("list", _names)
+URL, ADDRESS = Kind("url", _url), Kind("host:port", _address)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: Kind
+    # A value, or a function of the settings above it in the table.
+    default: Any
+    help: str
+    secret: bool = False
+    shown: str | None = None  # how `config --explain` describes a computed default
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    def describe_default(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        return "unset" if self.default is None else _display(self.default)
+
+
+def _default_workers(_values: Mapping[str, Any]) -> int:
+    return min(multiprocessing.cpu_count() * 2 + 1, 8)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("config", PATH, None, "TOML file of settings (keys: the setting names in lower case)",
+            shown="<data dir>/registry.toml when it exists"),
+    Setting("data_dir", PATH, lambda _v: Path(DEFAULT_DATA_DIR).absolute(),
+            "everything local lives here", shown="./pyrkt-data"),
+    Setting("base_url", URL, DEFAULT_BASE_URL, "external URL clients reach, port included"),
+    Setting("domains", NAMES, lambda v: (urlsplit(v["base_url"]).hostname,),
+            "domains whose names are hosted here (comma-separated)",
+            shown="the host of base_url"),
+    Setting("database_url", TEXT, lambda v: f"sqlite:///{v['data_dir'] / 'registry.db'}",
+            "SQLAlchemy URL; PostgreSQL: postgresql+psycopg://user:pw@host/db",
+            shown="sqlite:///<data dir>/registry.db"),
+    Setting("db_wait", SECONDS, 30.0, "how long start-up waits for a database still starting"),
+    Setting("storage", _choice("local", "s3"), "local", "where blobs live"),
+    Setting("storage_dir", PATH, lambda v: v["data_dir"] / "storage", "local storage root",
+            shown="<data dir>/storage"),
+    Setting("s3_bucket", TEXT, None, "S3 bucket (required when storage is s3)"),
+    Setting("s3_endpoint", TEXT, None, "S3 endpoint URL, e.g. MinIO's", shown="AWS"),
+    Setting("s3_region", TEXT, "us-east-1", "S3 region"),
+    Setting("s3_access_key", TEXT, None, "S3 access key", shown="boto3's credential chain"),
+    Setting("s3_secret_key", TEXT, None, "S3 secret key", secret=True,
+            shown="boto3's credential chain"),
+    Setting("s3_prefix", TEXT, "", "key prefix inside the bucket"),
+    Setting("s3_presign", FLAG, False, "redirect downloads to presigned S3 URLs"),
+    Setting("s3_create_bucket", FLAG, False, "create the bucket if it is missing"),
+    Setting("max_upload", WHOLE, DEFAULT_MAX_UPLOAD, "largest accepted upload in bytes"),
+    Setting("max_uncompressed", WHOLE, DEFAULT_MAX_UNCOMPRESSED,
+            "largest unpacked size of an uploaded ACI in bytes (against decompression bombs)"),
+    Setting("signing_key", PATH, None, "armored secret key file `init` imports as the active "
+            "signing key", shown="a new RSA 4096 key"),
+    Setting("secret_key", TEXT, None, "session secret shared by every host", secret=True,
+            shown="generated into <data dir>/secret_key"),
+    Setting("cache_max_age", WHOLE, 300, "Cache-Control max-age of versioned downloads (s)"),
+    Setting("admin_username", TEXT, "admin", "the first administrator, created by init/serve "
+            "when there are no users"),
+    Setting("admin_password", TEXT, None, "the first administrator's password", secret=True,
+            shown="generated and printed once"),
+    Setting("bind", ADDRESS, DEFAULT_BIND, "HOST:PORT `serve` listens on"),
+    Setting("workers", WHOLE, _default_workers, "gunicorn worker processes",
+            shown="2 x CPU cores + 1, at most 8"),
+    Setting("threads", WHOLE, 4, "threads per worker"),
+    Setting("timeout", WHOLE, 120, "seconds a worker may stay silent before it is restarted"),
+    Setting("forwarded_allow_ips", TEXT, "127.0.0.1",
+            "proxies whose X-Forwarded-* headers are trusted (comma-separated, or *)"),
+    Setting("access_log", TEXT, None, "access log: - for stdout, or a file path", shown="none"),
+    Setting("log_level", _choice("debug", "info", "warning", "error", "critical"), "info",
+            "server log level"),
+)
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -74,6 +236,9 @@ class S3Settings:
 
 @dataclass(frozen=True)
 class RegistryConfig:
+    """The effective settings. `values` holds every setting of the table by name, `sources`
+    where each came from; the typed fields repeat the ones the server reads most."""
+
     data_dir: Path
     base_url: str
     domains: tuple[str, ...]
@@ -86,80 +251,199 @@ class RegistryConfig:
     signing_key_file: Path | None = None
     secret_key: str = field(default="", repr=False)
     cache_max_age: int = 300
+    values: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not fields: the rest of the table.
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(f"{type(self).__name__} has no setting {name!r}")
 
     @property
     def tmp_dir(self) -> Path:
         """Spool space for uploads being validated (same disk as the data dir)."""
         return self.data_dir / "tmp"
 
-    def with_overrides(self, **changes: Any) -> RegistryConfig:
-        return replace(self, **changes)
-
     @classmethod
-    def load(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> RegistryConfig:
-        """Build the configuration; ``overrides`` (e.g. from command-line options) win."""
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> RegistryConfig:
+        """Resolve every setting; `overrides` (command-line options, by setting name) win.
+
+        None, () and [] in `overrides` mean "not given"."""
         env = os.environ if environ is None else environ
-        clean = {k: v for k, v in overrides.items() if v not in (None, (), [])}
-        data_dir = Path(
-            clean.pop("data_dir", None) or env.get(ENV_PREFIX + "DATA_DIR") or DEFAULT_DATA_DIR
-        ).absolute()
-        settings: dict[str, Any] = {}
-        config_file = env.get(ENV_PREFIX + "CONFIG") or clean.pop("config_file", None)
-        if config_file:
-            settings.update(_read_file(Path(config_file), required=True))
-        elif (data_dir / "registry.toml").is_file():
-            settings.update(_read_file(data_dir / "registry.toml", required=False))
+        given = {k: v for k, v in overrides.items() if v not in (None, (), [])}
+        for name in given:
+            if name not in BY_NAME:
+                raise ConfigError(f"unknown setting {name}{_suggest(name, BY_NAME)}")
+        raw: dict[str, tuple[Any, str]] = {}
         for key, value in env.items():
-            if key.startswith(ENV_PREFIX) and key not in (ENV_PREFIX + "CONFIG",):
-                settings[key[len(ENV_PREFIX) :].lower()] = value
-        settings.update(clean)
-        return cls._from_settings(data_dir, settings)
+            if not key.startswith(ENV_PREFIX) or key in FOREIGN_VARIABLES:
+                continue
+            if key not in BY_ENV:
+                raise ConfigError(f"unknown setting {key}{_suggest(key, BY_ENV)}")
+            if value != "":
+                raw[BY_ENV[key].name] = (value, ENVIRONMENT)
+        raw.update((name, (value, COMMAND_LINE)) for name, value in given.items())
+        # The file is read first: an explicit one may set the data dir, whose own
+        # registry.toml is read only when no file is named.
+        config_file = _parse(BY_NAME["config"], *raw["config"]) if "config" in raw else None
+        from_file = _read_file(config_file, named=True) if config_file is not None else {}
+        if "data_dir" not in raw and "data_dir" in from_file:
+            raw["data_dir"] = (from_file["data_dir"], f"{CONFIG_FILE} {config_file}")
+        data_dir = (_parse(BY_NAME["data_dir"], *raw["data_dir"]) if "data_dir" in raw
+                    else Path(DEFAULT_DATA_DIR).absolute())
+        if config_file is None and (data_dir / "registry.toml").is_file():
+            config_file = data_dir / "registry.toml"
+            raw["config"] = (config_file, f"{DEFAULT} (in the data dir)")
+            from_file = _read_file(config_file, named=False)
+        for name, value in from_file.items():
+            raw.setdefault(name, (value, f"{CONFIG_FILE} {config_file}"))
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for setting in SETTINGS:
+            if setting.name in raw:
+                values[setting.name] = _parse(setting, *raw[setting.name])
+                sources[setting.name] = raw[setting.name][1]
+            else:
+                default = setting.default
+                values[setting.name] = default(values) if callable(default) else default
+                sources[setting.name] = DEFAULT
+        _check(values, sources)
+        return cls._from_values(values, sources)
 
     @classmethod
-    def _from_settings(cls, data_dir: Path, s: dict[str, Any]) -> RegistryConfig:
-        base_url = str(s.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"base_url: {base_url!r} is not an http(s) URL with a host")
-        domains = _domains(s.get("domains")) or (parts.hostname,)
-        database_url = str(s.get("database_url") or f"sqlite:///{data_dir / 'registry.db'}")
-        storage = str(s.get("storage") or "local").lower()
-        if storage not in ("local", "s3"):
-            raise ConfigError(f"storage: {storage!r} is neither 'local' nor 's3'")
+    def _from_values(cls, values: dict[str, Any], sources: dict[str, str]) -> RegistryConfig:
         s3 = None
-        if storage == "s3":
-            bucket = s.get("s3_bucket")
-            if not bucket:
-                raise ConfigError("s3_bucket: required when storage is 's3'")
+        if values["storage"] == "s3":
             s3 = S3Settings(
-                bucket=str(bucket),
-                endpoint_url=s.get("s3_endpoint") or None,
-                region=str(s.get("s3_region") or "us-east-1"),
-                access_key=s.get("s3_access_key") or None,
-                secret_key=s.get("s3_secret_key") or None,
-                prefix=str(s.get("s3_prefix") or ""),
-                presign=_bool(s.get("s3_presign", False), "s3_presign"),
-                create_bucket=_bool(s.get("s3_create_bucket", False), "s3_create_bucket"),
-            )
-        storage_dir = Path(s.get("storage_dir") or data_dir / "storage").absolute()
-        key_file = s.get("signing_key")
-        return cls(
-            data_dir=data_dir,
-            base_url=base_url,
-            domains=domains,
-            database_url=database_url,
-            storage=storage,
-            storage_dir=storage_dir,
-            s3=s3,
-            max_upload=_int(s.get("max_upload", DEFAULT_MAX_UPLOAD), "max_upload"),
-            max_uncompressed=_int(s.get("max_uncompressed", DEFAULT_MAX_UNCOMPRESSED),
-                                  "max_uncompressed"),
-            signing_key_file=Path(key_file) if key_file else None,
-            secret_key=str(s.get("secret_key") or ""),
-            cache_max_age=_int(s.get("cache_max_age", 300), "cache_max_age"),
-        )
+                bucket=values["s3_bucket"], endpoint_url=values["s3_endpoint"] or None,
+                region=values["s3_region"], access_key=values["s3_access_key"] or None,
+                secret_key=values["s3_secret_key"] or None, prefix=values["s3_prefix"],
+                presign=values["s3_presign"], create_bucket=values["s3_create_bucket"])
+        typed = {f.name: values[f.name] for f in fields(cls) if f.name in values}
+        typed["secret_key"] = values["secret_key"] or ""
+        return cls(**typed, s3=s3, signing_key_file=values["signing_key"],
+                   values=values, sources=sources)
+
+    def with_values(self, **changes: Any) -> RegistryConfig:
+        """A copy with some settings replaced (already typed), e.g. the generated secret."""
+        values = {**self.values, **changes}
+        return self._from_values(values, {**self.sources, **dict.fromkeys(changes, DEFAULT)})
+
+    def environment(self) -> dict[str, str]:
+        """The `PYRKT_REGISTRY_*` variables that give another process (gunicorn's workers) the
+        settings this one took from its command line; the environment is inherited and the
+        config file is read again."""
+        return {BY_NAME[n].env: _to_env(self.values[n]) for n, source in self.sources.items()
+                if source == COMMAND_LINE and self.values[n] is not None}
+
+    def report(self) -> list[dict[str, Any]]:
+        """Every setting with its value (secrets masked) and source: `pyrkt-registry config`."""
+        rows = []
+        for setting in SETTINGS:
+            value = self.values[setting.name]
+            shown: Any
+            if setting.secret and value:
+                shown = "********"
+            elif isinstance(value, Path):
+                shown = str(value)
+            elif isinstance(value, tuple):
+                shown = list(value)
+            elif isinstance(value, str):
+                shown = _mask_url_password(value)
+            elif isinstance(value, float) and value.is_integer():
+                shown = int(value)
+            else:
+                shown = value
+            rows.append({"name": setting.name, "variable": setting.env, "value": shown,
+                         "source": self.sources[setting.name], "type": setting.kind.name,
+                         "default": setting.describe_default(), "secret": setting.secret,
+                         "help": setting.help})
+        return rows
+
+
+def _check(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Rules across settings."""
+    for name in ("workers", "threads"):
+        if values[name] < 1:
+            raise ConfigError(f"{BY_NAME[name].env} ({name}) must be at least 1")
+    if values["storage"] == "s3" and not values["s3_bucket"]:
+        raise ConfigError(f"{BY_NAME['s3_bucket'].env} (s3_bucket) is required when "
+                          "storage is s3")
+
+
+def _parse(setting: Setting, value: Any, source: str) -> Any:
+    try:
+        return setting.kind.parse(value)
+    except ValueError as error:
+        if source == ENVIRONMENT:
+            where = setting.env
+        elif source.startswith(CONFIG_FILE):
+            where = f"{source[len(CONFIG_FILE) + 1:]}: {setting.name}"
+        else:  # the command line's options are named after the settings
+            where = f"--{setting.name.replace('_', '-')}"
+        raise ConfigError(f"{where}: {value!r} {error}") from None
+
+
+def _suggest(name: str, known: Mapping[str, Setting]) -> str:
+    # Compared without the shared prefix, which would make every variable look alike.
+    bare = {key.removeprefix(ENV_PREFIX).lower(): key for key in known}
+    close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX).lower(), list(bare), n=1,
+                                      cutoff=0.6)
+    if close:
+        return f" (did you mean {bare[close[0]]}?)"
+    return " (`pyrkt-registry config --explain` lists them all)"
+
+
+def _read_file(path: Path, *, named: bool) -> dict[str, Any]:
+    """A config file's settings; `named`: given with --config/PYRKT_REGISTRY_CONFIG (only such
+    a file may set data_dir: the data dir's own registry.toml cannot move it)."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} is not readable") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    for key in data:
+        if key not in BY_NAME:
+            raise ConfigError(f"config file {path}: unknown setting {key}"
+                              f"{_suggest(key, BY_NAME)}")
+        if key == "config" or (key == "data_dir" and not named):
+            raise ConfigError(f"config file {path}: {key} cannot be set here "
+                              f"(use --{key.replace('_', '-')} or {BY_NAME[key].env})")
+    return dict(data)
+
+
+def _to_env(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _mask_url_password(text: str) -> str:
+    """A URL's password replaced by ***, so `config` output can be pasted into a bug report."""
+    if "://" not in text:
+        return text
+    parts = urlsplit(text)
+    if parts.password:
+        return text.replace(f":{parts.password}@", ":***@", 1)
+    return text
 
 
 def ensure_secret_key(config: RegistryConfig) -> RegistryConfig:
@@ -179,45 +463,8 @@ def ensure_secret_key(config: RegistryConfig) -> RegistryConfig:
             pass
         finally:
             tmp.unlink()
-    return replace(config, secret_key=path.read_text().strip())
+    return config.with_values(secret_key=path.read_text().strip())
 
 
-def _read_file(path: Path, *, required: bool) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        if required:
-            raise ConfigError(f"config file {path} does not exist") from None
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path}: {exc}") from None
-    return {str(k).lower(): v for k, v in data.items()}
-
-
-def _domains(value: Any) -> tuple[str, ...]:
-    if not value:
-        return ()
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return tuple(dict.fromkeys(d.strip().lower() for d in items if d.strip()))
-
-
-def _int(value: Any, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: {value!r} is not a whole number") from None
-    if number < 0:
-        raise ConfigError(f"{name}: must not be negative")
-    return number
-
-
-def _bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{name}: {value!r} is not a boolean (use 1 or 0)")
+__all__ = ["SETTINGS", "ConfigError", "RegistryConfig", "S3Settings", "Setting",
+           "ensure_secret_key"]

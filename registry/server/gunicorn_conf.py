@@ -1,12 +1,8 @@
 """gunicorn settings for the registry (`pyrkt-registry serve` uses them; so can a bare gunicorn).
 
-Environment knobs (all optional):
-  PYRKT_REGISTRY_BIND            address to listen on (127.0.0.1:8080; 0.0.0.0:8080 in a container)
-  PYRKT_REGISTRY_WORKERS         worker processes (2 x CPU cores + 1, at most 8)
-  PYRKT_REGISTRY_THREADS         threads per worker (4)
-  PYRKT_REGISTRY_TIMEOUT         seconds a worker may stay silent before it is restarted (120)
-  PYRKT_REGISTRY_FORWARDED_ALLOW_IPS  proxies whose X-Forwarded-* headers are trusted (127.0.0.1)
-  PYRKT_REGISTRY_ACCESS_LOG      "-" for stdout, a path, or unset for none
+The knobs (bind, workers, threads, timeout, forwarded_allow_ips, access_log, log_level) are
+registry settings like any other (registry/server/config.py's table; `pyrkt-registry config`
+shows them), so a misspelt one stops gunicorn here too.
 
 Why these choices: `gthread` workers keep HTTP keep-alive (discovery clients make many small
 requests) and a slow download occupies one thread, not a whole process; downloads from local
@@ -16,16 +12,15 @@ Every worker opens its own database pool (no preload: connections must not cross
 
 from __future__ import annotations
 
-import multiprocessing
-import os
+from registry.server.config import RegistryConfig
 
-_env = os.environ.get
+_settings = RegistryConfig.load().values
 
-bind = [_env("PYRKT_REGISTRY_BIND", "127.0.0.1:8080")]
-workers = int(_env("PYRKT_REGISTRY_WORKERS", str(min(multiprocessing.cpu_count() * 2 + 1, 8))))
+bind = [_settings["bind"]]
+workers = _settings["workers"]
 worker_class = "gthread"
-threads = int(_env("PYRKT_REGISTRY_THREADS", "4"))
-timeout = int(_env("PYRKT_REGISTRY_TIMEOUT", "120"))
+threads = _settings["threads"]
+timeout = _settings["timeout"]
 graceful_timeout = 30
 keepalive = 5
 # Uploads can be gigabytes: gunicorn must never cap request bodies; the app checks sizes itself.
@@ -33,10 +28,10 @@ limit_request_line = 8190
 # No `sendfile` setting on purpose: gunicorn's option is `--no-sendfile`, and giving it ANY
 # value (even True) turns sendfile off. Left unset, downloads from local storage use sendfile(2).
 preload_app = False
-forwarded_allow_ips = _env("PYRKT_REGISTRY_FORWARDED_ALLOW_IPS", "127.0.0.1")
-accesslog = _env("PYRKT_REGISTRY_ACCESS_LOG") or None
+forwarded_allow_ips = _settings["forwarded_allow_ips"]
+accesslog = _settings["access_log"]
 errorlog = "-"
-loglevel = _env("PYRKT_REGISTRY_LOG_LEVEL", "info")
+loglevel = _settings["log_level"]
 proc_name = "pyrkt-registry"
 # Recent gunicorn releases open a control socket, by default one path per user (~/.gunicorn/
 # gunicorn.ctl) that every registry on the host would share. The registry does not use it.

@@ -110,9 +110,10 @@ def test_config_layers_and_errors(tmp_path):
     config = RegistryConfig.load(env, data_dir=str(tmp_path))
     assert config.max_upload == 20 and config.base_url == "https://reg.example:8443"
     assert RegistryConfig.load({"PYRKT_REGISTRY_BASE_URL": BASE_URL}, data_dir=str(tmp_path / "x")).domains == ("127.0.0.1",)
-    for bad, word in (({"PYRKT_REGISTRY_STORAGE": "ftp"}, "storage"),
-                      ({"PYRKT_REGISTRY_STORAGE": "s3"}, "s3_bucket"),
-                      ({"PYRKT_REGISTRY_MAX_UPLOAD": "lots"}, "max_upload"),
-                      ({"PYRKT_REGISTRY_BASE_URL": "ftp://x"}, "base_url")):
+    # Each message names the variable that holds the bad value.
+    for bad, word in (({"PYRKT_REGISTRY_STORAGE": "ftp"}, "PYRKT_REGISTRY_STORAGE"),
+                      ({"PYRKT_REGISTRY_STORAGE": "s3"}, "PYRKT_REGISTRY_S3_BUCKET"),
+                      ({"PYRKT_REGISTRY_MAX_UPLOAD": "lots"}, "PYRKT_REGISTRY_MAX_UPLOAD"),
+                      ({"PYRKT_REGISTRY_BASE_URL": "ftp://x"}, "PYRKT_REGISTRY_BASE_URL")):
         with pytest.raises(ConfigError, match=word):
             RegistryConfig.load(bad, data_dir=str(tmp_path / "y"))
