@@ -62,38 +62,71 @@ def _ago(stamp: float | None) -> str:
     return "just now"
 
 
-@click.command("list", context_settings=CONTEXT)
+LIST_FIELDS = {  # --fields name -> column title (rkt's columns)
+    "uuid": "UUID", "app": "APP", "imagename": "IMAGE NAME", "imageid": "IMAGE ID",
+    "state": "STATE", "created": "CREATED", "started": "STARTED", "networks": "NETWORKS",
+}
+POD_FIELDS = ("uuid", "state", "created", "started", "networks")  # shown once per pod
+
+
+def _list_fields(text: str | None, full: bool) -> list[str]:
+    if text is None:
+        return [f for f in LIST_FIELDS if f != "imageid" or full]
+    fields = [f.strip().lower().replace(" ", "").replace("_", "") for f in text.split(",")
+              if f.strip()]
+    bad = [f for f in fields if f not in LIST_FIELDS]
+    if bad or not fields:
+        raise click.BadParameter(f"unknown field(s) {', '.join(bad) or '(none)'}; choose from "
+                                 + ", ".join(LIST_FIELDS), param_hint="--fields")
+    return fields
+
+
+def _list_cell(info: manage.PodInfo, app: manage.AppInfo, field: str, full: bool) -> str:
+    when = manage.format_time if full else _ago
+    values = {
+        "uuid": lambda: info.uuid if full else info.uuid[:8], "app": lambda: app.name,
+        "imagename": lambda: app.image_name,
+        "imageid": lambda: app.image_id if full else app.image_id[:19],
+        "state": lambda: info.state, "created": lambda: when(info.created),
+        "started": lambda: when(info.started), "networks": lambda: ",".join(info.networks),
+    }
+    return values[field]()
+
+
+@click.command("list", context_settings=CONTEXT, epilog="""\b
+Examples:
+  pyrkt list --full
+  pyrkt list --fields=uuid,state,app --no-legend
+  pyrkt list --format=json-pretty
+""")
 @click.option("--full", is_flag=True, help="Full UUIDs, image IDs and absolute times.")
 @click.option("--no-legend", is_flag=True, help="No header line.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--fields", default=None,
+              help="Comma-separated columns: " + ", ".join(LIST_FIELDS) + " (default: all but "
+              "imageid, which --full adds).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "json-pretty"]),
+              default="table", show_default=True)
 @client_options
 @launcher_errors
-def list_pods_command(client: ClientContext, full: bool, no_legend: bool, fmt: str) -> None:
+def list_pods_command(client: ClientContext, full: bool, no_legend: bool, fields: str | None,
+                      fmt: str) -> None:
     """List pods: UUID APP IMAGE NAME STATE CREATED STARTED NETWORKS."""
+    columns = _list_fields(fields, full)
     infos = [manage.describe(pod) for pod in pods_on_disk(client.store_dir)]
-    if fmt == "json":
-        click.echo(json.dumps([info.to_json() for info in infos], indent=2))
+    if fmt != "table":
+        click.echo(json.dumps([info.to_json() for info in infos],
+                              indent=2 if fmt == "json-pretty" else None))
         return
-    header = ["UUID", "APP", "IMAGE NAME"] + (["IMAGE ID"] if full else []) + \
-        ["STATE", "CREATED", "STARTED", "NETWORKS"]
     rows: list[list[str]] = []
-    when = manage.format_time if full else _ago
     for info in infos:
         apps = info.apps or [manage.AppInfo("", "", "", None)]
         for index, app in enumerate(apps):
-            first = index == 0
-            row = [(info.uuid if full else info.uuid[:8]) if first else "", app.name,
-                   app.image_name]
-            if full:
-                row.append(app.image_id)
-            row += [info.state if first else "", when(info.created) if first else "",
-                    when(info.started) if first else "",
-                    ",".join(info.networks) if first else ""]
-            rows.append(row)
-    table = rows if no_legend else [header] + rows
+            rows.append(["" if index and field in POD_FIELDS else
+                         _list_cell(info, app, field, full) for field in columns])
+    table = rows if no_legend else [[LIST_FIELDS[f] for f in columns]] + rows
     if not table:
         return
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
     for row in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
@@ -104,29 +137,60 @@ list_pods = list_pods_command  # the name main.SUBCOMMANDS imports
 @click.command("status", context_settings=CONTEXT)
 @click.option("--wait", is_flag=True, help="Wait for the pod to exit first.")
 @click.option("--wait-timeout", type=float, default=None, help="Give up waiting after N seconds.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "json-pretty"]),
+              default="text", show_default=True,
+              help="text: rkt's key=value lines; json: one document for scripts.")
 @click.argument("uuid")
 @client_options
 @launcher_errors
-def status(client: ClientContext, wait: bool, wait_timeout: float | None, uuid: str) -> None:
+def status(client: ClientContext, wait: bool, wait_timeout: float | None, fmt: str,
+           uuid: str) -> None:
     """Show a pod's state and its apps' exit codes (key=value lines, as rkt)."""
     pod = find_pod(client.store_dir, uuid)
     if wait:
         pod = manage.wait_for_exit(pod, wait_timeout)
+    if fmt != "text":
+        click.echo(json.dumps(manage.status_document(pod),
+                              indent=2 if fmt == "json-pretty" else None))
+        return
     for line in manage.status_lines(pod):
         click.echo(line)
 
 
-@click.command("stop", context_settings=CONTEXT)
+@click.command("stop", context_settings=CONTEXT, epilog="""\b
+Examples:
+  pyrkt stop 5bc080ca                 SIGTERM, SIGKILL after 90s if still running
+  pyrkt stop --grace-period=5s 5bc0   a shorter wait before SIGKILL
+  pyrkt stop --force 5bc080ca         SIGKILL at once
+  pyrkt stop --uuid-file=./pod-uuid
+""")
 @click.option("--force", is_flag=True, help="Kill at once (SIGKILL) instead of asking to stop.")
-@click.argument("uuids", nargs=-1, required=True)
+@click.option("--grace-period", default="90s", show_default=True, callback=_duration,
+              help="How long the apps have after SIGTERM before SIGKILL (rkt's: systemd's "
+              "default stop timeout).")
+@click.option("--no-wait", is_flag=True, help="Signal and return; do not wait for the pod to "
+              "exit.")
+@click.option("--uuid-file", type=click.Path(dir_okay=False),
+              help="Read the pod UUID from this file (as written by --uuid-file-save).")
+@click.argument("uuids", nargs=-1)
 @client_options
 @launcher_errors
-def stop(client: ClientContext, force: bool, uuids: tuple[str, ...]) -> None:
-    """Stop running pods."""
+def stop(client: ClientContext, force: bool, grace_period: float, no_wait: bool,
+         uuid_file: str | None, uuids: tuple[str, ...]) -> None:
+    """Stop running pods: every app's processes get SIGTERM, then SIGKILL after the grace
+    period. Returns once each pod has exited (its forwarded ports are free again)."""
+    if uuid_file:
+        try:
+            uuids = (*uuids, open(uuid_file).read().strip())
+        except OSError as error:
+            raise LauncherError(f"--uuid-file {uuid_file}: {error.strerror or error}") from None
+    if not uuids:
+        raise click.UsageError("give the UUID of a pod to stop (or --uuid-file)")
     failed = False
     for uuid in uuids:
         try:
-            pod = manage.stop(client.store_dir, uuid, force=force)
+            pod = manage.stop(client.store_dir, uuid, force=force, grace=grace_period,
+                              wait=not no_wait)
             click.echo(f'"{pod.uuid}"')
         except LauncherError as error:  # say so, and go on with the others
             client.info(str(error))
@@ -168,18 +232,61 @@ def gc(client: ClientContext, grace_period: float, expire_prepared: float,
               mark_only=mark_only, log=click.echo)
 
 
-@click.command("logs", context_settings=CONTEXT)
+def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    """A duration back from now (10m, 1h30m) or a moment (2026-12-01T08:30:00[Z])."""
+    if value is None:
+        return None
+    from datetime import datetime
+
+    text = value.strip()
+    try:
+        return time.time() - parse_duration(text)
+    except click.BadParameter:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f'"{value}" is neither a duration (10m, 2h) nor a time '
+                                 f"(2026-12-01T08:30:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # a time without zone is local, as the user reads a clock
+    return moment.timestamp()
+
+
+@click.command("logs", context_settings=CONTEXT, epilog="""\b
+Examples:
+  pyrkt logs 5bc080ca                   every app's lines, in time order
+  pyrkt logs -f --tail=20 5bc080ca      the last 20 lines, then new ones as they come
+  pyrkt logs --since=10m -t 5bc080ca    the last ten minutes, with UTC timestamps
+  pyrkt logs --app=web --no-prefix 5bc0 one app's bytes exactly as written
+""")
 @click.option("--app", help="Only this app's output.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing while the pod runs.")
+@click.option("-n", "--tail", type=click.IntRange(min=0), default=None,
+              help="Only the last N lines (then new ones with --follow).")
+@click.option("--since", callback=_since, default=None,
+              help="Only lines from this time on: a duration back from now (10m, 1h30m) or a "
+              "time (2026-12-01T08:30:00Z).")
+@click.option("-t", "--timestamps", is_flag=True, help="Start each line with its UTC time.")
+@click.option("--no-prefix", is_flag=True, help="No app name before each line.")
 @click.argument("uuid")
 @client_options
 @launcher_errors
-def logs(client: ClientContext, app: str | None, follow: bool, uuid: str) -> None:
-    """Print the output of a pod's apps."""
+def logs(client: ClientContext, app: str | None, follow: bool, tail: int | None,
+         since: float | None, timestamps: bool, no_prefix: bool, uuid: str) -> None:
+    """Print the output of a pod's apps, each line as `APP | text`, in time order."""
+    from registry.launcher import logs as applogs
+
     out = click.get_binary_stream("stdout")
-    for chunk in manage.follow_logs(client.store_dir, uuid, app, follow=follow):
-        out.write(chunk)
-        out.flush()
+    pod = find_pod(client.store_dir, uuid)
+    names = [app] if app else pod.app_names()
+    width = None if no_prefix else max((len(n) for n in names), default=0)
+    for line in manage.read_logs(client.store_dir, uuid, app, follow=follow, since=since,
+                                 tail=tail):
+        out.write(applogs.format_line(line, prefix_width=width, timestamps=timestamps))
+        if follow:
+            out.flush()
+    out.flush()
 
 
 @click.command("enter", context_settings={**CONTEXT, "ignore_unknown_options": True,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import cgroups
+from . import cgroups, logs
 from .errors import LauncherError
 from .pods import Pod, PodLock, find_pod, list_pods, remove_tree
 
@@ -95,6 +95,19 @@ def status_lines(pod: Pod) -> list[str]:
     return lines
 
 
+def status_document(pod: Pod) -> dict[str, Any]:
+    """`status --format=json`: rkt's pod fields (name, state, networks, apps...) plus pid and
+    exited, each app with its state and, once known, its own exit code."""
+    info = describe(pod)
+    document = info.to_json()
+    document["pid"] = info.pid if info.pid is not None else -1
+    document["exited"] = info.state in ("exited", "exited-garbage")
+    for app in document["apps"]:
+        app["state"] = "exited" if app["exit_code"] is not None else (
+            "running" if info.state == "running" else info.state)
+    return document
+
+
 def wait_for_exit(pod: Pod, timeout: float | None = None) -> Pod:
     """Block until the pod is no longer running (or preparing/prepared then running)."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -126,7 +139,68 @@ def _wait_lock(path: Path) -> None:
 
 # -- stopping -----------------------------------------------------------------------------------
 
-def stop(store_dir: Path, uuid: str, *, force: bool = False) -> Pod:
+# rkt's stage1 stops each app as a systemd service without a TimeoutStopSec of its own, so an
+# app gets systemd's default 90 s between SIGTERM and SIGKILL; `pyrkt stop` keeps that default.
+DEFAULT_STOP_GRACE = 90.0
+KILL_WAIT = 10.0  # after SIGKILL only the kernel's own teardown is left to wait for
+
+
+def signal_pod(pod: Pod, signum: int) -> None:
+    """Send `signum` to every process of the pod: each app's whole cgroup, and the pod's init.
+
+    The init is signalled too because a process outside any cgroup of ours (an app that runs
+    without cgroups on a host that refused them) is still in the pod's PID namespace, and the
+    init forwards a SIGTERM to every process there; a SIGKILL to the init ends them all at once
+    (the kernel kills a PID namespace with its PID 1).
+    """
+    init = pod.pid()
+    if signum == signal.SIGKILL and init:
+        _kill(init, signum)
+    seen: set[int] = set()
+    dirs = pod.cgroup_dirs()
+    for _round in range(5):  # a process may fork while we signal: go again for its children
+        fresh = cgroups.pids_in(dirs) - seen
+        if not fresh:
+            break
+        for pid in fresh:
+            _kill(pid, signum)
+        seen |= fresh
+    if signum != signal.SIGKILL and init:
+        _kill(init, signum)
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def wait_unlocked(path: Path, timeout: float, interval: float = 0.01) -> bool:
+    """True once nobody holds the pod's lock (its last process and its supervisor are gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(interval)
+    finally:
+        os.close(fd)
+
+
+def stop(store_dir: Path, uuid: str, *, force: bool = False,
+         grace: float = DEFAULT_STOP_GRACE, wait: bool = True) -> Pod:
+    """rkt's stop: SIGTERM to every app's processes, SIGKILL after `grace` seconds (at once with
+    `force`). With `wait`, returns once the pod has exited: its supervisor is gone too, so its
+    forwarded ports are closed and its exit codes are written."""
     pod = find_pod(store_dir, uuid)
     if not pod.is_running:
         raise LauncherError(f"pod {pod.uuid} is {pod.state}, not running")
@@ -135,15 +209,17 @@ def stop(store_dir: Path, uuid: str, *, force: bool = False) -> Pod:
         from . import stage1_systemd
 
         stage1_systemd.stop(pod, force=force)
+    else:
+        if pod.pid() is None:
+            raise LauncherError(f"pod {pod.uuid} is starting; try again in a moment")
+        signal_pod(pod, signal.SIGKILL if force else signal.SIGTERM)
+    if not wait:
         return pod
-    pid = pod.pid()
-    if pid is None:
-        raise LauncherError(f"pod {pod.uuid} is starting; try again in a moment")
-    try:
-        os.kill(pid, signal.SIGKILL if force else signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    return pod
+    if not force and not wait_unlocked(pod.path, grace):
+        signal_pod(pod, signal.SIGKILL)
+    if not wait_unlocked(pod.path, KILL_WAIT):
+        raise LauncherError(f"pod {pod.uuid} is still running {KILL_WAIT:g}s after SIGKILL")
+    return pod.refresh()
 
 
 # -- removing -----------------------------------------------------------------------------------
@@ -247,42 +323,43 @@ def log_path(pod: Pod, app: str) -> Path:
     return pod.app_dir(app) / "log"
 
 
-def follow_logs(store_dir: Path, uuid: str, app: str | None, *, follow: bool) -> Iterator[bytes]:
-    """Chunks of the app's log (all apps' in pod order when `app` is None), live with `follow`."""
+def read_logs(store_dir: Path, uuid: str, app: str | None, *, follow: bool = False,
+              since: float | None = None, tail: int | None = None) -> Iterator[logs.LogLine]:
+    """The lines of the pod's apps (or of one app) in time order; live with `follow`."""
     pod = find_pod(store_dir, uuid)
     names = [app] if app else pod.app_names()
-    paths = [log_path(pod, name) for name in names]
+    paths = {name: log_path(pod, name) for name in names}
+    started = pod.timestamp("started") or pod.timestamp("created") or 0.0
     unit = pod.path / "unit"
-    if pod.is_running and unit.exists() and not follow:
-        # the systemd flavour: output is in the journal until the unit ends
-        import subprocess
-
-        yield subprocess.run(["journalctl", "--quiet", "-o", "cat",
-                              f"_SYSTEMD_UNIT={unit.read_text().strip()}"],
-                             capture_output=True).stdout
-        return
-    if not follow:
-        for path in paths:
-            if path.exists():
-                yield path.read_bytes()
-        return
-    if len(paths) != 1:
-        raise LauncherError("--follow needs --app NAME when the pod has several apps")
-    offset = 0
-    while True:
-        pod = find_pod(store_dir, pod.uuid)
-        path = log_path(pod, names[0])
-        running = pod.state in ACTIVE_STATES
-        if path.exists():
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                data = handle.read()
-            if data:
-                offset += len(data)
-                yield data
-        if not running:
+    if pod.is_running and unit.exists():
+        # the systemd flavour: the output is in the journal until the unit ends
+        yield from _journal_lines(unit.read_text().strip(), names[0], since, tail)
+        if not follow:
             return
-        time.sleep(0.2)
+        wait_for_exit(pod)
+        pod = pod.refresh()
+        since = time.time() if since is None else since
+    app_logs = [logs.AppLog(name, path, started) for name, path in paths.items()]
+    if not follow:
+        lines = logs.merge([log.read(final=True) for log in app_logs])
+        yield from logs.select(lines, since=since, tail=tail)
+        return
+
+    def running() -> bool:
+        return find_pod(store_dir, pod.uuid).state in ACTIVE_STATES
+
+    yield from logs.follow(app_logs, running, since=since, tail=tail)
+
+
+def _journal_lines(unit: str, app: str, since: float | None,
+                   tail: int | None) -> Iterator[logs.LogLine]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "log"
+        logs.journal_to_log(unit, path)
+        lines = logs.AppLog(app, path, 0.0).read(final=True)
+    yield from logs.select(lines, since=since, tail=tail)
 
 
 def enter_command(store_dir: Path, uuid: str, app: str | None, command: list[str]) -> list[str]:

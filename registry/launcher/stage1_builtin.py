@@ -26,12 +26,15 @@ from typing import Any
 
 from . import cgroups, linux
 from .errors import LauncherError
+from .logs import LogWriter
 from .pods import Pod, write_atomic
 from .portfwd import Forwarder, bind_listeners
 from .quantities import cpu_millis, memory_bytes
 from .sandbox import become_app
 
-STOP_GRACE_SECONDS = 10
+# The pod init's own escalation (a SIGTERM from `pyrkt run`'s Ctrl-C, or from outside): the
+# same 90 s as `pyrkt stop`'s default grace (see manage.DEFAULT_STOP_GRACE).
+STOP_GRACE_SECONDS = 90
 
 
 def app_limits(app: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -71,14 +74,16 @@ def make_cgroups(pod: Pod, apps: list[dict[str, Any]]) -> dict[str, cgroups.AppC
 
 
 class _LogPump(threading.Thread):
-    """Copies an app's output to its log file and, when asked, to our stdout."""
+    """Copies an app's output to its log file (with the time of each chunk, see `logs`) and,
+    when asked, to our stdout."""
 
     def __init__(self, read_fd: int, log_path: Path, echo: bool) -> None:
         super().__init__(daemon=True, name=f"log-{log_path.parent.name}")
         self.read_fd, self.log_path, self.echo = read_fd, log_path, echo
 
     def run(self) -> None:
-        with open(self.log_path, "ab", buffering=0) as log:
+        log = LogWriter(self.log_path)
+        try:
             while True:
                 try:
                     data = os.read(self.read_fd, 65536)
@@ -97,7 +102,9 @@ class _LogPump(threading.Thread):
                         break
                     except OSError:
                         self.echo = False  # our stdout failed otherwise; keep logging
-        os.close(self.read_fd)
+        finally:
+            log.close()
+            os.close(self.read_fd)
 
 
 def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
@@ -108,15 +115,13 @@ def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         children: dict[int, str] = {}
 
         def stop(signum: int, _frame: object) -> None:
-            for pid in children:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            # kill(-1) from the PID 1 of a namespace reaches every other process in it: the
+            # apps' children and orphans too, not only the processes we forked.
+            _kill_all(signal.SIGTERM)
             signal.alarm(STOP_GRACE_SECONDS)
 
         def kill_all(_signum: int, _frame: object) -> None:
-            os.kill(-1, signal.SIGKILL)  # from the pod's PID 1: every other process of the pod
+            _kill_all(signal.SIGKILL)
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -149,6 +154,13 @@ def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         os._exit(125)
 
 
+def _kill_all(signum: int) -> None:
+    try:
+        os.kill(-1, signum)
+    except ProcessLookupError:
+        pass  # nothing left to signal
+
+
 def _wire_stdio(name: str, pipes: dict[str, tuple[int, int]], interactive: bool) -> None:
     if not interactive:
         os.setsid()  # the terminal's Ctrl-C reaches the pod init, which stops apps in order
@@ -163,12 +175,14 @@ def _wire_stdio(name: str, pipes: dict[str, tuple[int, int]], interactive: bool)
 
 def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
             groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
-            ready_w: int) -> None:
+            ready_w: int, host_fds: list[int]) -> None:
     """Make the pod's namespaces, start its init inside them, exit with it. Never returns."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         for read_end, _ in pipes.values():
             os.close(read_end)
+        for fd in host_fds:  # the host's listening sockets stay with the supervisor alone
+            os.close(fd)
         flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWPID
         if runtime["net"] != "host":
             flags |= linux.CLONE_NEWNET
@@ -214,7 +228,8 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     holder = os.fork()
     if holder == 0:
         os.close(ready_r)
-        _holder(pod, manifest, runtime, groups, pipes, ready_w)
+        _holder(pod, manifest, runtime, groups, pipes, ready_w,
+                [forward.listener.fileno() for forward in forwards])
     os.close(ready_w)
     pumps = []
     for name, (read_end, write_end) in pipes.items():
@@ -249,15 +264,19 @@ def run(pod: Pod, *, echo: bool = True) -> int:
 
 
 def _forward_signals_to(pod: Pod) -> dict[int, Any]:
-    """While we wait, Ctrl-C or SIGTERM to `pyrkt run` asks the pod's init to stop the apps."""
+    """While we wait, Ctrl-C or SIGTERM to `pyrkt run` asks the pod's init to stop the apps;
+    a second one kills them (the init's grace period is long: an impatient user should not
+    have to find the pod's UUID and run `pyrkt stop --force`)."""
+    asked = []
 
     def forward(_signum: int, _frame: object) -> None:
         pid = pod.pid()
         if pid:
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGKILL if asked else signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        asked.append(True)
 
     previous = {}
     if threading.current_thread() is threading.main_thread():

@@ -24,6 +24,7 @@ from typing import Any
 
 from . import linux
 from .errors import LauncherError
+from .logs import LogWriter, journal_to_log
 from .pods import Pod, PodLock, write_atomic
 from .portfwd import Forwarder, bind_listeners
 from .rootfs import mount_overlay
@@ -125,11 +126,9 @@ def _run_as_unit(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], ro
     write_atomic(pod.path / "pid", f"{process.pid}\n")
     code = process.wait()
     # only what the unit's processes wrote, not systemd's own lines about the unit
-    log = subprocess.run(["journalctl", "--quiet", "-o", "cat", f"_SYSTEMD_UNIT={unit}.service"],
-                         capture_output=True)
-    (pod.app_dir(manifest["apps"][0]["name"]) / "log").write_bytes(log.stdout)
+    output = journal_to_log(f"{unit}.service", pod.app_dir(manifest["apps"][0]["name"]) / "log")
     if echo:
-        os.write(1, log.stdout)
+        os.write(1, output)
     write_atomic(pod.app_dir(manifest["apps"][0]["name"]) / "exit", f"{code}\n")
     return code
 
@@ -141,7 +140,8 @@ def _run_as_child(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], r
     forwards = bind_listeners(runtime.get("forwards") or []) if runtime["net"] == "default" else []
     log_path = pod.app_dir(app["name"]) / "log"
     args = _nspawn_args(pod, manifest, runtime, root, register=False)
-    with open(log_path, "ab") as log:
+    log = LogWriter(log_path)
+    try:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, preexec_fn=groups.join_self)
         write_atomic(pod.path / "pid", f"{process.pid}\n")
@@ -149,10 +149,11 @@ def _run_as_child(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], r
         assert process.stdout is not None
         for chunk in iter(lambda: process.stdout.read1(65536), b""):  # type: ignore[union-attr]
             log.write(chunk)
-            log.flush()
             if echo:
                 os.write(1, chunk)
         status = process.wait()
+    finally:
+        log.close()
     if forwarder is not None:
         forwarder.close()
         os.close(forwarder.netns_fd)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from launcher_helpers import CACHE_DIR, HERE, write_image
+from launcher_helpers import CACHE_DIR, HERE, busybox_files, write_image
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +76,24 @@ def tool_image(tmp_path: Path, tool_binary: Path) -> Callable[..., Path]:
         contents.update(files or {})
         return write_image(tmp_path / f"{short}.aci", name, contents,
                            {"exec": ["/bin/tool"], **(app or {})}, extra_dirs=("/tmp",))
+
+    return make
+
+
+@pytest.fixture
+def shell_image(tmp_path: Path, tool_binary: Path) -> Callable[..., Path]:
+    """An image with a static busybox shell (and the test tool): shell_image(script, app=...)
+    runs `sh -c SCRIPT` as its app."""
+
+    def make(script: str, name: str = "example.com/shell",
+             app: dict[str, Any] | None = None) -> Path:
+        files, links = busybox_files()
+        files = {**files, "/bin/tool": tool_binary,
+                 "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\nworker:x:1234:2345::/:/bin/sh\n",
+                 "/etc/group": "root:x:0:\nworkers:x:2345:\n"}
+        return write_image(tmp_path / f"{name.rsplit('/', 1)[-1]}.aci", name, files,
+                           {"exec": ["/bin/sh", "-c", script], **(app or {})},
+                           extra_dirs=("/tmp",), links=links)
 
     return make
 

@@ -29,8 +29,9 @@ def needs_root() -> None:
 
 
 def write_image(out: Path, name: str, files: dict[str, Path | str], app: dict[str, Any] | None,
-                extra_dirs: tuple[str, ...] = ()) -> Path:
-    """An ACI at `out` with `files` (image path -> host file, or text) and the given app."""
+                extra_dirs: tuple[str, ...] = (), links: dict[str, str] | None = None) -> Path:
+    """An ACI at `out` with `files` (image path -> host file, or text), `links` (image path ->
+    symlink target) and the given app."""
     from registry.aci import ImageManifest, write_aci
 
     rootfs = out.parent / f"{out.stem}-rootfs"
@@ -45,6 +46,10 @@ def write_image(out: Path, name: str, files: dict[str, Path | str], app: dict[st
             shutil.copy2(source, target)
         else:
             target.write_text(source)
+    for inside, link_target in (links or {}).items():
+        link = rootfs / inside.lstrip("/")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(link_target)
     manifest: dict[str, Any] = {
         "acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
         "labels": [{"name": "version", "value": "1"}, {"name": "os", "value": "linux"},
@@ -72,3 +77,14 @@ def status_of(pyrkt: Callable[..., Any], uuid: str, *extra: str) -> dict[str, st
 
 def pod_json(pyrkt: Callable[..., Any]) -> list[dict[str, Any]]:
     return json.loads(pyrkt("list", "--format", "json", check=True).stdout)
+
+
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static (.ci/run installs it)
+BUSYBOX_APPLETS = ("sh", "sleep", "echo", "cat", "tty", "stty", "ls", "kill", "true")
+
+
+def busybox_files() -> tuple[dict[str, Path | str], dict[str, str]]:
+    """Files and links of a minimal shell image: a static busybox and its applets in /bin."""
+    if not BUSYBOX.exists():
+        pytest.fail("these tests need a static busybox: apt-get install busybox-static")
+    return {"/bin/busybox": BUSYBOX}, {f"/bin/{applet}": "busybox" for applet in BUSYBOX_APPLETS}

@@ -50,7 +50,7 @@ def test_list_status_logs_stop_gc_round_trip(tmp_path, tool_image, start_pyrkt, 
     deadline = time.monotonic() + 10
     while "hostname=" not in pyrkt("logs", uuid).stdout and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert pyrkt("logs", uuid, check=True).stdout == f"hostname=rkt-{uuid}\n"
+    assert pyrkt("logs", uuid, check=True).stdout == f"tool | hostname=rkt-{uuid}\n"
     entered = pyrkt("enter", uuid, "/bin/tool", "hostname", "id", check=True)
     assert entered.stdout == f"hostname=rkt-{uuid}\nuid=0 gid=0\n"
     image_id = find_pod(store, uuid).manifest()["apps"][0]["image"]["id"]
@@ -140,7 +140,7 @@ def test_logs_follow_streams_until_the_pod_ends(tmp_path, tool_image, start_pyrk
     start_pyrkt("run", "--insecure-options=image", "--inherit-env", f"--uuid-file-save={uuid_file}",
                 str(image), "--", "env", "PYRKT_DIR", "sleep", "2", "cwd")
     uuid = wait_for_file(uuid_file)
-    followed = pyrkt("logs", "-f", "--app", "tool", uuid, check=True, timeout=30)
+    followed = pyrkt("logs", "-f", "--app", "tool", "--no-prefix", uuid, check=True, timeout=30)
     assert followed.stdout.startswith("env PYRKT_DIR=")  # inherited from pyrkt's environment
     assert followed.stdout.endswith("cwd=/\n")  # written after the follow began
     assert status_of(pyrkt, uuid)["state"] == "exited"

@@ -77,7 +77,7 @@ def test_two_apps_talk_over_the_pods_loopback(tmp_path, tool_image, start_pyrkt,
     while time.monotonic() < deadline and status_of(pyrkt, uuid).get("app-client") is None:
         time.sleep(0.1)
     assert status_of(pyrkt, uuid)["app-client"] == "0"
-    assert pyrkt("logs", uuid, "--app", "client", check=True).stdout == "client got: pong\n"
+    assert pyrkt("logs", uuid, "--app", "client", "--no-prefix", check=True).stdout == "client got: pong\n"
     assert _refused(pod_port)  # the server listens in the pod's namespace, not on the host
     listing = pyrkt("list", "--no-legend", check=True).stdout.splitlines()
     assert listing[0].split()[:3] == [uuid[:8], "server", "example.com/server"]

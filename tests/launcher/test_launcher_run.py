@@ -44,7 +44,7 @@ def test_seed_hello_image_runs_and_is_recorded(tmp_path, static_hello, pyrkt, st
     status = status_of(pyrkt, uuid)
     assert status["state"] == "exited" and status["exited"] == "true"
     assert status["app-hello"] == "0"
-    logs = pyrkt("logs", uuid, check=True).stdout
+    logs = pyrkt("logs", "--no-prefix", uuid, check=True).stdout
     assert logs.startswith("Hello from pyrkt\ncwd=/app\n")
     log_file = next((store / "pods").glob(f"*/{uuid}/apps/hello/log"))
     assert log_file.read_text() == logs
