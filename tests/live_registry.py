@@ -54,7 +54,8 @@ def free_port() -> int:
 
 def signing_key_file() -> Path:
     """An armored RSA 4096 secret key generated once per machine (the registry's test key)."""
-    target = CACHE_DIR / "registry-signing-key.asc"
+    # "-rkt1": keys cached before the registry made rkt-readable keys must not be reused.
+    target = CACHE_DIR / "registry-signing-key-rkt1.asc"
     if not target.exists():
         from registry.signing import generate_key
 

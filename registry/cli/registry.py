@@ -463,21 +463,41 @@ def key() -> None:
 
 
 @key.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (for scripts).")
 @pass_context
-def key_list(obj: Context) -> None:
-    """List the registry's keys (active ones sign; retired ones stay published)."""
+def key_list(obj: Context, as_json: bool) -> None:
+    """List the registry's keys (active ones sign; retired ones stay published).
+
+    The last column says whether rkt 1.x (and appc clients built on the Go OpenPGP of its
+    time) can read the key; `key rotate` then `key resign` replace one they cannot read.
+    """
+    import json
+
     from registry.server.services import keys
 
     with _session(obj) as session:
-        for row in keys.server_keys(session):
-            click.echo(f"{row.fingerprint}\t{row.status.value}\t"
-                       f"{', '.join(row.user_ids.splitlines())}")
+        rows = [(row, keys.old_client_report(row)) for row in keys.server_keys(session)]
+    if as_json:
+        click.echo(json.dumps([{
+            "fingerprint": row.fingerprint, "status": row.status.value,
+            "userIds": row.user_ids.splitlines(), "created": row.created_at.isoformat(),
+            "oldClientsCanRead": not problems, "oldClientProblems": problems,
+        } for row, problems in rows], indent=2))
+        return
+    for row, problems in rows:
+        readable = ("rkt 1.x: ok" if not problems
+                    else f"rkt 1.x CANNOT read it ({problems[0]})")
+        click.echo(f"{row.fingerprint}\t{row.status.value}\t"
+                   f"{', '.join(row.user_ids.splitlines())}\t{readable}")
 
 
 @key.command("generate")
 @pass_context
 def key_generate(obj: Context) -> None:
-    """Generate a new RSA 4096 key; it becomes the one new uploads are signed with."""
+    """Generate a new RSA 4096 key; it becomes the one new uploads are signed with.
+
+    The key is one sign-capable RSA primary key, which gpg, Sequoia and rkt 1.x all read.
+    """
     from registry.server.bootstrap import key_user_id
     from registry.server.services import keys
 
@@ -497,7 +517,34 @@ def key_rotate(obj: Context) -> None:
     config = obj.config()
     with _session(obj, config) as session, _service_errors():
         row = keys.rotate_server_key(session, _operator(), user_id=key_user_id(config.domains[0]))
+        stale = keys.signatures_by_unreadable_keys(session)
     click.echo(row.fingerprint)
+    if stale:
+        click.echo(f"{stale} image(s) are still signed by a key rkt 1.x cannot read; "
+                   "`pyrkt-registry key resign` signs them again with the new key", err=True)
+
+
+@key.command("resign")
+@click.option("--key", "fingerprint", default=None, metavar="FINGERPRINT",
+              help="Re-sign what this retired registry key signed (default: what keys rkt 1.x "
+                   "cannot read signed).")
+@pass_context
+def key_resign(obj: Context, fingerprint: str | None) -> None:
+    """Sign images again with the active key (after a rotation), so old clients can verify them.
+
+    Owners' own signatures are kept. Example, fixing a registry whose key rkt cannot import:
+
+        pyrkt-registry key rotate && pyrkt-registry key resign
+    """
+    from registry.server.app import storage_settings
+    from registry.server.services import keys
+    from registry.server.storage import storage_from_config
+
+    config = obj.config()
+    with _session(obj, config) as session, _service_errors():
+        count = keys.resign_images(session, _operator(), storage_from_config(storage_settings(config)),
+                                   key_fingerprint=fingerprint)
+    click.echo(f"re-signed {count} image(s)")
 
 
 @key.command("retire")

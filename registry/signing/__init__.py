@@ -16,11 +16,15 @@ Public API (ARCHITECTURE.md):
 - `StreamingVerifier(signature, keys)`: `.update(chunk)` ... `.finish() -> PublicKey`, for
   checking a download in the same pass (an unknown signer fails at construction, before any
   byte is fetched); `verify_stream(signature, binary_stream, keys) -> PublicKey`.
+- `old_client_problems(public_key) -> list[str]`: why rkt 1.x's vendored Go OpenPGP (and appc
+  clients of its time) cannot read a key; empty when it can (`compat.py` holds those rules).
+  RSA keys from `generate_key` are one sign-capable RSA primary made by PGPy, which it reads.
 - `signature_issuer(signature) -> str`: the issuer fingerprint (or key ID) a signature names,
   for trust-store lookups before downloading an image. The issuer is the *signing subkey*; find
   its certificate with `PublicKey.has_component`.
 """
 
+from .compat import old_client_problems
 from .detached import read_signature, sign_detached, signature_issuer, verify_detached
 from .errors import SigningError
 from .keys import (
@@ -43,6 +47,7 @@ __all__ = [
     "export_public_keys",
     "generate_key",
     "load_secret_key",
+    "old_client_problems",
     "read_public_keys",
     "read_signature",
     "sign_detached",

@@ -78,14 +78,26 @@ def _issuer_text(sig: pysequoia.Sig) -> str:
 
 
 def select_signers(sig: pysequoia.Sig, keys: list[PublicKey]) -> list[PublicKey]:
-    """The keys holding the signature's issuer key; SigningError naming the issuer if none."""
+    """The keys holding the signature's issuer key; SigningError naming the issuer if none,
+    or naming the key (or subkey) and why when it is revoked or expired."""
     issuers = {value.upper() for value in (sig.issuer_fingerprint, sig.issuer_key_id) if value}
     signers = [key for key in keys if any(key.has_component(i) for i in issuers)]
     if not signers:
         known = ", ".join(key.fingerprint for key in keys) or "none"
         raise SigningError(f"signature made by unknown key ({_issuer_text(sig)}); "
                            f"keys tried: {known}")
-    return signers
+    usable: list[PublicKey] = []
+    refusals: list[str] = []
+    for key in signers:
+        issuer = next(i for i in issuers if key.has_component(i))
+        refusal = key.signing_refusal(issuer)
+        if refusal is None:
+            usable.append(key)
+        else:
+            refusals.append(refusal)
+    if not usable:
+        raise SigningError(f"signature refused: {'; '.join(refusals)}")
+    return usable
 
 
 def verify_detached(signature: bytes | str, path_or_bytes: Payload,
@@ -93,8 +105,9 @@ def verify_detached(signature: bytes | str, path_or_bytes: Payload,
     """The key (one of `keys`) whose valid signature `signature` is over the payload.
 
     Raises SigningError when the signature is unreadable, was made by none of `keys` (the message
-    names the issuer's key ID and fingerprint), or does not match the payload (tampered bytes).
-    An expired or retired key still verifies signatures it made while it was valid.
+    names the issuer's key ID and fingerprint), comes from a revoked or expired key or subkey
+    (the message names which), or does not match the payload (tampered bytes). A retired
+    registry key (still published, not expired) keeps verifying what it signed.
     """
     sig = read_signature(signature)
     signers = select_signers(sig, list(keys))

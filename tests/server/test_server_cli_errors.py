@@ -132,8 +132,9 @@ def test_howto_without_options_for_the_defaults(cli, monkeypatch):
 def test_key_list_prints_user_ids_plainly(cli):
     assert cli("--data-dir", "data", "init").exit_code == 0
     listed = cli("--data-dir", "data", "key", "list").output.strip()
-    fingerprint, status, user_ids = listed.split("\t")
+    fingerprint, status, user_ids, readable = listed.split("\t")
     assert status == "active" and "[" not in user_ids and "'" not in user_ids and user_ids
+    assert readable == "rkt 1.x: ok"
 
 
 def test_gunicorn_shares_no_control_socket():

@@ -6,13 +6,16 @@ the old ones; retired keys stay published so signatures they made keep verifying
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry.server.models import KeyStatus, Repository, Role, SigningKey, utcnow
+from registry.server.models import KeyStatus, Repository, Role, Signature, SigningKey, utcnow
+from registry.server.storage import BlobStorage, blob_key
 from registry.signing import (
     PublicKey,
     SecretKey,
@@ -20,7 +23,9 @@ from registry.signing import (
     export_public_keys,
     generate_key,
     load_secret_key,
+    old_client_problems,
     read_public_keys,
+    sign_detached,
 )
 
 from . import audit
@@ -162,6 +167,59 @@ def remove_repository_key(session: Session, actor: Actor, name: str, fingerprint
     session.commit()
 
 
+def old_client_report(row: SigningKey) -> list[str]:
+    """Why rkt 1.x and appc clients of its time cannot read this key (empty: they can)."""
+    try:
+        return [problem for key in read_public_keys(row.armored_public)
+                for problem in old_client_problems(key)]
+    except SigningError as error:
+        return [str(error)]
+
+
+def signatures_by_unreadable_keys(session: Session) -> int:
+    """How many served signatures were made by a registry key old clients cannot read."""
+    unreadable = [row.fingerprint for row in server_keys(session) if old_client_report(row)]
+    if not unreadable:
+        return 0
+    return session.scalar(select(func.count(Signature.id)).where(
+        Signature.key_fingerprint.in_(unreadable))) or 0
+
+
+def resign_images(session: Session, actor: Actor, storage: BlobStorage, *,
+                  key_fingerprint: str | None = None) -> int:
+    """Sign again, with the active key, the images the registry signed with other keys.
+
+    By default only signatures by registry keys old clients cannot read are replaced (after a
+    `key rotate` that fixed such a key); `key_fingerprint` picks one retired key instead.
+    Owners' own signatures are never touched. Each image is streamed from storage into a
+    temporary file and committed one by one, so an interruption leaves every image signed.
+    """
+    _require_site_admin(actor)
+    active = active_server_key(session)
+    if key_fingerprint is not None:
+        wanted = [_server_key(session, key_fingerprint).fingerprint]
+    else:
+        wanted = [row.fingerprint for row in server_keys(session) if old_client_report(row)]
+    wanted = [fpr for fpr in wanted if fpr != active.fingerprint]
+    if not wanted:
+        return 0
+    rows = session.scalars(select(Signature).where(Signature.key_fingerprint.in_(wanted))
+                           .order_by(Signature.id)).all()
+    done = 0
+    for row in rows:
+        digest = row.image.digest
+        with tempfile.NamedTemporaryFile(prefix="pyrkt-resign-") as copy:
+            with storage.open(blob_key(digest)) as blob:
+                shutil.copyfileobj(blob, copy, 1 << 20)
+            copy.flush()
+            armored = sign_detached(active, copy.name).decode("ascii")
+        row.armored, row.key_fingerprint, row.created_at = armored, active.fingerprint, utcnow()
+        audit.record(session, actor, "key.resign", digest, fingerprint=active.fingerprint)
+        session.commit()
+        done += 1
+    return done
+
+
 def verification_keys(session: Session, repository: Repository | None) -> list[PublicKey]:
     """Keys an uploaded signature may come from: the repository's own and the registry's."""
     rows = list(server_keys(session))
@@ -171,7 +229,11 @@ def verification_keys(session: Session, repository: Repository | None) -> list[P
 
 
 def published_keys(session: Session, repository: Repository | None = None) -> str:
-    """One armored block: the registry's keys (active and retired) plus the repository's."""
+    """One armored block: the registry's keys (active and retired) plus the repository's.
+
+    The newest active key comes first: rkt keeps a trusted key file whole but uses only the
+    first key its OpenPGP can read from it (keys it cannot read, it skips).
+    """
     rows = list(server_keys(session))
     if repository is not None:
         rows += list(repository_keys(session, repository))
