@@ -232,7 +232,26 @@ _CASES: list[tuple[str, str, str, str, Callable[[], bytes], str]] = [
      "a valid gzip stream holding random bytes"),
     ("empty-file", "empty", "empty", "read", lambda: b"",
      "a file of zero bytes"),
+    ("long-component", "path-too-long", "longer than the 255", "read",
+     lambda: _gzip(_tar(_valid(_member("rootfs/" + "n" * 300, data=b"x")))),
+     "a file name of 300 bytes (Linux allows 255 per component)"),
+    ("long-path", "path-too-long", "longer than the 4095", "read",
+     lambda: _gzip(_tar(_valid(_member("rootfs/" + "/".join(["d" * 99] * 50), data=b"x")))),
+     "a path of 5,049 bytes (Linux allows 4,095)"),
 ]
+
+# The cases whose tar, used as a Docker/OCI layer, breaks the same rule (docker2aci refuses
+# them with the same reason). The others are about the ACI layout (manifest, rootfs/), are
+# device nodes (kept in a layer, refused at extraction), a later duplicate (in a layer it
+# replaces the earlier entry, as Docker applies layers) or an empty file (an empty layer).
+LAYER_CASES = frozenset({
+    "traversal", "traversal-top-level", "absolute-path", "symlink-escape",
+    "write-through-symlink", "hardlink-escape-absolute", "hardlink-escape-traversal",
+    "hardlink-dangling", "entry-below-file", "truncated-gzip", "truncated-bzip2",
+    "truncated-xz", "truncated-tar", "corrupt-gzip", "gzip-trailing-garbage",
+    "bad-header-checksum", "decompression-bomb", "not-tar", "gzip-of-garbage",
+    "long-component", "long-path",
+})
 
 
 def case_names() -> list[str]:

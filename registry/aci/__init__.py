@@ -18,6 +18,7 @@ from registry.aci.parts import (
     MountPoint,
     Port,
 )
+from registry.aci.paths import MAX_NAME_BYTES, MAX_PATH_BYTES, TreeRules, check_length, normalize
 from registry.aci.pod import (
     ExposedPort,
     Mount,
@@ -30,11 +31,14 @@ from registry.aci.reader import (
     DEFAULT_MAX_RATIO,
     DEFAULT_MAX_UNCOMPRESSED,
     ACIInfo,
+    Limits,
     image_id_of,
     read_aci,
     short_id,
+    stream_archive,
 )
-from registry.aci.writer import write_aci
+from registry.aci.tarstream import TarEntry
+from registry.aci.writer import ACIWriter, header_from, write_aci
 
 __all__ = [
     "ACIError", "ArchiveError", "ManifestError",
@@ -42,7 +46,9 @@ __all__ = [
     "Label", "App", "Isolator", "Port", "MountPoint", "EnvironmentVariable", "Dependency",
     "Annotation", "EventHandler",
     "RuntimeApp", "RuntimeImage", "Volume", "Mount", "ExposedPort",
-    "ACIInfo", "read_aci", "image_id_of", "short_id", "write_aci", "extract_aci",
+    "ACIInfo", "read_aci", "image_id_of", "short_id", "write_aci", "extract_aci", "ACIWriter",
+    "header_from",    "stream_archive", "Limits", "TarEntry", "TreeRules", "normalize", "check_length",
+    "MAX_NAME_BYTES", "MAX_PATH_BYTES",
     "DEFAULT_MAX_RATIO", "DEFAULT_MAX_UNCOMPRESSED", "MAX_MANIFEST_SIZE",
     "GZIP", "BZIP2", "XZ", "NONE", "COMPRESSIONS", "VALID_OS_ARCH",
     "parse_quantity", "check_isolator_value",

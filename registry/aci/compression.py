@@ -1,5 +1,6 @@
-"""Compression of ACI files: detection by magic bytes and streaming decompression in bounded
-chunks (a bomb can never make one step produce more than `chunk_size` bytes)."""
+"""Compression of ACI files, the one table for every reader and writer: detection by magic
+bytes, streaming decompression in bounded chunks (a bomb can never make one step produce more
+than `chunk_size` bytes) and the compressors the writer uses."""
 
 from __future__ import annotations
 
@@ -18,6 +19,35 @@ MAGIC_LENGTH = 6
 
 READ_SIZE = 256 << 10    # compressed bytes read per step (the bomb guard's granularity)
 CHUNK_SIZE = 1 << 20     # at most this many decompressed bytes per step
+
+
+class Compressor(Protocol):
+    def compress(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class _Identity:
+    def compress(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def compressor(kind: str) -> Compressor:
+    """A streaming compressor for `kind` (one of COMPRESSIONS); output is reproducible."""
+    if kind == GZIP:
+        # Level 6 (gzip's and Go's default); wbits 31: a gzip header with mtime 0 and no
+        # file name, as reproducibility needs.
+        return zlib.compressobj(6, zlib.DEFLATED, 31)
+    if kind == BZIP2:
+        return bz2.BZ2Compressor(9)
+    if kind == XZ:
+        return lzma.LZMACompressor(format=lzma.FORMAT_XZ)
+    if kind == NONE:
+        return _Identity()
+    raise ValueError(f"unknown compression {kind!r}")
 
 
 def detect(prefix: bytes) -> str:

@@ -16,7 +16,15 @@ from pathlib import Path
 from registry.aci.errors import ACIError, ArchiveError
 from registry.aci.layout import ROOTFS, LayoutChecker
 from registry.aci.manifest import ImageManifest
-from registry.aci.reader import DEFAULT_MAX_RATIO, ACIInfo, Limits, Source, opened, stream_archive
+from registry.aci.reader import (
+    DEFAULT_MAX_RATIO,
+    IMAGE_ID_PREFIX,
+    ACIInfo,
+    Limits,
+    Source,
+    opened,
+    stream_archive,
+)
 from registry.aci.tarstream import (
     BLOCKDEV,
     CHAR,
@@ -174,8 +182,9 @@ def extract_aci(source: Source, dest: str | os.PathLike[str], *, rootfs_only: bo
     extractor = _Extractor(staging, rootfs_only=rootfs_only, allow_devices=allow_devices)
     try:
         with opened(source) as stream:
-            image_id, compression, total = stream_archive(
+            digest, compression, total = stream_archive(
                 stream, extractor, Limits(max_uncompressed, max_ratio))
+        image_id = IMAGE_ID_PREFIX + digest
         manifest_bytes = extractor.finish()
         manifest = ImageManifest.from_json(manifest_bytes)
         if not rootfs_only:

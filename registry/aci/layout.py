@@ -1,53 +1,16 @@
 """The ACI layout rules, checked entry by entry while the tar streams past: exactly
-`manifest` + `rootfs/` at the top, no duplicates, no path or link escaping the image, no
-entry written through a symlink. Reading and extraction share this one gatekeeper."""
+`manifest` + `rootfs/` at the top, and below rootfs/ the path and link rules every archive
+reader shares (paths.py). Reading and extraction share this one gatekeeper."""
 
 from __future__ import annotations
 
 from registry.aci.errors import ArchiveError
-from registry.aci.tarstream import (
-    BLOCKDEV,
-    CHAR,
-    DIRECTORY,
-    FIFO,
-    HARDLINK,
-    REGULAR,
-    SYMLINK,
-    Sink,
-    TarEntry,
-)
+from registry.aci.paths import TreeRules, normalize
+from registry.aci.tarstream import DIRECTORY, REGULAR, Sink, TarEntry
 
 MANIFEST = "manifest"
 ROOTFS = "rootfs"
 MAX_MANIFEST_SIZE = 1 << 20
-IMPLICIT_DIRECTORY = "implicit-directory"  # a parent no entry has described (yet)
-
-
-def normalize(name: str) -> str:
-    """The entry's path without `./`, empty components or a trailing slash; "" for the root.
-    Absolute names and `..` components are refused outright."""
-    if name.startswith("/"):
-        raise ArchiveError(f"{name!r}: absolute path in archive", reason="absolute-path")
-    parts = [part for part in name.split("/") if part not in ("", ".")]
-    if ".." in parts:
-        raise ArchiveError(f"{name!r}: path traversal ('..') in archive", reason="path-traversal")
-    return "/".join(parts)
-
-
-def symlink_escapes(link_path: str, target: str) -> bool:
-    """Whether a relative symlink target climbs above rootfs/ from where the link sits.
-    Absolute targets are resolved against the image's root at run time, so they stay inside."""
-    if target.startswith("/"):
-        return False
-    depth = link_path.count("/") - 1  # directories between rootfs/ and the link
-    for part in target.split("/"):
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif part not in ("", "."):
-            depth += 1
-    return False
 
 
 class LayoutChecker:
@@ -61,8 +24,9 @@ class LayoutChecker:
         self.allow_devices = allow_devices
         self.manifest_bytes: bytes | None = None
         self._manifest_buffer = bytearray()
-        self._seen: dict[str, str] = {}  # normalized path -> entry type
+        self._rules = TreeRules(ROOTFS, allow_devices=allow_devices)
         self._manifest_entry: TarEntry | None = None
+        self._seen_top: set[str] = set()  # manifest and rootfs, each allowed once
         self.has_rootfs = False
 
     # EntryHandler protocol
@@ -71,17 +35,13 @@ class LayoutChecker:
         path = normalize(entry.name)
         if not path:
             return None  # the archive's own "./": carries nothing
-        earlier = self._seen.get(path)
-        if earlier is not None:
-            if earlier != IMPLICIT_DIRECTORY:
+        if path == MANIFEST or path == ROOTFS:
+            if path in self._seen_top:
                 raise ArchiveError(f"{path}: duplicate entry in archive",
                                    reason="duplicate-entry")
-            if entry.type != DIRECTORY:
-                raise ArchiveError(f"{path}: a {entry.type_name}, but earlier entries were"
-                                   " inside it", reason="bad-parent")
+            self._seen_top.add(path)
         if path == MANIFEST:
             self._check_manifest(entry)
-            self._seen[path] = entry.type
             self._manifest_entry = entry
             return self._manifest_buffer.extend
         if path == ROOTFS:
@@ -89,14 +49,14 @@ class LayoutChecker:
                 raise ArchiveError(f"rootfs: is a {entry.type_name}, not a directory",
                                    reason="rootfs-not-directory")
             self.has_rootfs = True
-            self._seen[path] = entry.type
+            self._rules.seen[ROOTFS] = DIRECTORY
             return self.accepted(entry, path)
         if not path.startswith(ROOTFS + "/"):
             raise ArchiveError(f"{path}: unexpected entry outside rootfs/ (an ACI holds only"
                                " manifest and rootfs/)", reason="extra-entry")
-        self._check_parents(path)
-        self._check_type(entry, path)
-        self._seen[path] = entry.type
+        target = self._rules.check(path, entry.type, entry.type_name, entry.linkname)
+        if target:
+            entry.linkname = target
         return self.accepted(entry, path)
 
     def end(self, entry: TarEntry) -> None:
@@ -123,44 +83,3 @@ class LayoutChecker:
         if entry.size > MAX_MANIFEST_SIZE:
             raise ArchiveError(f"manifest: {entry.size} bytes, more than the"
                                f" {MAX_MANIFEST_SIZE} allowed", reason="manifest-too-large")
-
-    def _check_parents(self, path: str) -> None:
-        """No entry may sit below a symlink (writing it would follow the link) or a file."""
-        position = path.find("/", len(ROOTFS) + 1)
-        while position != -1:
-            parent = path[:position]
-            parent_type = self._seen.get(parent)
-            if parent_type is None:
-                self._seen[parent] = IMPLICIT_DIRECTORY  # extraction will create it
-            elif parent_type not in (DIRECTORY, IMPLICIT_DIRECTORY):
-                reason = "link-escape" if parent_type == SYMLINK else "bad-parent"
-                raise ArchiveError(f"{path}: its parent {parent} is not a directory",
-                                   reason=reason)
-            position = path.find("/", position + 1)
-
-    def _check_type(self, entry: TarEntry, path: str) -> None:
-        if entry.type == SYMLINK:
-            if not entry.linkname:
-                raise ArchiveError(f"{path}: symlink with an empty target", reason="bad-link")
-            if symlink_escapes(path, entry.linkname):
-                raise ArchiveError(f"{path}: symlink to {entry.linkname!r} points outside"
-                                   " rootfs/", reason="link-escape")
-        elif entry.type == HARDLINK:
-            self._check_hardlink(entry, path)
-        elif entry.type in (CHAR, BLOCKDEV, FIFO) and not self.allow_devices:
-            raise ArchiveError(f"{path}: {entry.type_name} refused (devices and fifos are not"
-                               " allowed here)", reason="device-node")
-
-    def _check_hardlink(self, entry: TarEntry, path: str) -> None:
-        try:
-            target = normalize(entry.linkname)
-        except ArchiveError:
-            raise ArchiveError(f"{path}: hard link to {entry.linkname!r} points outside"
-                               " rootfs/", reason="link-escape") from None
-        if not target.startswith(ROOTFS + "/"):
-            raise ArchiveError(f"{path}: hard link to {entry.linkname!r} points outside"
-                               " rootfs/", reason="link-escape")
-        if self._seen.get(target) not in (REGULAR, HARDLINK):
-            raise ArchiveError(f"{path}: hard link to {entry.linkname!r}, which is not an"
-                               " earlier file of the archive", reason="link-escape")
-        entry.linkname = target

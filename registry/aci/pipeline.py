@@ -15,12 +15,13 @@ from collections.abc import Iterator
 
 
 class BackgroundHash:
-    """SHA-512 computed in a helper thread; `update` hands over a chunk and returns."""
+    """A digest (SHA-512 by default) computed in a helper thread; `update` hands over a chunk
+    and returns."""
 
     _DONE = None
 
-    def __init__(self) -> None:
-        self._hash = hashlib.sha512()
+    def __init__(self, algorithm: str = "sha512") -> None:
+        self._hash = hashlib.new(algorithm)
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self._thread = threading.Thread(target=self._run, name="aci-sha512", daemon=True)
         self._thread.start()

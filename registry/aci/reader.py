@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 from registry.aci.compression import (
     MAGIC_LENGTH,
+    NONE,
     READ_SIZE,
     CountingReader,
     decompressed_chunks,
@@ -22,7 +23,7 @@ from registry.aci.errors import ArchiveError
 from registry.aci.layout import LayoutChecker
 from registry.aci.manifest import ImageManifest
 from registry.aci.pipeline import BackgroundHash, Prefetch
-from registry.aci.tarstream import TarStreamParser
+from registry.aci.tarstream import EntryHandler, TarStreamParser
 
 IMAGE_ID_PREFIX = "sha512-"
 SHORT_ID_HEX_DIGITS = 32
@@ -78,22 +79,29 @@ class Limits:
                 f" {uncompressed} (over {self.max_ratio:g}x)", reason="bomb")
 
 
-def stream_archive(fileobj: BinaryIO, handler: LayoutChecker | None, limits: Limits,
+def stream_archive(fileobj: BinaryIO, handler: EntryHandler | None, limits: Limits, *,
+                   digest: str | None = "sha512", allow_empty: bool = False,
                    ) -> tuple[str, str, int]:
-    """Decompress, hash and (with a handler) parse the tar; returns (image ID, compression,
-    uncompressed size). Reads `fileobj` to EOF, also when the archive is refused."""
+    """Decompress, hash and (with a handler) parse a tar stream; returns (hex digest of the
+    uncompressed tar, or "" when `digest` is None; compression; uncompressed size). Reads
+    `fileobj` to EOF, also when the archive is refused. Every reader of tar archives (ACIs,
+    Docker layers, rootfs tarballs) goes through here, so one parser and one set of stream
+    errors (truncated, bad-compression, not-tar, bad-header, bomb) serve them all."""
     prefix = _read_prefix(fileobj)
     if not prefix:
+        if allow_empty:
+            return (BackgroundHash(digest).close() if digest else ""), NONE, 0
         raise ArchiveError("empty file: not an ACI", reason="empty")
     compression = detect(prefix)
     source = CountingReader(fileobj, prefix)
-    parser = TarStreamParser(handler) if handler is not None else None
-    digest = BackgroundHash()
+    parser = TarStreamParser(handler, allow_empty=allow_empty) if handler is not None else None
+    hasher = BackgroundHash(digest) if digest else None
     chunks = Prefetch(decompressed_chunks(source, compression))
     total = 0
     try:
         for chunk in chunks:
-            digest.update(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
             total += len(chunk)
             limits.check(total, source.count)
             if parser is not None:
@@ -102,14 +110,15 @@ def stream_archive(fileobj: BinaryIO, handler: LayoutChecker | None, limits: Lim
             parser.finish()
     except BaseException:
         chunks.close()
-        digest.close()
+        if hasher is not None:
+            hasher.close()
         _drain(source)
         raise
     chunks.close()
-    if total == 0:
-        digest.close()
+    hexdigest = hasher.close() if hasher is not None else ""
+    if total == 0 and not allow_empty:
         raise ArchiveError(f"{compression}: decompresses to nothing", reason="empty")
-    return IMAGE_ID_PREFIX + digest.close(), compression, total
+    return hexdigest, compression, total
 
 
 def _read_prefix(fileobj: BinaryIO) -> bytes:
@@ -137,8 +146,9 @@ def read_aci(fileobj: Source, *, max_uncompressed: int | None = None,
     """
     with opened(fileobj) as stream:
         checker = LayoutChecker(allow_devices=allow_devices)
-        image_id, compression, total = stream_archive(
+        digest, compression, total = stream_archive(
             stream, checker, Limits(max_uncompressed, max_ratio))
+        image_id = IMAGE_ID_PREFIX + digest
         manifest_bytes = checker.finish()
         manifest = ImageManifest.from_json(manifest_bytes)
     return ACIInfo(image_id, manifest, manifest_bytes, compression, total)
@@ -147,5 +157,5 @@ def read_aci(fileobj: Source, *, max_uncompressed: int | None = None,
 def image_id_of(fileobj: Source) -> str:
     """`sha512-<128 hex>` of the uncompressed stream; no layout checks (see read_aci)."""
     with opened(fileobj) as stream:
-        image_id, _, _ = stream_archive(stream, None, Limits(None, None))
-    return image_id
+        digest, _, _ = stream_archive(stream, None, Limits(None, None))
+    return IMAGE_ID_PREFIX + digest

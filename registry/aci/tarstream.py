@@ -171,8 +171,11 @@ class TarStreamParser:
     After the end-of-archive marker (two zero blocks) further bytes are ignored, as tar does.
     """
 
-    def __init__(self, handler: EntryHandler) -> None:
+    def __init__(self, handler: EntryHandler, *, allow_empty: bool = False) -> None:
         self._handler = handler
+        # Layers may hold nothing at all (Docker writes an end-of-archive marker, or no byte);
+        # an ACI never may.
+        self._allow_empty = allow_empty
         self._header = bytearray()
         self._entry: TarEntry | None = None
         self._sink: Sink | None = None
@@ -233,7 +236,7 @@ class TarStreamParser:
                 or self._meta is not None:
             raise ArchiveError("tar: archive ends in the middle of an entry (truncated)",
                                reason="truncated")
-        if not self._seen_header:
+        if not self._seen_header and not self._allow_empty:
             raise ArchiveError("tar: no entries (empty archive)", reason="empty")
         if self._pending_pax or self._long_name is not None or self._long_link is not None:
             raise ArchiveError("tar: archive ends after an extended header (truncated)",
@@ -244,7 +247,7 @@ class TarStreamParser:
 
     def _on_header(self, block: bytes) -> None:
         if block == _ZERO_BLOCK:
-            if not self._seen_header:
+            if not self._seen_header and not self._allow_empty:
                 raise ArchiveError("not a tar archive (starts with zeros)", reason="not-tar")
             self._zero_blocks += 1
             if self._zero_blocks == 2:

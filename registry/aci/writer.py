@@ -1,83 +1,184 @@
-"""Writing ACIs from a manifest and a rootfs directory.
+"""Writing ACIs: the one streaming writer (tar -> SHA-512 -> compressor -> temporary file ->
+rename) that write_aci, the builder, docker2aci and the registry's OCI conversion all use.
 
-Reproducible mode (the default) makes the bytes depend on the content only: entries sorted
-by name, mtimes fixed to SOURCE_DATE_EPOCH (or 0), owners 0:0 with empty names (unless
+Reproducible mode of write_aci (the default) makes the bytes depend on the content only: entries
+sorted by name, mtimes fixed to SOURCE_DATE_EPOCH (or 0), owners 0:0 with empty names (unless
 ownership is preserved), gzip headers without mtime or filename."""
 
 from __future__ import annotations
 
-import bz2
 import hashlib
 import io
-import lzma
 import os
 import tarfile
 import tempfile
-import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO
 
-from registry.aci.compression import BZIP2, COMPRESSIONS, GZIP, XZ
+from registry.aci.compression import COMPRESSIONS, GZIP, compressor
 from registry.aci.errors import ACIError
 from registry.aci.layout import MANIFEST, ROOTFS
 from registry.aci.manifest import ImageManifest
 from registry.aci.reader import IMAGE_ID_PREFIX
+from registry.aci.tarstream import BLOCKDEV, CHAR, REGULAR, TarEntry
 
 COPY_BUFFER = 1 << 20
+BLOCK = tarfile.BLOCKSIZE
+RECORD = tarfile.RECORDSIZE  # tar pads the archive to whole records, as tarfile and GNU tar do
+
+Sink = Callable[[Any], object]
 
 
-class _Compressor(Protocol):
-    def compress(self, data: bytes) -> bytes: ...
-
-    def flush(self) -> bytes: ...
+_XATTR_PREFIXES = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
 
 
-class _Identity:
-    def compress(self, data: bytes) -> bytes:
-        return data
+def header_from(entry: TarEntry, name: str, linkname: str | None = None) -> tarfile.TarInfo:
+    """A header for the output copying a read entry (type, ownership, mode, times, device
+    numbers, xattrs) under a new `name` (and, for links, `linkname`): how docker2aci and the
+    builder move entries of other archives into an ACI."""
+    info = tarfile.TarInfo(name)
+    info.type = entry.type.encode()
+    info.mode, info.uid, info.gid = entry.mode, entry.uid, entry.gid
+    info.uname, info.gname = entry.uname, entry.gname
+    # As tarfile reads them: a pax mtime may carry a fraction, the header's is whole seconds.
+    info.mtime = entry.mtime if "mtime" in entry.pax else int(entry.mtime)
+    info.size = entry.size if entry.type == REGULAR else 0
+    info.linkname = entry.linkname if linkname is None else linkname
+    if entry.type in (CHAR, BLOCKDEV):
+        info.devmajor, info.devminor = entry.devmajor, entry.devminor
+    # Keep extended attributes (file capabilities, SELinux labels); names are set anew.
+    info.pax_headers = {k: v for k, v in entry.pax.items() if k.startswith(_XATTR_PREFIXES)}
+    return info
 
-    def flush(self) -> bytes:
-        return b""
 
+class ACIWriter:
+    """Writes one ACI as a stream; `commit()` finishes it and returns the image ID.
 
-def _compressor(compression: str) -> _Compressor:
-    if compression == GZIP:
-        # wbits 31: a gzip header with mtime 0 and no file name, as reproducibility needs.
-        return zlib.compressobj(6, zlib.DEFLATED, 31)
-    if compression == BZIP2:
-        return bz2.BZ2Compressor(9)
-    if compression == XZ:
-        return lzma.LZMACompressor(format=lzma.FORMAT_XZ)
-    return _Identity()
+    `out` is a path (written to a temporary sibling, fsynced and renamed into place by
+    `commit()`) or a binary file object (written as is). Used as a context manager: leaving the
+    block without `commit()` (an error anywhere) removes the temporary file, so a failed write
+    leaves nothing behind. Entries are written in the order given, with the exact bytes
+    tarfile would write (pax headers), so image IDs do not depend on which caller wrote them.
+    """
 
-
-class _HashingCompressor(io.RawIOBase):
-    """The file object tarfile writes to: hashes the tar, compresses it, passes it on."""
-
-    def __init__(self, out: BinaryIO, compression: str) -> None:
-        super().__init__()
-        self._out = out
-        self._compressor = _compressor(compression)
+    def __init__(self, out: str | os.PathLike[str] | BinaryIO, compression: str = GZIP) -> None:
+        if compression not in COMPRESSIONS:
+            raise ACIError(f"compression: {compression!r} is not one of"
+                           f" {', '.join(COMPRESSIONS)}", reason="bad-compression")
+        self.compression = compression
+        self.image_id: str | None = None
+        self._path = Path(out) if isinstance(out, str | os.PathLike) else None
+        self._given = None if self._path is not None else out
+        self._temp: Path | None = None
+        self._file: IO[bytes] | None = None
+        self._compressor = compressor(compression)
         self._hash = hashlib.sha512()
-        self._position = 0
+        self.position = 0  # uncompressed bytes written
+        self._open_size: int | None = None  # data bytes the current entry still expects
 
-    def writable(self) -> bool:
-        return True
+    def __enter__(self) -> ACIWriter:
+        if self._path is None:
+            self._file = self._given
+            return self
+        fd, name = tempfile.mkstemp(prefix=f".{self._path.name}.", suffix=".tmp",
+                                    dir=self._path.parent)
+        self._temp = Path(name)
+        # mkstemp makes the file private; an ACI is an ordinary file, readable as umask allows.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        self._file = os.fdopen(fd, "wb")
+        return self
 
-    def write(self, data: Any) -> int:
+    def __exit__(self, *exc_info: object) -> None:
+        if self._temp is not None:
+            if self._file is not None:
+                try:
+                    self._file.close()
+                except OSError:
+                    pass
+            self._temp.unlink(missing_ok=True)
+            self._temp = None
+
+    # the byte stream
+
+    def write(self, data: Any) -> None:
+        """Uncompressed tar bytes: hashed (the image ID covers them), compressed, written."""
         self._hash.update(data)
-        self._position += len(data)
+        self.position += len(data)
         compressed = self._compressor.compress(data)
         if compressed:
-            self._out.write(compressed)
-        return len(data)
+            assert self._file is not None
+            self._file.write(compressed)
 
-    def tell(self) -> int:
-        return self._position
+    # entries
 
-    def finish(self) -> str:
-        self._out.write(self._compressor.flush())
-        return IMAGE_ID_PREFIX + self._hash.hexdigest()
+    def add(self, info: tarfile.TarInfo, data: IO[bytes] | None = None) -> None:
+        """One entry; a regular file's `info.size` bytes are copied from `data`."""
+        sink = self.begin(info)
+        if info.isreg() and info.size:
+            if data is None:
+                raise ACIError(f"{info.name}: no data for a file of {info.size} bytes",
+                               reason="bad-rootfs")
+            remaining = info.size
+            while remaining:
+                chunk = data.read(min(COPY_BUFFER, remaining))
+                if not chunk:
+                    raise ACIError(f"{info.name}: shorter than its {info.size} bytes (changed"
+                                   " while being written?)", reason="bad-rootfs")
+                sink(chunk)
+                remaining -= len(chunk)
+        self.end()
+
+    def begin(self, info: tarfile.TarInfo) -> Sink:
+        """Write the entry's header; returns where its data goes (`end()` after the data)."""
+        if self._open_size is not None:
+            raise RuntimeError("ACIWriter.begin: the previous entry was not ended")
+        self.write(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+        self._open_size = info.size if info.isreg() else 0
+        self._data_start = self.position
+        return self.write
+
+    def end(self) -> None:
+        """Close the current entry: check its size, pad it to a whole block."""
+        expected, self._open_size = self._open_size, None
+        written = self.position - self._data_start
+        if expected is None or written != expected:
+            raise ACIError(f"tar entry: {written} data bytes written, {expected} announced",
+                           reason="bad-rootfs")
+        if written % BLOCK:
+            self.write(bytes(BLOCK - written % BLOCK))
+
+    @property
+    def entry_open(self) -> bool:
+        """Whether `begin` was called and `end` not yet."""
+        return self._open_size is not None
+
+    def add_manifest(self, manifest: bytes, *, mtime: int = 0) -> None:
+        """The `manifest` entry and the `rootfs` directory, owned by 0:0 (docker2aci's head)."""
+        info = tarfile.TarInfo(MANIFEST)
+        info.size, info.mode, info.type, info.mtime = len(manifest), 0o644, tarfile.REGTYPE, mtime
+        self.add(info, io.BytesIO(manifest))
+        root = tarfile.TarInfo(ROOTFS)
+        root.type, root.mode, root.mtime = tarfile.DIRTYPE, 0o755, mtime
+        self.add(root)
+
+    def commit(self) -> str:
+        """End the archive (two zero blocks, padded to a record), flush, publish; image ID."""
+        self.write(bytes(2 * BLOCK))
+        if self.position % RECORD:
+            self.write(bytes(RECORD - self.position % RECORD))
+        assert self._file is not None
+        self._file.write(self._compressor.flush())
+        self.image_id = IMAGE_ID_PREFIX + self._hash.hexdigest()
+        if self._temp is not None and self._path is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._temp, self._path)
+            self._temp = None
+        return self.image_id
 
 
 def _manifest_bytes(manifest: ImageManifest | dict[str, Any] | bytes | str) -> bytes:
@@ -103,9 +204,12 @@ def source_date_epoch() -> int:
 class _TreeWriter:
     """Adds rootfs/ depth first, siblings sorted by name, hard links kept as links."""
 
-    def __init__(self, archive: tarfile.TarFile, *, reproducible: bool,
+    def __init__(self, writer: ACIWriter, *, reproducible: bool,
                  preserve_ownership: bool) -> None:
-        self._archive = archive
+        self._writer = writer
+        # Only its gettarinfo is used (stat -> header, hard links found by inode); it never
+        # writes: every byte goes through the ACIWriter.
+        self._archive = tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT)
         self._reproducible = reproducible
         self._preserve_ownership = preserve_ownership
         self._mtime = source_date_epoch() if reproducible else None
@@ -122,7 +226,7 @@ class _TreeWriter:
 
     def add_tree(self, root: Path) -> None:
         info = self.normalized(self._archive.gettarinfo(str(root), ROOTFS))
-        self._archive.addfile(info)
+        self._writer.add(info)
         self._add_children(root, ROOTFS)
 
     def _add_children(self, directory: Path, arcdir: str) -> None:
@@ -145,7 +249,7 @@ class _TreeWriter:
             if info.isreg():
                 self._add_file(path, info)
             else:
-                self._archive.addfile(info)
+                self._writer.add(info)
             if info.isdir():
                 self._add_children(path, arcname)
 
@@ -154,7 +258,7 @@ class _TreeWriter:
             with open(path, "rb") as handle:
                 if os.fstat(handle.fileno()).st_size != info.size:
                     raise ACIError(f"{path}: changed while being written", reason="bad-rootfs")
-                self._archive.addfile(info, handle)
+                self._writer.add(info, handle)
         except OSError as error:
             raise ACIError(f"{path}: cannot read ({error.strerror})", reason="bad-rootfs") \
                 from None
@@ -176,37 +280,14 @@ def write_aci(manifest: ImageManifest | dict[str, Any] | bytes | str,
     root = Path(rootfs_dir)
     if not root.is_dir() or root.is_symlink():
         raise ACIError(f"{root}: rootfs is not a directory", reason="bad-rootfs")
-    if not isinstance(out, str | os.PathLike):
-        return _write(data, root, out, compression, reproducible, preserve_ownership)
-    target = Path(out)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                             suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            image_id = _write(data, root, handle, compression, reproducible, preserve_ownership)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return image_id
-
-
-def _write(manifest: bytes, root: Path, out: BinaryIO, compression: str, reproducible: bool,
-           preserve_ownership: bool) -> str:
-    sink = _HashingCompressor(out, compression)
-    archive = tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT,
-                              copybufsize=COPY_BUFFER)  # type: ignore[arg-type]
-    tree = _TreeWriter(archive, reproducible=reproducible, preserve_ownership=preserve_ownership)
-    info = tarfile.TarInfo(MANIFEST)
-    info.size, info.mode, info.type = len(manifest), 0o644, tarfile.REGTYPE
-    if not reproducible:
-        info.mtime = int(os.stat(root).st_mtime)
-    tree.normalized(info)
-    archive.addfile(info, io.BytesIO(manifest))
-    tree.add_tree(root)
-    archive.close()
-    return sink.finish()
-
-
-
+    with ACIWriter(out, compression) as writer:
+        tree = _TreeWriter(writer, reproducible=reproducible,
+                           preserve_ownership=preserve_ownership)
+        info = tarfile.TarInfo(MANIFEST)
+        info.size, info.mode, info.type = len(data), 0o644, tarfile.REGTYPE
+        if not reproducible:
+            info.mtime = int(os.stat(root).st_mtime)
+        tree.normalized(info)
+        writer.add(info, io.BytesIO(data))
+        tree.add_tree(root)
+        return writer.commit()

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from registry.aci import extract_aci
+from registry.aci import (
+    DEFAULT_MAX_RATIO,
+    NONE,
+    ACIWriter,
+    ArchiveError,
+    Limits,
+    TarEntry,
+    TreeRules,
+    extract_aci,
+    header_from,
+    normalize,
+    stream_archive,
+)
 from registry.build.edits import new_manifest
 from registry.build.errors import BuildError
 from registry.build.files import contains, copy_entry
@@ -69,61 +80,75 @@ def _from_directory(image_dir: Path, source: Path) -> None:
     (image_dir / "manifest").write_bytes(empty_manifest_json())
 
 
-def _open_tar(source: Path) -> tarfile.TarFile:
+Sink = Any  # where an entry's data goes (the ACI writer's)
+
+
+class _FoundManifest(Exception):
+    """Raised by the scan as soon as a top-level `manifest` shows (no need to read further)."""
+
+
+class _ManifestScan:
+    def begin(self, entry: TarEntry) -> None:
+        name = entry.name
+        while name.startswith("./"):
+            name = name[2:]
+        if name.rstrip("/") == "manifest":
+            raise _FoundManifest
+
+    def end(self, entry: TarEntry) -> None:
+        pass
+
+
+def _read_tar(source: Path, handler: _ManifestScan | _Repack) -> None:
+    """One pass over a tarball by the format core's reader (any of its compressions, one tar
+    parser, one set of stream errors); refusals become one-line BuildErrors."""
     try:
-        # Streaming mode: one pass, any of tar's compressions, no seeking.
-        return tarfile.open(source, "r|*")
-    except (tarfile.TarError, OSError) as error:
-        raise BuildError(f"{source}: not a directory, a rootfs tarball or an ACI ({error})") from None
-
-
-def _member_name(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.rstrip("/")
+        with source.open("rb") as stream:
+            stream_archive(stream, handler, Limits(None, DEFAULT_MAX_RATIO), digest=None)
+    except ArchiveError as error:
+        raise BuildError(f"{source}: not a directory, a rootfs tarball or an ACI ({error})") \
+            from None
+    except OSError as error:
+        raise BuildError(f"{source}: {error.strerror or error}") from None
 
 
 def _is_aci(source: Path) -> bool:
     """An ACI has a top-level `manifest`; anything else is taken as a tarball of a rootfs."""
-    with _open_tar(source) as archive:
-        try:
-            return any(_member_name(member.name) == "manifest" for member in archive)
-        except (tarfile.TarError, OSError, EOFError) as error:
-            raise BuildError(f"{source}: broken tar archive ({error})") from None
+    try:
+        _read_tar(source, _ManifestScan())
+    except _FoundManifest:
+        return True
+    return False
+
+
+class _Repack:
+    """Copies a rootfs tarball's entries under rootfs/ of an ACI, checked by the same path and
+    link rules as any archive (registry.aci.TreeRules)."""
+
+    def __init__(self, writer: ACIWriter) -> None:
+        self._writer = writer
+        self._rules = TreeRules("")
+
+    def begin(self, entry: TarEntry) -> Sink | None:
+        path = normalize(entry.name)
+        if not path:
+            return None  # the tarball's own root: rootfs/ is already there
+        target = self._rules.check(path, entry.type, entry.type_name, entry.linkname)
+        return self._writer.begin(header_from(entry, f"rootfs/{path}",
+                                              f"rootfs/{target}" if target else None))
+
+    def end(self, entry: TarEntry) -> None:
+        if self._writer.entry_open:
+            self._writer.end()
 
 
 def _from_rootfs_tarball(image_dir: Path, source: Path, scratch: Path) -> None:
-    """Re-pack the tarball as an ACI (entries under rootfs/, an empty manifest) and let the
-    format core's safe extraction unpack it: one set of traversal and link checks for both."""
+    """Re-pack the tarball as an ACI (entries under rootfs/, an empty manifest) with the one
+    ACI writer, and let the format core's safe extraction unpack it."""
     with tempfile.NamedTemporaryFile(dir=scratch, prefix="rootfs-", suffix=".aci") as wrapped:
-        with tarfile.open(fileobj=wrapped, mode="w|", format=tarfile.PAX_FORMAT) as out:
-            manifest = empty_manifest_json()
-            info = tarfile.TarInfo("manifest")
-            info.size, info.mode = len(manifest), 0o644
-            out.addfile(info, io.BytesIO(manifest))
-            root = tarfile.TarInfo("rootfs")
-            root.type, root.mode = tarfile.DIRTYPE, 0o755
-            out.addfile(root)
-            with _open_tar(source) as archive:
-                try:
-                    for member in archive:
-                        _add_under_rootfs(out, archive, member, source)
-                except (tarfile.TarError, OSError, EOFError) as error:
-                    raise BuildError(f"{source}: broken tar archive ({error})") from None
+        with ACIWriter(wrapped, NONE) as writer:  # type: ignore[arg-type]
+            writer.add_manifest(empty_manifest_json())
+            _read_tar(source, _Repack(writer))
+            writer.commit()
         wrapped.flush()
         extract_aci(wrapped.name, image_dir)
-
-
-def _add_under_rootfs(out: tarfile.TarFile, archive: tarfile.TarFile, member: tarfile.TarInfo,
-                      source: Path) -> None:
-    name = _member_name(member.name)
-    if name in ("", "."):
-        return  # the tarball's own root: rootfs/ is already there
-    if member.name.startswith("/"):
-        raise BuildError(f"{source}: refusing entry with an absolute path {member.name!r}")
-    member.name = f"rootfs/{name}"
-    if member.islnk():
-        member.linkname = f"rootfs/{_member_name(member.linkname)}"
-    out.addfile(member, archive.extractfile(member) if member.isreg() else None)
-
-

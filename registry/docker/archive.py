@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import posixpath
 import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from registry.aci import ArchiveError, normalize
 from registry.docker.blobs import load_json, parse_digest, read_limited
 from registry.docker.errors import DockerError
 from registry.docker.image import (
@@ -49,10 +49,13 @@ class _Tree:
 
     @staticmethod
     def clean(path: str) -> str:
-        normal = posixpath.normpath(path.lstrip("/"))
-        if normal == ".." or normal.startswith("../"):
-            raise DockerError(f"path {path!r} escapes the archive", reason="path-traversal")
-        return normal
+        """A path inside the archive or layout, by the format core's rules (no `..`, no
+        absolute path, nothing Linux could not name)."""
+        try:
+            return normalize(path)
+        except ArchiveError as error:
+            raise DockerError(f"path {path!r} escapes the archive ({error})",
+                              reason=error.reason) from None
 
 
 class _DirTree(_Tree):
@@ -80,7 +83,15 @@ class _TarTree(_Tree):
     def __init__(self, archive: tarfile.TarFile, describe: str) -> None:
         super().__init__(describe)
         self.archive = archive
-        self.members = {self.clean(m.name): m for m in archive.getmembers() if m.isfile()}
+        self.members: dict[str, tarfile.TarInfo] = {}
+        for member in archive.getmembers():
+            if not member.isfile():
+                continue
+            name = self.clean(member.name)
+            if name in self.members:
+                raise DockerError(f"{describe}: {name}: duplicate entry in archive",
+                                  reason="duplicate-entry")
+            self.members[name] = member
 
     def exists(self, path: str) -> bool:
         return self.clean(path) in self.members

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from registry.docker.aciwriter import COMPRESSIONS, ACIWriter
+from registry.aci import COMPRESSIONS, ACIWriter
 from registry.docker.archive import open_local_image
 from registry.docker.distribution import pull_image
 from registry.docker.errors import DockerError

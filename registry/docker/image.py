@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO
 
-from registry.docker.blobs import open_layer, parse_digest
+from registry.docker.blobs import parse_digest
 from registry.docker.errors import DockerError
+from registry.docker.layers import Entry, Sink, walk_layer
 from registry.docker.reference import DockerReference
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -34,16 +34,18 @@ class Layer:
         known = self.digest or self.diff_id
         return parse_digest(known)[1] if known else self.description
 
-    def open(self, *, again: bool = False) -> AbstractContextManager[IO[bytes]]:
-        """The uncompressed tar stream; digests are verified when the context exits cleanly.
+    def walk(self, visit: Callable[[Entry], Sink | None], *, again: bool = False,
+             after: Callable[[Entry], None] | None = None) -> None:
+        """Read the layer once, handing each entry to `visit` (see layers.walk_layer); the
+        digests are verified at the end.
 
         `again`: a second read of a layer already verified. One digest still guards against the
         file changing in between; the uncompressed one is skipped when the blob digest is known
         (it pins the same bytes), which saves a hash pass over the whole layer.
         """
         diff_id = None if again and self.digest else self.diff_id
-        return open_layer(self.opener, digest=self.digest, diff_id=diff_id,
-                          what=f"layer {self.description}")
+        walk_layer(self.opener, visit, digest=self.digest, diff_id=diff_id,
+                   what=f"layer {self.description}", after=after)
 
 
 @dataclass

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from registry.docker.aciwriter import ACIWriter, copy_header
+from registry.aci import ACIWriter
 from registry.docker.errors import DockerError
 from registry.docker.image import Layer
-from registry.docker.layers import Entry, ancestors, walk_layer
+from registry.docker.layers import Entry, Sink, ancestors, output_header
 
 
 @dataclass
@@ -47,7 +47,7 @@ class _Covered:
         path = entry.path
         if path in self.seen or path in self.removed:
             return True
-        if not entry.info.isdir() and path in self.implied_dirs:
+        if not entry.is_dir and path in self.implied_dirs:
             return True
         return any(a in self.subtree_hidden for a in ancestors(path))
 
@@ -65,6 +65,47 @@ class SquashPlan:
     had_whiteouts: bool
 
 
+class _LayerWalk:
+    """Pass 1 over one layer: which of its members survive what the layers above hide."""
+
+    def __init__(self, covered: _Covered) -> None:
+        self.covered = covered
+        self.plan = LayerPlan()
+        self.visible: dict[str, int] = {}  # path -> ordinal of this layer's surviving member
+        self.files: dict[str, int] = {}  # path -> ordinal of a regular file (link targets)
+        self.links: list[tuple[int, str, str]] = []  # (ordinal, path, target) of hard links
+        self.whiteouts: list[str] = []
+        self.opaque: list[str] = []
+        self.nondirs: list[str] = []
+
+    def visit(self, entry: Entry) -> Sink | None:
+        keep = self.plan.keep
+        # One byte per member ordinal (members the walk skips still count).
+        keep.extend(bytes(entry.ordinal + 1 - len(keep)))
+        if entry.whiteout is not None:
+            self.whiteouts.append(entry.whiteout)
+            return None
+        if entry.opaque is not None:
+            self.opaque.append(entry.opaque)
+            return None
+        if entry.path == "":
+            return None  # the root itself: the ACI has its own rootfs/ entry
+        if not entry.is_dir:
+            self.nondirs.append(entry.path)
+        if entry.is_regular:
+            self.files[entry.path] = entry.ordinal
+        if entry.link_target is not None:
+            self.links.append((entry.ordinal, entry.path, entry.link_target))
+        if self.covered.hides(entry):
+            return None
+        previous = self.visible.get(entry.path)
+        if previous is not None:
+            keep[previous] = 0  # a later entry for the same path replaces it, as tar does
+        self.visible[entry.path] = entry.ordinal
+        keep[entry.ordinal] = 1
+        return None
+
+
 def plan(layers: list[Layer], *, collect_paths: bool = False) -> SquashPlan:
     """Pass 1: decide which member of which layer ends up in the squashed rootfs.
 
@@ -77,50 +118,20 @@ def plan(layers: list[Layer], *, collect_paths: bool = False) -> SquashPlan:
     surviving: list[str] = []
     had_whiteouts = False
     for layer in reversed(layers):
-        what = f"layer {layer.description}"
-        layer_plan = LayerPlan()
-        visible: dict[str, int] = {}  # path -> ordinal of this layer's surviving member
-        files: dict[str, int] = {}  # path -> ordinal of a regular file (hard-link targets)
-        links: list[tuple[int, str, str]] = []  # (ordinal, path, target) of hard links
-        whiteouts: list[str] = []
-        opaque: list[str] = []
-        nondirs: list[str] = []
-        with layer.open() as stream:
-            for entry, _tar in walk_layer(stream, what):
-                # One byte per member ordinal (members walk_layer skips still count).
-                layer_plan.keep.extend(bytes(entry.ordinal + 1 - len(layer_plan.keep)))
-                if entry.whiteout is not None:
-                    whiteouts.append(entry.whiteout)
-                    continue
-                if entry.opaque is not None:
-                    opaque.append(entry.opaque)
-                    continue
-                if entry.path == "":
-                    continue  # the root itself: the ACI has its own rootfs/ entry
-                if not entry.info.isdir():
-                    nondirs.append(entry.path)
-                if entry.info.isreg():
-                    files[entry.path] = entry.ordinal
-                if entry.link_target is not None:
-                    links.append((entry.ordinal, entry.path, entry.link_target))
-                if covered.hides(entry):
-                    continue
-                previous = visible.get(entry.path)
-                if previous is not None:
-                    layer_plan.keep[previous] = 0
-                visible[entry.path] = entry.ordinal
-                layer_plan.keep[entry.ordinal] = 1
-        _resolve_links(layer_plan, visible, files, links, what)
-        had_whiteouts = had_whiteouts or bool(whiteouts or opaque)
+        walk = _LayerWalk(covered)
+        layer.walk(walk.visit)
+        _resolve_links(walk.plan, walk.visible, walk.files, walk.links,
+                       f"layer {layer.description}")
+        had_whiteouts = had_whiteouts or bool(walk.whiteouts or walk.opaque)
         if collect_paths:
-            surviving.extend(visible)
-        covered.seen.update(visible)
-        for path in visible:
+            surviving.extend(walk.visible)
+        covered.seen.update(walk.visible)
+        for path in walk.visible:
             covered.add_implied(path)
-        covered.seen.update(nondirs)
-        covered.removed.update(whiteouts)
-        covered.subtree_hidden.update(whiteouts, opaque, nondirs)
-        plans.append(layer_plan)
+        covered.seen.update(walk.nondirs)
+        covered.removed.update(walk.whiteouts)
+        covered.subtree_hidden.update(walk.whiteouts, walk.opaque, walk.nondirs)
+        plans.append(walk.plan)
     plans.reverse()
     return SquashPlan(plans, surviving, had_whiteouts)
 
@@ -158,17 +169,20 @@ def emit_layer(layer: Layer, layer_plan: LayerPlan | None, writer: ACIWriter) ->
 
     Always runs after `plan` has read (and fully verified) the same layer once.
     """
-    with layer.open(again=True) as stream:
-        for entry, tar in walk_layer(stream, f"layer {layer.description}"):
-            if layer_plan is not None and entry.ordinal in layer_plan.promote:
-                info = copy_header(entry.info, layer_plan.promote[entry.ordinal])
-                writer.add(info, tar.extractfile(entry.info))
-                continue
-            keep = not entry.is_marker if layer_plan is None else layer_plan.kept(entry.ordinal)
-            if not keep:
-                continue
-            linkname = entry.link_target or ""
-            if layer_plan is not None and entry.ordinal in layer_plan.relink:
-                linkname = layer_plan.relink[entry.ordinal]
-            info = copy_header(entry.info, entry.path, linkname)
-            writer.add(info, tar.extractfile(entry.info) if info.isreg() else None)
+
+    def visit(entry: Entry) -> Sink | None:
+        if layer_plan is not None and entry.ordinal in layer_plan.promote:
+            return writer.begin(output_header(entry.tar, layer_plan.promote[entry.ordinal]))
+        keep = not entry.is_marker if layer_plan is None else layer_plan.kept(entry.ordinal)
+        if not keep:
+            return None
+        linkname = entry.link_target or ""
+        if layer_plan is not None and entry.ordinal in layer_plan.relink:
+            linkname = layer_plan.relink[entry.ordinal]
+        return writer.begin(output_header(entry.tar, entry.path, linkname))
+
+    def after(entry: Entry) -> None:
+        if writer.entry_open:
+            writer.end()
+
+    layer.walk(visit, again=True, after=after)
