@@ -5,7 +5,7 @@
 #       -e PYRKT_REGISTRY_BASE_URL=https://registry.example.com pyrkt-registry
 #
 # With no other settings it runs on SQLite + local storage in /data (the embedded default);
-# docker-compose.yml shows PostgreSQL + S3 (MinIO). All settings: registry/server/config.py.
+# docker-compose.yml shows PostgreSQL + S3 (MinIO). All settings: `pyrkt-registry config --explain`.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,7 +24,7 @@ COPY setup.py setup.cfg pyproject.toml README.md ./
 COPY registry ./registry
 COPY templates ./templates
 COPY migrations ./migrations
-RUN pip install . && rm -rf /src
+RUN pip install '.[registry]' && rm -rf /src
 
 USER pyrkt
 WORKDIR /data
