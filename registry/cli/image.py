@@ -13,6 +13,8 @@ from registry.client.store import ImageStore, StoredImage, looks_like_id
 
 from .options import ClientContext, client_options, human_bytes
 
+# Function-local imports keep start-up fast: each command loads only the parts it runs.
+
 FIELDS = {  # --fields name -> (column title, value for a table, value for JSON)
     "id": "ID", "name": "NAME", "size": "SIZE", "importtime": "IMPORT TIME",
     "lastused": "LAST USED", "labels": "LABELS",

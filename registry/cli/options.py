@@ -21,6 +21,8 @@ from registry.client.dirs import ConfigDirs, default_store_dir
 from registry.client.errors import ClientError
 from registry.client.insecure import ALL_NAMES, InsecureOptions
 
+# Function-local imports keep start-up fast: each command loads only the parts it runs.
+
 if TYPE_CHECKING:
     from registry.client.store import ImageStore
 

@@ -21,6 +21,8 @@ from registry.launcher.errors import LauncherError
 from registry.launcher.pods import find_pod
 from registry.launcher.pods import list_pods as pods_on_disk
 
+# Function-local imports keep start-up fast: each command loads only the parts it runs.
+
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 

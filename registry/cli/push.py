@@ -16,6 +16,8 @@ from registry.client.push import (
 
 from .options import EXIT_FAILURE
 
+# Function-local imports keep start-up fast: each command loads only the parts it runs.
+
 EPILOG = """\b
 Examples:
   pyrkt push hello.aci --registry https://registry.example.com --token "$PYRKT_TOKEN"

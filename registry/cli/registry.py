@@ -24,6 +24,8 @@ from registry.server.config import (
     RegistryConfig,
 )
 
+# Function-local imports keep start-up fast: each command loads only the parts it runs.
+
 
 class Context:
     def __init__(self, overrides: dict[str, object]) -> None:

@@ -33,6 +33,8 @@ from registry.launcher.options import (
     parse_volume,
 )
 
+# Function-local imports keep start-up fast: each command loads only the parts it runs.
+
 CONTEXT = {"ignore_unknown_options": True, "allow_interspersed_args": False,
            "help_option_names": ["-h", "--help"]}
 

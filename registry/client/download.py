@@ -27,6 +27,8 @@ from .errors import FetchError
 from .insecure import InsecureOptions
 from .streams import CHUNK
 
+# Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
+
 SMALL_LIMIT = 4 * 1024 * 1024  # signatures and key rings are a few KiB
 DEFAULT_TIMEOUT = 60.0
 

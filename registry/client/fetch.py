@@ -60,6 +60,8 @@ from .signatures import SignatureCheck
 from .store import ImageStore, StoredImage
 from .trust import TrustStore
 
+# Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
+
 PULL_POLICIES = ("new", "update", "never")
 MAX_DEPENDENCY_DEPTH = 32
 

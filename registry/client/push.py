@@ -25,6 +25,8 @@ import requests
 
 from .errors import ClientError
 
+# Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
+
 API = "/_api/v1"
 SIGNATURE_HEADER = "X-Pyrkt-Signature"
 CHUNK = 1024 * 1024

@@ -18,6 +18,8 @@ from typing import Any
 
 from .errors import StoreError
 
+# Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
+
 Layer = tuple[Path, int, dict[str, Any]]  # (ACI file, level, manifest as a dict)
 
 

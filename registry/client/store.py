@@ -35,6 +35,8 @@ from .index import Index, Remote
 from .render import DependencyError, render_layers
 from .streams import TeeReader
 
+# Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
+
 if TYPE_CHECKING:
     from registry.aci import ACIInfo, ImageManifest
 

@@ -48,6 +48,8 @@ from .layout import (
 from .meta import DISCOVERY, PUBKEYS, MetaTag, discovery_document, meta_tags, parse_meta_tags
 from .templates import render_template, unfilled_variables
 
+# Function-local imports keep start-up fast (see the client half's lazy loading below).
+
 # The client half pulls in requests; load it on first use so that the server and `acbuild`
 # (which only need tags, layout and app strings) start quickly.
 _CLIENT_NAMES = frozenset({"Attempt", "DiscoveryResult", "Endpoint", "discover_endpoints",

@@ -23,7 +23,7 @@ import requests
 import urllib3
 
 from .appstring import AppRef, parse_app_string, walk_prefixes
-from .errors import DiscoveryError
+from .errors import Attempt, DiscoveryError
 from .meta import DISCOVERY, PUBKEYS, MetaTag, parse_meta_tags
 from .templates import render_template, unfilled_variables
 
@@ -36,16 +36,6 @@ class Endpoint(NamedTuple):
 
     aci: str
     asc: str
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One page asked during discovery and what came of it."""
-
-    url: str
-    outcome: str  # e.g. "HTTP 404", "no matching ac-discovery tag", "TLS error: ..."
-    ok: bool = False
-    unreachable: bool = False  # no HTTP answer at all (connection or TLS error)
 
 
 @dataclass

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from registry.errors import PyrktError
 
-if TYPE_CHECKING:
-    from .client import Attempt
+
+@dataclass(frozen=True)
+class Attempt:
+    """One page asked during discovery and what came of it (errors carry the list of them)."""
+
+    url: str
+    outcome: str  # e.g. "HTTP 404", "no matching ac-discovery tag", "TLS error: ..."
+    ok: bool = False
+    unreachable: bool = False  # no HTTP answer at all (connection or TLS error)
 
 
 class DiscoveryError(PyrktError):

@@ -16,6 +16,8 @@ from . import cgroups, logs
 from .errors import LauncherError
 from .pods import Pod, PodLock, find_pod, list_pods, remove_tree
 
+# Function-local imports keep start-up fast: a pod command loads only what it runs.
+
 ACTIVE_STATES = ("embryo", "preparing", "prepared", "running")
 
 

@@ -19,6 +19,8 @@ from .options import AppOptions, PodOptions, Volume
 from .pods import Pod, new_embryo, remove_tree, write_atomic
 from .rootfs import overlay_supported_cached
 
+# Function-local imports keep start-up fast: a pod command loads only what it runs.
+
 AC_VERSION = "0.8.11"
 HOSTNAME = re.compile(r"(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

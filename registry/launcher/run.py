@@ -12,6 +12,8 @@ from .options import PodOptions
 from .pods import Pod, PodLock, find_pod, write_atomic
 from .prepare import prepare_pod
 
+# Function-local imports keep start-up fast: a pod command loads only what it runs.
+
 
 def systemd_is_pid1() -> bool:
     return os.path.isdir("/run/systemd/system")
@@ -49,10 +51,11 @@ def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
         pod.locked = True
         pod.write_timestamp("started")
         write_atomic(pod.path / "stage1", flavour + "\n")
+        # Imported here to keep start-up fast: only the chosen flavour's modules load.
         if flavour == "systemd":
             from . import stage1_systemd
 
-            return pod, stage1_systemd.run(pod, lock, echo=echo)
+            return pod, stage1_systemd.run(pod, lock, as_unit=systemd_is_pid1(), echo=echo)
         from . import stage1_builtin
 
         try:

@@ -83,18 +83,17 @@ def _unmount(root: Path) -> None:
         pass
 
 
-def run(pod: Pod, lock: PodLock, *, echo: bool = True) -> int:
-    """Run a one-app pod under systemd-nspawn; `lock` (the pod's) is held by the caller."""
+def run(pod: Pod, lock: PodLock, *, as_unit: bool, echo: bool = True) -> int:
+    """Run a one-app pod under systemd-nspawn; `lock` (the pod's) is held by the caller.
+    `as_unit`: systemd is PID 1, so the pod runs as a transient unit (systemd-run)."""
     manifest, runtime = pod.manifest(), pod.runtime()
     apps = manifest["apps"]
     if len(apps) != 1:
         raise LauncherError("the systemd stage1 runs pods of one app; use --stage1=builtin for "
                             "several apps")
-    from .run import systemd_is_pid1
-
     root = _prepare_root(pod, apps[0], runtime)
     try:
-        if systemd_is_pid1():
+        if as_unit:
             code = _run_as_unit(pod, manifest, runtime, root, echo)
         else:
             code = _run_as_child(pod, manifest, runtime, root, echo)

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, g
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from registry import __version__
 from registry.resources import templates_dir
 from registry.server.config import RegistryConfig, ensure_secret_key
 from registry.server.db import make_engine, make_session_factory
-from registry.server.storage import BlobStorage, storage_from_config
+from registry.server.state import EXTENSION, RegistryState
+from registry.server.storage import storage_from_config
 
-EXTENSION = "pyrkt"
-
-
-@dataclass
-class RegistryState:
-    """What every request needs, built once per process by the factory."""
-
-    config: RegistryConfig
-    engine: Engine
-    sessions: sessionmaker[Session]
-    storage: BlobStorage
+# Function-local imports keep start-up fast: the CLI's commands load only what they use.
 
 
 def storage_settings(config: RegistryConfig) -> dict[str, Any]:
@@ -71,6 +59,8 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
         if session is not None:
             session.close()
 
+    # Imported here to keep start-up fast: the CLI imports this module for storage_settings
+    # alone, and only a running server needs the views.
     from registry.server.blueprints import api, discovery, files, health
 
     app.register_blueprint(health.bp)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
-from registry.server.app import EXTENSION, RegistryState
 from registry.server.config import RegistryConfig
+from registry.server.state import EXTENSION, RegistryState
 from registry.server.storage import BlobStorage
 
 

@@ -28,6 +28,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register /v2/ and hook the appc offer into the server's distribution path."""
+    # Imported here to keep start-up fast: the OCI views load only when an app is built.
     from . import blueprint, offer
 
     app.register_blueprint(blueprint.bp)

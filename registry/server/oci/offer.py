@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 
 from registry.discovery import EXTENSIONS
 from registry.docker import DockerError
-from registry.server.app import EXTENSION, RegistryState
 from registry.server.auth import reader_actor
 from registry.server.context import db
 from registry.server.models import Repository, aware, utcnow
@@ -41,6 +40,7 @@ from registry.server.services.errors import ServiceError
 from registry.server.services.names import VERSION_RE
 from registry.server.services.repositories import LATEST, resolve_tag, visible_or_none
 from registry.server.services.upload import UploadLimits, upload_image
+from registry.server.state import EXTENSION, RegistryState
 from registry.server.storage import StorageError
 
 from .models import OciConversion, OciManifest, OciTag

@@ -16,6 +16,8 @@ from registry.server.storage import BlobStorage, blob_key, sweep_unreferenced
 from . import audit
 from .actor import Actor
 
+# Function-local imports keep start-up fast: the CLI's commands load only what they use.
+
 # A blob committed moments ago may belong to an upload whose rows are being committed right
 # now; only blobs older than this grace period count as orphans.
 ORPHAN_GRACE = timedelta(hours=1)
