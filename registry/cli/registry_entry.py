@@ -26,6 +26,7 @@ def main() -> None:
     if missing:
         print(HINT.format(missing=", ".join(missing)), file=sys.stderr)
         sys.exit(1)
+    # Imported only once the check passed: it imports the server's packages.
     from registry.cli.registry import main as registry_main
 
     registry_main()
