@@ -9,7 +9,10 @@ from urllib.parse import urlparse
 from registry.aci.errors import ManifestError
 
 AC_IDENTIFIER = re.compile(r"[a-z0-9]+(?:[-._~/][a-z0-9]+)*")
-AC_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+# As appc's Go code checks an AC Name (types.ACName.assertValid: only a-z 0-9 -, no - at either
+# end), not its stricter ValidACName regex: docker2aci names a volume at /var/lib/redis
+# "volume--var-lib-redis", and rkt and actool accept it.
+AC_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9.-]*")
 # Semantic Versioning 2.0.0 (the Go spec uses coreos/go-semver, which follows it).
 SEMVER = re.compile(
@@ -49,8 +52,8 @@ def check_name(value: object, field: str) -> str:
         raise ManifestError(f"{field}: must be a non-empty AC Name")
     if not AC_NAME.fullmatch(value):
         raise ManifestError(
-            f"{field}: {value!r} is not an AC Name (lower case letters and digits,"
-            " separated by single -)")
+            f"{field}: {value!r} is not an AC Name (lower case letters, digits and -,"
+            " starting and ending with a letter or digit)")
     return value
 
 

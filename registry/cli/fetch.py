@@ -51,7 +51,7 @@ def fetch(images: tuple[str, ...], pull_policy: str, full: bool, port: int | Non
         port=port, ca_bundle=str(ca_bundle) if ca_bundle else None,
         progress=None if quiet else progress_factory(),
         log=(lambda message: None) if quiet else client.info,
-        fetch_dependencies=not no_deps)
+        fetch_dependencies=not no_deps, trust_keys_from_https=client.trust_keys_from_https)
     store = client.store()
     for image in images:
         stored = fetch_image(image, store, options)

@@ -8,6 +8,7 @@ import importlib.util
 import click
 
 from registry import __version__
+from registry.cli.options import global_options
 
 # name -> "module:attribute". Each module is owned by one concern; importing lazily keeps
 # `pyrkt --help` fast and lets a host without the server's dependencies still run the client.
@@ -74,7 +75,9 @@ def _renamed(command: click.Command, name: str) -> click.Command:
 
 @click.group(cls=LazyGroup, lazy=SUBCOMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pyrkt")
-def pyrkt() -> None:
+@global_options
+@click.pass_context
+def pyrkt(ctx: click.Context, **flags: object) -> None:
     """pyrkt: fetch, verify, store and run App Container (appc) images.
 
     \b
@@ -83,7 +86,40 @@ def pyrkt() -> None:
       pyrkt fetch example.com/app:v1            discover, verify and store an image
       pyrkt image list                          what is in the local store
       pyrkt run example.com/app:v1              run it as a pod
+      pyrkt --insecure-options=image run ./hello.aci   (rkt's global flags go here too)
     """
+    # The subcommands' own copies of these flags fall back to these (registry/cli/options.py).
+    ctx.obj = {name: value for name, value in flags.items() if value is not None}
+
+
+@pyrkt.command("version")
+def version() -> None:
+    """Print pyrkt's version, the appc spec version and the features (as `rkt version`)."""
+    import platform
+
+    from registry.aci import APPC_VERSION
+    from registry.discovery import host_arch, host_os
+
+    click.echo(f"pyrkt Version: {__version__}")
+    click.echo(f"appc Version: {APPC_VERSION}")
+    click.echo(f"Python Version: {platform.python_version()}")
+    click.echo(f"Python OS/Arch: {host_os()}/{host_arch()}")
+    click.echo(f"Features: {' '.join(_features())}")
+
+
+def _features() -> list[str]:
+    """rkt's feature words (-TPM +SDJOURNAL) and pyrkt's own, + when this host has them."""
+    import shutil
+
+    have = {
+        "TPM": False,  # pyrkt does not measure pods into a TPM
+        "SDJOURNAL": shutil.which("journalctl") is not None,
+        "STAGE1-BUILTIN": True,
+        "STAGE1-SYSTEMD": shutil.which("systemd-nspawn") is not None,
+        "DOCKER2ACI": True,
+        "OCI": True,
+    }
+    return [("+" if present else "-") + name for name, present in have.items()]
 
 
 if __name__ == "__main__":  # pragma: no cover

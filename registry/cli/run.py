@@ -21,6 +21,7 @@ from registry.client.errors import ClientError
 from registry.launcher.errors import LauncherError
 from registry.launcher.options import (
     NET_MODES,
+    PER_APP_FLAGS,
     PULL_POLICIES,
     STAGE1S,
     AppOptions,
@@ -114,7 +115,68 @@ def _pod_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _hoist_pod_flags(flags: dict[str, Any], client: ClientContext) -> None:
+    """Pod-wide and global flags written after an image apply to the pod, as in rkt.
+
+    rkt reads every flag of `run` wherever it stands among the images (its seed lines put
+    `--insecure-options=image --port=http:9000` after the first image); only the per-app ones
+    bind to the image before them. App arguments (`-- ARGS` up to `---`) are left alone.
+    """
+    ctx = click.get_current_context()
+    by_name = {opt: param for param in ctx.command.params if isinstance(param, click.Option)
+               for opt in param.opts}
+    kept: list[str] = []
+    tokens = list(flags["images"])
+    index, in_args = 0, False
+    while index < len(tokens):
+        token = tokens[index]
+        index += 1
+        name, has_value, inline = token.partition("=")
+        param = by_name.get(name) if token.startswith("--") and not in_args else None
+        if token == "--" and kept:
+            in_args = True
+        elif token == "---":
+            in_args = False
+        if param is None or name in PER_APP_FLAGS:
+            kept.append(token)
+            continue
+        if param.is_flag:
+            value: Any = True
+        elif has_value:
+            value = inline
+        elif index < len(tokens):
+            value, index = tokens[index], index + 1
+        else:
+            raise click.UsageError(f"{name} needs a value")
+        if not param.is_flag:
+            value = param.process_value(ctx, (value,) if param.multiple else value)
+        if param.name == "insecure":
+            client.insecure = value
+        elif param.name in ("debug", "trust_keys_from_https"):
+            setattr(client, param.name, True)
+        elif param.name in ("store_dir", "system_config", "local_config", "user_config"):
+            raise click.UsageError(f"{name} must come before the first image")
+        elif param.multiple:
+            flags[param.name] = (*flags[param.name], *value)
+        else:
+            flags[param.name] = value
+    flags["images"] = tuple(kept)
+
+
+def _warn_impossible_cpu(apps: list[AppOptions], client: ClientContext) -> None:
+    """`--cpu=500` is 500 CPUs, as in rkt; on a smaller host that limits nothing, so say so."""
+    host = os.cpu_count() or 1
+    for app in apps:
+        if app.cpu_millis is not None and app.cpu_millis > host * 1000:
+            cpus = app.cpu_millis / 1000
+            given = f"{cpus:g}"
+            client.warn(f"--cpu={given} means {given} CPUs (as in rkt), more than this host's "
+                        f"{host}, so it limits nothing; for {given} thousandths of a CPU write "
+                        f"--cpu={given}m")
+
+
 def _pod_options(flags: dict[str, Any], client: ClientContext) -> PodOptions:
+    _hoist_pod_flags(flags, client)
     defaults = AppOptions()
     for flag, key in (("--exec", "exec_"), ("--user", "user"), ("--group", "group"),
                       ("--working-dir", "working_dir"), ("--cpu", "cpu"),
@@ -129,14 +191,17 @@ def _pod_options(flags: dict[str, Any], client: ClientContext) -> PodOptions:
     for item in flags["set_env"]:
         name, value = parse_env(item)
         env[name] = value
+    apps = parse_image_list(list(flags["images"]), defaults)
+    _warn_impossible_cpu(apps, client)
     return PodOptions(
-        apps=parse_image_list(list(flags["images"]), defaults),
+        apps=apps,
         volumes=[parse_volume(v) for v in flags["volume"]],
         ports=[parse_port(p) for p in flags["port"]],
         env=env, inherit_env=flags["inherit_env"], net=flags["net"], hostname=flags["hostname"],
         interactive=flags["interactive"], insecure=set(client.insecure.enabled),
         pull_policy=flags["pull_policy"], stage1=flags["stage1"],
         overlay=False if flags["no_overlay"] else None, config_dirs=client.dirs,
+        trust_keys_from_https=client.trust_keys_from_https,
     )
 
 

@@ -32,6 +32,7 @@ from registry.discovery import (
     AppRef,
     DiscoveryError,
     discover_endpoints,
+    discover_pubkeys,
     host_arch,
     host_os,
     parse_app_string,
@@ -90,6 +91,9 @@ class FetchOptions:
     fetch_dependencies: bool = True
     timeout: float = 60.0
     signature_retries: int = 6
+    # rkt's --trust-keys-from-https: no key trusted for a name yet -> trust what its discovery
+    # serves over HTTPS (with TLS checked) for that name, then verify as usual.
+    trust_keys_from_https: bool = False
 
 
 def fetch_image(ref: str, store: ImageStore, options: FetchOptions | None = None) -> StoredImage:
@@ -266,12 +270,40 @@ class Fetcher:
         finally:
             self._active.discard(key)
 
+    def _trust_keys_from_https(self, app: AppRef, insecure: InsecureOptions,
+                               port: int | None) -> None:
+        if not self.options.trust_keys_from_https or self.trust.keys_for(app.name):
+            return
+        if insecure.skip_tls_check or insecure.skip_image_check:
+            # rkt too: keys are only worth trusting when TLS proved where they came from.
+            self.log("warning: --trust-keys-from-https does nothing with --insecure-options="
+                     + ("tls" if insecure.skip_tls_check else "image"))
+            return
+        from .keys import keys_from_location
+
+        try:
+            result = discover_pubkeys(app.name, session=self.session, insecure_tls=False,
+                                      allow_http=False, port=port, timeout=self.options.timeout)
+        except DiscoveryError as error:
+            raise FetchError(f"--trust-keys-from-https: cannot discover keys for {app.name}: "
+                             f"{error}") from None
+        https = [url for url in result.pubkeys if url.startswith("https://")]
+        if not https:
+            raise FetchError(f"--trust-keys-from-https: {app.name} names no key over HTTPS "
+                             f"(found: {', '.join(result.pubkeys) or 'none'})")
+        for url in https:
+            for found in keys_from_location(url, self.session, InsecureOptions()):
+                path = self.trust.add(found.key, prefix=app.name)
+                self.log(f'trusting key {found.key.describe()} from {url} for prefix '
+                         f'"{app.name}" (--trust-keys-from-https) at "{path}"')
+
     def _discover_and_fetch(self, app: AppRef) -> StoredImage:
         domain = app.name.split("/", 1)[0]
         insecure = self.insecure_for(domain)
         port = self.options.port
         if port is None and isinstance(self.session, ClientSession):
             port = self.session.port_for(domain)
+        self._trust_keys_from_https(app, insecure, port)
         self.log(f"searching for app image {app}")
         try:
             found = discover_endpoints(app, session=self.session,

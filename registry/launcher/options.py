@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from registry.aci.names import AC_NAME
+
 from .errors import LauncherError
 from .quantities import cpu_millis, memory_bytes
 
-AC_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z_0-9.-]*$")
 NET_MODES = ("default", "host", "none")
 PULL_POLICIES = ("new", "update", "never")
@@ -92,6 +93,7 @@ class PodOptions:
     # defaults and PYRKT_*_CONFIG): trust, auth.d and domains.d (port, CA, insecure options)
     # for the images that must be fetched.
     config_dirs: Any = None
+    trust_keys_from_https: bool = False  # rkt's global flag, handed to the client's fetch
 
     def allows_unsigned(self) -> bool:
         return bool(self.insecure & {"image", "all-fetch", "all"})
@@ -114,9 +116,9 @@ def _key_values(text: str, flag: str) -> tuple[str, dict[str, str]]:
 
 
 def _check_name(name: str, flag: str, what: str) -> str:
-    if not AC_NAME.match(name):
+    if not AC_NAME.fullmatch(name):
         raise LauncherError(f'{flag}: {what} "{name}" is not an AC Name (lower-case letters, '
-                            f"digits and single dashes)")
+                            f"digits and -, starting and ending with a letter or digit)")
     return name
 
 
@@ -181,6 +183,14 @@ def parse_mount(text: str) -> Mount:
 
 def parse_port(text: str) -> PortMap:
     """`NAME:[HOSTIP:]HOSTPORT`."""
+    if text.strip().isdigit():
+        # `--port=8080` is how `pyrkt fetch` and `trust` reach a registry; in `run` (as in rkt)
+        # --port forwards a host port to an app's named port.
+        raise LauncherError(
+            f'--port "{text}": in run, --port forwards a host port to a port the image names '
+            f"(NAME:[HOSTIP:]HOSTPORT, e.g. http:{text.strip()}). To reach a registry on port "
+            f'{text.strip()}, put "port": {text.strip()} in a domains.d file of the config '
+            f"directory, or fetch first: pyrkt fetch --port={text.strip()} IMAGE")
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise LauncherError(f'--port "{text}": expected NAME:[HOSTIP:]HOSTPORT')
