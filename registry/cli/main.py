@@ -97,6 +97,7 @@ def version() -> None:
     """Print pyrkt's version, the appc spec version and the features (as `rkt version`)."""
     import platform
 
+    # Imported here: `pyrkt --help` and the other subcommands need neither.
     from registry.aci import APPC_VERSION
     from registry.discovery import host_arch, host_os
 

@@ -279,6 +279,7 @@ class Fetcher:
             self.log("warning: --trust-keys-from-https does nothing with --insecure-options="
                      + ("tls" if insecure.skip_tls_check else "image"))
             return
+        # Imported here, as the module does for what only some fetches need.
         from .keys import keys_from_location
 
         try:
