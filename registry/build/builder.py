@@ -29,7 +29,7 @@ class Builder:
     """acbuild's commands on the build context in `work_path`.
 
     `history`, when given, is the command line recorded in the image as acbuild does
-    (`coreos.com/acbuild/command-N` annotations) by every command that changes the image.
+    (`appc.io/acbuild/command-N` annotations, as acbuild v0.4.0) by every command that changes the image.
     `notice` receives warnings for the user, `debug` the `--debug` chatter.
     """
 

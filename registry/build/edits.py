@@ -17,8 +17,11 @@ from registry.build.errors import BuildError, NotFoundError
 
 # The name acbuild gives a fresh image; `write` refuses an image still carrying it.
 PLACEHOLDER_NAME = "acbuild-unnamed"
-HISTORY_ANNOTATION = "coreos.com/acbuild/command-{}"
-_HISTORY_NUMBER = re.compile(r"^coreos\.com/acbuild/command-(\d+)$")
+# acbuild v0.4.0 writes appc.io/acbuild/command-N; acbuild before 0.3 wrote coreos.com/...
+# Numbering goes on after the highest of either, so an image begun from an older acbuild's
+# keeps its history in order (v0.4.0 itself looks at its own prefix only).
+HISTORY_ANNOTATION = "appc.io/acbuild/command-{}"
+_HISTORY_NUMBER = re.compile(r"^(?:appc\.io|coreos\.com)/acbuild/command-(\d+)$")
 
 Manifest = dict[str, Any]
 
@@ -202,14 +205,37 @@ def remove_dependency(manifest: Manifest, image_name: str) -> None:
                     lambda dependency: dependency.get("imageName") == image_name)
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def go_quote(text: str) -> str:
+    """A string quoted as Go's %q (strconv.Quote) quotes it, which acbuild's history uses."""
+    out = []
+    for char in text:
+        if char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif char == " " or (char.isprintable() and not char.isspace()):
+            out.append(char)
+        elif 0xDC80 <= ord(char) <= 0xDCFF:  # an undecodable byte (surrogateescape)
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
+
+
 def history_line(command: str, args: list[str]) -> str:
     """How acbuild records a command in the image's history: `acbuild copy "a" "/b"`."""
-    quoted = " ".join(json.dumps(arg, ensure_ascii=False) for arg in args)
+    quoted = " ".join(go_quote(arg) for arg in args)
     return f"acbuild {command} {quoted}".rstrip()
 
 
 def add_history(manifest: Manifest, line: str) -> None:
-    """Record a command as the next `coreos.com/acbuild/command-N` annotation."""
+    """Record a command as the next `appc.io/acbuild/command-N` annotation."""
     annotations = manifest.setdefault("annotations", [])
     numbers = [int(found.group(1)) for annotation in annotations
                if (found := _HISTORY_NUMBER.match(str(annotation.get("name", ""))))]

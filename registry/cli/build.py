@@ -7,9 +7,10 @@ way acbuild shows them (`set-name: <reason>` on stderr, exit 1; exit 2 for "not 
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import click
 
@@ -28,8 +29,65 @@ class _Options:
     no_history: bool
 
 
+class AcbuildCommand(click.Command):
+    """An acbuild command that answers the common mistakes as acbuild v0.4.0 does.
+
+    No arguments where some are needed: the command's help on stdout, exit 1. A wrong number
+    of arguments: `<command>: incorrect number of arguments` on stderr, exit 1. Other usage
+    errors (an unknown flag) keep click's message and exit 3, acbuild's code for them.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        needs = [p for p in self.params if isinstance(p, click.Argument) and p.required]
+        if needs and not args:
+            click.echo(self.get_help(ctx))
+            ctx.exit(1)
+        try:
+            return super().parse_args(ctx, args)
+        except click.MissingParameter as error:
+            if isinstance(error.param, click.Argument):
+                _wrong_count(ctx)
+            raise
+        except click.UsageError as error:
+            if "unexpected extra argument" in error.message:
+                _wrong_count(ctx)
+            raise
+
+
+def _wrong_count(ctx: click.Context) -> None:
+    click.echo(f"{_command_words(ctx)}: incorrect number of arguments", err=True)
+    ctx.exit(1)
+
+
+class AcbuildSubgroup(click.Group):
+    """`acbuild label`, `acbuild port`, ...: their commands behave as AcbuildCommand."""
+
+    command_class = AcbuildCommand
+
+
 class AcbuildGroup(click.Group):
     """The root of the acbuild command tree (it also serves as `pyrkt build`)."""
+
+    command_class = AcbuildCommand
+    group_class = AcbuildSubgroup
+
+    def main(self, args=None, prog_name=None, complete_var=None,  # type: ignore[no-untyped-def]
+             standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        # click exits 2 on usage errors; acbuild (cobra) exits 3.
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as error:
+            error.show()
+            sys.exit(3)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
 
 
 def _command_words(ctx: click.Context) -> str:
@@ -111,8 +169,12 @@ def begin(start: str | None) -> None:
 @click.option("--overwrite", is_flag=True, help="Overwrite the resulting ACI if it exists.")
 @click.argument("aci_path", metavar="FILE.aci")
 def write(aci_path: str, overwrite: bool) -> None:
-    """Write the image from the current build to a file (prints its image ID)."""
-    click.echo(_run(lambda builder: builder.write(aci_path, overwrite=overwrite)))
+    """Write the image from the current build to a file.
+
+    Prints nothing on success, as acbuild does (`--debug` says where it writes); the image ID
+    is `sha512-` of the uncompressed file (`pyrkt fetch` and `actool` print it).
+    """
+    _run(lambda builder: builder.write(aci_path, overwrite=overwrite))
 
 
 @acbuild.command()
@@ -144,7 +206,7 @@ def copy_(source: str, destination: str) -> None:
 def copy_to_dir(paths: tuple[str, ...]) -> None:
     """Copy files or directories into a directory in the image."""
     if len(paths) < 2:
-        raise click.UsageError("copy-to-dir needs at least one host path and a directory in the image")
+        _wrong_count(click.get_current_context())  # acbuild: needs a source and a directory
     _run(lambda builder: builder.copy_to_dir(paths[:-1], paths[-1]), record=list(paths))
 
 
@@ -313,13 +375,20 @@ def isolator() -> None:
 
 @isolator.command("add")
 @click.argument("name")
-@click.argument("value_file", metavar="JSON_FILE", type=click.File("rb"))
-def isolator_add(name: str, value_file: BinaryIO) -> None:
+@click.argument("value_file", metavar="JSON_FILE")
+def isolator_add(name: str, value_file: str) -> None:
     """Add an isolator (its value is read as JSON from JSON_FILE, - for stdin)."""
-    text = value_file.read()
-    source = getattr(value_file, "name", "-")
-    _run(lambda builder: builder.add_isolator(name, parse_isolator_value(text, str(source))),
-         record=[name, str(source)])
+    try:
+        if value_file == "-":
+            text = click.get_binary_stream("stdin").read()
+        else:
+            with open(value_file, "rb") as source:
+                text = source.read()
+    except OSError as error:  # acbuild: `isolator add: open FILE: ...`, exit 1
+        click.echo(f"isolator add: cannot read {value_file}: {error.strerror or error}", err=True)
+        click.get_current_context().exit(1)
+    _run(lambda builder: builder.add_isolator(name, parse_isolator_value(text, value_file)),
+         record=[name, value_file])
 
 
 @isolator.command("remove")

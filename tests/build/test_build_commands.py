@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from build_helpers import Acbuild
 
-HISTORY = "coreos.com/acbuild/command-"
+HISTORY = "appc.io/acbuild/command-"
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_set_exec_takes_everything_after_double_dash(started: Acbuild) -> None:
 
 def test_set_exec_needs_a_command(started: Acbuild) -> None:
     before = started.state()
-    started.fails("set-exec", code=2)  # click's usage error: missing argument
+    started.fails("set-exec", code=1)  # acbuild v0.4.0: its help, exit 1
     assert started.state() == before
 
 
@@ -217,7 +217,7 @@ def test_isolator_rejects_bad_json_bad_values_and_missing_file(started: Acbuild,
     wrong = tmp_path / "wrong.json"
     wrong.write_text('{"limit": "lots"}')
     assert "isolators" in started.fails("isolator", "add", "resource/memory", str(wrong))
-    started.fails("isolator", "add", "resource/cpu", str(tmp_path / "missing.json"), code=2)
+    started.fails("isolator", "add", "resource/cpu", str(tmp_path / "missing.json"), code=1)
     valid = tmp_path / "valid.json"
     valid.write_text('{"limit": "1"}')
     assert "unknown isolator" in started.fails("isolator", "add", "resource/gpu", str(valid))
