@@ -19,6 +19,7 @@ Examples:
   docker2aci --image app:1.0 images.tar          an archive holding several images
   docker2aci ./oci-layout                         an OCI image layout directory
   docker2aci --nosquash docker://busybox          one ACI per layer
+  docker2aci --ca-bundle ca.pem docker://registry.test/team/app:1.0   a private CA
 """
 
 
@@ -37,8 +38,10 @@ Examples:
               help="Which image of an archive or layout holding several (NAME:TAG or ref name).")
 @click.option("--docker-config", type=click.Path(dir_okay=False, path_type=Path),
               help="Docker config file with registry credentials [default: ~/.docker/config.json].")
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Trust this CA certificate bundle (PEM) for registries over HTTPS.")
 def docker2aci(source: str, output_dir: Path, nosquash: bool, compression: str, insecure: bool,
-               image: str | None, docker_config: Path | None) -> None:
+               image: str | None, docker_config: Path | None, ca_bundle: Path | None) -> None:
     """Convert SOURCE into an ACI.
 
     \b
@@ -48,7 +51,8 @@ def docker2aci(source: str, output_dir: Path, nosquash: bool, compression: str, 
       DIRECTORY                                an OCI image layout
     """
     options = ConvertOptions(squash=not nosquash, compression=compression, insecure=insecure,
-                             image=image, docker_config=docker_config)
+                             image=image, docker_config=docker_config,
+                             ca_bundle=str(ca_bundle) if ca_bundle else None)
     try:
         results = convert(source, output_dir, options)
     except DockerError as err:

@@ -222,34 +222,111 @@ def _initialise(config: RegistryConfig) -> None:
             click.echo(f"  password (shown only now): {report.admin_password}")
 
 
-@main.command()
+SERVE_EPILOG = """\b
+Examples:
+  pyrkt-registry serve                                   # http://127.0.0.1:8080
+  pyrkt-registry tls init                                # a local CA and a certificate
+  sudo pyrkt-registry serve --tls-cert pyrkt-data/tls/cert.pem --tls-key pyrkt-data/tls/key.pem
+  sudo pyrkt-registry --domain registry.example.com serve --bind 0.0.0.0:443 \\
+       --http-bind 0.0.0.0:80 --acme --acme-email ops@example.com
+
+\b
+With a certificate it serves HTTPS (on 127.0.0.1:443 unless --bind says otherwise; the base
+URL becomes https://). A certificate replaced on disk is served from the next connection on;
+open connections keep theirs (SIGHUP works too). --acme gets one from Let's Encrypt (or
+--acme-directory) for every --domain and renews it 30 days before it expires; the CA checks
+http://DOMAIN/.well-known/acme-challenge/, so give --http-bind on port 80 of those names.
+`pyrkt-registry tls status` shows the state.
+"""
+
+
+@main.command(epilog=SERVE_EPILOG)
 @click.option("--bind", default=None, help="HOST:PORT to listen on (env PYRKT_REGISTRY_BIND) "
-                                           "[127.0.0.1:8080].")
+                                           "[127.0.0.1:8080; 127.0.0.1:443 with TLS].")
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
 @click.option("--workers", type=int, default=None,
               help="gunicorn worker processes (env PYRKT_REGISTRY_WORKERS) "
                    "[2 x CPU cores + 1, at most 8].")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), default=None,
+              help="PEM certificate chain: serve HTTPS (env PYRKT_REGISTRY_TLS_CERT).")
+@click.option("--tls-key", type=click.Path(dir_okay=False), default=None,
+              help="PEM private key of --tls-cert (env PYRKT_REGISTRY_TLS_KEY).")
+@click.option("--acme", is_flag=True, default=None,
+              help="Get and renew the certificate over ACME for every hosted domain.")
+@click.option("--acme-directory", metavar="URL", default=None,
+              help="ACME directory (env PYRKT_REGISTRY_ACME_DIRECTORY) [Let's Encrypt].")
+@click.option("--acme-email", default=None, help="Contact address given to the CA.")
+@click.option("--http-bind", metavar="HOST:PORT", default=None,
+              help="Plain-HTTP listener redirecting to HTTPS and answering ACME challenges "
+                   "(env PYRKT_REGISTRY_HTTP_BIND).")
 @pass_context
-def serve(obj: Context, bind: str | None, dev: bool, workers: int | None) -> None:
+def serve(obj: Context, bind: str | None, dev: bool, workers: int | None, tls_cert: str | None,
+          tls_key: str | None, acme: bool | None, acme_directory: str | None,
+          acme_email: str | None, http_bind: str | None) -> None:
     """Serve the registry (gunicorn); initialises an empty data dir first."""
-    config = obj.config(bind=bind, workers=workers)
-    host, _, port = config.bind.rpartition(":")
+    from registry.server.tls import serving
+
+    given: dict[str, object] = {"bind": bind, "workers": workers, "tls_cert": tls_cert,
+                                "tls_key": tls_key, "acme": acme,
+                                "acme_directory": acme_directory, "acme_email": acme_email,
+                                "http_bind": http_bind}
+    config = obj.config(**given)
+    tls = config.tls
+    if tls.enabled and config.sources["bind"] == DEFAULT:
+        given["bind"] = "127.0.0.1:443"  # HTTPS on its own port: image names carry none
+        config = obj.config(**given)
+    host, _, port_text = config.bind.rpartition(":")
+    port = int(port_text)
+    if tls.http_bind and not tls.enabled:
+        raise click.UsageError("--http-bind redirects to HTTPS: give --tls-cert or --acme")
     # Before anything is initialised or printed: a busy address must not leave a half-started
     # registry (nor a one-time password shown for a server that never ran).
-    _check_bindable(config.bind, host.strip("[]"), int(port))
+    _check_bindable(config.bind, host.strip("[]"), port)
+    if tls.http_bind:
+        http_host, _, http_port = tls.http_bind.rpartition(":")
+        _check_bindable(tls.http_bind, http_host.strip("[]"), int(http_port))
     if config.sources["base_url"] == DEFAULT:
         public_host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host
-        config = obj.config(bind=bind, workers=workers, base_url=f"http://{public_host}:{port}")
+        if tls.enabled:
+            base_url = f"https://{public_host}" + ("" if port == 443 else f":{port}")
+        else:
+            base_url = f"http://{public_host}:{port}"
+        config = obj.config(**given, base_url=base_url)
+    certificate = None
+    if tls.cert is not None:
+        try:
+            certificate = serving.check_certificate_files(config)
+        except serving.ServeError as error:
+            raise click.ClickException(str(error)) from None
     _initialise(config)
-    _print_howto(obj, config)
     # Workers build their app from the environment and the config file: hand down what
     # came from this command line.
     os.environ.update(config.environment())
+    cert_file, key_file = tls.cert, tls.key
+    if tls.acme or tls.http_bind:
+        sidecar = serving.start_sidecar(serving.environment_for_sidecar(config))
+        if tls.acme:
+            click.echo(f"TLS: getting a certificate for {', '.join(config.domains)} from "
+                       f"{tls.acme_directory}...", err=True)
+            try:
+                cert_file, key_file = serving.wait_for_first_certificate(config, sidecar), None
+            except serving.ServeError as error:
+                serving.stop(sidecar)
+                raise click.ClickException(str(error)) from None
+    if cert_file is not None:
+        os.environ.update(serving.environment_for_workers(config, cert_file, key_file))
+    _print_howto(obj, config)
+    if certificate is not None:
+        click.echo(f"TLS certificate: {certificate.info.summary()}")
+        for warning in certificate.warnings:
+            click.echo(f"warning: {warning}", err=True)
     sys.stdout.flush()
     if dev:
         from registry.server.app import create_app
 
-        create_app(config).run(host=host.strip("[]"), port=int(port), threaded=True)
+        ssl_context = (str(cert_file), str(key_file) if key_file else None) if cert_file else None
+        create_app(RegistryConfig.load()).run(host=host.strip("[]"), port=port, threaded=True,
+                                              ssl_context=ssl_context)
         return
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c",
                                "python:registry.server.gunicorn_conf", "registry.server.wsgi:app"])
@@ -270,30 +347,50 @@ def _check_bindable(bind: str, host: str, port: int) -> None:
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise click.ClickException(f"{bind} is in use; choose another --bind") from None
+            if error.errno == errno.EACCES and port < 1024:
+                raise click.ClickException(f"cannot listen on {bind}: ports below 1024 need "
+                                           "root (or CAP_NET_BIND_SERVICE); run as root or "
+                                           "choose another port") from None
             raise click.ClickException(f"cannot listen on {bind}: {error.strerror}") from None
 
 
 def _print_howto(obj: Context, config: RegistryConfig) -> None:
     domain = config.domains[0]
-    port = urlsplit(config.base_url).port
-    insecure = config.base_url.startswith("http://")
+    parts = urlsplit(config.base_url)
+    port = parts.port
+    insecure = parts.scheme == "http"
     name = f"{domain}/demo/hello"
     click.echo(f"\nregistry: {config.base_url}  (domains: {', '.join(config.domains)})")
     click.echo("push, trust and fetch an image:")
     click.echo(f"  {obj.command(config, 'token', 'create', 'admin')}"
                "            # an API token for pushing")
-    click.echo(f"  pyrkt push hello.aci --registry {config.base_url} --token TOKEN")
     trust_flags = " --insecure-allow-http" if insecure else ""
     fetch_flags = " --insecure-options=http" if insecure else ""
+    push_flags = ""
+    local_ca = _local_ca_bundle(config)
+    if local_ca is not None:
+        # A certificate from `tls init`: clients need its CA (or a domains.d caBundle).
+        ca = f" --ca-bundle {shlex.quote(str(local_ca))}"
+        trust_flags, fetch_flags, push_flags = trust_flags + ca, fetch_flags + ca, ca
     if port and port != (80 if insecure else 443):
         # Image names cannot carry a port, so the client is told where to look.
         trust_flags += f" --port={port}"
         fetch_flags += f" --port={port}"
+    click.echo(f"  pyrkt push hello.aci --registry {config.base_url}{push_flags} --token TOKEN")
     click.echo(f"  pyrkt trust --prefix {domain}/demo{trust_flags}")
     click.echo(f"  pyrkt fetch{fetch_flags} {name}:1.0")
-    if port:
+    if port and insecure:
         click.echo(f"  actool discover --insecure --port={port} {name}:1.0")
     click.echo("")
+
+
+def _local_ca_bundle(config: RegistryConfig) -> Path | None:
+    """The CA of `tls init` when the served certificate is the one it made."""
+    directory = config.data_dir / "tls"
+    if config.tls.cert is not None and config.tls.cert == (directory / "cert.pem").absolute() \
+            and (directory / "ca.pem").is_file():
+        return (directory / "ca.pem").absolute()
+    return None
 
 
 def _safe_url(url: str) -> str:
@@ -582,6 +679,85 @@ def gc(obj: Context, dry_run: bool) -> None:
                f"{report.stale_uploads_removed} stale upload(s), "
                f"{len(report.oci_blobs_removed)} OCI blob(s), "
                f"{report.oci_uploads_removed} OCI upload(s)")
+
+
+# -- tls -----------------------------------------------------------------------------------------
+@main.group()
+def tls() -> None:
+    """HTTPS certificates: a local CA for trying things out, and the state of ACME."""
+
+
+TLS_INIT_EPILOG = """\b
+Example (the README's walkthrough):
+  pyrkt-registry tls init
+  sudo pyrkt-registry serve --tls-cert pyrkt-data/tls/cert.pem --tls-key pyrkt-data/tls/key.pem
+  sudo pyrkt trust --prefix 127.0.0.1/demo --ca-bundle pyrkt-data/tls/ca.pem
+"""
+
+
+@tls.command("init", epilog=TLS_INIT_EPILOG)
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Where to write ca.pem, cert.pem and their keys "
+                                 "[DATA_DIR/tls].")
+@click.option("--json", "as_json", is_flag=True, help="Print the paths as JSON.")
+@pass_context
+def tls_init(obj: Context, directory: Path | None, as_json: bool) -> None:
+    """Make a local CA (kept if it exists) and a certificate for every hosted domain."""
+    import json
+
+    from registry.server.tls.certs import file_info
+    from registry.server.tls.localca import init_local_ca
+
+    config = obj.config()
+    target = (directory or config.data_dir / "tls").absolute()
+    try:
+        made = init_local_ca(target, config.domains)
+        issued = file_info(made.cert_file)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(f"cannot make the local CA in {target}: {_reason(error)}") \
+            from None
+    domains_file = {"pyrktKind": "domain", "pyrktVersion": "v1",
+                    "domains": list(config.domains), "caBundle": str(made.ca_file)}
+    serve_command = obj.command(config, "serve", "--tls-cert", str(made.cert_file),
+                                "--tls-key", str(made.key_file))
+    if as_json:
+        click.echo(json.dumps({"ca": str(made.ca_file), "caCreated": made.ca_created,
+                               "cert": str(made.cert_file), "key": str(made.key_file),
+                               "names": list(issued.names),
+                               "notAfter": issued.not_after.isoformat(),
+                               "serve": serve_command, "domainsFile": domains_file}, indent=2))
+        return
+    click.echo(f"CA: {made.ca_file}" + (" (new)" if made.ca_created else " (kept)")
+               + f"; its key {target / 'ca-key.pem'} stays here")
+    click.echo(f"certificate: {made.cert_file} for {', '.join(issued.names)}, valid until "
+               f"{issued.not_after:%Y-%m-%d}")
+    click.echo(f"key: {made.key_file}")
+    click.echo("\nserve HTTPS with it (port 443 needs root):")
+    click.echo(f"  {serve_command}")
+    click.echo("clients trust the CA with --ca-bundle (trust, fetch, run, push, docker2aci):")
+    click.echo(f"  pyrkt trust --prefix {config.domains[0]}/demo --ca-bundle {made.ca_file}")
+    click.echo(f"or, for every command, with a domains.d file such as "
+               f"/etc/pyrkt/domains.d/{config.domains[0]}.json:")
+    click.echo(f"  {json.dumps(domains_file)}")
+
+
+@tls.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_context
+def tls_status(obj: Context, as_json: bool) -> None:
+    """The configured certificate and the ACME state shared by the registry's hosts."""
+    import json
+
+    from registry.server.tls.status import tls_status as collect
+
+    config = obj.config()
+    with _session(obj, config) as session:
+        report = collect(config, session)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for line in report["lines"]:
+        click.echo(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -105,6 +105,8 @@ def _pod_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--pull-policy", type=click.Choice(PULL_POLICIES), default="new",
                      show_default=True),
         click.option("--stage1", type=click.Choice(STAGE1S), default="auto", show_default=True),
+        click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Trust this CA certificate bundle (PEM) for fetching over HTTPS."),
         click.option("--no-overlay", is_flag=True, help="Copy each image instead of overlayfs."),
         click.option("--uuid-file-save", type=click.Path(dir_okay=False),
                      help="Write the pod UUID to this file."),
@@ -202,6 +204,7 @@ def _pod_options(flags: dict[str, Any], client: ClientContext) -> PodOptions:
         pull_policy=flags["pull_policy"], stage1=flags["stage1"],
         overlay=False if flags["no_overlay"] else None, config_dirs=client.dirs,
         trust_keys_from_https=client.trust_keys_from_https,
+        ca_bundle=flags["ca_bundle"],
     )
 
 

@@ -55,17 +55,14 @@ def check_scheme(url: str, insecure: InsecureOptions, what: str) -> None:
 
 
 def _network_error(url: str, error: Exception) -> FetchError:
-    from registry.discovery import network_cause
+    from registry.discovery import network_cause, tls_fix, tls_problem
 
-    cause = network_cause(error)
     if isinstance(error, requests.exceptions.SSLError):
-        if "WRONG_VERSION_NUMBER" in cause:
-            return FetchError(f"{cause.replace('TLS error', f'TLS error for {url}', 1)} (the "
-                              f"server seems to speak plain HTTP: --insecure-options=http)")
-        return FetchError(f"{cause.replace('TLS error', f'TLS error for {url}', 1)} (the "
-                          f"certificate is not trusted: configure the domain's caBundle, or use "
-                          f"--insecure-options=tls)")
-    return FetchError(f"cannot reach {url}: {cause}")
+        host = urlsplit(url).hostname
+        problem = tls_problem(error, host)
+        return FetchError(f"TLS error for {url}: {problem.text}; "
+                          f"{tls_fix(problem.kind, host=host)}")
+    return FetchError(f"cannot reach {url}: {network_cause(error)}")
 
 
 def _first_line(error: Exception) -> str:

@@ -261,13 +261,20 @@ def _check_plain_http(base: str, allow_http: bool, warn: Callable[[str], None] |
 
 
 def _request(http: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
-    from registry.discovery import network_cause
+    from registry.discovery import network_cause, tls_fix, tls_problem
 
     try:
         return http.request(method, url, **kwargs)
     except requests.RequestException as error:
         parts = urlsplit(url)
         base = f"{parts.scheme}://{parts.netloc}"
+        if isinstance(error, requests.exceptions.SSLError):
+            problem = tls_problem(error, parts.hostname)
+            fix = tls_fix(problem.kind, host=parts.hostname,
+                          insecure_flag="--insecure-skip-tls-verify",
+                          http_flag=f"--registry http://{parts.netloc}")
+            raise PushError(f"TLS error talking to the registry at {base}: {problem.text}; "
+                            f"{fix}") from error
         raise PushError(f"cannot reach the registry at {base}: {network_cause(error)}") from error
 
 

@@ -47,6 +47,7 @@ from .layout import (
 )
 from .meta import DISCOVERY, PUBKEYS, MetaTag, discovery_document, meta_tags, parse_meta_tags
 from .templates import render_template, unfilled_variables
+from .tlserrors import TLSProblem, tls_fix, tls_problem
 
 # Function-local imports keep start-up fast (see the client half's lazy loading below).
 
@@ -81,4 +82,5 @@ __all__ = [
     "appc_arch", "discover_endpoints", "discover_pubkeys", "discovery_document", "discovery_url",
     "host_arch", "host_os", "meta_tags", "network_cause", "parse_aci_path", "parse_app_string", "parse_meta_tags",
     "pubkeys_url", "render_template", "unfilled_variables", "walk_prefixes",
+    "TLSProblem", "tls_fix", "tls_problem",
 ]

@@ -26,6 +26,7 @@ from .appstring import AppRef, parse_app_string, walk_prefixes
 from .errors import Attempt, DiscoveryError
 from .meta import DISCOVERY, PUBKEYS, MetaTag, parse_meta_tags
 from .templates import render_template, unfilled_variables
+from .tlserrors import PLAIN_HTTP, kind_of_text, tls_fix, tls_problem
 
 MAX_PAGE_BYTES = 4 * 1024 * 1024  # a discovery page is a few KiB; refuse to swallow a huge body
 DEFAULT_TIMEOUT = 20.0
@@ -83,7 +84,7 @@ def _read_page(url: str, opts: _Options) -> tuple[bytes | None, str]:
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
             response = opts.session.get(url, **kwargs)
     except requests.exceptions.SSLError as error:
-        return None, f"TLS error: {_short(error)}"
+        return None, f"TLS error: {tls_problem(error).text}"
     except requests.exceptions.TooManyRedirects:
         return None, "too many redirects"
     except requests.exceptions.RequestException as error:
@@ -140,10 +141,9 @@ def _short(error: Exception) -> str:
 def network_cause(error: Exception) -> str:
     """A short cause for a requests error, in words: `connection refused`, `name or service not
     known`, `timed out`, `TLS error: [SSL: CERTIFICATE_VERIFY_FAILED] ...`."""
-    short = _short(error)
     if isinstance(error, requests.exceptions.SSLError):
-        return f"TLS error: {short}"
-    return _in_words(short)
+        return f"TLS error: {tls_problem(error).text}"
+    return _in_words(_short(error))
 
 
 def _in_words(cause: str) -> str:
@@ -223,17 +223,36 @@ def _walk(app: AppRef | str, want: str, session: requests.Session | None, insecu
 
 
 def _failure_message(ref: AppRef, want: str, attempts: list[Attempt]) -> str:
+    tried_http = any(urlsplit(a.url).scheme == "http" for a in attempts)
     if attempts and all(a.unreachable for a in attempts):
         # No server answered: that is the news, not the missing meta tags.
-        lines = ["could not connect to " + " or ".join(_unreachable_summary(attempts))]
+        summary = _unreachable_summary(attempts)
+        headline = "could not connect to " + " or ".join(summary)
+        fix = _tls_hint(attempts, tried_http)
+        if len(summary) == 1 and fix and attempts[0].outcome.startswith("TLS error: "):
+            # Every level failed the same TLS check on the same server: one line says it all
+            # (cause and fix), rather than the same refusal once per level.
+            return headline + (f"; {fix}" if fix else "")
+        lines = [headline]
     else:
         lines = [f"no {want} meta tag matched \"{ref.name}\" at "
                  + ", ".join(a.url for a in attempts)]
+        fix = _tls_hint(attempts, tried_http)
     lines += [f"  {a.url}: {a.outcome}" for a in attempts]
-    tried_http = any(urlsplit(a.url).scheme == "http" for a in attempts)
-    if not tried_http and any("WRONG_VERSION_NUMBER" in a.outcome for a in attempts):
-        lines.append(f"hint: {PLAIN_HTTP_HINT}")
+    if fix:
+        lines.append(f"hint: {fix}")
     return "\n".join(lines)
+
+
+def _tls_hint(attempts: list[Attempt], tried_http: bool) -> str | None:
+    """Advice for the first TLS failure (trust and fetch take the same flags)."""
+    for attempt in attempts:
+        if attempt.outcome.startswith("TLS error: "):
+            kind = kind_of_text(attempt.outcome)
+            if kind == PLAIN_HTTP:
+                return None if tried_http else PLAIN_HTTP_HINT
+            return tls_fix(kind, host=urlsplit(attempt.url).hostname)
+    return None
 
 
 def _unreachable_summary(attempts: list[Attempt]) -> list[str]:

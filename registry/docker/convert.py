@@ -32,6 +32,7 @@ class ConvertOptions:
     insecure: bool = False  # plain HTTP and unverified TLS for any registry
     image: str | None = None  # which image of a multi-image archive or layout
     docker_config: Path | None = None  # defaults to $DOCKER_CONFIG or ~/.docker/config.json
+    ca_bundle: str | None = None  # PEM CA certificates trusted for registries over HTTPS
 
 
 @contextlib.contextmanager
@@ -39,7 +40,8 @@ def open_source(source: str, options: ConvertOptions) -> Iterator[SourceImage]:
     """A `docker://` reference goes to its registry; anything else is a local path."""
     if source.startswith("docker://"):
         with pull_image(parse_reference(source), insecure=options.insecure,
-                        docker_config=options.docker_config) as image:
+                        docker_config=options.docker_config,
+                        ca_bundle=options.ca_bundle) as image:
             yield image
     else:
         with open_local_image(Path(source), image=options.image) as image:

@@ -10,10 +10,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import requests
 
+from registry.discovery.client import network_cause
+from registry.discovery.tlserrors import UNKNOWN_CA, tls_problem
 from registry.docker.blobs import CHUNK, MAX_JSON_BYTES, load_json, parse_digest
 from registry.docker.credentials import credentials_for
 from registry.docker.errors import DockerError
@@ -69,12 +71,19 @@ class RegistryClient:
         if self.insecure or _is_local(self.ref.host):
             schemes.append("http")
         errors = []
+        tls_refused = False
         for scheme in schemes:
             url = f"{scheme}://{self.ref.registry}/v2/"
             try:
                 response = self.session.get(url, timeout=TIMEOUT, verify=self.verify)
+            except requests.exceptions.SSLError as err:
+                problem = tls_problem(err, urlsplit(url).hostname)
+                fix = '; trust its CA with --ca-bundle FILE' if problem.kind == UNKNOWN_CA else ""
+                tls_refused = tls_refused or problem.kind == UNKNOWN_CA
+                errors.append(f"{url}: TLS error: {problem.text}{fix}")
+                continue
             except requests.RequestException as err:
-                errors.append(f"{url}: {err.__class__.__name__}")
+                errors.append(f"{url}: {network_cause(err)}")
                 continue
             self.base_url = f"{scheme}://{self.ref.registry}"
             self.verified_tls = scheme == "https" and not self.insecure
@@ -83,7 +92,8 @@ class RegistryClient:
             return
         # The flag that allows plain HTTP differs per command, so each caller words the hint.
         raise DockerError(f"cannot reach registry {self.ref.registry}: {'; '.join(errors)}",
-                          reason="network", insecure_would_help=not self.insecure)
+                          reason="network",
+                          insecure_would_help=not self.insecure and not tls_refused)
 
     def _authenticate(self, response: requests.Response) -> None:
         challenge = response.headers.get("WWW-Authenticate", "")

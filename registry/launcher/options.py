@@ -94,6 +94,7 @@ class PodOptions:
     # for the images that must be fetched.
     config_dirs: Any = None
     trust_keys_from_https: bool = False  # rkt's global flag, handed to the client's fetch
+    ca_bundle: str | None = None  # --ca-bundle: a CA trusted for fetching over HTTPS
 
     def allows_unsigned(self) -> bool:
         return bool(self.insecure & {"image", "all-fetch", "all"})

@@ -96,7 +96,8 @@ def _fetch(ref: str, store: Any, options: PodOptions, log: Any) -> Any:
         raise LauncherError(f"--insecure-options: {error}") from None
     return fetch_image(ref, store, FetchOptions(insecure=insecure, config_dirs=options.config_dirs,
                                                 pull_policy=options.pull_policy, log=log,
-                                                trust_keys_from_https=options.trust_keys_from_https))
+                                                trust_keys_from_https=options.trust_keys_from_https,
+                                                ca_bundle=options.ca_bundle))
 
 
 def _app_name(resolved: ResolvedApp) -> str:

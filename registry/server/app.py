@@ -76,4 +76,8 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
     ui.init_app(app)
     app.wsgi_app = discovery.DiscoveryFastPath(  # type: ignore[method-assign]
         app.wsgi_app, config.base_url, config.domains)
+    from registry.server.tls.middleware import HTTPSResponses
+
+    app.wsgi_app = HTTPSResponses(  # type: ignore[method-assign]
+        app.wsgi_app, config.tls.hsts_max_age)
     return app

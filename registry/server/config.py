@@ -42,6 +42,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 DEFAULT_BIND = "127.0.0.1:8080"
 DEFAULT_MAX_UPLOAD = 4 * 1024**3
 DEFAULT_MAX_UNCOMPRESSED = 16 * 1024**3
+LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
 
 # Variables in the PYRKT_REGISTRY_ name space that belong to other programs, so the server
 # leaves them alone: `pyrkt push` reads PYRKT_REGISTRY_URL (the registry to push to).
@@ -217,6 +218,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("access_log", TEXT, None, "access log: - for stdout, or a file path", shown="none"),
     Setting("log_level", _choice("debug", "info", "warning", "error", "critical"), "info",
             "server log level"),
+    # HTTPS (registry/server/tls/): certificate files, or ACME.
+    Setting("tls_cert", PATH, None, "PEM certificate chain: serve HTTPS with it (re-read "
+            "when it changes on disk)", shown="none: plain HTTP"),
+    Setting("tls_key", PATH, None, "PEM private key of tls_cert",
+            shown="none: the key is in tls_cert"),
+    Setting("acme", FLAG, False, "get and renew the certificate over ACME (RFC 8555) for "
+            "every hosted domain; exclusive with tls_cert"),
+    Setting("acme_directory", URL, LETS_ENCRYPT_DIRECTORY, "ACME directory URL",
+            shown="Let's Encrypt's production directory"),
+    Setting("acme_email", TEXT, None, "contact address given to the ACME CA"),
+    Setting("acme_ca_bundle", PATH, None, "CA bundle trusted for the ACME server's own HTTPS "
+            "(e.g. pebble's in tests)", shown="the system's"),
+    Setting("acme_renew_days", WHOLE, 30, "renew the ACME certificate when it expires within "
+            "this many days"),
+    Setting("acme_check_interval", WHOLE, 43200, "seconds between ACME renewal checks"),
+    Setting("http_bind", ADDRESS, None, "HOST:PORT of a plain-HTTP listener that redirects to "
+            "HTTPS and answers ACME http-01 challenges", shown="none"),
+    Setting("hsts_max_age", WHOLE, 31536000, "Strict-Transport-Security max-age sent over "
+            "HTTPS (0: none)"),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
@@ -232,6 +252,26 @@ class S3Settings:
     prefix: str = ""
     presign: bool = False
     create_bucket: bool = False
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    """How the registry serves HTTPS: certificate files, or ACME (then `cert`/`key` are None)."""
+
+    cert: Path | None = None
+    key: Path | None = None
+    acme: bool = False
+    acme_directory: str = LETS_ENCRYPT_DIRECTORY
+    acme_email: str | None = None
+    acme_ca_bundle: Path | None = None
+    acme_renew_days: int = 30
+    acme_check_interval: int = 43200
+    http_bind: str | None = None
+    hsts_max_age: int = 31536000
+
+    @property
+    def enabled(self) -> bool:
+        return self.acme or self.cert is not None
 
 
 @dataclass(frozen=True)
@@ -260,6 +300,17 @@ class RegistryConfig:
         if name in values:
             return values[name]
         raise AttributeError(f"{type(self).__name__} has no setting {name!r}")
+
+    @property
+    def tls(self) -> TLSSettings:
+        v = self.values
+        return TLSSettings(
+            cert=v.get("tls_cert"), key=v.get("tls_key"), acme=bool(v.get("acme")),
+            acme_directory=v.get("acme_directory") or LETS_ENCRYPT_DIRECTORY,
+            acme_email=v.get("acme_email"), acme_ca_bundle=v.get("acme_ca_bundle"),
+            acme_renew_days=v.get("acme_renew_days", 30),
+            acme_check_interval=max(1, v.get("acme_check_interval", 43200)),
+            http_bind=v.get("http_bind"), hsts_max_age=v.get("hsts_max_age", 31536000))
 
     @property
     def tmp_dir(self) -> Path:
@@ -371,6 +422,14 @@ def _check(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     if values["storage"] == "s3" and not values["s3_bucket"]:
         raise ConfigError(f"{BY_NAME['s3_bucket'].env} (s3_bucket) is required when "
                           "storage is s3")
+    if values["tls_key"] and not values["tls_cert"]:
+        raise ConfigError(f"{BY_NAME['tls_key'].env} (tls_key) is set without tls_cert")
+    if values["acme"] and values["tls_cert"]:
+        raise ConfigError("acme and tls_cert exclude each other: the certificate comes either "
+                          "from ACME or from the file")
+    if urlsplit(values["acme_directory"]).scheme != "https":
+        raise ConfigError(f"{BY_NAME['acme_directory'].env} (acme_directory) must be an "
+                          "https:// URL")
 
 
 def _parse(setting: Setting, value: Any, source: str) -> Any:
@@ -466,5 +525,5 @@ def ensure_secret_key(config: RegistryConfig) -> RegistryConfig:
     return config.with_values(secret_key=path.read_text().strip())
 
 
-__all__ = ["SETTINGS", "ConfigError", "RegistryConfig", "S3Settings", "Setting",
+__all__ = ["SETTINGS", "ConfigError", "RegistryConfig", "S3Settings", "Setting", "TLSSettings",
            "ensure_secret_key"]

@@ -8,6 +8,10 @@ Why these choices: `gthread` workers keep HTTP keep-alive (discovery clients mak
 requests) and a slow download occupies one thread, not a whole process; downloads from local
 storage go out with sendfile(2), so a worker's memory stays flat however big the image is.
 Every worker opens its own database pool (no preload: connections must not cross a fork).
+TLS (tls_cert/tls_key): gunicorn's own certfile/keyfile, with a context hook that re-reads them
+when they change on disk (registry/server/tls/context.py). sendfile cannot apply under TLS (the
+bytes pass through OpenSSL): gunicorn writes the file wrapper block by block instead, 1 MiB at
+a time (tls/middleware.py), so a worker's memory stays flat there too.
 """
 
 from __future__ import annotations
@@ -36,3 +40,12 @@ proc_name = "pyrkt-registry"
 # Recent gunicorn releases open a control socket, by default one path per user (~/.gunicorn/
 # gunicorn.ctl) that every registry on the host would share. The registry does not use it.
 control_socket_disable = True
+
+certfile = str(_settings["tls_cert"]) if _settings["tls_cert"] else None
+keyfile = str(_settings["tls_key"]) if _settings["tls_key"] else None
+
+
+def ssl_context(conf, default_ssl_context_factory):  # type: ignore[no-untyped-def]
+    from registry.server.tls.context import reloading_context
+
+    return reloading_context(conf.certfile, conf.keyfile, default_ssl_context_factory)

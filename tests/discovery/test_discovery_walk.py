@@ -305,6 +305,7 @@ def test_network_causes_are_short_and_never_cut_mid_parenthesis() -> None:
         "HTTPSConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: / (Caused "
         "by SSLError(SSLError(1, '[SSL: WRONG_VERSION_NUMBER] wrong version number "
         "(_ssl.c:1006)')))")
-    assert network_cause(tls) == "TLS error: [SSL: WRONG_VERSION_NUMBER] wrong version number"
+    assert network_cause(tls) == ("TLS error: 127.0.0.1 answers plain HTTP, not TLS "
+                                  "(WRONG_VERSION_NUMBER: wrong version number)")
     odd = requests.exceptions.ConnectionError("x" * 250 + " (" + "y" * 100 + ")")
     assert _balanced(network_cause(odd))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask
+from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
 
 from . import accounts, admin, browse, repositories, uploads  # noqa: F401 - they add routes
 from .blueprint import bp, register_error_pages
@@ -24,9 +25,18 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=urlsplit(base_url).scheme == "https",
     )
+    app.session_interface = _SessionCookies()
     app.register_blueprint(bp)
     register_filters(app)
     register_error_pages(app)
     # Globals rather than a context processor: imported macros (ui/macros.html) see them too.
     app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user,
                                  repository_url=repository_url, home_url=home_url)
+
+
+class _SessionCookies(SecureCookieSessionInterface):
+    """The session cookie is `Secure` whenever the request came over TLS (directly, or through
+    a trusted proxy's X-Forwarded-Proto), whatever the base URL says."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(request and request.is_secure) or super().get_cookie_secure(app)
