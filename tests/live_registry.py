@@ -18,6 +18,9 @@ Options: `database_url=` (e.g. a PostgreSQL URL; default SQLite in the data dir)
 `env=` more PYRKT_REGISTRY_* variables (e.g. {"PYRKT_REGISTRY_MAX_UPLOAD": "1048576"}),
 `workers=` gunicorn workers (2), `dev=True` for Flask's server instead of gunicorn,
 `initialise=False` to reuse an already initialised database (a second host of a cluster).
+HTTPS: `tls=(cert, key)` serves TLS (base URL https://127.0.0.1[:port], no port for 443) and
+`ca_bundle=` is what the helper's own requests trust; `serve_args=` adds `serve` flags (e.g.
+`--acme`, `--http-bind`); `ready_timeout=` for an ACME first start.
 
 The registry signs with a cached RSA 4096 key (`signing_key_file()`, generated once into the
 test cache) so that tests do not spend seconds generating keys. `stop()` ends only the
@@ -91,10 +94,20 @@ class LiveRegistry:
     def __init__(self, data_dir: str | os.PathLike[str], *, database_url: str | None = None,
                  storage: dict[str, str] | None = None, env: dict[str, str] | None = None,
                  workers: int = 2, dev: bool = False, initialise: bool = True,
-                 port: int | None = None) -> None:
+                 port: int | None = None, tls: tuple[Path, Path | None] | None = None,
+                 ca_bundle: Path | str | None = None, https: bool | None = None,
+                 serve_args: list[str] | None = None, ready_timeout: float = START_TIMEOUT) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.https = bool(tls) if https is None else https
+        self.verify: bool | str = str(ca_bundle) if ca_bundle else True
+        self.serve_args = list(serve_args or [])
+        self.ready_timeout = ready_timeout
+        if self.https:
+            self.base_url = "https://127.0.0.1" + ("" if self.port == 443 else f":{self.port}")
+        else:
+            self.base_url = f"http://127.0.0.1:{self.port}"
         self.domain = "127.0.0.1"
         self.workers = workers
         self.dev = dev
@@ -129,7 +142,11 @@ class LiveRegistry:
             self.cli("init")
         self.token = self.cli("token", "create", ADMIN).stdout.strip().splitlines()[-1]
         command = [self.executable(), "serve", "--bind", f"127.0.0.1:{self.port}",
-                   "--workers", str(self.workers)]
+                   "--workers", str(self.workers), *self.serve_args]
+        if self.tls:
+            command += ["--tls-cert", str(self.tls[0])]
+            if self.tls[1]:
+                command += ["--tls-key", str(self.tls[1])]
         if self.dev:
             command.append("--dev")
         log = self.log_path.open("ab")
@@ -141,19 +158,20 @@ class LiveRegistry:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.ready_timeout
         assert self.process is not None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"registry exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if requests.get(self.url("/_health"), timeout=2).status_code == 200:
+                if requests.get(self.url("/_health"), timeout=2,
+                                verify=self.verify).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"registry did not become ready in {START_TIMEOUT}s:\n{self.log()}")
+        raise RuntimeError(f"registry did not become ready in {self.ready_timeout}s:\n{self.log()}")
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -198,6 +216,7 @@ class LiveRegistry:
         chosen = self.token if token == "" else token
         if chosen:
             headers["Authorization"] = f"Bearer {chosen}"
+        kwargs.setdefault("verify", self.verify)
         return requests.request(method, self.url("/_api/v1" + path), headers=headers,
                                 timeout=60, **kwargs)
 

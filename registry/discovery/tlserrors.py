@@ -77,7 +77,7 @@ def tls_problem(error: BaseException, host: str | None = None) -> TLSProblem:
     lowered = (detail or text).lower()
     certificate = f"CERTIFICATE_VERIFY_FAILED: {detail}" if detail else "CERTIFICATE_VERIFY_FAILED"
     if code in _NAME_CODES or "mismatch" in lowered or "not valid for" in lowered:
-        return TLSProblem(WRONG_NAME, f"the certificate{of} does not name {host or 'this host'} "
+        return TLSProblem(WRONG_NAME, f"the certificate{of} is not valid for that name "
                                       f"({certificate})")
     if code in _EXPIRED_CODES or "expired" in lowered or "not yet valid" in lowered:
         when = "is not valid yet" if code == 9 or "not yet valid" in lowered else "has expired"
@@ -117,7 +117,8 @@ def _ssl_reason(chain: list[BaseException], text: str) -> str:
     return ""
 
 
-_TEXT_MARKS = (("is signed by an unknown CA", UNKNOWN_CA), ("does not name", WRONG_NAME),
+_TEXT_MARKS = (("is signed by an unknown CA", UNKNOWN_CA),
+               ("is not valid for that name", WRONG_NAME),
                ("has expired", EXPIRED), ("is not valid yet", EXPIRED),
                ("answers plain HTTP", PLAIN_HTTP), ("refused the TLS handshake", HANDSHAKE))
 
