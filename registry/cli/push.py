@@ -97,12 +97,12 @@ def _configured_ca(aci: str, registry_url: str | None) -> str | None:
 
     from registry.client.config import ClientConfig
     from registry.client.dirs import ConfigDirs
-    from registry.client.errors import ConfigError
+    from registry.client.errors import ClientConfigError
 
     try:
         host = urlsplit(registry_url or default_registry_url(image_name(aci))).hostname or ""
         found = ClientConfig.load(ConfigDirs.from_env()).for_host(host).ca_bundle
-    except (ConfigError, PushError, OSError, ValueError):
+    except (ClientConfigError, PushError, OSError, ValueError):
         return None
     return str(found) if found else None
 
