@@ -25,7 +25,14 @@ from typing import Any
 
 import pytest
 
-from registry.server.tls.localca import cert_pem, init_local_ca, issue, key_pem, make_ca, write_private
+from registry.server.tls.localca import (
+    cert_pem,
+    init_local_ca,
+    issue,
+    key_pem,
+    make_ca,
+    write_private,
+)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000

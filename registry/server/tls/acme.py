@@ -23,13 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from registry import __version__
 
 from .certs import CertificateInfo, info, load_chain
+from .errors import ACMEError
 from .localca import key_pem, new_key
 
 ORDER_TIMEOUT = timedelta(seconds=120)
-
-
-class ACMEError(Exception):
-    """The certificate could not be had; str() is one line fit for a log and `tls status`."""
 
 
 @dataclass(frozen=True)

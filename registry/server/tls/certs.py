@@ -11,9 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-
-class CertificateError(ValueError):
-    """A certificate or key file the registry cannot use; the message says which and why."""
+from .errors import CertificateError
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,11 @@ from registry.server.config import RegistryConfig
 
 from . import store
 from .certs import CertificateError, CertificateInfo, check_pair
+from .errors import ServeError
 from .manager import live_file
 
 PR_SET_PDEATHSIG = 1
 FIRST_CERTIFICATE_TIMEOUT = 180.0
-
-
-class ServeError(Exception):
-    """Serving cannot start; one line for the operator."""
 
 
 @dataclass(frozen=True)
