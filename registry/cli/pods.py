@@ -7,7 +7,6 @@ Errors end each command as in the client's commands (`pyrkt: <message>`, exit 25
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -299,22 +298,21 @@ def logs(client: ClientContext, app: str | None, follow: bool, tail: int | None,
 @client_options
 @launcher_errors
 def enter(client: ClientContext, app: str | None, uuid: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND (default /bin/sh) inside a running app's namespaces.
+    """Run COMMAND (default /bin/sh) inside a running app, confined as the app is.
+
+    The command runs as root in the app's namespaces, cgroups and root, with
+    the app's capabilities, no_new_privs and seccomp filter and environment.
 
     \b
     pyrkt enter UUID                 a shell, when the image has /bin/sh
     pyrkt enter UUID /app/tool ARGS  any program of the image
     """
-    from registry.launcher.linux import default_signals_for_exec
+    from registry.launcher.enter import run_entered
 
-    argv = manage.enter_command(client.store_dir, uuid, app, list(command))
+    target = manage.enter_target(client.store_dir, uuid, app, list(command))
     sys.stdout.flush()
     sys.stderr.flush()
-    default_signals_for_exec()  # what we ignore (SIGPIPE...) must not stay ignored in COMMAND
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as error:
-        raise LauncherError(f"cannot run {argv[0]}: {error.strerror}") from None
+    sys.exit(run_entered(target))
 
 
 @click.command("cat-manifest", context_settings=CONTEXT)

@@ -99,6 +99,13 @@ def _pod_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--working-dir", help="Working directory for every app."),
         click.option("--cpu", help="CPU limit, e.g. 500m, 1 or 2.5 (CPUs)."),
         click.option("--memory", help="Memory limit, e.g. 512M or 1Gi (bytes)."),
+        click.option("--caps-retain", help="Capabilities every app keeps, and no others "
+                     "(e.g. CAP_NET_BIND_SERVICE,CAP_CHOWN); after an image: that app only."),
+        click.option("--caps-remove", help="Capabilities taken from rkt's default set "
+                     "(e.g. CAP_NET_RAW); after an image: that app only."),
+        click.option("--seccomp", help="Syscall filter, replacing the image's: "
+                     "mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,... (rkt's flag; "
+                     "e.g. mode=remove,errno=ENOTSUP,socket)."),
         click.option("--net", type=click.Choice(NET_MODES), default="default", show_default=True),
         click.option("--hostname", help="Pod hostname (default rkt-UUID)."),
         click.option("--interactive", is_flag=True, help="Attach the terminal (one app)."),
@@ -182,7 +189,8 @@ def _pod_options(flags: dict[str, Any], client: ClientContext) -> PodOptions:
     defaults = AppOptions()
     for flag, key in (("--exec", "exec_"), ("--user", "user"), ("--group", "group"),
                       ("--working-dir", "working_dir"), ("--cpu", "cpu"),
-                      ("--memory", "memory")):
+                      ("--memory", "memory"), ("--caps-retain", "caps_retain"),
+                      ("--caps-remove", "caps_remove"), ("--seccomp", "seccomp")):
         if flags[key] is not None:
             apply_app_flag(defaults, flag, flags[key])
     for mount in flags["mount"]:

@@ -29,16 +29,21 @@ DEFAULT_RETAIN = frozenset({
     "CAP_SETPCAP", "CAP_SETFCAP", "CAP_SYS_CHROOT",
 })
 PR_CAPBSET_DROP = 24
+RETAIN_SET, REMOVE_SET = "os/linux/capabilities-retain-set", "os/linux/capabilities-remove-set"
 
 
 def retained(app_section: dict[str, Any]) -> frozenset[str]:
     """The capabilities an app keeps, after its retain-set / remove-set isolators."""
     keep = set(DEFAULT_RETAIN)
     for isolator in app_section.get("isolators") or []:
-        wanted = {str(c).upper() for c in (isolator.get("value") or {}).get("set") or []}
-        if isolator.get("name") == "os/linux/capabilities-retain-set":
+        if isolator.get("name") not in (RETAIN_SET, REMOVE_SET):
+            continue
+        value = isolator.get("value")
+        items = value.get("set") if isinstance(value, dict) else None
+        wanted = {str(c).upper() for c in items or []}
+        if isolator.get("name") == RETAIN_SET:
             keep = wanted
-        elif isolator.get("name") == "os/linux/capabilities-remove-set":
+        else:
             keep -= wanted
     return frozenset(keep)
 
@@ -57,3 +62,36 @@ def limit_bounding_set(keep: frozenset[str]) -> None:
         if libc.prctl(PR_CAPBSET_DROP, number, 0, 0, 0) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"cannot drop {name}: {os.strerror(err)}")
+
+
+PR_SET_NO_NEW_PRIVS = 38
+NO_NEW_PRIVS_ISOLATOR = "os/linux/no-new-privileges"
+
+
+def no_new_privileges(app_section: dict[str, Any]) -> bool:
+    """appc's `os/linux/no-new-privileges` isolator (value true): setuid binaries and file
+    capabilities then grant nothing across exec."""
+    for isolator in app_section.get("isolators") or []:
+        if isolator.get("name") == NO_NEW_PRIVS_ISOLATOR:
+            return isolator.get("value") is True
+    return False
+
+
+def set_no_new_privs() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot set no_new_privs: {os.strerror(err)}")
+
+
+def check_names(names: list[str], flag: str) -> list[str]:
+    """Upper-cased capability names; an unknown one is refused with the flag's name."""
+    wanted = [name.strip().upper() for name in names if name.strip()]
+    unknown = [name for name in wanted if name not in NAMES]
+    if unknown:
+        raise ValueError(f"{flag}: unknown capabilit{'ies' if len(unknown) > 1 else 'y'} "
+                         f"{', '.join(unknown)} (names as in capabilities(7), e.g. "
+                         f"CAP_NET_ADMIN)")
+    if not wanted:
+        raise ValueError(f"{flag}: give at least one capability, e.g. {flag}=CAP_NET_ADMIN")
+    return wanted

@@ -364,8 +364,16 @@ def _journal_lines(unit: str, app: str, since: float | None,
     yield from logs.select(lines, since=since, tail=tail)
 
 
-def enter_command(store_dir: Path, uuid: str, app: str | None, command: list[str]) -> list[str]:
-    """The nsenter command line that runs `command` inside a running app."""
+@dataclass
+class EnterTarget:
+    pod: Pod
+    app: dict[str, Any]  # the app's entry in the pod manifest
+    pid: int  # host PID of a process of the app (its namespaces and root are entered)
+    command: list[str]
+
+
+def enter_target(store_dir: Path, uuid: str, app: str | None, command: list[str]) -> EnterTarget:
+    """What `pyrkt enter` joins: the app, one of its processes, and the command to run."""
     pod = find_pod(store_dir, uuid)
     if not pod.is_running:
         raise LauncherError(f"pod {pod.uuid} is {pod.state}, not running")
@@ -390,8 +398,8 @@ def enter_command(store_dir: Path, uuid: str, app: str | None, command: list[str
         if not _has_program(pid, "/bin/sh"):
             raise LauncherError(_no_shell_message(pod, uuid, app, len(names) > 1))
         command = ["/bin/sh"]
-    return ["nsenter", f"--target={pid}", "--mount", "--uts", "--ipc", "--net", "--pid",
-            "--root", "--wd", "--", *command]
+    entry = next(a for a in pod.manifest()["apps"] if a["name"] == app)
+    return EnterTarget(pod, entry, pid, command)
 
 
 def _has_program(pid: int, path: str) -> bool:

@@ -73,6 +73,12 @@ class AppOptions:
     mounts: list[Mount] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     readonly_rootfs: bool = False
+    caps_retain: list[str] | None = None  # --caps-retain: the app's whole capability set
+    caps_remove: list[str] | None = None  # --caps-remove: taken from the default set
+    seccomp: dict[str, Any] | None = None  # --seccomp: {"name": isolator name, "value": ...}
+
+
+RUN_INSECURE = ("capabilities", "paths", "seccomp")  # the run-time checks --insecure-options lifts
 
 
 @dataclass
@@ -98,6 +104,12 @@ class PodOptions:
 
     def allows_unsigned(self) -> bool:
         return bool(self.insecure & {"image", "all-fetch", "all"})
+
+    def run_insecure(self) -> list[str]:
+        """The run-time protections switched off: capabilities, paths, seccomp."""
+        if self.insecure & {"all-run", "all"}:
+            return list(RUN_INSECURE)
+        return [name for name in RUN_INSECURE if name in self.insecure]
 
 
 def _key_values(text: str, flag: str) -> tuple[str, dict[str, str]]:
@@ -279,13 +291,29 @@ def apply_app_flag(app: AppOptions, flag: str, value: str) -> None:
         app.env[name] = text
     elif flag == "--readonly-rootfs":
         app.readonly_rootfs = _bool(value, flag, "value")
+    elif flag in ("--caps-retain", "--caps-remove"):
+        from .capabilities import check_names
+
+        try:
+            names = check_names(value.split(","), flag)
+        except ValueError as error:
+            raise LauncherError(str(error)) from None
+        if flag == "--caps-retain":
+            app.caps_retain, app.caps_remove = names, None
+        else:
+            app.caps_remove, app.caps_retain = names, None
+    elif flag == "--seccomp":
+        from .seccomp import parse_flag
+
+        app.seccomp = parse_flag(value)
     else:
         raise LauncherError(f"{flag} is not a per-app flag; give pod-wide flags before the first "
                             f"image")
 
 
 PER_APP_FLAGS = ("--exec", "--name", "--user", "--group", "--working-dir", "--cpu", "--memory",
-                 "--mount", "--set-env", "--readonly-rootfs")
+                 "--mount", "--set-env", "--readonly-rootfs", "--caps-retain", "--caps-remove",
+                 "--seccomp")
 
 
 def parse_image_list(tokens: list[str], defaults: AppOptions) -> list[AppOptions]:
@@ -298,7 +326,9 @@ def parse_image_list(tokens: list[str], defaults: AppOptions) -> list[AppOptions
                           user=defaults.user, group=defaults.group,
                           working_dir=defaults.working_dir, cpu_millis=defaults.cpu_millis,
                           memory_bytes=defaults.memory_bytes, mounts=list(defaults.mounts),
-                          env=dict(defaults.env), readonly_rootfs=defaults.readonly_rootfs)
+                          env=dict(defaults.env), readonly_rootfs=defaults.readonly_rootfs,
+                          caps_retain=defaults.caps_retain, caps_remove=defaults.caps_remove,
+                          seccomp=defaults.seccomp)
 
     current: AppOptions | None = None
     while index < len(tokens):

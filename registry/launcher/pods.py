@@ -192,13 +192,13 @@ class Pod:
             return None
 
     def cgroup_dirs(self) -> list[Path]:
-        found: list[Path] = []
-        for app in self.app_names():
-            try:
-                found += [Path(p) for p in json.loads((self.app_dir(app) / "cgroups").read_text())]
-            except (OSError, ValueError):
-                pass
-        return found
+        return [d for app in self.app_names() for d in self.cgroup_dirs_of(app)]
+
+    def cgroup_dirs_of(self, app: str) -> list[Path]:
+        try:
+            return [Path(p) for p in json.loads((self.app_dir(app) / "cgroups").read_text())]
+        except (OSError, ValueError):
+            return []
 
 
 def write_atomic(path: Path, text: str | bytes) -> None:

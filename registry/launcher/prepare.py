@@ -18,10 +18,13 @@ from .errors import LauncherError
 from .options import AppOptions, PodOptions, Volume
 from .pods import Pod, new_embryo, remove_tree, write_atomic
 from .rootfs import overlay_supported_cached
+from .seccomp import spec_for
 
 # Function-local imports keep start-up fast: a pod command loads only what it runs.
 
 AC_VERSION = "0.8.11"
+CAPS_RETAIN, CAPS_REMOVE = "os/linux/capabilities-retain-set", "os/linux/capabilities-remove-set"
+SECCOMP_RETAIN, SECCOMP_REMOVE = "os/linux/seccomp-retain-set", "os/linux/seccomp-remove-set"
 HOSTNAME = re.compile(r"(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -115,7 +118,18 @@ def _isolators(image_app: dict[str, Any], app: AppOptions) -> list[dict[str, Any
         overrides["resource/memory"] = {"limit": str(app.memory_bytes)}
     if app.cpu_millis is not None:
         overrides["resource/cpu"] = {"limit": f"{app.cpu_millis}m"}
-    isolators = [i for i in isolators if i.get("name") not in overrides]
+    # A flag replaces every isolator of its kind in the image, as rkt's --caps-*/--seccomp do.
+    replaced: set[str] = set(overrides)
+    if app.caps_retain is not None or app.caps_remove is not None:
+        replaced |= {CAPS_RETAIN, CAPS_REMOVE}
+        if app.caps_retain is not None:
+            overrides[CAPS_RETAIN] = {"set": app.caps_retain}
+        else:
+            overrides[CAPS_REMOVE] = {"set": app.caps_remove}
+    if app.seccomp is not None:
+        replaced |= {SECCOMP_RETAIN, SECCOMP_REMOVE}
+        overrides[app.seccomp["name"]] = app.seccomp["value"]
+    isolators = [i for i in isolators if i.get("name") not in replaced]
     isolators += [{"name": name, "value": value} for name, value in overrides.items()]
     return isolators
 
@@ -211,6 +225,8 @@ def build_manifest(resolved: list[ResolvedApp], pod: PodOptions) -> tuple[dict[s
             raise LauncherError(f'two apps would be named "{name}"; give one --name=OTHER after '
                                 f"its image")
         section = _app_section(item, pod)
+        # a seccomp isolator that cannot be honoured fails the prepare, not the run
+        spec_for(section, set(pod.run_insecure()), False, where=f"app {name}")
         entry: dict[str, Any] = {
             "name": name,
             "image": {"name": item.image_name, "id": item.image_id,
@@ -295,6 +311,7 @@ def prepare_pod(store_dir: Path, options: PodOptions, *, log: Any = lambda messa
                 "stage1": options.stage1,
                 "rootfs": "overlay" if overlay else "copy",
                 "forwards": forwards,
+                "insecure": options.run_insecure(),
             }
             _render_apps(store, pod, manifest, overlay)
             _make_empty_volumes(pod, manifest)

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import linux
-from .capabilities import limit_bounding_set, retained
+from . import linux, seccomp
+from .capabilities import limit_bounding_set, no_new_privileges, retained, set_no_new_privs
 from .cgroups import AppCgroup
 from .rootfs import mount_overlay, resolve_in_root
 
@@ -68,7 +68,7 @@ def _mount_dev(root: Path) -> None:
 
 
 def build_root(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
-               rootfs_mode: str) -> Path:
+               rootfs_mode: str, *, protect_paths: bool = True) -> Path:
     app_dir = pod_dir / "apps" / app["name"]
     root = app_dir / "rootfs"
     if rootfs_mode == "overlay":
@@ -78,6 +78,9 @@ def build_root(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
         linux.mount(str(root), str(root), None, linux.MS_BIND | linux.MS_REC)  # pivot_root needs a mount point
     _mount_volumes(root, pod_dir, manifest, app)
     mount_api_filesystems(root)
+    mount_sys(root, read_only=protect_paths)
+    if protect_paths:
+        protect_kernel(root)
     if app.get("readOnlyRootFS"):
         linux.mount(None, str(root), None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
     return root
@@ -89,6 +92,42 @@ def mount_api_filesystems(root: Path) -> None:
     linux.mount("proc", str(proc), "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     _mount_dev(root)
     resolve_in_root(root, "/tmp", create_dirs=True)
+
+
+# rkt's stage1 protections of kernel interfaces (its "protectKernelTunables" lists and
+# systemd's ProtectKernelTunables=), lifted by --insecure-options=paths: files that expose
+# kernel memory, keys or timing of other processes are hidden (/dev/null bound over them),
+# directories of the same kind hidden behind an empty read-only tmpfs, and the tunables
+# (/proc/sys, /proc/sysrq-trigger, ...) read-only; /sys as a whole is mounted read-only.
+HIDDEN_FILES = ("/proc/kcore", "/proc/kallsyms", "/proc/kmem", "/proc/mem", "/proc/config.gz",
+                "/proc/sched_debug", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/latency_stats", "/proc/keys", "/proc/key-users")
+HIDDEN_DIRS = ("/proc/acpi", "/proc/scsi", "/sys/firmware", "/sys/fs", "/sys/hypervisor",
+               "/sys/module", "/sys/power")
+READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+
+def mount_sys(root: Path, *, read_only: bool) -> None:
+    """sysfs, as the pod's network namespace shows it (its own interfaces only)."""
+    target = resolve_in_root(root, "/sys", create_dirs=True)
+    flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
+    linux.mount("sysfs", str(target), "sysfs", flags | (linux.MS_RDONLY if read_only else 0))
+
+
+def protect_kernel(root: Path) -> None:
+    for path in HIDDEN_FILES:
+        target = root / path.lstrip("/")  # inside /proc or /sys: kernel files, no symlinks
+        if os.path.isfile(target):
+            linux.mount("/dev/null", str(target), None, linux.MS_BIND)
+    for path in HIDDEN_DIRS:
+        target = root / path.lstrip("/")
+        if os.path.isdir(target):
+            linux.mount("tmpfs", str(target), "tmpfs", linux.MS_RDONLY | linux.MS_NOSUID |
+                        linux.MS_NODEV | linux.MS_NOEXEC, "mode=0555,size=4k")
+    for path in READ_ONLY:
+        target = root / path.lstrip("/")
+        if os.path.exists(target):
+            _bind(str(target), target, read_only=True)
 
 
 def enter_root(root: Path) -> None:
@@ -129,18 +168,27 @@ def resolve_identity(user: str, group: str) -> tuple[int, int]:
     return uid, gid
 
 
-def become_app(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any], rootfs_mode: str,
-               cgroup: AppCgroup, record_pid: Callable[[int], None]) -> None:
-    """Never returns: exec the app or exit 126/127 with the reason on stderr (the app's log)."""
+def become_app(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
+               runtime: dict[str, Any], cgroup: AppCgroup, record_pid: Callable[[int], None],
+               unshared: Callable[[], None] = lambda: None,
+               program: bytes | None = None) -> None:
+    """Never returns: exec the app or exit 126/127 with the reason on stderr (the app's log).
+
+    `unshared` is called as soon as the app has a mount namespace of its own (the pod init
+    waits for that before it drops the host's tree from its own namespace).
+    """
     section = app["app"]
+    insecure = set(runtime.get("insecure") or ())
     try:
+        linux.unshare(linux.CLONE_NEWNS)
+        unshared()
         record_pid(int(os.readlink("/proc/self")))  # host /proc still mounted: the host's PID
         cgroup.join_self()
-        linux.unshare(linux.CLONE_NEWNS)
-        root = build_root(pod_dir, manifest, app, rootfs_mode)
+        root = build_root(pod_dir, manifest, app, runtime["rootfs"],
+                          protect_paths="paths" not in insecure)
         enter_root(root)
         uid, gid = resolve_identity(str(section.get("user", "0")), str(section.get("group", "0")))
-        limit_bounding_set(retained(section))
+        confine(section, insecure, uid, program)
         groups = [int(g) for g in section.get("supplementaryGIDs") or []]
         os.setgroups(groups)
         os.setgid(gid)
@@ -150,6 +198,8 @@ def become_app(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any], roo
         env.setdefault("AC_APP_NAME", app["name"])
         argv = list(section["exec"])
         linux.default_signals_for_exec()
+        if program is not None:
+            seccomp.load(program)  # last: from here on only what the filter allows (execve)
     except Exception as error:  # noqa: BLE001 - anything here means the app cannot start
         os.write(2, f"pyrkt: app {app['name']}: cannot start: {error}\n".encode())
         os._exit(126)
@@ -159,3 +209,23 @@ def become_app(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any], roo
         os.write(2, f"pyrkt: app {app['name']}: cannot execute {argv[0]}: "
                     f"{error.strerror}\n".encode())
         os._exit(127 if error.errno == 2 else 126)
+
+
+def confine(section: dict[str, Any], insecure: set[str], uid: int,
+            program: bytes | None) -> None:
+    """The app's privileges, as its isolators and rkt's defaults say (apps and `pyrkt enter`):
+    the capability bounding set cut to the retained set; no_new_privs when the isolator asks,
+    and for an app that does not run as root but gets a seccomp filter (without CAP_SYS_ADMIN
+    the kernel installs one only under no_new_privs; rkt sets it then too). The filter itself
+    is loaded by the caller, last, right before exec."""
+    if "capabilities" not in insecure:
+        limit_bounding_set(retained(section))
+    if no_new_privileges(section) or (program is not None and uid != 0):
+        set_no_new_privs()
+
+
+def filter_for(section: dict[str, Any], insecure: set[str], cache_dir: Path) -> bytes | None:
+    """The compiled seccomp program of an app (None: no filter), from the cache when it can."""
+    keeps_admin = "capabilities" in insecure or "CAP_SYS_ADMIN" in retained(section)
+    spec = seccomp.spec_for(section, insecure, keeps_admin)
+    return None if spec is None else seccomp.cached_filter(spec, cache_dir)

@@ -24,13 +24,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import cgroups, linux
+from . import cgroups, linux, podinit
 from .errors import LauncherError
 from .logs import LogWriter
 from .pods import Pod, write_atomic
 from .portfwd import Forwarder, bind_listeners
 from .quantities import cpu_millis, memory_bytes
-from .sandbox import become_app
+from .sandbox import become_app, filter_for
+from .seccomp import cache_dir as seccomp_cache
 
 # The pod init's own escalation (a SIGTERM from `pyrkt run`'s Ctrl-C, or from outside): the
 # same 90 s as `pyrkt stop`'s default grace (see manage.DEFAULT_STOP_GRACE).
@@ -41,7 +42,9 @@ def app_limits(app: dict[str, Any]) -> tuple[int | None, int | None]:
     """(memory bytes, CPU millis) from the app's resource isolators (limit wins over request)."""
     memory = cpu = None
     for isolator in app["app"].get("isolators") or []:
-        value = isolator.get("value") or {}
+        value = isolator.get("value")
+        if not isinstance(value, dict):  # e.g. os/linux/no-new-privileges: true
+            continue
         amount = value.get("limit") or value.get("request")
         if amount is None:
             continue
@@ -56,6 +59,14 @@ def exit_code_of(status: int) -> int:
     """Shell convention: the exit code, or 128+N for a process killed by signal N."""
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+def app_filters(pod: Pod, apps: list[dict[str, Any]],
+                runtime: dict[str, Any]) -> dict[str, bytes | None]:
+    """Each app's seccomp program, compiled (or found in the store's cache) before any fork."""
+    insecure = set(runtime.get("insecure") or ())
+    cache = seccomp_cache(pod.store_dir)
+    return {app["name"]: filter_for(app["app"], insecure, cache) for app in apps}
 
 
 def make_cgroups(pod: Pod, apps: list[dict[str, Any]]) -> dict[str, cgroups.AppCgroup]:
@@ -108,50 +119,78 @@ class _LogPump(threading.Thread):
 
 
 def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
-              groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]]) -> None:
-    """PID 1 of the pod. Never returns."""
+              groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
+              programs: dict[str, bytes | None]) -> None:
+    """PID 1 of the pod: hides the host (see `podinit`), starts the apps, reaps every process,
+    records each app's exit code, forwards SIGTERM/SIGINT to the whole pod. Never returns."""
     try:
         write_atomic(pod.path / "pid", f"{int(os.readlink('/proc/self'))}\n")
-        children: dict[int, str] = {}
-
-        def stop(signum: int, _frame: object) -> None:
-            # kill(-1) from the PID 1 of a namespace reaches every other process in it: the
-            # apps' children and orphans too, not only the processes we forked.
-            _kill_all(signal.SIGTERM)
-            signal.alarm(STOP_GRACE_SECONDS)
-
-        def kill_all(_signum: int, _frame: object) -> None:
-            _kill_all(signal.SIGKILL)
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGALRM, kill_all)
-        for app in manifest["apps"]:
-            name = app["name"]
-            pid = os.fork()
-            if pid == 0:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                signal.signal(signal.SIGALRM, signal.SIG_DFL)
-                _wire_stdio(name, pipes, runtime.get("interactive", False))
-                app_dir = pod.app_dir(name)
-                become_app(pod.path, manifest, app, runtime["rootfs"], groups[name],
-                           lambda host_pid, d=app_dir: write_atomic(d / "pid", f"{host_pid}\n"))
-            children[pid] = name
-        for _, write_end in pipes.values():
-            os.close(write_end)
-        while True:
-            try:
-                pid, status = os.wait()
-            except ChildProcessError:
-                break
-            if pid in children:
-                write_atomic(pod.app_dir(children[pid]) / "exit", f"{exit_code_of(status)}\n")
-                (pod.app_dir(children[pid]) / "pid").unlink(missing_ok=True)
+        apps_fd = os.open(pod.path / "apps", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        podinit.hide_host()
+        _install_init_signals()
+        children = _start_apps(pod, manifest, runtime, groups, pipes, programs)
+        podinit.enter_empty_root(_init_root(pod))
+        _reap(children, apps_fd)
         os._exit(0)
     except BaseException as error:  # noqa: BLE001
         os.write(2, f"pyrkt: pod init failed: {error}\n".encode())
         os._exit(125)
+
+
+def _init_root(pod: Pod) -> Path:
+    return pod.path / "init"
+
+
+def _install_init_signals() -> None:
+    def stop(_signum: int, _frame: object) -> None:
+        # kill(-1) from the PID 1 of a namespace reaches every other process in it: the
+        # apps' children and orphans too, not only the processes we forked.
+        _kill_all(signal.SIGTERM)
+        signal.alarm(STOP_GRACE_SECONDS)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGALRM, lambda _signum, _frame: _kill_all(signal.SIGKILL))
+
+
+def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
+                groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
+                programs: dict[str, bytes | None]) -> dict[int, str]:
+    """Fork every app; returns once each has a mount namespace of its own (so the init may
+    then drop the host's tree from the one it keeps)."""
+    children: dict[int, str] = {}
+    unshared_r, unshared_w = os.pipe()
+    for app in manifest["apps"]:
+        name = app["name"]
+        pid = os.fork()
+        if pid == 0:
+            os.close(unshared_r)
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+                signal.signal(signum, signal.SIG_DFL)
+            _wire_stdio(name, pipes, runtime.get("interactive", False))
+            app_dir = pod.app_dir(name)
+            become_app(pod.path, manifest, app, runtime, groups[name],
+                       lambda host_pid, d=app_dir: write_atomic(d / "pid", f"{host_pid}\n"),
+                       lambda: os.close(unshared_w), programs[name])
+        children[pid] = name
+    os.close(unshared_w)
+    for _, write_end in pipes.values():
+        os.close(write_end)
+    podinit.wait_for_eof(unshared_r)
+    return children
+
+
+def _reap(children: dict[int, str], apps_fd: int) -> None:
+    """Wait for every process of the pod (orphans are ours too); record the apps' codes."""
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+        if pid in children:
+            podinit.record_exit(apps_fd, children[pid], exit_code_of(status))
 
 
 def _kill_all(signum: int) -> None:
@@ -175,7 +214,7 @@ def _wire_stdio(name: str, pipes: dict[str, tuple[int, int]], interactive: bool)
 
 def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
             groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
-            ready_w: int, host_fds: list[int]) -> None:
+            ready_w: int, host_fds: list[int], programs: dict[str, bytes | None]) -> None:
     """Make the pod's namespaces, start its init inside them, exit with it. Never returns."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -194,7 +233,7 @@ def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         init_pid = os.fork()
         if init_pid == 0:
             os.close(ready_w)
-            _pod_init(pod, manifest, runtime, groups, pipes)
+            _pod_init(pod, manifest, runtime, groups, pipes, programs)
         for _, write_end in pipes.values():
             os.close(write_end)
         os.write(ready_w, b"ok\n")
@@ -212,6 +251,7 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     """Run a pod that is in `run/` and locked by the caller; returns the pod's exit code."""
     manifest, runtime = pod.manifest(), pod.runtime()
     apps = manifest["apps"]
+    programs = app_filters(pod, apps, runtime)
     # a busy host port fails the run before anything else is made
     forwards = bind_listeners(runtime.get("forwards") or []) if runtime["net"] == "default" else []
     try:
@@ -222,6 +262,7 @@ def run(pod: Pod, *, echo: bool = True) -> int:
         raise
     interactive = bool(runtime.get("interactive"))
     pipes = {} if interactive else {app["name"]: os.pipe() for app in apps}
+    _init_root(pod).mkdir(mode=0o555, exist_ok=True)
     ready_r, ready_w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -229,7 +270,7 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     if holder == 0:
         os.close(ready_r)
         _holder(pod, manifest, runtime, groups, pipes, ready_w,
-                [forward.listener.fileno() for forward in forwards])
+                [forward.listener.fileno() for forward in forwards], programs)
     os.close(ready_w)
     pumps = []
     for name, (read_end, write_end) in pipes.items():
