@@ -13,8 +13,10 @@ from typing import Any
 
 from registry.aci.names import AC_NAME
 
+from .capabilities import check_names
 from .errors import LauncherError
 from .quantities import cpu_millis, memory_bytes
+from .seccomp import parse_flag as parse_seccomp_flag
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z_0-9.-]*$")
 NET_MODES = ("default", "host", "none")
@@ -292,8 +294,6 @@ def apply_app_flag(app: AppOptions, flag: str, value: str) -> None:
     elif flag == "--readonly-rootfs":
         app.readonly_rootfs = _bool(value, flag, "value")
     elif flag in ("--caps-retain", "--caps-remove"):
-        from .capabilities import check_names
-
         try:
             names = check_names(value.split(","), flag)
         except ValueError as error:
@@ -303,9 +303,7 @@ def apply_app_flag(app: AppOptions, flag: str, value: str) -> None:
         else:
             app.caps_remove, app.caps_retain = names, None
     elif flag == "--seccomp":
-        from .seccomp import parse_flag
-
-        app.seccomp = parse_flag(value)
+        app.seccomp = parse_seccomp_flag(value)
     else:
         raise LauncherError(f"{flag} is not a per-app flag; give pod-wide flags before the first "
                             f"image")
