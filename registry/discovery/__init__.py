@@ -6,7 +6,9 @@ Server side:
 - URL layout (registry.discovery.layout): `aci_template(base_url)` ->
   `{base}/_aci/{name}/{version}/{os}/{arch}/image.{ext}`, `pubkeys_url(base_url, prefix=None)`
   -> `{base}/_aci/pubkeys.gpg`, `aci_path(...)`, `parse_aci_path(path)`, and the Flask rules
-  `FLASK_ACI_RULE`, `FLASK_PUBKEYS_RULE`, `FLASK_PREFIX_PUBKEYS_RULE`.
+  `FLASK_ACI_RULE`, `FLASK_PUBKEYS_RULE`, `FLASK_PREFIX_PUBKEYS_RULE`; Quay's layout as an
+  alias: `quay_aci_template(base_url)` -> `{base}/c1/aci/{name}/{version}/{ext}/{os}/{arch}/`,
+  `/aci-signing-key`, `QUAY_EXTENSIONS`, `FLASK_QUAY_ACI_RULE`, `FLASK_QUAY_PUBKEYS_RULE`.
 
 Client side:
 - `parse_app_string(s) -> AppRef(name, labels, given)`: defaults filled (version=latest, host
@@ -38,12 +40,17 @@ from .layout import (
     FLASK_ACI_RULE,
     FLASK_PREFIX_PUBKEYS_RULE,
     FLASK_PUBKEYS_RULE,
+    FLASK_QUAY_ACI_RULE,
+    FLASK_QUAY_PUBKEYS_RULE,
     PUBKEYS_PATH,
+    QUAY_EXTENSIONS,
+    QUAY_PUBKEYS_PATH,
     AciLocation,
     aci_path,
     aci_template,
     parse_aci_path,
     pubkeys_url,
+    quay_aci_template,
 )
 from .meta import DISCOVERY, PUBKEYS, MetaTag, discovery_document, meta_tags, parse_meta_tags
 from .templates import render_template, unfilled_variables
@@ -77,6 +84,8 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "AC_IDENTIFIER", "ACI_TEMPLATE_PATH", "DEFAULT_VERSION", "DISCOVERY", "EXTENSIONS",
     "FILES_ROOT", "FLASK_ACI_RULE", "FLASK_PREFIX_PUBKEYS_RULE", "FLASK_PUBKEYS_RULE",
+    "FLASK_QUAY_ACI_RULE", "FLASK_QUAY_PUBKEYS_RULE", "QUAY_EXTENSIONS", "QUAY_PUBKEYS_PATH",
+    "quay_aci_template",
     "PUBKEYS", "PUBKEYS_PATH", "AciLocation", "AppRef", "AppStringError", "Attempt",
     "DiscoveryError", "DiscoveryResult", "Endpoint", "MetaTag", "aci_path", "aci_template",
     "appc_arch", "discover_endpoints", "discover_pubkeys", "discovery_document", "discovery_url",

@@ -5,6 +5,12 @@
     {base}/_aci/pubkeys.gpg                                  the server's public keys (all, one block)
     {base}/_aci/pubkeys/{prefix}/pubkeys.gpg                 keys registered for a name prefix
 
+Quay's layout is served as an alias of the same files (so static discovery pages written for a
+Quay registry keep working when pyrkt is behind them):
+
+    {base}/c1/aci/{name}/{version}/{ext}/{os}/{arch}/         ext: aci, aci.asc (or sig)
+    {base}/aci-signing-key                                     the server's public keys
+
 `{name}` is the full AC name with its slashes (`example.com/team/app`). The fixed components
 after it make the path unambiguous (Werkzeug's `<path:name>` backtracks: see FLASK_ACI_RULE),
 and `_aci` can never be the first segment of an image page because AC Identifiers start with a
@@ -28,6 +34,13 @@ FLASK_ACI_RULE = FILES_ROOT + "/<path:name>/<version>/<os>/<arch>/image.<ext>"
 FLASK_PUBKEYS_RULE = PUBKEYS_PATH
 FLASK_PREFIX_PUBKEYS_RULE = FILES_ROOT + "/pubkeys/<path:prefix>/pubkeys.gpg"
 
+# Quay's paths (its verbs blueprint under /c1): `{ext}` is a path segment there.
+QUAY_ACI_TEMPLATE_PATH = "/c1/aci/{name}/{version}/{ext}/{os}/{arch}/"
+QUAY_PUBKEYS_PATH = "/aci-signing-key"
+QUAY_EXTENSIONS = {"aci": "aci", "aci.asc": "aci.asc", "sig": "aci.asc"}
+FLASK_QUAY_ACI_RULE = "/c1/aci/<path:name>/<version>/<kind>/<os>/<arch>/"
+FLASK_QUAY_PUBKEYS_RULE = QUAY_PUBKEYS_PATH
+
 _ACI_PATH = re.compile(
     r"^" + re.escape(FILES_ROOT) + r"/(?P<name>.+)/(?P<version>[^/]+)/(?P<os>[^/]+)/(?P<arch>[^/]+)"
     r"/image\.(?P<ext>aci|aci\.asc)$"
@@ -48,6 +61,11 @@ def aci_template(base_url: str) -> str:
     """The ac-discovery template this server announces, e.g.
     `https://reg.example.com/_aci/{name}/{version}/{os}/{arch}/image.{ext}`."""
     return _base(base_url) + ACI_TEMPLATE_PATH
+
+
+def quay_aci_template(base_url: str) -> str:
+    """Quay's ac-discovery template on this server (an alias of `aci_template`'s files)."""
+    return _base(base_url) + QUAY_ACI_TEMPLATE_PATH
 
 
 def pubkeys_url(base_url: str, prefix: str | None = None) -> str:

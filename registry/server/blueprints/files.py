@@ -19,6 +19,9 @@ from registry.discovery import (
     FLASK_ACI_RULE,
     FLASK_PREFIX_PUBKEYS_RULE,
     FLASK_PUBKEYS_RULE,
+    FLASK_QUAY_ACI_RULE,
+    FLASK_QUAY_PUBKEYS_RULE,
+    QUAY_EXTENSIONS,
 )
 from registry.server.auth import reader_actor
 from registry.server.context import config, db, storage
@@ -57,7 +60,17 @@ def aci_file(name: str, version: str, os: str, arch: str, ext: str) -> Response:
     return _blob(image, cache_control)
 
 
+@bp.route(FLASK_QUAY_ACI_RULE, methods=["GET", "HEAD"])
+def quay_aci_file(name: str, version: str, kind: str, os: str, arch: str) -> Response:
+    """Quay's path for the same file: what a discovery page written for Quay points at."""
+    ext = QUAY_EXTENSIONS.get(kind)
+    if ext is None:
+        abort(404)
+    return aci_file(name, version, os, arch, ext)
+
+
 @bp.route(FLASK_PUBKEYS_RULE, methods=["GET", "HEAD"])
+@bp.route(FLASK_QUAY_PUBKEYS_RULE, methods=["GET", "HEAD"])
 def server_pubkeys() -> Response:
     return _keys_response(None)
 
