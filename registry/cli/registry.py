@@ -675,6 +675,11 @@ def gc(obj: Context, dry_run: bool) -> None:
                                  _operator(), dry_run=dry_run,
                                  oci_spool_dir=spool_dir(config.tmp_dir))
     verb = "would remove" if dry_run else "removed"
+    if report.retention is not None:
+        for doomed in report.retention.deleted:
+            click.echo(f"retention: {verb} {doomed.repository}:{doomed.version} "
+                       f"(pushed {doomed.pushed_at:%Y-%m-%d}; {doomed.reason})")
+        click.echo(f"retention: {verb} {len(report.retention.deleted)} version(s)")
     click.echo(f"{verb} {len(report.images_removed)} image(s), {len(report.blobs_removed)} blob(s), "
                f"{report.stale_uploads_removed} stale upload(s), "
                f"{len(report.oci_blobs_removed)} OCI blob(s), "

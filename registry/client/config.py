@@ -14,6 +14,8 @@ overrides an earlier one for the same domain), files in name order:
 
     {"pyrktKind": "domain", "pyrktVersion": "v1", "domains": ["registry.test"],
      "port": 8443, "caBundle": "/etc/pyrkt/registry-ca.pem", "insecureOptions": ["http"]}
+    {"pyrktKind": "domain", "pyrktVersion": "v1", "domains": ["example.org"],
+     "mirror": "https://mirror.internal"}       (a pull-through mirror answers for the domain)
 
 `"pyrktKind"`/`"rktKind"` and `"pyrktVersion"`/`"rktVersion"` are interchangeable.
 """
@@ -25,6 +27,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .dirs import ConfigDirs
 from .errors import ClientConfigError
@@ -36,6 +39,9 @@ class DomainSettings:
     port: int | None = None
     ca_bundle: Path | None = None
     insecure: InsecureOptions = field(default_factory=InsecureOptions)
+    # A registry that answers discovery for this domain on its behalf (a pull-through mirror):
+    # discovery pages are asked at `{mirror}/{name}?ac-discovery=1` instead of the domain.
+    mirror: str | None = None
 
 
 @dataclass
@@ -115,7 +121,14 @@ def _domain_settings(path: Path, doc: dict[str, Any], layer: Path) -> DomainSett
         options = InsecureOptions.parse(",".join(insecure) or "none")
     except ValueError as error:
         raise ClientConfigError(f"{path}: {error}") from error
-    return DomainSettings(port, ca_path, options)
+    mirror = doc.get("mirror")
+    if mirror is not None:
+        parts = urlsplit(mirror) if isinstance(mirror, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ClientConfigError(f'{path}: "mirror" must be the http(s) URL of a registry, '
+                                    'e.g. "https://mirror.example.com"')
+        mirror = mirror.rstrip("/")
+    return DomainSettings(port, ca_path, options, mirror)
 
 
 def _auth_headers(path: Path, doc: dict[str, Any]) -> dict[str, str]:

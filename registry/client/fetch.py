@@ -302,15 +302,18 @@ class Fetcher:
         domain = app.name.split("/", 1)[0]
         insecure = self.insecure_for(domain)
         port = self.options.port
-        if port is None and isinstance(self.session, ClientSession):
-            port = self.session.port_for(domain)
+        mirror = None
+        if isinstance(self.session, ClientSession):
+            mirror = self.session.mirror_for(domain)
+            if port is None:
+                port = self.session.port_for(domain)
         self._trust_keys_from_https(app, insecure, port)
         self.log(f"searching for app image {app}")
         try:
             found = discover_endpoints(app, session=self.session,
                                        insecure_tls=insecure.skip_tls_check,
                                        allow_http=insecure.allow_http, port=port,
-                                       timeout=self.options.timeout)
+                                       timeout=self.options.timeout, mirror=mirror)
         except DiscoveryError as error:
             raise FetchError(f"discovery failed for {app.name}: {error}") from None
         missing: list[_NoSuchImage] = []

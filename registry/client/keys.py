@@ -59,14 +59,16 @@ def fetch_keys(prefix: str | None, locations: list[str], session: requests.Sessi
     if not prefix:
         raise TrustError("give a key file or URL, or --prefix to discover the keys")
     domain = prefix.split("/", 1)[0]
+    mirror = None
     if isinstance(session, ClientSession):
         insecure = insecure | session.insecure_for(domain)
+        mirror = session.mirror_for(domain)
         if port is None:
             port = session.port_for(domain)
     try:
         app = parse_app_string(prefix)
         result = discover_pubkeys(app, session=session, insecure_tls=insecure.skip_tls_check,
-                                  allow_http=insecure.allow_http, port=port)
+                                  allow_http=insecure.allow_http, port=port, mirror=mirror)
     except DiscoveryError as error:
         raise TrustError(f"cannot discover keys for prefix {prefix}: {error}") from None
     found = []

@@ -38,6 +38,9 @@ class ClientSession(requests.Session):
     def port_for(self, host: str) -> int | None:
         return self.config.for_host(host).port
 
+    def mirror_for(self, host: str) -> str | None:
+        return self.config.for_host(host).mirror
+
     def _verify_for(self, url: str) -> bool | str:
         host = urlsplit(url).hostname or ""
         if self.insecure_for(host).skip_tls_check:

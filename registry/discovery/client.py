@@ -7,7 +7,8 @@ come from a parent page). As in appc's reference client, a level that fails (4xx
 TLS error, no matching tag, only templates with unfilled variables) is recorded and the walk goes
 on. HTTPS always comes first; plain HTTP is tried only with `allow_http`, and a redirect to plain
 HTTP is refused without it. `insecure_tls` skips certificate checks. `port` reaches a registry on a
-non-default port (an AC name cannot hold one; 0 or None mean the default). Pass a `requests.Session` to send per-domain
+non-default port (an AC name cannot hold one; 0 or None mean the default). `mirror` (a registry's
+base URL) asks that registry instead of the name's domain, at `{mirror}/{prefix}?ac-discovery=1`. Pass a `requests.Session` to send per-domain
 headers or trust a private CA (`session.verify = "/path/ca.pem"`).
 """
 
@@ -58,6 +59,7 @@ class _Options:
     allow_http: bool
     port: int | None
     timeout: float
+    mirror: str | None = None
 
 
 def discovery_url(prefix: str, scheme: str = "https", port: int | None = None) -> str:
@@ -154,8 +156,11 @@ def _in_words(cause: str) -> str:
 def _fetch_level(prefix: str, opts: _Options, attempts: list[Attempt]) -> tuple[list[MetaTag], str] | None:
     """The meta tags of one walk level (HTTPS, then HTTP when allowed), or None."""
     schemes = ["https", "http"] if opts.allow_http else ["https"]
+    if opts.mirror is not None:  # a registry answering for the domain: its own scheme and port
+        schemes = [opts.mirror]
     for scheme in schemes:
-        url = discovery_url(prefix, scheme, opts.port)
+        url = (f"{opts.mirror}/{prefix}?ac-discovery=1" if opts.mirror is not None
+               else discovery_url(prefix, scheme, opts.port))
         body, outcome = _read_page(url, opts)
         if body is not None:
             return parse_meta_tags(body), url
@@ -199,11 +204,13 @@ def _answer(tags: list[MetaTag], ref: AppRef, want: str, result: DiscoveryResult
 
 
 def _walk(app: AppRef | str, want: str, session: requests.Session | None, insecure_tls: bool,
-          allow_http: bool, port: int | None, timeout: float) -> DiscoveryResult:
+          allow_http: bool, port: int | None, timeout: float,
+          mirror: str | None = None) -> DiscoveryResult:
     ref = parse_app_string(app) if isinstance(app, str) else app
     if port is not None and not 0 <= int(port) < 65536:
         raise DiscoveryError(f"port must be within 1..65535 (0 or None: the default), not {port}")
-    opts = _Options(session or requests.Session(), insecure_tls, allow_http, port, timeout)
+    opts = _Options(session or requests.Session(), insecure_tls, allow_http, port, timeout,
+                    mirror.rstrip("/") if mirror else None)
     result = DiscoveryResult(ref)
     try:
         for prefix in walk_prefixes(ref.name):
@@ -276,21 +283,23 @@ def _unreachable_summary(attempts: list[Attempt]) -> list[str]:
 
 def discover_endpoints(app: AppRef | str, *, session: requests.Session | None = None,
                        insecure_tls: bool = False, allow_http: bool = False,
-                       port: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> DiscoveryResult:
+                       port: int | None = None, timeout: float = DEFAULT_TIMEOUT,
+                       mirror: str | None = None) -> DiscoveryResult:
     """Walk up until a page gives at least one ac-discovery template that renders for `app`.
 
     Returns the candidates in page order (`.endpoints`), the matching pubkeys URLs of that same
     page if any (`.pubkeys`), and every URL tried (`.attempts`). Raises DiscoveryError naming
     every URL tried and why it did not answer.
     """
-    return _walk(app, DISCOVERY, session, insecure_tls, allow_http, port, timeout)
+    return _walk(app, DISCOVERY, session, insecure_tls, allow_http, port, timeout, mirror)
 
 
 def discover_pubkeys(app: AppRef | str, *, session: requests.Session | None = None,
                      insecure_tls: bool = False, allow_http: bool = False,
-                     port: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> DiscoveryResult:
+                     port: int | None = None, timeout: float = DEFAULT_TIMEOUT,
+                     mirror: str | None = None) -> DiscoveryResult:
     """Walk up until a page gives at least one ac-discovery-pubkeys URL applying to `app`.
 
     A separate walk from discover_endpoints: the keys may come from a parent page.
     """
-    return _walk(app, PUBKEYS, session, insecure_tls, allow_http, port, timeout)
+    return _walk(app, PUBKEYS, session, insecure_tls, allow_http, port, timeout, mirror)

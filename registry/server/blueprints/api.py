@@ -365,4 +365,4 @@ def run_gc() -> Response:
     report = gc.collect_garbage(db(), storage(), actor,
                                 dry_run=_flag(request.args.get("dry_run"), False),
                                 oci_spool_dir=spool_dir(config().tmp_dir))
-    return jsonify(report.__dict__)
+    return jsonify(report.to_dict())

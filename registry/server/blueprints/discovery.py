@@ -22,7 +22,8 @@ from flask import Blueprint, Response, abort, render_template, request
 from werkzeug.exceptions import NotFound
 
 from registry.discovery import aci_template, discovery_document, meta_tags, pubkeys_url
-from registry.server.context import config
+from registry.server.context import config, db
+from registry.server.operations.mirror import mirror_for
 from registry.server.services.names import is_ac_identifier
 from registry.server.ui.browse import name_page
 
@@ -39,6 +40,17 @@ def hosted_name(host: str, path: str, base_host: str, domains: frozenset[str] | 
     else:
         return None
     return name if not path.startswith("_") and is_ac_identifier(name) else None
+
+
+def mirrored_name(host: str, path: str, base_host: str) -> str | None:
+    """The AC name a request addresses under a mirrored prefix, or None. On the registry's own
+    host the path carries the full name; on another host (a domain pointed at the mirror by
+    DNS or a client's port setting) the host is the name's domain."""
+    path = path.strip("/")
+    name = path if host == base_host else (f"{host}/{path}" if path else host)
+    if not name or path.startswith("_") or not is_ac_identifier(name):
+        return None
+    return name if mirror_for(db(), name) is not None else None
 
 
 def _base_host(base_url: str) -> str:
@@ -101,6 +113,13 @@ def page(path: str) -> Response | str:
     host = (urlsplit("//" + request.host).hostname or "").lower()
     name = hosted_name(host, path, _base_host(settings.base_url), settings.domains)
     if name is None:
+        mirrored = mirrored_name(host, path, _base_host(settings.base_url))
+        if mirrored is not None:
+            # A name hosted upstream: the same tags as ours, pointing at this registry, which
+            # fetches from upstream on the first request (registry.server.operations.mirror).
+            response = Response(discovery_body(settings.base_url, mirrored), mimetype="text/html")
+            response.headers["Cache-Control"] = "public, max-age=300"
+            return response
         abort(404, description=f"this registry serves names under {', '.join(settings.domains)}")
     if request.args.get("ac-discovery") == "1":
         response = Response(discovery_body(config().base_url, name), mimetype="text/html")

@@ -27,8 +27,10 @@ from registry.server.auth import reader_actor
 from registry.server.context import config, db, storage
 from registry.server.httputil import streamed_response
 from registry.server.models import Image, Repository, aware
+from registry.server.operations import mirror as mirrored
+from registry.server.operations.mirror import mirror_for
 from registry.server.services import keys
-from registry.server.services.errors import NotFound
+from registry.server.services.errors import NotFound, ServiceError
 from registry.server.services.repositories import LATEST, resolve_tag, visible_or_none
 from registry.server.storage import BlobNotFound, InvalidRange, blob_key
 
@@ -39,6 +41,12 @@ SIGNATURE_MIMETYPE = "application/pgp-signature"
 KEYS_MIMETYPE = "application/pgp-keys"
 
 
+@bp.errorhandler(ServiceError)
+def _service_error(error: ServiceError) -> Response:
+    # appc clients read the status; the one line says why (e.g. a mirror's upstream is down).
+    return Response(error.message + "\n", status=error.status, mimetype="text/plain")
+
+
 @bp.route(FLASK_ACI_RULE, methods=["GET", "HEAD"])
 def aci_file(name: str, version: str, os: str, arch: str, ext: str) -> Response:
     if ext not in EXTENSIONS:
@@ -47,6 +55,10 @@ def aci_file(name: str, version: str, os: str, arch: str, ext: str) -> Response:
     session = db()
     repository = visible_or_none(session, actor, name)
     if repository is None:
+        mirror = mirror_for(session, name)
+        if mirror is not None:
+            return mirrored.serve_image_file(session, storage(), mirror, name, version, os,
+                                             arch, ext)
         abort(404)
     tag = resolve_tag(session, repository, version, os, arch)
     if tag is None:
@@ -79,7 +91,12 @@ def server_pubkeys() -> Response:
 def prefix_pubkeys(prefix: str) -> Response:
     # The registry's keys, plus the keys registered for the repository of that exact name
     # when the caller may read it: the answer for a private name equals that for no name.
-    repository = visible_or_none(db(), reader_actor(), prefix.strip("/"))
+    prefix = prefix.strip("/")
+    repository = visible_or_none(db(), reader_actor(), prefix)
+    if repository is None:
+        mirror = mirror_for(db(), prefix)
+        if mirror is not None:  # the upstream's keys: clients verify mirrored images with them
+            return mirrored.serve_pubkeys(db(), mirror, prefix)
     return _keys_response(repository)
 
 

@@ -35,6 +35,7 @@ from registry.docker import DockerError
 from registry.server.auth import reader_actor
 from registry.server.context import db
 from registry.server.models import Repository, aware, utcnow
+from registry.server.services import audit
 from registry.server.services.actor import Actor
 from registry.server.services.errors import ServiceError
 from registry.server.services.names import VERSION_RE
@@ -225,4 +226,7 @@ class _Job:
         session.execute(update(OciConversion).where(OciConversion.id == self.conversion_id)
                         .values(state=state, error=error[:2000], image_digest=digest,
                                 updated_at=utcnow()))
+        audit.record(session, Actor.operator(), "oci.conversion",
+                     f"{self.name}:{self.version}", os=self.os, arch=self.arch, state=state,
+                     digest=digest, error=error[:500] or None, trigger="first request")
         session.commit()

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.server.models import AuditEvent
+from registry.server.operations.webhooks import enqueue_for_audit
 
 from .actor import Actor
 
@@ -24,6 +25,8 @@ def record(
         remote_addr=actor.remote_addr,
     )
     session.add(event)
+    # Webhook deliveries ride on the audit row: same transaction, so they exist iff it does.
+    enqueue_for_audit(session, event, system=actor.system)
     return event
 
 

@@ -1,5 +1,6 @@
-"""Garbage collection: images no version points at, blobs no image row names, stale uploads,
-and (through registry.server.oci.gc) OCI content no manifest references."""
+"""Garbage collection: versions the retention policies delete, images no version points at,
+blobs no image row names, stale uploads, and (through registry.server.oci.gc) OCI content no
+manifest references."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.server.models import Image, Tag
+from registry.server.operations import metrics
+from registry.server.operations.retention import RetentionReport, apply_retention
 from registry.server.storage import BlobStorage, blob_key, sweep_unreferenced
 
 from . import audit
@@ -31,6 +34,12 @@ class GcReport:
     stale_uploads_removed: int = 0
     oci_blobs_removed: list[str] = field(default_factory=list)
     oci_uploads_removed: int = 0
+    retention: RetentionReport | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        data = dict(self.__dict__)
+        data["retention"] = self.retention.to_dict() if self.retention else None
+        return data
 
 
 def collect_garbage(
@@ -40,9 +49,17 @@ def collect_garbage(
     """One pass over the index and the storage; `oci_spool_dir` (the /v2/ chunked-upload
     spool) also collects OCI content, so content deleted through /v2/ does not linger."""
     report = GcReport()
+    metrics.GC_RUNS.labels(str(dry_run).lower()).inc()
+    # Retention first, so the images its deletions leave unreferenced go in this same run.
+    report.retention = apply_retention(session, dry_run=dry_run)
+    metrics.RETENTION_RUNS.labels(str(dry_run).lower()).inc()
+    if not dry_run:
+        metrics.RETENTION_DELETED.inc(len(report.retention.deleted))
     unreferenced = session.scalars(
         select(Image).where(~select(Tag.id).where(Tag.image_pk == Image.id).exists())
     ).all()
+    if dry_run:  # what a real run would free once retention had deleted its versions
+        report.images_removed.extend(report.retention.images_freed)
     for image in unreferenced:
         report.images_removed.append(image.digest)
         if not dry_run:

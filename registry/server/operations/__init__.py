@@ -1,0 +1,1 @@
+"""Running the registry: retention policies, webhooks, Prometheus metrics, pull-through mirrors."""
