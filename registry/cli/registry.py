@@ -764,6 +764,226 @@ def tls_status(obj: Context, as_json: bool) -> None:
     for line in report["lines"]:
         click.echo(line)
 
+# -- retention, webhooks, mirrors (registry.server.operations) ----------------------------------
+def _echo_json(data: object) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@main.group()
+def retention() -> None:
+    """Retention policies: how many versions repositories keep (applied by `gc`)."""
+
+
+@retention.command("set")
+@click.option("--repo", "name", help="A repository's own policy [the registry-wide one].")
+@click.option("--keep", "keep_last", type=click.IntRange(min=1),
+              help="Keep the N newest versions.")
+@click.option("--max-age", "max_age_days", type=click.IntRange(min=1), metavar="DAYS",
+              help="Delete versions older than DAYS days.")
+@pass_context
+def retention_set(obj: Context, name: str | None, keep_last: int | None,
+                  max_age_days: int | None) -> None:
+    """Set a retention policy; with both rules a version goes only when it breaks both.
+    `latest` and protected versions are always kept. Neither option removes the policy.
+
+    \b
+    Examples:
+      pyrkt-registry retention set --keep 10                      # every repository
+      pyrkt-registry retention set --repo example.com/app --keep 5 --max-age 30
+      pyrkt-registry gc --dry-run                                 # what would go
+    """
+    from registry.server.operations import retention as policies
+
+    with _session(obj) as session, _service_errors():
+        policies.set_policy(session, _operator(), name, keep_last=keep_last,
+                            max_age_days=max_age_days)
+    where = name or "the registry"
+    if keep_last is None and max_age_days is None:
+        click.echo(f"{where}: no retention policy of its own")
+    else:
+        click.echo(f"{where}: keep {keep_last or 'any number of'} newest, "
+                   f"{'delete after ' + str(max_age_days) + ' days' if max_age_days else 'no age limit'}")
+
+
+@retention.command("show")
+@click.option("--repo", "name", help="A repository [the registry-wide policy].")
+@pass_context
+def retention_show(obj: Context, name: str | None) -> None:
+    """Show a policy and the one in effect (as JSON)."""
+    from registry.server.operations import retention as policies
+
+    with _session(obj) as session, _service_errors():
+        _echo_json(policies.get_policy(session, _operator(), name))
+
+
+@retention.command("plan")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@pass_context
+def retention_plan(obj: Context, output_format: str) -> None:
+    """List the versions the policies would delete now (a dry run; `gc` deletes them)."""
+    from registry.server.operations import retention as policies
+
+    with _session(obj) as session:
+        doomed = policies.plan(session)
+    if output_format == "json":
+        _echo_json([d.to_dict() for d in doomed])
+        return
+    for item in doomed:
+        click.echo(f"{item.repository}:{item.version}\tpushed {item.pushed_at:%Y-%m-%d}\t"
+                   f"{item.reason}")
+    click.echo(f"{len(doomed)} version(s) would be deleted")
+
+
+@repo.command("protect")
+@click.argument("name")
+@click.argument("version")
+@click.option("--off", is_flag=True, help="Lift the protection.")
+@pass_context
+def repo_protect(obj: Context, name: str, version: str, off: bool) -> None:
+    """Protect NAME:VERSION from retention policies (or lift it with --off)."""
+    from registry.server.operations import retention as policies
+
+    with _session(obj) as session, _service_errors():
+        policies.protect(session, _operator(), name, version, protected=not off)
+    click.echo(f"{name}:{version} {'is no longer' if off else 'is'} protected")
+
+
+@main.group()
+def webhook() -> None:
+    """Webhooks: JSON notifications of push, delete, conversion and retention events."""
+
+
+@webhook.command("add")
+@click.argument("url")
+@click.option("--event", "events", multiple=True,
+              type=click.Choice(["push", "delete", "conversion", "retention"]),
+              help="An event to send (repeatable) [all].")
+@click.option("--repo", "repository", help="Only this repository's events [all].")
+@click.option("--description", default="")
+@pass_context
+def webhook_add(obj: Context, url: str, events: tuple[str, ...], repository: str | None,
+                description: str) -> None:
+    """Send events to URL, signed with a new secret (printed once: give it to the receiver,
+    which checks `X-Pyrkt-Signature: sha256=HMAC(secret, body)`)."""
+    from registry.server.operations import webhook_admin, webhooks
+
+    with _session(obj) as session, _service_errors():
+        hook = webhook_admin.create_webhook(session, _operator(), url,
+                                            events=events or webhooks.EVENTS,
+                                            repository=repository, description=description)
+        click.echo(f"webhook {hook.id}: {url} ({', '.join(hook.events)})")
+        click.echo(f"secret: {hook.secret}")
+
+
+@webhook.command("list")
+@pass_context
+def webhook_list(obj: Context) -> None:
+    """List webhooks (JSON)."""
+    from registry.server.operations import webhook_admin, webhooks
+
+    with _session(obj) as session, _service_errors():
+        _echo_json([webhooks.describe(h) for h in webhook_admin.list_webhooks(session, _operator())])
+
+
+@webhook.command("rm")
+@click.argument("hook_id", type=int)
+@pass_context
+def webhook_rm(obj: Context, hook_id: int) -> None:
+    """Remove a webhook and its delivery log."""
+    from registry.server.operations import webhook_admin
+
+    with _session(obj) as session, _service_errors():
+        webhook_admin.delete_webhook(session, _operator(), hook_id)
+    click.echo(f"webhook {hook_id} removed")
+
+
+@webhook.command("deliveries")
+@click.argument("hook_id", type=int, required=False)
+@click.option("--limit", default=50, show_default=True)
+@pass_context
+def webhook_deliveries(obj: Context, hook_id: int | None, limit: int) -> None:
+    """The delivery log, newest first: status, attempts, the receiver's last answer."""
+    from registry.server.operations import webhook_admin
+
+    with _session(obj) as session, _service_errors():
+        for row in webhook_admin.deliveries(session, _operator(), hook_id, limit=limit):
+            answer = row.last_status_code or row.last_error or "-"
+            click.echo(f"{row.id}\thook {row.webhook_id}\t{row.event}\t{row.status}\t"
+                       f"{row.attempts} attempt(s)\t{answer}")
+
+
+@webhook.command("deliver")
+@pass_context
+def webhook_deliver(obj: Context) -> None:
+    """Send the deliveries that are due now (the server's workers do this by themselves)."""
+    from registry.server.db import make_engine, make_session_factory
+    from registry.server.operations.webhooks import deliver_due
+
+    config = obj.config()
+    with _database_errors(config):
+        engine = make_engine(config.database_url)
+    try:
+        outcomes = deliver_due(make_session_factory(engine), retry_base=config.webhook_retry_base,
+                               timeout=config.webhook_timeout)
+    finally:
+        engine.dispose()
+    ok = sum(1 for o in outcomes if o.ok)
+    click.echo(f"{ok} delivered, {len(outcomes) - ok} failed (retried later)")
+
+
+@main.group()
+def mirror() -> None:
+    """Pull-through mirrors: answer for names hosted elsewhere, cache what clients fetch."""
+
+
+@mirror.command("add")
+@click.argument("prefix")
+@click.option("--allow-http", is_flag=True, help="Upstream may be reached over plain HTTP.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Upstream's port (testing).")
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
+              help="CA certificates to verify upstream with.")
+@pass_context
+def mirror_add(obj: Context, prefix: str, allow_http: bool, port: int | None,
+               ca_bundle: str | None) -> None:
+    """Mirror the names under PREFIX (e.g. quay.io/coreos). Clients then point the domain at
+    this registry with a domains.d file: {"domains": ["quay.io"], "mirror": "<base URL>"}."""
+    from registry.server.operations import mirror as mirrors
+
+    config = obj.config()
+    with _session(obj, config) as session, _service_errors():
+        row = mirrors.add_mirror(session, _operator(), prefix, domains=config.domains,
+                                 allow_http=allow_http, port=port,
+                                 ca_bundle=str(Path(ca_bundle).absolute()) if ca_bundle else None)
+    domain = row.prefix.split("/", 1)[0]
+    click.echo(f"mirroring {row.prefix}; clients use a domains.d file such as:")
+    click.echo(f'  {{"pyrktKind": "domain", "pyrktVersion": "v1", "domains": ["{domain}"], '
+               f'"mirror": "{config.base_url}"}}')
+
+
+@mirror.command("list")
+@pass_context
+def mirror_list(obj: Context) -> None:
+    """List mirrored prefixes with what they cache (JSON)."""
+    from registry.server.operations import mirror as mirrors
+
+    with _session(obj) as session:
+        _echo_json([mirrors.describe(m, session) for m in mirrors.list_mirrors(session)])
+
+
+@mirror.command("rm")
+@click.argument("prefix")
+@pass_context
+def mirror_rm(obj: Context, prefix: str) -> None:
+    """Stop mirroring PREFIX (its cached files go with the next gc)."""
+    from registry.server.operations import mirror as mirrors
+
+    with _session(obj) as session, _service_errors():
+        mirrors.remove_mirror(session, _operator(), prefix)
+    click.echo(f"{prefix} is no longer mirrored")
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

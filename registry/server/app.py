@@ -80,4 +80,8 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
 
     app.wsgi_app = HTTPSResponses(  # type: ignore[method-assign]
         app.wsgi_app, config.tls.hsts_max_age)
+    from registry.server.operations import api as operations
+
+    operations.install(app)  # /metrics (and the middleware counting requests), retention,
+    # webhooks and mirrors under /_api/v1
     return app

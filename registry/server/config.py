@@ -237,6 +237,14 @@ SETTINGS: tuple[Setting, ...] = (
             "HTTPS and answers ACME http-01 challenges", shown="none"),
     Setting("hsts_max_age", WHOLE, 31536000, "Strict-Transport-Security max-age sent over "
             "HTTPS (0: none)"),
+    Setting("metrics", FLAG, True, "serve Prometheus metrics at /metrics"),
+    Setting("metrics_allow", TEXT, "127.0.0.0/8,::1",
+            "addresses or networks that may read /metrics (comma-separated)"),
+    Setting("metrics_token", TEXT, None, "a bearer token that may read /metrics from anywhere",
+            secret=True, shown="none"),
+    Setting("webhook_timeout", SECONDS, 10.0, "how long a webhook receiver may take to answer"),
+    Setting("webhook_retry_base", SECONDS, 5.0,
+            "first retry delay of a failed webhook delivery (doubles on each retry)"),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}

@@ -49,3 +49,37 @@ def ssl_context(conf, default_ssl_context_factory):  # type: ignore[no-untyped-d
     from registry.server.tls.context import reloading_context
 
     return reloading_context(conf.certfile, conf.keyfile, default_ssl_context_factory)
+
+# -- hooks ---------------------------------------------------------------------------------------
+def on_starting(server: object) -> None:
+    """Before any worker exists: give Prometheus's multiprocess mode an empty folder. It must be
+    in the environment before a worker imports prometheus_client (registry.server.operations.
+    metrics), so each run starts from zero and every worker's values add up in a scrape."""
+    import os
+    import tempfile
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pyrkt-metrics-")
+        os.environ["PYRKT_METRICS_DIR_OWNED"] = "1"
+
+
+def post_worker_init(worker: object) -> None:
+    """Each worker runs a webhook dispatcher (deliveries are claimed, never sent twice)."""
+    from registry.server.operations.webhooks import start_dispatcher
+
+    start_dispatcher(worker.wsgi)  # type: ignore[attr-defined]
+
+
+def child_exit(server: object, worker: object) -> None:
+    from registry.server.operations.metrics import worker_exited
+
+    worker_exited(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    import os
+    import shutil
+
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder and os.environ.get("PYRKT_METRICS_DIR_OWNED"):
+        shutil.rmtree(folder, ignore_errors=True)

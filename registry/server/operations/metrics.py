@@ -86,14 +86,13 @@ class StorageCollector:
 
 def exposition(sessions: sessionmaker[Session]) -> tuple[bytes, str]:
     """The text a scrape gets: every worker's values (multiprocess) plus the storage gauges."""
-    registry = CollectorRegistry()
+    index = CollectorRegistry()
+    index.register(StorageCollector(sessions))  # type: ignore[arg-type]
     if os.environ.get(MULTIPROCESS_ENV):
-        MultiProcessCollector(registry)
-    else:
-        for collector in list(REGISTRY._collector_to_names):  # the process's own values
-            registry.register(collector)
-    registry.register(StorageCollector(sessions))  # type: ignore[arg-type]
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+        workers = CollectorRegistry()
+        MultiProcessCollector(workers)
+        return generate_latest(workers) + generate_latest(index), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY) + generate_latest(index), CONTENT_TYPE_LATEST
 
 
 def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

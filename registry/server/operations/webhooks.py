@@ -245,3 +245,19 @@ def describe_delivery(delivery: WebhookDelivery) -> dict[str, Any]:
             "created_at": delivery.created_at.isoformat(),
             "delivered_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
             "next_attempt_at": delivery.next_attempt_at.isoformat()}
+
+
+def start_dispatcher(app: Any) -> Dispatcher | None:
+    """Start this process's dispatcher for a registry app (gunicorn's post_worker_init)."""
+    state = getattr(app, "extensions", {}).get("pyrkt")
+    if state is None:
+        return None
+    from . import metrics  # noqa: PLC0415 - prometheus_client only where a server runs
+
+    def count(outcome: DeliveryOutcome) -> None:
+        metrics.WEBHOOK_DELIVERIES.labels("delivered" if outcome.ok else "failed").inc()
+
+    dispatcher = Dispatcher(state.sessions, retry_base=state.config.webhook_retry_base,
+                            timeout=state.config.webhook_timeout, on_outcome=count)
+    dispatcher.start()
+    return dispatcher

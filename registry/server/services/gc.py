@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from registry.server.models import Image, Tag
 from registry.server.operations import metrics
+from registry.server.operations.mirror import blob_key as mirror_blob_key
+from registry.server.operations.models import MirroredFile
 from registry.server.operations.retention import RetentionReport, apply_retention
 from registry.server.storage import BlobStorage, blob_key, sweep_unreferenced
 
@@ -70,6 +72,11 @@ def collect_garbage(
     known = {blob_key(d) for d in session.scalars(select(Image.digest)).all()}
     cutoff = datetime.now(UTC) - orphan_grace
     report.blobs_removed = sweep_unreferenced(storage, "blobs/", known, cutoff, dry_run=dry_run)
+    # A pull-through mirror's copies: kept while a mirrored file row names them.
+    mirrored = {mirror_blob_key(d) for d in session.scalars(
+        select(MirroredFile.digest).where(MirroredFile.digest.is_not(None))) if d}
+    report.blobs_removed += sweep_unreferenced(storage, "mirror/", mirrored, cutoff,
+                                               dry_run=dry_run)
     if not dry_run:
         report.stale_uploads_removed = storage.cleanup_stale_uploads(STALE_UPLOAD_AGE)
     if oci_spool_dir is not None:
