@@ -98,6 +98,8 @@ class WebhookDelivery(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # Every attempt: {"at", "status" (HTTP code or null), "error", "seconds"}, oldest first.
+    attempt_log: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 

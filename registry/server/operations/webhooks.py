@@ -23,6 +23,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -170,6 +171,7 @@ def _deliver_one(sessions: sessionmaker[Session], delivery_id: int, *, now: date
         url, secret, event = hook.url, hook.secret, delivery.event
     status_code: int | None = None
     error = ""
+    started = time.monotonic()
     try:
         answer = requests.post(url, data=body, timeout=timeout, allow_redirects=False, headers={
             "Content-Type": "application/json",
@@ -192,6 +194,9 @@ def _deliver_one(sessions: sessionmaker[Session], delivery_id: int, *, now: date
         if delivery is None:
             return None  # the hook was deleted meanwhile
         delivery.attempts += 1
+        delivery.attempt_log = [*(delivery.attempt_log or []), {
+            "at": finished.isoformat(), "status": status_code, "error": error,
+            "seconds": round(time.monotonic() - started, 3)}][-MAX_ATTEMPTS:]
         delivery.last_status_code = status_code
         delivery.last_error = error
         delivery.claimed_until = None
@@ -242,6 +247,7 @@ def describe_delivery(delivery: WebhookDelivery) -> dict[str, Any]:
     return {"id": delivery.id, "webhook": delivery.webhook_id, "event": delivery.event,
             "status": delivery.status, "attempts": delivery.attempts,
             "last_status_code": delivery.last_status_code, "last_error": delivery.last_error,
+            "attempt_log": delivery.attempt_log or [],
             "created_at": delivery.created_at.isoformat(),
             "delivered_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
             "next_attempt_at": delivery.next_attempt_at.isoformat()}
