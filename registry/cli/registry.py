@@ -949,7 +949,8 @@ def mirror() -> None:
 def mirror_add(obj: Context, prefix: str, allow_http: bool, port: int | None,
                ca_bundle: str | None) -> None:
     """Mirror the names under PREFIX (e.g. quay.io/coreos). Clients then point the domain at
-    this registry with a domains.d file: {"domains": ["quay.io"], "mirror": "<base URL>"}."""
+    this registry with a domains.d file: {"domains": ["quay.io"], "mirror": "<base URL>/_mirror"}
+    (printed below)."""
     from registry.server.operations import mirror as mirrors
 
     config = obj.config()
@@ -960,7 +961,7 @@ def mirror_add(obj: Context, prefix: str, allow_http: bool, port: int | None,
     domain = row.prefix.split("/", 1)[0]
     click.echo(f"mirroring {row.prefix}; clients use a domains.d file such as:")
     click.echo(f'  {{"pyrktKind": "domain", "pyrktVersion": "v1", "domains": ["{domain}"], '
-               f'"mirror": "{config.base_url}"}}')
+               f'"mirror": "{config.base_url}{mirrors.DISCOVERY_ROOT}"}}')
 
 
 @mirror.command("list")

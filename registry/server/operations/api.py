@@ -162,6 +162,22 @@ def webhook_deliveries(hook_id: int) -> Response:
 
 
 # -- mirrors -------------------------------------------------------------------------------------
+@bp.get(f"{mirror.DISCOVERY_ROOT}/<path:name>")
+def mirrored_discovery(name: str) -> Response:
+    """Discovery for a name hosted upstream: the same tags as for our own names, pointing at
+    this registry's layout; clients reach it through a domains.d "mirror" entry."""
+    from registry.server.blueprints.discovery import discovery_body
+
+    name = name.strip("/")
+    if mirror.mirror_for(db(), name) is None:
+        return Response(f"{name} is not under a mirrored prefix here\n", status=404,
+                        mimetype="text/plain")
+    response = Response(discovery_body(config().base_url, name), mimetype="text/html")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+
 @bp.get(f"{API}/mirrors")
 def list_mirrors() -> Response:
     if not api_actor().is_site_admin:

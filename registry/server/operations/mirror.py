@@ -10,7 +10,9 @@ Cache-Control max-age; after that it is revalidated (If-None-Match) on the next 
 when upstream cannot be reached the mirror keeps serving what it has (stale-if-error): hosts
 without internet still fetch images the mirror has seen.
 
-Clients point a domain at the mirror with a `domains.d` entry (`"mirror": "https://mirror"`).
+Clients point a domain at the mirror with a `domains.d` entry
+(`"mirror": "https://mirror.example.com/_mirror"`): discovery pages of mirrored names are at
+`/_mirror/NAME?ac-discovery=1` (a path no AC name can take, so it never shadows a hosted name).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from registry.server.storage import BlobNotFound, BlobStorage, InvalidRange
 from .models import Mirror, MirroredFile
 
 log = logging.getLogger("pyrkt.mirror")
+
+DISCOVERY_ROOT = "/_mirror"
 
 CHUNK = 1024 * 1024
 MAX_SMALL_FILE = 1024 * 1024  # signatures and key rings are a few KiB
@@ -166,7 +170,7 @@ def serve_image_file(session: Session, storage: BlobStorage, mirror: Mirror, nam
     cache_control = f"public, max-age={remaining}"
     if row.content is not None:
         response = Response(row.content, mimetype="application/pgp-signature")
-        response.set_etag(row.etag or hashlib.sha256(row.content.encode()).hexdigest())
+        response.set_etag(hashlib.sha256(row.content.encode()).hexdigest())
         response.headers["Cache-Control"] = cache_control
         return response.make_conditional(request)
     assert row.digest is not None
