@@ -1,7 +1,7 @@
 """Operations: retention policies, protected versions, webhooks and deliveries, mirrors
 
 Revision ID: 0400
-Revises: 0100
+Revises: 0200
 The tables of registry.server.operations.models.
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0400'
-down_revision = '0100'
+down_revision = '0200'
 branch_labels = None
 depends_on = None
 

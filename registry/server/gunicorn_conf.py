@@ -65,12 +65,14 @@ def on_starting(server: object) -> None:
 
 def post_worker_init(worker: object) -> None:
     """Each worker runs a webhook dispatcher (deliveries are claimed, never sent twice)."""
+    # Imported in the worker, after the fork: the master never loads the app.
     from registry.server.operations.webhooks import start_dispatcher
 
     start_dispatcher(worker.wsgi)  # type: ignore[attr-defined]
 
 
 def child_exit(server: object, worker: object) -> None:
+    # Imported late: prometheus_client must not be loaded before on_starting set its folder.
     from registry.server.operations.metrics import worker_exited
 
     worker_exited(worker.pid)  # type: ignore[attr-defined]

@@ -8,11 +8,12 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from registry.server.app import EXTENSION
 from registry.server.auth import api_actor
 from registry.server.blueprints import api as core_api
+from registry.server.blueprints.discovery import discovery_body
 from registry.server.context import config, db, state
 from registry.server.services.errors import BadRequest, Forbidden, ServiceError
+from registry.server.state import EXTENSION
 
 from . import metrics, mirror, retention, webhook_admin, webhooks
 
@@ -166,8 +167,6 @@ def webhook_deliveries(hook_id: int) -> Response:
 def mirrored_discovery(name: str) -> Response:
     """Discovery for a name hosted upstream: the same tags as for our own names, pointing at
     this registry's layout; clients reach it through a domains.d "mirror" entry."""
-    from registry.server.blueprints.discovery import discovery_body
-
     name = name.strip("/")
     if mirror.mirror_for(db(), name) is None:
         return Response(f"{name} is not under a mirrored prefix here\n", status=404,

@@ -258,7 +258,8 @@ def start_dispatcher(app: Any) -> Dispatcher | None:
     state = getattr(app, "extensions", {}).get("pyrkt")
     if state is None:
         return None
-    from . import metrics  # noqa: PLC0415 - prometheus_client only where a server runs
+    # Imported here: prometheus_client is loaded only where a server runs.
+    from . import metrics
 
     def count(outcome: DeliveryOutcome) -> None:
         metrics.WEBHOOK_DELIVERIES.labels("delivered" if outcome.ok else "failed").inc()
