@@ -79,6 +79,15 @@ def the_forms(tmp_path: Path) -> list[Form]:
         Form("ui.key_generate", "/_ui/keys/generate", valid_run=False),
         Form("ui.key_rotate", "/_ui/keys/rotate", valid_run=False),
         Form("ui.key_retire", f"/_ui/keys/{registry_key}/retire", valid_run=False),
+        Form("ui.retention_set", "/_ui/retention", {"keep_last": "5"}),
+        Form("ui.version_protect", "/_ui/retention/protect",
+             {"repository": APP, "version": "2.0", "protected": "1"}),
+        Form("ui.webhook_create", "/_ui/webhooks",
+             {"url": "http://127.0.0.1:9/hook", "event_push": "on"}),
+        Form("ui.webhook_enable", "/_ui/webhooks/1/enabled", {"enabled": "0"}),
+        Form("ui.webhook_delete", "/_ui/webhooks/1/delete"),
+        Form("ui.mirror_add", "/_ui/mirrors", {"prefix": "example.org/apps"}),
+        Form("ui.mirror_remove", "/_ui/mirrors/remove", {"prefix": "example.org/apps"}),
         Form("ui.logout", "/_ui/logout"),
     ]
 

@@ -134,6 +134,13 @@ def protect(session: Session, actor: Actor, name: str, version: str, *, protecte
     session.commit()
 
 
+def repositories_with_policies(session: Session) -> list[str]:
+    """Names of the repositories that have a policy of their own."""
+    return list(session.scalars(
+        select(Repository.name).join(RetentionPolicy, RetentionPolicy.repository_id == Repository.id)
+        .order_by(Repository.name)))
+
+
 def protected_versions(session: Session, repository: Repository) -> list[str]:
     return list(session.scalars(select(ProtectedVersion.version).where(
         ProtectedVersion.repository_id == repository.id).order_by(ProtectedVersion.version)))

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
-from . import accounts, admin, browse, repositories, uploads  # noqa: F401 - they add routes
+from . import accounts, admin, browse, operations, repositories, uploads  # noqa: F401 - they add routes
 from .blueprint import bp, register_error_pages
 from .csrf import csrf_token
 from .formatting import register_filters
