@@ -9,6 +9,7 @@ tree (after that no host path outside the volumes is reachable), then drop to th
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from . import linux, seccomp
 from .capabilities import limit_bounding_set, no_new_privileges, retained, set_no_new_privs
 from .cgroups import AppCgroup
 from .rootfs import mount_overlay, resolve_in_root
+from .terminal import attach_app
 
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
            "urandom": (1, 9), "tty": (5, 0)}
@@ -171,7 +173,7 @@ def resolve_identity(user: str, group: str) -> tuple[int, int]:
 def become_app(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
                runtime: dict[str, Any], cgroup: AppCgroup, record_pid: Callable[[int], None],
                unshared: Callable[[], None] = lambda: None,
-               program: bytes | None = None) -> None:
+               program: bytes | None = None, terminal: socket.socket | None = None) -> None:
     """Never returns: exec the app or exit 126/127 with the reason on stderr (the app's log).
 
     `unshared` is called as soon as the app has a mount namespace of its own (the pod init
@@ -188,6 +190,8 @@ def become_app(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
                           protect_paths="paths" not in insecure)
         enter_root(root)
         uid, gid = resolve_identity(str(section.get("user", "0")), str(section.get("group", "0")))
+        if terminal is not None:  # --interactive: a pty of the pod's own (see `terminal`)
+            attach_app(terminal, uid, gid)
         confine(section, insecure, uid, program)
         groups = [int(g) for g in section.get("supplementaryGIDs") or []]
         os.setgroups(groups)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -32,6 +33,7 @@ from .portfwd import Forwarder, bind_listeners
 from .quantities import cpu_millis, memory_bytes
 from .sandbox import become_app, filter_for
 from .seccomp import cache_dir as seccomp_cache
+from .terminal import Relay
 
 # The pod init's own escalation (a SIGTERM from `pyrkt run`'s Ctrl-C, or from outside): the
 # same 90 s as `pyrkt stop`'s default grace (see manage.DEFAULT_STOP_GRACE).
@@ -120,7 +122,7 @@ class _LogPump(threading.Thread):
 
 def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
               groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
-              programs: dict[str, bytes | None]) -> None:
+              programs: dict[str, bytes | None], terminal: socket.socket | None) -> None:
     """PID 1 of the pod: hides the host (see `podinit`), starts the apps, reaps every process,
     records each app's exit code, forwards SIGTERM/SIGINT to the whole pod. Never returns."""
     try:
@@ -128,7 +130,7 @@ def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         apps_fd = os.open(pod.path / "apps", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         podinit.hide_host()
         _install_init_signals()
-        children = _start_apps(pod, manifest, runtime, groups, pipes, programs)
+        children = _start_apps(pod, manifest, runtime, groups, pipes, programs, terminal)
         podinit.enter_empty_root(_init_root(pod))
         _reap(children, apps_fd)
         os._exit(0)
@@ -155,7 +157,8 @@ def _install_init_signals() -> None:
 
 def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
                 groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
-                programs: dict[str, bytes | None]) -> dict[int, str]:
+                programs: dict[str, bytes | None],
+                terminal: socket.socket | None) -> dict[int, str]:
     """Fork every app; returns once each has a mount namespace of its own (so the init may
     then drop the host's tree from the one it keeps)."""
     children: dict[int, str] = {}
@@ -171,9 +174,11 @@ def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
             app_dir = pod.app_dir(name)
             become_app(pod.path, manifest, app, runtime, groups[name],
                        lambda host_pid, d=app_dir: write_atomic(d / "pid", f"{host_pid}\n"),
-                       lambda: os.close(unshared_w), programs[name])
+                       lambda: os.close(unshared_w), programs[name], terminal)
         children[pid] = name
     os.close(unshared_w)
+    if terminal is not None:
+        terminal.close()  # the app holds it now: its end tells the supervisor it failed
     for _, write_end in pipes.values():
         os.close(write_end)
     podinit.wait_for_eof(unshared_r)
@@ -214,7 +219,8 @@ def _wire_stdio(name: str, pipes: dict[str, tuple[int, int]], interactive: bool)
 
 def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
             groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
-            ready_w: int, host_fds: list[int], programs: dict[str, bytes | None]) -> None:
+            ready_w: int, host_fds: list[int], programs: dict[str, bytes | None],
+            terminal: socket.socket | None) -> None:
     """Make the pod's namespaces, start its init inside them, exit with it. Never returns."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -233,7 +239,9 @@ def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         init_pid = os.fork()
         if init_pid == 0:
             os.close(ready_w)
-            _pod_init(pod, manifest, runtime, groups, pipes, programs)
+            _pod_init(pod, manifest, runtime, groups, pipes, programs, terminal)
+        if terminal is not None:
+            terminal.close()
         for _, write_end in pipes.values():
             os.close(write_end)
         os.write(ready_w, b"ok\n")
@@ -262,6 +270,7 @@ def run(pod: Pod, *, echo: bool = True) -> int:
         raise
     interactive = bool(runtime.get("interactive"))
     pipes = {} if interactive else {app["name"]: os.pipe() for app in apps}
+    relay_end, app_end = socket.socketpair() if interactive else (None, None)
     _init_root(pod).mkdir(mode=0o555, exist_ok=True)
     ready_r, ready_w = os.pipe()
     sys.stdout.flush()
@@ -269,9 +278,13 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     holder = os.fork()
     if holder == 0:
         os.close(ready_r)
+        if relay_end is not None:
+            relay_end.close()
         _holder(pod, manifest, runtime, groups, pipes, ready_w,
-                [forward.listener.fileno() for forward in forwards], programs)
+                [forward.listener.fileno() for forward in forwards], programs, app_end)
     os.close(ready_w)
+    if app_end is not None:
+        app_end.close()
     pumps = []
     for name, (read_end, write_end) in pipes.items():
         os.close(write_end)
@@ -281,6 +294,8 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     answer = os.read(ready_r, 4096).decode(errors="replace").strip()
     os.close(ready_r)
     if answer != "ok":
+        if relay_end is not None:
+            relay_end.close()
         os.waitpid(holder, 0)
         for forward in forwards:
             forward.listener.close()
@@ -290,12 +305,19 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     if forwards:
         forwarder = Forwarder(forwards, os.open(f"/proc/{holder}/ns/net", os.O_RDONLY | os.O_CLOEXEC))
         forwarder.start()
+    relay = None
+    if relay_end is not None:
+        relay = Relay(relay_end, pod.app_dir(apps[0]["name"]) / "log", echo)
+        if not relay.start():
+            relay = None
     previous = _forward_signals_to(pod)
     try:
         _, status = os.waitpid(holder, 0)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if relay is not None:
+            relay.finish()
     for pump in pumps:
         pump.join()
     if forwarder is not None:
