@@ -28,7 +28,6 @@ from registry.aci.parts import (
     parse_labels,
 )
 
-VOLUME_KINDS = ("host", "empty")
 EMPTY_VOLUME_DEFAULTS = {"mode": "0755", "uid": 0, "gid": 0}
 
 

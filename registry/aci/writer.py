@@ -7,6 +7,7 @@ ownership is preserved), gzip headers without mtime or filename."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -22,6 +23,7 @@ from registry.aci.layout import MANIFEST, ROOTFS
 from registry.aci.manifest import ImageManifest
 from registry.aci.reader import IMAGE_ID_PREFIX
 from registry.aci.tarstream import BLOCKDEV, CHAR, REGULAR, TarEntry
+from registry.progress import Progress, ProgressTask
 
 COPY_BUFFER = 1 << 20
 BLOCK = tarfile.BLOCKSIZE
@@ -205,8 +207,9 @@ class _TreeWriter:
     """Adds rootfs/ depth first, siblings sorted by name, hard links kept as links."""
 
     def __init__(self, writer: ACIWriter, *, reproducible: bool,
-                 preserve_ownership: bool) -> None:
+                 preserve_ownership: bool, task: ProgressTask | None = None) -> None:
         self._writer = writer
+        self._task = task
         # Only its gettarinfo is used (stat -> header, hard links found by inode); it never
         # writes: every byte goes through the ACIWriter.
         self._archive = tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT)
@@ -259,6 +262,8 @@ class _TreeWriter:
                 if os.fstat(handle.fileno()).st_size != info.size:
                     raise ACIError(f"{path}: changed while being written", reason="bad-rootfs")
                 self._writer.add(info, handle)
+            if self._task is not None:
+                self._task.update(info.size)
         except OSError as error:
             raise ACIError(f"{path}: cannot read ({error.strerror})", reason="bad-rootfs") \
                 from None
@@ -267,8 +272,10 @@ class _TreeWriter:
 def write_aci(manifest: ImageManifest | dict[str, Any] | bytes | str,
               rootfs_dir: str | os.PathLike[str], out: str | os.PathLike[str] | BinaryIO, *,
               compression: str = GZIP, reproducible: bool = True,
-              preserve_ownership: bool = False) -> str:
+              preserve_ownership: bool = False, progress: Progress | None = None) -> str:
     """Write an ACI of `manifest` and the tree `rootfs_dir`; returns its image ID.
+
+    `progress` (registry.progress) gets one task counting the file bytes written.
 
     `out` is a path (written to a temporary sibling, renamed into place when complete) or a
     binary file object. Raises ManifestError for a bad manifest, ACIError for the rest.
@@ -280,9 +287,13 @@ def write_aci(manifest: ImageManifest | dict[str, Any] | bytes | str,
     root = Path(rootfs_dir)
     if not root.is_dir() or root.is_symlink():
         raise ACIError(f"{root}: rootfs is not a directory", reason="bad-rootfs")
-    with ACIWriter(out, compression) as writer:
+    label = Path(out).name if isinstance(out, str | os.PathLike) else "writing ACI"
+    task = progress(label, None) if progress is not None else None
+    with contextlib.ExitStack() as stack, ACIWriter(out, compression) as writer:
+        if task is not None:
+            stack.callback(task.close)
         tree = _TreeWriter(writer, reproducible=reproducible,
-                           preserve_ownership=preserve_ownership)
+                           preserve_ownership=preserve_ownership, task=task)
         info = tarfile.TarInfo(MANIFEST)
         info.size, info.mode, info.type = len(data), 0o644, tarfile.REGTYPE
         if not reproducible:

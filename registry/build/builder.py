@@ -17,6 +17,7 @@ from registry.build import edits, files, output, start
 from registry.build.context import BuildContext
 from registry.build.errors import BuildError, BuildInProgress, NoBuildInProgress
 from registry.discovery import AppStringError, parse_app_string
+from registry.progress import Progress
 
 Edit = Callable[[edits.Manifest], None]
 
@@ -242,8 +243,9 @@ class Builder:
         # One trailing newline either way, as acbuild prints it.
         return self.manifest().to_json(pretty=pretty).decode().rstrip("\n") + "\n"
 
-    def write(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> str:
-        """Write the image as an ACI and return its image ID."""
+    def write(self, path: str | os.PathLike[str], *, overwrite: bool = False,
+              progress: Progress | None = None) -> str:
+        """Write the image as an ACI and return its image ID (`progress`: registry.progress)."""
         if not self.context.exists():
             raise NoBuildInProgress()
         target = Path(path)
@@ -255,7 +257,8 @@ class Builder:
             manifest = ImageManifest.from_dict(raw)
             if isinstance(raw.get("app"), dict) and not raw["app"].get("exec"):
                 self.notice("warning: exec command was never set.")
-            return output.write_image(manifest, self.context.rootfs, target, overwrite=overwrite)
+            return output.write_image(manifest, self.context.rootfs, target, overwrite=overwrite,
+                                      progress=progress)
 
 
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from registry.aci import ImageManifest, write_aci
 from registry.build.errors import BuildError
+from registry.progress import Progress
 
 
-def write_image(manifest: ImageManifest, rootfs: Path, output: Path, *, overwrite: bool) -> str:
+def write_image(manifest: ImageManifest, rootfs: Path, output: Path, *, overwrite: bool,
+                progress: Progress | None = None) -> str:
     """Write the ACI to `output` and return its image ID.
 
     The image is written to a temporary sibling and published by a rename, so readers never
@@ -26,13 +28,22 @@ def write_image(manifest: ImageManifest, rootfs: Path, output: Path, *, overwrit
             # As root the rootfs's owners are real (copied or extracted as such) and kept, as
             # acbuild keeps them; an unprivileged build owns every file itself, so 0:0 it is.
             image_id = write_aci(manifest, rootfs, handle, compression="gzip", reproducible=True,
-                                 preserve_ownership=os.geteuid() == 0)
+                                 preserve_ownership=os.geteuid() == 0,
+                                 progress=_named(progress, output.name))
         os.chmod(temporary, 0o644)
         _publish(Path(temporary), output, overwrite=overwrite)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return image_id
+
+
+def _named(progress: Progress | None, label: str) -> Progress | None:
+    """`progress` with the output's name as the task's label (the writer sees a handle)."""
+    if progress is None:
+        return None
+    chosen = progress
+    return lambda _label, total: chosen(label, total)
 
 
 def refuse_unwritable(output: Path, *, overwrite: bool) -> None:

@@ -15,9 +15,10 @@ from typing import TypeVar
 import click
 
 from registry import __version__
-from registry.aci import ACIError
 from registry.build import Builder, BuildError, history_line
 from registry.build.edits import parse_isolator_value, parse_label_option
+from registry.cli.progress import renderer
+from registry.errors import PyrktError
 
 T = TypeVar("T")
 
@@ -115,7 +116,7 @@ def _run(action: Callable[[Builder], T], *, record: Sequence[str] | None = None)
     )
     try:
         return action(builder)
-    except (BuildError, ACIError) as error:  # ACIError: invalid values, in the core's words
+    except PyrktError as error:  # e.g. an ACIError: invalid values, in the core's words
         click.echo(f"{command}: {error}", err=True)
         ctx.exit(error.exit_code if isinstance(error, BuildError) else 1)
     except OSError as error:  # the host said no (permissions, full disk): say what and where
@@ -174,7 +175,7 @@ def write(aci_path: str, overwrite: bool) -> None:
     Prints nothing on success, as acbuild does (`--debug` says where it writes); the image ID
     is `sha512-` of the uncompressed file (`pyrkt fetch` and `actool` print it).
     """
-    _run(lambda builder: builder.write(aci_path, overwrite=overwrite))
+    _run(lambda builder: builder.write(aci_path, overwrite=overwrite, progress=renderer()))
 
 
 @acbuild.command()

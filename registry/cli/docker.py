@@ -8,8 +8,10 @@ import click
 
 from registry import __version__
 from registry.aci import COMPRESSIONS
+from registry.cli.progress import renderer
 from registry.docker.convert import ConvertOptions, convert
 from registry.docker.errors import DockerError
+from registry.errors import PyrktError
 
 EPILOG = """\b
 Examples:
@@ -52,11 +54,14 @@ def docker2aci(source: str, output_dir: Path, nosquash: bool, compression: str, 
     """
     options = ConvertOptions(squash=not nosquash, compression=compression, insecure=insecure,
                              image=image, docker_config=docker_config,
-                             ca_bundle=str(ca_bundle) if ca_bundle else None)
+                             ca_bundle=str(ca_bundle) if ca_bundle else None,
+                             progress=renderer())
     try:
         results = convert(source, output_dir, options)
     except DockerError as err:
         raise click.ClickException(err.with_hint("--insecure")) from err
+    except PyrktError as err:  # the format core's refusals, in its words
+        raise click.ClickException(str(err)) from err
     click.echo("Generated ACI(s):")
     for result in results:
         click.echo(f"{result.path}\t{result.image_id}")

@@ -8,7 +8,8 @@ import click
 
 from registry.client.fetch import PULL_POLICIES, FetchOptions, fetch_image
 
-from .options import ClientContext, client_options, progress_factory
+from .options import ClientContext, client_options
+from .progress import renderer
 
 EPILOG = """\b
 Examples:
@@ -49,7 +50,7 @@ def fetch(images: tuple[str, ...], pull_policy: str, full: bool, port: int | Non
     options = FetchOptions(
         insecure=client.insecure, pull_policy=pull_policy, config_dirs=client.dirs,
         port=port, ca_bundle=str(ca_bundle) if ca_bundle else None,
-        progress=None if quiet else progress_factory(),
+        progress=None if quiet else renderer(),
         log=(lambda message: None) if quiet else client.info,
         fetch_dependencies=not no_deps, trust_keys_from_https=client.trust_keys_from_https)
     store = client.store()

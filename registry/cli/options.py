@@ -4,16 +4,17 @@ Every client command takes rkt's global flags: `--dir` (the store), `--system-co
 `--local-config`, `--user-config`, `--insecure-options`, `--debug` and `--trust-keys-from-https`,
 before the subcommand (`pyrkt --insecure-options=image run X.aci`, as rkt's seed lines write
 them) or after it. Given in both places, the one after the subcommand wins (as the last of two
-rkt flags does). A `ClientError` ends the command with `pyrkt: <message>` on stderr and exit
-status 254 (rkt's); `--debug` adds tracebacks.
+rkt flags does). Any `PyrktError` (the client's, the launcher's, the format core's, ...) ends
+the command in `reported_errors`: `pyrkt: <message>` on stderr and exit status 254 (rkt's);
+`--debug` adds tracebacks.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,8 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from registry.client.dirs import ConfigDirs, default_store_dir
-from registry.client.errors import ClientError
 from registry.client.insecure import ALL_NAMES, InsecureOptions
+from registry.errors import PyrktError
 
 # Function-local imports keep start-up fast: each command loads only the parts it runs.
 
@@ -122,55 +123,29 @@ def client_options(command: F) -> F:
                                      given["user_config"]),
             insecure=given["insecure"] or InsecureOptions.parse("none"), debug=debug,
             trust_keys_from_https=bool(given["trust_keys_from_https"]))
-        try:
+        with reported_errors(debug=debug):
             return command(*args, client=client, **kwargs)
-        except ClientError as error:
-            if debug:
-                import traceback
-
-                traceback.print_exc()
-            click.echo(f"pyrkt: {error}", err=True)
-            sys.exit(EXIT_FAILURE)
 
     return wrapper  # type: ignore[return-value]
 
 
-class TerminalProgress:
-    """A one-line progress bar on stderr, redrawn at most ten times a second."""
+@contextmanager
+def reported_errors(*, debug: bool = False, before: Callable[[], None] | None = None
+                    ) -> Iterator[None]:
+    """The one place a `pyrkt` command's PyrktError becomes `pyrkt: <message>` and exit 254.
 
-    def __init__(self, label: str, total: int | None) -> None:
-        self.label = label if len(label) <= 30 else "..." + label[-27:]
-        self.total = total
-        self.done = 0
-        self._last = 0.0
-        self._draw()
+    `before` runs first (e.g. to end a progress bar's line); `debug` prints the traceback."""
+    try:
+        yield
+    except PyrktError as error:
+        if before is not None:
+            before()
+        if debug:
+            import traceback
 
-    def update(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if now - self._last >= 0.1:
-            self._last = now
-            self._draw()
-
-    def _draw(self) -> None:
-        if self.total:
-            fraction = min(self.done / self.total, 1.0)
-            bar = "=" * int(fraction * 30)
-            text = f"{self.label} [{bar:<30}] {human_bytes(self.done)} / {human_bytes(self.total)}"
-        else:
-            text = f"{self.label} {human_bytes(self.done)}"
-        sys.stderr.write("\r" + text + "\x1b[K")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        self._draw()
-        sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-def progress_factory() -> Callable[[str, int | None], TerminalProgress] | None:
-    """A progress bar only when stderr is a terminal (none when piped or redirected)."""
-    return TerminalProgress if sys.stderr.isatty() else None
+            traceback.print_exc()
+        click.echo(f"pyrkt: {error}", err=True)
+        sys.exit(EXIT_FAILURE)
 
 
 def human_bytes(count: float) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from registry.client.push import (
@@ -14,7 +12,8 @@ from registry.client.push import (
     push_image,
 )
 
-from .options import EXIT_FAILURE
+from .options import reported_errors
+from .progress import renderer
 
 # Function-local imports keep start-up fast: each command loads only the parts it runs.
 
@@ -52,23 +51,15 @@ def push(aci: str, signature: str | None, registry_url: str | None, token: str |
          version: str | None, ca_bundle: str | None, insecure_skip_tls_verify: bool,
          insecure_allow_http: bool) -> None:
     """Upload ACI to a pyrkt registry."""
-    progress = _progress_bar() if sys.stderr.isatty() else None
     verify: bool | str = False if insecure_skip_tls_verify else (
         ca_bundle or _configured_ca(aci, registry_url) or True)
-    try:
+    with reported_errors():
         result = push_image(aci, registry_url=registry_url, token=token, signature=signature,
-                            version=version, progress=progress, verify=verify,
+                            version=version, progress=renderer(), verify=verify,
                             auth_headers=None if token else _configured_auth(aci, registry_url),
                             allow_http=insecure_allow_http,
                             warn=lambda message: click.echo(f"pyrkt: warning: {message}",
                                                             err=True))
-    except PushError as error:
-        if progress is not None:
-            click.echo("", err=True)
-        click.echo(f"pyrkt: {error}", err=True)
-        sys.exit(EXIT_FAILURE)
-    if progress is not None:
-        click.echo("", err=True)
     state = "unchanged" if result.unchanged else "pushed"
     click.echo(f"{state} {result.repository}:{result.version} ({result.os}/{result.arch}) "
                f"{result.image_id[:39]}")
@@ -106,14 +97,3 @@ def _configured_ca(aci: str, registry_url: str | None) -> str | None:
         return None
     return str(found) if found else None
 
-
-def _progress_bar():  # type: ignore[no-untyped-def]
-    def show(sent: int, total: int) -> None:
-        width = 30
-        filled = width * sent // total if total else width
-        percent = 100 * sent // total if total else 100
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {percent:3d}% "
-                         f"{sent / 1048576:.1f}/{total / 1048576:.1f} MiB")
-        sys.stderr.flush()
-
-    return show

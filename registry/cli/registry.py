@@ -10,17 +10,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
 from sqlalchemy.orm import Session
 
 from registry import __version__
+from registry.errors import PyrktError
 from registry.server.config import (
     COMMAND_LINE,
     DEFAULT,
     DEFAULT_DATA_DIR,
-    ConfigError,
     RegistryConfig,
 )
 
@@ -32,10 +33,7 @@ class Context:
         self.overrides = overrides
 
     def config(self, **extra: object) -> RegistryConfig:
-        try:
-            return RegistryConfig.load(**{**self.overrides, **extra})
-        except ConfigError as error:
-            raise click.ClickException(str(error)) from None
+        return RegistryConfig.load(**{**self.overrides, **extra})
 
     def command(self, config: RegistryConfig, *args: str) -> str:
         """`pyrkt-registry` with the global options that select this registry (data dir,
@@ -57,7 +55,18 @@ def _default_database_url(config: RegistryConfig) -> str:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class RegistryGroup(click.Group):
+    """The one place a PyrktError (a bad setting, a service's refusal, ...) becomes the
+    `Error: <message>` line and exit status 1 of every other refusal, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PyrktError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=RegistryGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="pyrkt-registry",
                       message="%(prog)s %(version)s")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
@@ -143,16 +152,6 @@ def _reason(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-@contextmanager
-def _service_errors() -> Iterator[None]:
-    from registry.server.services.errors import ServiceError
-
-    try:
-        yield
-    except ServiceError as error:
-        raise click.ClickException(error.message) from None
-
-
 def _operator():  # type: ignore[no-untyped-def]
     from registry.server.services.actor import Actor
 
@@ -212,7 +211,7 @@ def _initialise(config: RegistryConfig) -> None:
     if config.signing_key_file is None:
         click.echo("checking the signing key (generating RSA 4096 takes a few seconds the "
                    "first time)...", err=True)
-    with _service_errors(), _database_errors(config):
+    with _database_errors(config):
         report = initialise(config)
     click.echo(f"schema: up to date ({_safe_url(config.database_url)})")
     click.echo(f"signing key: {report.key_fingerprint}" + (" (new)" if report.key_created else ""))
@@ -416,7 +415,7 @@ def user_add(obj: Context, username: str, admin: bool, password_stdin: bool) -> 
     from registry.server.services import users
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else users.generate_password()
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         users.create_user(session, _operator(), username, password, is_admin=admin)
     click.echo(f"user {username} created" + (" (administrator)" if admin else ""))
     if not password_stdin:
@@ -443,7 +442,7 @@ def user_passwd(obj: Context, username: str, password_stdin: bool) -> None:
     from registry.server.services import users
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else users.generate_password()
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         users.set_password(session, _operator(), username, password)
     click.echo(f"password of {username} changed")
     if not password_stdin:
@@ -457,7 +456,7 @@ def user_rm(obj: Context, username: str) -> None:
     """Remove a user (their tokens and roles go with them)."""
     from registry.server.services import users
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         users.delete_user(session, _operator(), username)
     click.echo(f"user {username} removed")
 
@@ -476,7 +475,7 @@ def token_create(obj: Context, username: str, description: str) -> None:
     """Print a new API token for USERNAME (on stdout, alone: easy to capture)."""
     from registry.server.services import tokens
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         row, plain = tokens.create_token(session, _operator(), username, description)
     click.echo(f"token {row.id} for {username} (shown only now):", err=True)
     click.echo(plain)
@@ -489,7 +488,7 @@ def token_list(obj: Context, username: str) -> None:
     """List a user's tokens."""
     from registry.server.services import tokens
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         for row in tokens.list_tokens(session, _operator(), username):
             state = "revoked" if row.revoked_at else "active"
             click.echo(f"{row.id}\t{row.hint}...\t{state}\t{row.description}")
@@ -502,7 +501,7 @@ def token_revoke(obj: Context, token_id: int) -> None:
     """Revoke a token by its id."""
     from registry.server.services import tokens
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         tokens.revoke_token(session, _operator(), token_id)
     click.echo(f"token {token_id} revoked")
 
@@ -523,7 +522,7 @@ def repo_create(obj: Context, name: str, private: bool, description: str) -> Non
     from registry.server.services import repositories
 
     config = obj.config()
-    with _session(obj, config) as session, _service_errors():
+    with _session(obj, config) as session:
         repositories.create_repository(session, _operator(), name, config.domains,
                                        public=not private, description=description)
     click.echo(f"repository {name} created ({'private' if private else 'public'})")
@@ -538,7 +537,7 @@ def repo_grant(obj: Context, name: str, username: str, role: str) -> None:
     """Give USERNAME a ROLE on repository NAME ("none" takes it away)."""
     from registry.server.services import repositories
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         repositories.grant_role(session, _operator(), name, username,
                                 None if role == "none" else repositories.parse_role(role))
     click.echo(f"{username}: {role} on {name}")
@@ -601,7 +600,7 @@ def key_generate(obj: Context) -> None:
     from registry.server.services import keys
 
     config = obj.config()
-    with _session(obj, config) as session, _service_errors():
+    with _session(obj, config) as session:
         row = keys.generate_server_key(session, _operator(), user_id=key_user_id(config.domains[0]))
     click.echo(row.fingerprint)
 
@@ -614,7 +613,7 @@ def key_rotate(obj: Context) -> None:
     from registry.server.services import keys
 
     config = obj.config()
-    with _session(obj, config) as session, _service_errors():
+    with _session(obj, config) as session:
         row = keys.rotate_server_key(session, _operator(), user_id=key_user_id(config.domains[0]))
         stale = keys.signatures_by_unreadable_keys(session)
     click.echo(row.fingerprint)
@@ -640,7 +639,7 @@ def key_resign(obj: Context, fingerprint: str | None) -> None:
     from registry.server.storage import storage_from_config
 
     config = obj.config()
-    with _session(obj, config) as session, _service_errors():
+    with _session(obj, config) as session:
         count = keys.resign_images(session, _operator(), storage_from_config(storage_settings(config)),
                                    key_fingerprint=fingerprint)
     click.echo(f"re-signed {count} image(s)")
@@ -653,7 +652,7 @@ def key_retire(obj: Context, fingerprint: str) -> None:
     """Stop signing with a key (it stays published)."""
     from registry.server.services import keys
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         row = keys.retire_key(session, _operator(), fingerprint)
     click.echo(f"{row.fingerprint} retired")
 
@@ -796,7 +795,7 @@ def retention_set(obj: Context, name: str | None, keep_last: int | None,
     """
     from registry.server.operations import retention as policies
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         policies.set_policy(session, _operator(), name, keep_last=keep_last,
                             max_age_days=max_age_days)
     where = name or "the registry"
@@ -814,7 +813,7 @@ def retention_show(obj: Context, name: str | None) -> None:
     """Show a policy and the one in effect (as JSON)."""
     from registry.server.operations import retention as policies
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         _echo_json(policies.get_policy(session, _operator(), name))
 
 
@@ -846,7 +845,7 @@ def repo_protect(obj: Context, name: str, version: str, off: bool) -> None:
     """Protect NAME:VERSION from retention policies (or lift it with --off)."""
     from registry.server.operations import retention as policies
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         policies.protect(session, _operator(), name, version, protected=not off)
     click.echo(f"{name}:{version} {'is no longer' if off else 'is'} protected")
 
@@ -870,7 +869,7 @@ def webhook_add(obj: Context, url: str, events: tuple[str, ...], repository: str
     which checks `X-Pyrkt-Signature: sha256=HMAC(secret, body)`)."""
     from registry.server.operations import webhook_admin, webhooks
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         hook = webhook_admin.create_webhook(session, _operator(), url,
                                             events=events or webhooks.EVENTS,
                                             repository=repository, description=description)
@@ -884,7 +883,7 @@ def webhook_list(obj: Context) -> None:
     """List webhooks (JSON)."""
     from registry.server.operations import webhook_admin, webhooks
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         _echo_json([webhooks.describe(h) for h in webhook_admin.list_webhooks(session, _operator())])
 
 
@@ -895,7 +894,7 @@ def webhook_rm(obj: Context, hook_id: int) -> None:
     """Remove a webhook and its delivery log."""
     from registry.server.operations import webhook_admin
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         webhook_admin.delete_webhook(session, _operator(), hook_id)
     click.echo(f"webhook {hook_id} removed")
 
@@ -908,7 +907,7 @@ def webhook_deliveries(obj: Context, hook_id: int | None, limit: int) -> None:
     """The delivery log, newest first: status, attempts, the receiver's last answer."""
     from registry.server.operations import webhook_admin
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         for row in webhook_admin.deliveries(session, _operator(), hook_id, limit=limit):
             answer = row.last_status_code or row.last_error or "-"
             click.echo(f"{row.id}\thook {row.webhook_id}\t{row.event}\t{row.status}\t"
@@ -954,7 +953,7 @@ def mirror_add(obj: Context, prefix: str, allow_http: bool, port: int | None,
     from registry.server.operations import mirror as mirrors
 
     config = obj.config()
-    with _session(obj, config) as session, _service_errors():
+    with _session(obj, config) as session:
         row = mirrors.add_mirror(session, _operator(), prefix, domains=config.domains,
                                  allow_http=allow_http, port=port,
                                  ca_bundle=str(Path(ca_bundle).absolute()) if ca_bundle else None)
@@ -981,7 +980,7 @@ def mirror_rm(obj: Context, prefix: str) -> None:
     """Stop mirroring PREFIX (its cached files go with the next gc)."""
     from registry.server.operations import mirror as mirrors
 
-    with _session(obj) as session, _service_errors():
+    with _session(obj) as session:
         mirrors.remove_mirror(session, _operator(), prefix)
     click.echo(f"{prefix} is no longer mirrored")
 

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 import click
 
 from registry.cli.options import ClientContext, client_options
-from registry.client.errors import ClientError
 from registry.launcher.errors import LauncherError
 from registry.launcher.options import (
     NET_MODES,
@@ -42,25 +41,12 @@ CONTEXT = {"ignore_unknown_options": True, "allow_interspersed_args": False,
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _as_client_error(error: BaseException) -> ClientError | None:
-    """The launcher's, the format core's and the host's refusals, as the client reports its own."""
-    if isinstance(error, LauncherError):
-        return ClientError(str(error))
-    aci_errors = sys.modules.get("registry.aci.errors")  # loaded whenever one was raised
-    if aci_errors is not None and isinstance(error, aci_errors.ACIError):
-        return ClientError(str(error))
-    if isinstance(error, OSError) and not isinstance(error, BrokenPipeError):
-        where = f": {error.filename}" if error.filename else ""
-        return ClientError(f"{error.strerror or error}{where}")
-    return None
-
-
 def launcher_errors(command: F) -> F:
-    """Put a launcher command's errors through `client_options`' handling (apply it below that).
-
-    A LauncherError, an ACIError or an OSError becomes a ClientError, so the user sees one line
-    (`pyrkt: <message>`, exit 254; `--debug` adds the traceback) and never a traceback. A reader
-    that went away (`pyrkt logs UUID | head -1`) ends the command quietly, as SIGPIPE would.
+    """Let a launcher command's host errors reach `client_options`' handling (apply it below
+    that): a LauncherError or an ACIError is a PyrktError already; an OSError (the host said
+    no) becomes a LauncherError naming what and where, so the user sees one line (`pyrkt:
+    <message>`, exit 254; `--debug` adds the traceback) and never a traceback. A reader that
+    went away (`pyrkt logs UUID | head -1`) ends the command quietly, as SIGPIPE would.
     """
 
     @functools.wraps(command)
@@ -72,11 +58,9 @@ def launcher_errors(command: F) -> F:
             os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
             os.close(devnull)
             sys.exit(128 + signal.SIGPIPE)
-        except Exception as error:
-            translated = _as_client_error(error)
-            if translated is None:
-                raise
-            raise translated from error
+        except OSError as error:
+            where = f": {error.filename}" if error.filename else ""
+            raise LauncherError(f"{error.strerror or error}{where}") from error
 
     return wrapper  # type: ignore[return-value]
 

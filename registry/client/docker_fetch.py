@@ -25,6 +25,7 @@ from registry.docker import (
     parse_reference,
     pull_image,
 )
+from registry.progress import Progress
 
 UNSIGNED_HINT = ("Docker images carry no appc signature: pass --insecure-options=image to use "
                  "it anyway, or pull it by digest (NAME@sha256:...) from a registry with "
@@ -47,7 +48,8 @@ def remote_key(ref: DockerReference) -> str:
 def fetch_docker_image(store: ImageStore, source: str, *,
                        insecure: InsecureOptions | None = None, pull_policy: str = "new",
                        docker_config: Path | None = None,
-                       ca_bundle: str | None = None) -> DockerFetchResult:
+                       ca_bundle: str | None = None,
+                       progress: Progress | None = None) -> DockerFetchResult:
     """Pull, squash and import `docker://...` into `store`; reuse the stored copy when known.
 
     `pull_policy` as the client's: `new` uses the stored conversion of the same reference,
@@ -69,7 +71,7 @@ def fetch_docker_image(store: ImageStore, source: str, *,
     allow_insecure_transport = options.allow_http or options.skip_tls_check
     work = store.directory / "tmp"
     with pull_image(ref, insecure=allow_insecure_transport, docker_config=docker_config,
-                    ca_bundle=ca_bundle, workdir=work) as image:
+                    ca_bundle=ca_bundle, workdir=work, progress=progress) as image:
         if not image.pinned_over_tls and not options.skip_image_check:
             raise DockerError(f"{source}: pulled by digest but not over verified TLS. "
                               f"{UNSIGNED_HINT}", reason="insecure")

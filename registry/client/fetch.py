@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -37,6 +37,7 @@ from registry.discovery import (
     host_os,
     parse_app_string,
 )
+from registry.progress import Progress
 from registry.signing import StreamingVerifier
 
 from .config import ClientConfig
@@ -67,14 +68,6 @@ PULL_POLICIES = ("new", "update", "never")
 MAX_DEPENDENCY_DEPTH = 32
 
 
-class ProgressBar(Protocol):
-    def update(self, count: int) -> None: ...
-    def close(self) -> None: ...
-
-
-ProgressFactory = Callable[[str, int | None], ProgressBar]
-
-
 @dataclass
 class FetchOptions:
     """How to fetch. Every field has a safe default (verify everything, HTTPS only)."""
@@ -86,7 +79,7 @@ class FetchOptions:
     session: requests.Session | None = None  # None: built from config_dirs (auth.d, domains.d)
     port: int | None = None  # reach the registry on this port (testing); else per-domain config
     ca_bundle: str | None = None
-    progress: ProgressFactory | None = None
+    progress: Progress | None = None  # registry.progress: one task per download
     log: Callable[[str], None] = field(default=lambda message: None)
     fetch_dependencies: bool = True
     timeout: float = 60.0
@@ -234,7 +227,8 @@ class Fetcher:
         try:
             result = fetch_docker_image(self.store, ref, insecure=self.options.insecure,
                                         pull_policy=self.options.pull_policy,
-                                        ca_bundle=self.options.ca_bundle)
+                                        ca_bundle=self.options.ca_bundle,
+                                        progress=self.options.progress)
         except DockerError as error:
             raise FetchError(error.with_hint("--insecure-options=http,tls")) from None
         return result.image

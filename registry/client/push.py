@@ -23,6 +23,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from registry.progress import Progress
+
 from .errors import ClientError
 
 # Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
@@ -32,9 +34,6 @@ SIGNATURE_HEADER = "X-Pyrkt-Signature"
 CHUNK = 1024 * 1024
 TOKEN_ENV = "PYRKT_TOKEN"
 REGISTRY_ENV = "PYRKT_REGISTRY_URL"
-
-Progress = Callable[[int, int], None]
-
 
 class PushError(ClientError):
     """The push failed; the message is the server's own when it answered."""
@@ -165,17 +164,15 @@ class _ProgressReader:
     def __init__(self, path: Path, progress: Progress | None) -> None:
         self._file = path.open("rb")
         self._total = path.stat().st_size
-        self._sent = 0
-        self._progress = progress
+        self._task = progress(path.name, self._total) if progress is not None else None
 
     def __len__(self) -> int:
         return self._total
 
     def read(self, size: int = -1) -> bytes:
         data = self._file.read(CHUNK if size is None or size < 0 else max(size, CHUNK))
-        self._sent += len(data)
-        if self._progress is not None and data:
-            self._progress(self._sent, self._total)
+        if self._task is not None and data:
+            self._task.update(len(data))
         return data
 
     def __iter__(self) -> Iterator[bytes]:
@@ -184,6 +181,8 @@ class _ProgressReader:
 
     def close(self) -> None:
         self._file.close()
+        if self._task is not None:
+            self._task.close()
 
 
 def push_image(

@@ -48,9 +48,6 @@ class DiscoveryResult:
     attempts: list[Attempt] = field(default_factory=list)
     found_at: str | None = None  # the URL of the page that answered
 
-    def tried(self) -> str:
-        return ", ".join(a.url for a in self.attempts)
-
 
 @dataclass
 class _Options:

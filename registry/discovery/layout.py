@@ -93,10 +93,6 @@ class AciLocation:
     arch: str
     ext: str
 
-    @property
-    def is_signature(self) -> bool:
-        return self.ext == "aci.asc"
-
 
 def parse_aci_path(path: str) -> AciLocation | None:
     """The inverse of aci_path (for servers not routed by Werkzeug); None if it is not one."""

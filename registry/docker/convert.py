@@ -16,6 +16,7 @@ from registry.docker.image import SourceImage
 from registry.docker.manifest import layer_manifest, squashed_manifest, validated_json
 from registry.docker.reference import output_filename, parse_reference
 from registry.docker.squash import emit, emit_layer, plan
+from registry.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class ConvertOptions:
     image: str | None = None  # which image of a multi-image archive or layout
     docker_config: Path | None = None  # defaults to $DOCKER_CONFIG or ~/.docker/config.json
     ca_bundle: str | None = None  # PEM CA certificates trusted for registries over HTTPS
+    progress: Progress | None = None  # registry.progress: one task per layer download
 
 
 @contextlib.contextmanager
@@ -41,7 +43,7 @@ def open_source(source: str, options: ConvertOptions) -> Iterator[SourceImage]:
     if source.startswith("docker://"):
         with pull_image(parse_reference(source), insecure=options.insecure,
                         docker_config=options.docker_config,
-                        ca_bundle=options.ca_bundle) as image:
+                        ca_bundle=options.ca_bundle, progress=options.progress) as image:
             yield image
     else:
         with open_local_image(Path(source), image=options.image) as image:

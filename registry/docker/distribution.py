@@ -32,6 +32,7 @@ from registry.docker.image import (
     select_platform,
 )
 from registry.docker.reference import DockerReference
+from registry.progress import Progress
 
 ACCEPT = ", ".join((OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST))
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -197,20 +198,28 @@ class RegistryClient:
         response = self._get(f"blobs/{digest}")
         return load_json(self._read_bounded(response, f"blob {digest}"), f"blob {digest}", digest)
 
-    def download_blob(self, digest: str, target: Path, size: int | None) -> None:
+    def download_blob(self, digest: str, target: Path, size: int | None,
+                      progress: Progress | None = None) -> None:
         """Stream a blob to `target`, hashing as it arrives; refuse extra or wrong bytes."""
-        algorithm, _ = parse_digest(digest)
+        algorithm, hexdigest = parse_digest(digest)
         hasher = hashlib.new(algorithm)
         received = 0
         response = self._get(f"blobs/{digest}")
-        with response, target.open("wb") as out:
-            for chunk in response.iter_content(CHUNK):
-                received += len(chunk)
-                if size is not None and received > size:
-                    raise DockerError(f"blob {digest} is larger than the {size} bytes the "
-                                      "manifest declares", reason="too-large")
-                hasher.update(chunk)
-                out.write(chunk)
+        task = progress(f"layer {hexdigest[:12]}", size) if progress is not None else None
+        try:
+            with response, target.open("wb") as out:
+                for chunk in response.iter_content(CHUNK):
+                    received += len(chunk)
+                    if size is not None and received > size:
+                        raise DockerError(f"blob {digest} is larger than the {size} bytes the "
+                                          "manifest declares", reason="too-large")
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    if task is not None:
+                        task.update(len(chunk))
+        finally:
+            if task is not None:
+                task.close()
         actual = f"{algorithm}:{hasher.hexdigest()}"
         if actual != digest:
             raise DockerError(f"blob {digest}: digest mismatch: got {actual}",
@@ -220,8 +229,10 @@ class RegistryClient:
 @contextlib.contextmanager
 def pull_image(ref: DockerReference, *, insecure: bool = False, docker_config: Path | None = None,
                ca_bundle: str | None = None, session: requests.Session | None = None,
-               workdir: Path | None = None) -> Iterator[SourceImage]:
-    """Pull manifest, config and layers (to a temporary directory) and yield the SourceImage.
+               workdir: Path | None = None, progress: Progress | None = None
+               ) -> Iterator[SourceImage]:
+    """Pull manifest, config and layers (to a temporary directory) and yield the SourceImage;
+    `progress` gets one task per layer download.
 
     Layers are downloaded once to disk because conversion reads each twice; the directory is
     removed when the block ends.
@@ -245,7 +256,7 @@ def pull_image(ref: DockerReference, *, insecure: bool = False, docker_config: P
             layer_digest = descriptor["digest"]
             path = Path(temp) / parse_digest(layer_digest)[1]
             size = descriptor.get("size") if isinstance(descriptor.get("size"), int) else None
-            client.download_blob(layer_digest, path, size)
+            client.download_blob(layer_digest, path, size, progress)
             layers.append(Layer(lambda p=path: p.open("rb"), layer_digest, diff_id, layer_digest))
         yield SourceImage(ref, config, config_digest, digest, layers,
                           pinned_over_tls=bool(ref.digest) and client.verified_tls)

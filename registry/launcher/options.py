@@ -104,9 +104,6 @@ class PodOptions:
     trust_keys_from_https: bool = False  # rkt's global flag, handed to the client's fetch
     ca_bundle: str | None = None  # --ca-bundle: a CA trusted for fetching over HTTPS
 
-    def allows_unsigned(self) -> bool:
-        return bool(self.insecure & {"image", "all-fetch", "all"})
-
     def run_insecure(self) -> list[str]:
         """The run-time protections switched off: capabilities, paths, seccomp."""
         if self.insecure & {"all-run", "all"}:

@@ -75,10 +75,6 @@ class PodLock:
     def exclusive(self) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
-    def inheritable(self) -> None:
-        """Keep the lock across exec (the systemd flavour's supervisor holds it then)."""
-        os.set_inheritable(self.fd, True)
-
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)

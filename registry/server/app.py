@@ -40,7 +40,6 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
         SECRET_KEY=config.secret_key,
         # Uploads are size-checked while streaming (services.upload); Flask must not buffer them.
         MAX_CONTENT_LENGTH=None,
-        JSON_SORT_KEYS=False,
         PYRKT_VERSION=__version__,
     )
     app.config.update(flask_config)
