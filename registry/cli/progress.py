@@ -1,8 +1,8 @@
 """The one progress renderer of the command line (the protocol: `registry.progress`).
 
 `renderer(json_output=...)` gives a `Progress` that draws a one-line bar on stderr when stderr
-is a terminal, or None (nothing drawn) when stderr or stdout is not a terminal (a pipe, a log
-file, a script capturing the output) or when the command prints JSON.
+is a terminal (so `ID=$(pyrkt fetch ...)` still shows it), or None (nothing drawn) when stderr
+is not a terminal (a pipe, a log file, a script capturing it) or when the command prints JSON.
 """
 
 from __future__ import annotations
@@ -54,6 +54,6 @@ class TerminalProgress:
 
 def renderer(*, json_output: bool = False) -> Progress | None:
     """A bar per task on a terminal; None when the output is not a terminal or is JSON."""
-    if json_output or not (sys.stderr.isatty() and sys.stdout.isatty()):
+    if json_output or not sys.stderr.isatty():
         return None
     return TerminalProgress

@@ -96,7 +96,7 @@ def _renderer_in(stdout: int, stderr: int, *args: str) -> None:
 def test_renderer_draws_only_on_a_terminal_and_never_for_json(tmp_path: Path) -> None:
     primary, secondary = os.openpty()
     try:
-        _renderer_in(secondary, secondary, "text")
+        _renderer_in(subprocess.DEVNULL, secondary, "text")  # stdout captured: still drawn
         _renderer_in(secondary, secondary, "json")
         os.close(secondary)
         seen = b""
@@ -113,7 +113,7 @@ def test_renderer_draws_only_on_a_terminal_and_never_for_json(tmp_path: Path) ->
     text = seen.decode()
     assert "\rlayer [===============               ] 1.0 KiB / 2.0 KiB" in text
     assert text.count("drawn") == 1 and text.count("silent") == 1  # json: no bar
-    # Output into a file or a pipe: nothing drawn.
+    # stderr into a file or a pipe: nothing drawn.
     with (tmp_path / "err").open("wb") as err:
         _renderer_in(subprocess.DEVNULL, err.fileno(), "text")
     assert (tmp_path / "err").read_text() == "silent\n"
