@@ -8,8 +8,10 @@ import importlib.util
 import sys
 
 # Import name -> distribution, for every package of the `registry` extra (setup.cfg).
-SERVER_PACKAGES = {"flask": "Flask", "sqlalchemy": "SQLAlchemy", "alembic": "alembic",
-                   "gunicorn": "gunicorn", "boto3": "boto3", "psycopg": "psycopg"}
+SERVER_PACKAGES = {"flask": "Flask", "werkzeug": "Werkzeug", "sqlalchemy": "SQLAlchemy",
+                   "alembic": "alembic", "gunicorn": "gunicorn", "boto3": "boto3",
+                   "psycopg": "psycopg", "cryptography": "cryptography", "acme": "acme",
+                   "josepy": "josepy"}
 HINT = ("pyrkt-registry: the registry server's packages are not installed (missing: {missing}); "
         "install them with: python3 -m pip install 'pyrkt[registry]' "
         "(from a checkout: python3 -m pip install '.[registry]')")
