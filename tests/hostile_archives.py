@@ -34,6 +34,16 @@ MANIFEST = json.dumps({"acKind": "ImageManifest", "acVersion": "0.8.11",
                                   {"name": "arch", "value": "amd64"}]}).encode()
 
 
+# 100,000 `[` then 100,000 `]`: json's recursive decoder dies on it (RecursionError).
+NESTED_MANIFEST = b"[" * 100_000 + b"]" * 100_000
+
+
+def aci_bytes(manifest: bytes, *, name: str = "rootfs/hello", data: bytes = b"hello\n") -> bytes:
+    """A gzip ACI with exactly these manifest bytes (valid or not) and one file."""
+    return _gzip(_tar([_member("manifest", data=manifest), _member("rootfs", tarfile.DIRTYPE),
+                       _member(name, data=data)]))
+
+
 @dataclass(frozen=True)
 class HostileCase:
     name: str         # short identifier, also the file's stem
@@ -232,12 +242,15 @@ _CASES: list[tuple[str, str, str, str, Callable[[], bytes], str]] = [
      "a valid gzip stream holding random bytes"),
     ("empty-file", "empty", "empty", "read", lambda: b"",
      "a file of zero bytes"),
+    ("manifest-too-deep", "manifest-too-deep", "nested deeper than 64", "read",
+     lambda: _gzip(_tar(_valid(manifest=NESTED_MANIFEST))),
+     "a manifest of 100,000 [ then 100,000 ] (refused before any recursive JSON parser)"),
     ("long-component", "path-too-long", "longer than the 255", "read",
      lambda: _gzip(_tar(_valid(_member("rootfs/" + "n" * 300, data=b"x")))),
      "a file name of 300 bytes (Linux allows 255 per component)"),
     ("long-path", "path-too-long", "longer than the 4095", "read",
      lambda: _gzip(_tar(_valid(_member("rootfs/" + "/".join(["d" * 99] * 50), data=b"x")))),
-     "a path of 5,049 bytes (Linux allows 4,095)"),
+     "a path of 5,006 bytes (Linux allows 4,095)"),
 ]
 
 # The cases whose tar, used as a Docker/OCI layer, breaks the same rule (docker2aci refuses

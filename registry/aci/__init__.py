@@ -4,9 +4,22 @@ from registry.aci.compression import BZIP2, COMPRESSIONS, GZIP, NONE, XZ
 from registry.aci.errors import ACIError, ArchiveError, ManifestError
 from registry.aci.extract import extract_aci
 from registry.aci.isolators import check_isolator_value
-from registry.aci.layout import MAX_MANIFEST_SIZE
-from registry.aci.manifest import APPC_VERSION, ImageManifest
-from registry.aci.names import VALID_OS_ARCH, parse_quantity
+from registry.aci.manifest import (
+    APPC_VERSION,
+    MAX_MANIFEST_DEPTH,
+    MAX_MANIFEST_SIZE,
+    ImageManifest,
+    check_json_shape,
+    decode_json,
+)
+from registry.aci.names import (
+    MAX_NAME_LENGTH,
+    VALID_OS_ARCH,
+    check_hostable,
+    check_image_name,
+    check_version,
+    parse_quantity,
+)
 from registry.aci.parts import (
     Annotation,
     App,
@@ -49,7 +62,9 @@ __all__ = [
     "ACIInfo", "read_aci", "image_id_of", "short_id", "write_aci", "extract_aci", "ACIWriter",
     "header_from",    "stream_archive", "Limits", "TarEntry", "TreeRules", "normalize", "check_length",
     "MAX_NAME_BYTES", "MAX_PATH_BYTES",
-    "DEFAULT_MAX_RATIO", "DEFAULT_MAX_UNCOMPRESSED", "MAX_MANIFEST_SIZE",
+    "DEFAULT_MAX_RATIO", "DEFAULT_MAX_UNCOMPRESSED", "MAX_MANIFEST_SIZE", "MAX_MANIFEST_DEPTH",
+    "check_json_shape", "decode_json",
     "GZIP", "BZIP2", "XZ", "NONE", "COMPRESSIONS", "VALID_OS_ARCH",
-    "parse_quantity", "check_isolator_value",
+    "parse_quantity", "check_isolator_value", "check_image_name", "check_version",
+    "check_hostable", "MAX_NAME_LENGTH",
 ]

@@ -5,12 +5,12 @@ reader shares (paths.py). Reading and extraction share this one gatekeeper."""
 from __future__ import annotations
 
 from registry.aci.errors import ArchiveError
+from registry.aci.manifest import MAX_MANIFEST_SIZE
 from registry.aci.paths import TreeRules, normalize
 from registry.aci.tarstream import DIRECTORY, REGULAR, Sink, TarEntry
 
 MANIFEST = "manifest"
 ROOTFS = "rootfs"
-MAX_MANIFEST_SIZE = 1 << 20
 
 
 class LayoutChecker:

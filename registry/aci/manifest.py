@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -25,14 +26,52 @@ POD_MANIFEST_KIND = "PodManifest"
 _Manifest = TypeVar("_Manifest")
 
 
+# A manifest is small and shallow: the deepest appc manifest nests about 6 levels. The bound
+# keeps hostile input (100,000 `[`) away from json's recursive decoder, which would otherwise
+# die with a RecursionError; the size cap is the one the archive rules apply to the entry.
+MAX_MANIFEST_DEPTH = 64
+MAX_MANIFEST_SIZE = 1 << 20
+# A JSON string, or an unterminated one running to the end: always matched at its first
+# quote and never backtracked (possessive), so the scan stays linear on hostile input.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\Z)', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def check_json_shape(data: bytes, what: str, *, max_depth: int = MAX_MANIFEST_DEPTH,
+                     max_size: int = MAX_MANIFEST_SIZE) -> None:
+    """Refuse JSON larger than `max_size` bytes or nesting deeper than `max_depth`, cheaply and
+    without recursion (strings are skipped, then the brackets counted), before any parser."""
+    if len(data) > max_size:
+        raise ManifestError(f"{what}: {len(data)} bytes, more than the {max_size} allowed",
+                            reason="manifest-too-large")
+    if data.count(b"[") + data.count(b"{") <= max_depth:
+        return  # cannot nest deeper than it has brackets
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for byte in brackets:
+        if byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > max_depth:
+                raise ManifestError(f"{what}: JSON nested deeper than {max_depth} levels",
+                                    reason="manifest-too-deep")
+        else:
+            depth -= 1
+
+
 def decode_json(data: bytes | str, what: str) -> dict[str, Any]:
-    """Decode a manifest's JSON text; every failure is a ManifestError (reason invalid-json)."""
+    """Decode a manifest's JSON text; every failure is a ManifestError (reason invalid-json,
+    manifest-too-large or manifest-too-deep: those two are checked before json sees it)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    check_json_shape(raw, what)
     try:
         # appc manifests are UTF-8 (json.loads would also guess UTF-16/32 from bytes).
         decoded = json.loads(data.decode("utf-8") if isinstance(data, bytes | bytearray)
                              else data)
     except (ValueError, UnicodeDecodeError) as error:
         raise ManifestError(f"{what}: invalid JSON: {error}", reason="invalid-json") from None
+    except RecursionError:  # not reachable past check_json_shape; kept as the last guard
+        raise ManifestError(f"{what}: JSON nested too deeply",
+                            reason="manifest-too-deep") from None
     if not isinstance(decoded, dict):
         raise ManifestError(f"{what}: must be a JSON object", reason="invalid-json")
     return decoded

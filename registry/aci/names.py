@@ -26,6 +26,14 @@ QUANTITY = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti
 RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
 
+# What a registry, a store and a URL can hold (the rules every part applies to an image it
+# accepts, whoever made it): image names are AC Identifiers of at most MAX_NAME_LENGTH
+# characters; versions become one path segment of a URL (the discovery template's {version})
+# and of store paths, so they are short, start with a letter or digit and hold no `/`.
+# `_` is allowed after the first character: Docker tags (docker2aci's versions) use it.
+MAX_NAME_LENGTH = 512
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~_-]{0,127}")
+
 # The os/arch pairs appc knows (schema/types/labels.go ValidOSArch).
 VALID_OS_ARCH: dict[str, tuple[str, ...]] = {
     "linux": ("amd64", "i386", "aarch64", "aarch64_be", "armv6l", "armv7l", "armv7b", "ppc64",
@@ -121,3 +129,33 @@ def check_os_arch(labels: dict[str, str], field: str) -> None:
         raise ManifestError(
             f'{field}: bad arch "{arch}" for os "{os_name}"'
             f' (must be one of: {", ".join(VALID_OS_ARCH[os_name])})')
+
+
+def check_image_name(value: object, field: str = "name") -> str:
+    """An image name a registry can host and a client can put in a URL: an AC Identifier
+    (so no `..` and no empty segment) of at most MAX_NAME_LENGTH characters."""
+    if not isinstance(value, str) or not value:
+        raise ManifestError(f"{field}: must be a non-empty AC Identifier", reason="bad-name")
+    if len(value) > MAX_NAME_LENGTH or not AC_IDENTIFIER.fullmatch(value):
+        raise ManifestError(
+            f"bad image name {value[:80]!r}: not an AC identifier (lower-case letters, digits"
+            f" and -._~/ separators, at most {MAX_NAME_LENGTH} characters)", reason="bad-name")
+    return value
+
+
+def check_version(value: object, field: str = "version") -> str:
+    """A version label a registry can serve (one URL path segment): up to 128 letters,
+    digits and ._+~-, starting with a letter or digit."""
+    if not isinstance(value, str) or not VERSION.fullmatch(value):
+        raise ManifestError(f"bad {field} {value!r}: use up to 128 letters, digits and ._+~_-, "
+                            "starting with a letter or digit", reason="bad-version")
+    return value
+
+
+def check_hostable(name: str, labels: dict[str, str]) -> None:
+    """The image's name and version label (if any) by the rules above: what the registry's
+    upload, the client's fetch, push and store, and the builder all check."""
+    check_image_name(name)
+    version = labels.get("version")
+    if version is not None:
+        check_version(version, "version label")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.aci import ImageManifest
+from registry.aci import ImageManifest, check_hostable
 from registry.build import edits, files, output, start
 from registry.build.context import BuildContext
 from registry.build.errors import BuildError, BuildInProgress, NoBuildInProgress
@@ -255,6 +255,9 @@ class Builder:
             if raw.get("name") == edits.PLACEHOLDER_NAME:
                 raise BuildError("can't write ACI, name was never set (use set-name)")
             manifest = ImageManifest.from_dict(raw)
+            # The rules the registry applies on upload (name, version label), checked here so
+            # acbuild never writes an image no registry would take.
+            check_hostable(manifest.name, {label.name: label.value for label in manifest.labels})
             if isinstance(raw.get("app"), dict) and not raw["app"].get("exec"):
                 self.notice("warning: exec command was never set.")
             return output.write_image(manifest, self.context.rootfs, target, overwrite=overwrite,

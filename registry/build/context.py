@@ -9,7 +9,6 @@ Layout (the same as acbuild's, so either tool recognises a build in progress):
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registry.aci import ManifestError, decode_json
 from registry.build.errors import BuildError, LockHeld, NoBuildInProgress
 
 CONTEXT_DIR_NAME = ".acbuild"
@@ -92,12 +92,10 @@ class BuildContext:
                 ' discard it with "acbuild end" and begin again'
             ) from None
         try:
-            manifest = json.loads(data)
-        except ValueError as error:
-            raise BuildError(f"build context manifest is not valid JSON: {error}") from None
-        if not isinstance(manifest, dict):
-            raise BuildError("build context manifest is not a JSON object")
-        return manifest
+            # The format core's decoder: size and nesting are bounded before json parses it.
+            return decode_json(data, "build context manifest")
+        except ManifestError as error:
+            raise BuildError(str(error)) from None
 
     def save_manifest(self, manifest_json: bytes) -> None:
         """Replace the manifest atomically, so a crash never leaves half a manifest."""

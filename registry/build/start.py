@@ -81,6 +81,8 @@ def _from_directory(image_dir: Path, source: Path) -> None:
 
 
 Sink = Any  # where an entry's data goes (the ACI writer's)
+# Stream errors: the file is no (readable) tarball at all; any other reason is a rule broken.
+_NOT_A_TARBALL = frozenset({"empty", "not-tar", "bad-compression", "truncated", "bad-header"})
 
 
 class _FoundManifest(Exception):
@@ -106,8 +108,10 @@ def _read_tar(source: Path, handler: _ManifestScan | _Repack) -> None:
         with source.open("rb") as stream:
             stream_archive(stream, handler, Limits(None, DEFAULT_MAX_RATIO), digest=None)
     except ArchiveError as error:
-        raise BuildError(f"{source}: not a directory, a rootfs tarball or an ACI ({error})") \
-            from None
+        if error.reason in _NOT_A_TARBALL:
+            raise BuildError(f"{source}: not a directory, a rootfs tarball or an ACI ({error})") \
+                from None
+        raise BuildError(f"{source}: refused: {error}") from None
     except OSError as error:
         raise BuildError(f"{source}: {error.strerror or error}") from None
 

@@ -410,7 +410,7 @@ class Fetcher:
 
     def _receive(self, download: Download, asc_url: str, signature: bytes | None,
                  deferred: bool, expect: AppRef | None) -> StoredImage:
-        from registry.aci import ACIError, read_aci
+        from registry.aci import ACIError, check_hostable, read_aci
 
         label = urlsplit(download.url).path.rsplit("/", 1)[-1] or download.url
         bar = self.options.progress(label, download.total) if self.options.progress else None
@@ -426,6 +426,9 @@ class Fetcher:
                 info = read_aci(reader)
                 while reader.read(1024 * 1024):
                     pass  # read_aci reads to EOF; anything after it is still part of the file
+                # What the registry refuses on upload, the client refuses here too.
+                check_hostable(str(info.manifest.name),
+                               {item.name: item.value for item in info.manifest.labels})
             except DownloadInterrupted:
                 keep_partial = True
                 raise

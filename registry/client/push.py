@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -70,13 +69,32 @@ def image_name(path: str | os.PathLike[str]) -> str:
         manifest = _read_manifest(Path(path))
     except OSError as error:
         raise PushError(f"cannot read {path}: {error.strerror or error}") from error
+    from registry.aci import ManifestError, decode_json
+
     try:
-        name = json.loads(manifest).get("name")
-    except (ValueError, AttributeError):
+        # The format core's decoder: size and depth are bounded before json parses it.
+        name = decode_json(manifest, "manifest").get("name")
+    except ManifestError as error:
+        if error.reason != "invalid-json":
+            raise PushError(f"{path} is not a valid ACI: {error}") from None
         name = None
     if isinstance(name, str) and name:
         return name
     raise PushError(f"cannot read the image name from {path}: its manifest has no name")
+
+
+def _hostable(name: str, version: str | None) -> str:
+    """The name (and version) by the registry's own rules (registry.aci), checked before any
+    URL is built from them: `127.0.0.1/../../etc` never reaches a request."""
+    from registry.aci import ManifestError, check_image_name, check_version
+
+    try:
+        check_image_name(name)
+        if version is not None:
+            check_version(version)
+    except ManifestError as error:
+        raise PushError(f"refusing to push: {error}") from None
+    return name
 
 
 def _read_manifest(path: Path) -> bytes:
@@ -211,7 +229,7 @@ def push_image(
     if not aci.is_file():
         raise PushError(f"{aci}: no such file")
     base = check_registry_url(registry_url) if registry_url else None
-    name = name or image_name(aci)
+    name = _hostable(name or image_name(aci), version)
     if base is None:
         where = REGISTRY_ENV if os.environ.get(REGISTRY_ENV) else "the registry URL"
         base = check_registry_url(default_registry_url(name), where=where)

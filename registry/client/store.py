@@ -169,11 +169,17 @@ class ImageStore:
 
     def read_into(self, source: BinaryIO | Any, sink: BinaryIO,
                   on_bytes: Callable[[int], None] | None = None) -> ACIInfo:
-        """Validate and hash `source` with registry.aci.read_aci while copying it into `sink`."""
-        from registry.aci import read_aci
+        """Validate and hash `source` with registry.aci.read_aci while copying it into `sink`.
+
+        The image must also be one a registry could host (registry.aci.check_hostable: its
+        name, and a version label usable as a URL segment), as the registry checks on upload.
+        """
+        from registry.aci import check_hostable, read_aci
 
         tee = TeeReader(source, sink, on_bytes=on_bytes)
         info = read_aci(tee)
+        check_hostable(str(info.manifest.name),
+                       {label.name: label.value for label in info.manifest.labels})
         tee.drain()  # read_aci reads to EOF; anything after it must still be stored verbatim
         sink.flush()
         os.fsync(sink.fileno())

@@ -102,6 +102,25 @@ def test_missing_labels_and_version(registry, unchanged, tmp_path):
     assert_rejected(registry, registry.upload(NAME, labelled, version="3.0"), 400, "2.0", "3.0")
 
 
+def test_deeply_nested_manifest_is_a_400_not_a_crash(registry, unchanged):
+    from hostile_archives import NESTED_MANIFEST
+
+    response = registry.upload(NAME, raw_aci(NESTED_MANIFEST), version="7.0")
+    assert_rejected(registry, response, 400, "invalid ACI", "nested deeper than 64 levels")
+    assert response.json["error"]["code"] == "invalid-aci-manifest-too-deep"
+
+
+@pytest.mark.parametrize("entry,words", [
+    ("rootfs/" + "n" * 300, ("component of 300 bytes", "255")),
+    ("rootfs/" + "/".join(["d" * 99] * 50), ("5006 bytes", "4095")),
+])
+def test_unextractable_paths_are_refused_at_upload(registry, unchanged, entry, words):
+    response = registry.upload(NAME, raw_aci(manifest_dict(NAME, version="7.1"),
+                                             [(entry, b"x")]))
+    assert_rejected(registry, response, 400, "invalid ACI", *words)
+    assert response.json["error"]["code"] == "invalid-aci-path-too-long"
+
+
 def test_version_taken_by_another_image(registry, unchanged, tmp_path):
     different = build_aci(tmp_path, NAME, version="0.9", payload=b"another build of 0.9\n")
     assert_rejected(registry, registry.upload(NAME, different), 409, "0.9")

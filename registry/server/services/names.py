@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import re
 
+from registry.aci import MAX_NAME_LENGTH, ManifestError, check_image_name
+from registry.aci import check_version as check_version_rule
+from registry.aci.names import VERSION
+
 from .errors import BadRequest
 
-# appc's AC Identifier (spec/types.md).
-AC_IDENTIFIER_RE = re.compile(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
-# Versions end up in URLs (the discovery template puts {version} in a path segment).
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$")
-MAX_NAME_LENGTH = 512
+# The rules are the format core's (registry.aci.names), shared with the client and builder;
+# these are the server's views of them.
+VERSION_RE = re.compile(rf"(?:{VERSION.pattern})\Z")  # .match() must see the whole string
+__all__ = ["MAX_NAME_LENGTH", "VERSION_RE", "check_hosted_name", "check_version",
+           "is_ac_identifier"]
 
 
 def is_ac_identifier(name: str) -> bool:
-    return len(name) <= MAX_NAME_LENGTH and AC_IDENTIFIER_RE.match(name) is not None
+    try:
+        check_image_name(name)
+    except ManifestError:
+        return False
+    return True
 
 
 def check_hosted_name(name: str, domains: tuple[str, ...]) -> str:
     """`name` if it is an AC identifier whose first segment is a hosted domain."""
-    if not is_ac_identifier(name):
-        raise BadRequest(f"bad image name {name!r}: not an AC identifier "
-                         "(lower-case letters, digits and -._~/ separators)", code="bad-name")
+    try:
+        check_image_name(name)
+    except ManifestError as error:
+        raise BadRequest(str(error), code="bad-name") from None
     domain, _, rest = name.partition("/")
     if domain not in domains:
         raise BadRequest(f"name {name!r} is not under a domain this registry serves "
@@ -36,7 +45,7 @@ def check_version(version: str) -> str:
     if version == "latest":
         raise BadRequest("'latest' is not a version: the registry resolves it; "
                          "mark a version as latest instead", code="bad-version")
-    if not VERSION_RE.match(version):
-        raise BadRequest(f"bad version {version!r}: use up to 128 letters, digits and ._+~-, "
-                         "starting with a letter or digit", code="bad-version")
-    return version
+    try:
+        return check_version_rule(version)
+    except ManifestError as error:
+        raise BadRequest(str(error), code="bad-version") from None
