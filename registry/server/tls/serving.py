@@ -64,6 +64,7 @@ def wait_for_first_certificate(config: RegistryConfig, sidecar: subprocess.Popen
                                timeout: float = FIRST_CERTIFICATE_TIMEOUT) -> Path:
     """Until the sidecar has a certificate in the live file; a CA refusal (or a dead sidecar)
     ends the wait with its one line."""
+    # Imported here to keep start-up fast: only this wait needs the database.
     from registry.server.db import make_engine, make_session_factory
 
     target = live_file(config)
