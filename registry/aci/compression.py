@@ -62,9 +62,14 @@ def detect(prefix: bytes) -> str:
 class _Engine(Protocol):
     """The shared shape of bz2/lzma decompressors (zlib's is adapted to it below)."""
 
-    eof: bool
-    unused_data: bytes
-    needs_input: bool
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    @property
+    def needs_input(self) -> bool: ...
 
     def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
 
@@ -136,9 +141,10 @@ def decompressed_chunks(source: CountingReader, kind: str,
     data = b""
     while True:
         if engine.eof:
-            data = _next_member(source, engine.unused_data, kind)
-            if data is None:
+            following = _next_member(source, engine.unused_data, kind)
+            if following is None:
                 return
+            data = following
             engine = _engine(kind)
         if not data and engine.needs_input:
             data = source.read(READ_SIZE)

@@ -28,7 +28,7 @@ from registry.aci.parts import (
     parse_labels,
 )
 
-EMPTY_VOLUME_DEFAULTS = {"mode": "0755", "uid": 0, "gid": 0}
+EMPTY_VOLUME_MODE = "0755"  # appc's default for an empty volume (uid and gid default to 0)
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Volume:
             if volume.source:
                 raise ManifestError(f"{join(field_name, 'source')}: must be empty for an empty volume")
             # appc fills these in for empty volumes (schema/types/volume.go).
-            volume.mode = volume.mode if volume.mode is not None else EMPTY_VOLUME_DEFAULTS["mode"]
+            volume.mode = volume.mode if volume.mode is not None else EMPTY_VOLUME_MODE
             volume.uid = volume.uid if volume.uid is not None else 0
             volume.gid = volume.gid if volume.gid is not None else 0
         elif kind == "host":

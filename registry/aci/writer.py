@@ -70,8 +70,12 @@ class ACIWriter:
                            f" {', '.join(COMPRESSIONS)}", reason="bad-compression")
         self.compression = compression
         self.image_id: str | None = None
-        self._path = Path(out) if isinstance(out, str | os.PathLike) else None
-        self._given = None if self._path is not None else out
+        self._path: Path | None = None
+        self._given: BinaryIO | None = None
+        if isinstance(out, str | os.PathLike):
+            self._path = Path(out)
+        else:
+            self._given = out
         self._temp: Path | None = None
         self._file: IO[bytes] | None = None
         self._compressor = compressor(compression)

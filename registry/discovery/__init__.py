@@ -32,7 +32,7 @@ from .appstring import (
     parse_app_string,
     walk_prefixes,
 )
-from .errors import AppStringError, DiscoveryError
+from .errors import AppStringError, Attempt, DiscoveryError
 from .layout import (
     ACI_TEMPLATE_PATH,
     EXTENSIONS,
@@ -60,11 +60,10 @@ from .tlserrors import TLSProblem, tls_fix, tls_problem
 
 # The client half pulls in requests; load it on first use so that the server and `acbuild`
 # (which only need tags, layout and app strings) start quickly.
-_CLIENT_NAMES = frozenset({"Attempt", "DiscoveryResult", "Endpoint", "discover_endpoints",
+_CLIENT_NAMES = frozenset({"DiscoveryResult", "Endpoint", "discover_endpoints",
                            "discover_pubkeys", "discovery_url", "network_cause"})
 if TYPE_CHECKING:
     from .client import (
-        Attempt,
         DiscoveryResult,
         Endpoint,
         discover_endpoints,

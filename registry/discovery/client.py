@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
@@ -75,7 +75,7 @@ def _read_page(url: str, opts: _Options) -> tuple[bytes | None, str]:
     # Pass `verify` explicitly: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a
     # session's own CA bundle otherwise, and the caller's private CA would be ignored.
     verify = False if opts.insecure_tls else opts.session.verify
-    kwargs: dict = {"timeout": opts.timeout, "stream": True, "allow_redirects": True,
+    kwargs: dict[str, Any] = {"timeout": opts.timeout, "stream": True, "allow_redirects": True,
                     "verify": verify}
     try:
         with warnings.catch_warnings():
