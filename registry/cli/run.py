@@ -19,13 +19,13 @@ import click
 from registry.cli.options import ClientContext, client_options
 from registry.launcher.errors import LauncherError
 from registry.launcher.options import (
-    NET_MODES,
     PER_APP_FLAGS,
     PULL_POLICIES,
     STAGE1S,
     AppOptions,
     PodOptions,
     apply_app_flag,
+    parse_dns,
     parse_env,
     parse_env_file,
     parse_image_list,
@@ -90,7 +90,18 @@ def _pod_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--seccomp", help="Syscall filter, replacing the image's: "
                      "mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,... (rkt's flag; "
                      "e.g. mode=remove,errno=ENOTSUP,socket)."),
-        click.option("--net", type=click.Choice(NET_MODES), default="default", show_default=True),
+        click.option("--net", multiple=True, metavar="NETWORKS", help="default (rkt's: a veth to "
+                     "the host, an address from 172.16.28.0/24, NAT out), default-restricted (the "
+                     "host only), host, none (loopback only), all, or networks from net.d/*.conf "
+                     "in the config directories; several: --net=default,mynet; an address: "
+                     "--net=mynet:IP=10.1.0.9."),
+        click.option("--dns", multiple=True, help="Name server for /etc/resolv.conf (repeatable); "
+                     "host: the host's resolv.conf; none: ignore the networks' DNS."),
+        click.option("--dns-search", multiple=True, help="Search domain (repeatable)."),
+        click.option("--dns-opt", multiple=True, help="resolv.conf option, e.g. rotate."),
+        click.option("--dns-domain", help="resolv.conf domain."),
+        click.option("--hosts-entry", multiple=True, metavar="IP=HOST", help="An /etc/hosts "
+                     "entry (repeatable, comma-separated); host: the host's /etc/hosts."),
         click.option("--hostname", help="Pod hostname (default rkt-UUID)."),
         click.option("--interactive", is_flag=True, help="Attach the terminal (one app)."),
         click.option("--pull-policy", type=click.Choice(PULL_POLICIES), default="new",
@@ -191,7 +202,10 @@ def _pod_options(flags: dict[str, Any], client: ClientContext) -> PodOptions:
         apps=apps,
         volumes=[parse_volume(v) for v in flags["volume"]],
         ports=[parse_port(p) for p in flags["port"]],
-        env=env, inherit_env=flags["inherit_env"], net=flags["net"], hostname=flags["hostname"],
+        env=env, inherit_env=flags["inherit_env"], net=",".join(flags["net"]) or "default",
+        dns=parse_dns(list(flags["dns"]), list(flags["dns_search"]), list(flags["dns_opt"]),
+                      flags["dns_domain"], list(flags["hosts_entry"])),
+        hostname=flags["hostname"],
         interactive=flags["interactive"], insecure=set(client.insecure.enabled),
         pull_policy=flags["pull_policy"], stage1=flags["stage1"],
         overlay=False if flags["no_overlay"] else None, config_dirs=client.dirs,
@@ -206,6 +220,9 @@ Examples:
   pyrkt run --insecure-options=image ./hello.aci  run an unsigned local image
   pyrkt run example.com/hello -- --greeting=hi    arguments for the app
   pyrkt run --port=http:8080 example.com/web      host port 8080 to the app's port "http"
+                      (DNAT by CNI's portmap on the default network)
+  pyrkt run --net=mynet:IP=10.1.0.9 --dns=10.1.0.1 --hosts-entry=10.1.0.2=db example.com/app
+                      join mynet (net.d/mynet.conf) with that address; name resolution
   pyrkt run --memory=512M --cpu=500m example.com/app --- example.com/sidecar
   pyrkt run --user-config=./conf registry.test/app
                       a registry's port, CA bundle and insecure options come from
@@ -229,6 +246,8 @@ def run(client: ClientContext, **flags: Any) -> None:
     The pod's exit code is the first non-zero app exit code (128+N: signal N).
     Images are fetched as `pyrkt fetch` does: a registry's port, CA bundle and
     insecure options come from domains.d in the config directories.
+    Networks come from CNI plugins (/usr/lib/cni); `pyrkt status UUID` shows
+    the pod's addresses (networks=default:ip4=172.16.28.2).
     """
     from registry.launcher.run import run_pod
 
@@ -264,6 +283,6 @@ def run_prepared(client: ClientContext, stage1: str | None, uuid: str) -> None:
     """Run a pod made by `pyrkt prepare`."""
     from registry.launcher.run import run_prepared as launch
 
-    _, code = launch(client.store_dir, uuid, stage1=stage1)
+    _, code = launch(client.store_dir, uuid, stage1=stage1, log=client.info)
     sys.stdout.flush()
     sys.exit(code)

@@ -7,7 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,11 +40,12 @@ class PodInfo:
     finished: float | None
     pid: int | None
     apps: list[AppInfo]
-    networks: list[str]
+    networks: list[str]  # rkt's `default:ip4=172.16.28.2`
+    network_info: list[dict[str, Any]] = field(default_factory=list)  # netName, ifName, ip...
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.uuid, "state": self.state, "networks": self.networks,
+            "name": self.uuid, "state": self.state, "networks": self.network_info,
             "app_names": [a.name for a in self.apps],
             "apps": [{"name": a.name, "image_name": a.image_name, "image_id": a.image_id,
                       "exit_code": a.exit_code} for a in self.apps],
@@ -66,11 +67,13 @@ def describe(pod: Pod) -> PodInfo:
     for app in manifest.get("apps", []):
         apps.append(AppInfo(app["name"], app["image"].get("name", ""), app["image"]["id"],
                             pod.exit_code(app["name"])))
-    net = pod.runtime().get("net")
-    networks = [f"{net}:loopback"] if net in ("default", "none") else ([net] if net else [])
+    # the network package (subprocess, ipaddress) loads when a pod is described, not at import
+    from .network import pod as network
+
+    shown = network.info(pod.path)
     return PodInfo(pod.uuid, pod.state, pod.timestamp("created"), pod.timestamp("started"),
                    pod.timestamp("finished"), pod.pid() if pod.is_running else None, apps,
-                   networks)
+                   [network.summary(entry) for entry in shown], shown)
 
 
 def format_time(stamp: float | None) -> str:
@@ -221,7 +224,21 @@ def stop(store_dir: Path, uuid: str, *, force: bool = False,
         signal_pod(pod, signal.SIGKILL)
     if not wait_unlocked(pod.path, KILL_WAIT):
         raise LauncherError(f"pod {pod.uuid} is still running {KILL_WAIT:g}s after SIGKILL")
-    return pod.refresh()
+    pod = pod.refresh()
+    _release_network(pod)
+    return pod
+
+
+def _release_network(pod: Pod) -> None:
+    """A pod whose `pyrkt run` is gone has nobody to DEL its networks: stop does it.
+
+    Whoever is first (the pod's own `pyrkt run`, this stop, a gc) does the teardown; the others
+    find it done.
+    """
+    # loaded on use, like every network import here (list/status/rm start-up stays small)
+    from .network import pod as network
+
+    network.teardown(pod.path, pod.uuid)
 
 
 # -- removing -----------------------------------------------------------------------------------
@@ -249,6 +266,10 @@ def destroy(pod: Pod) -> None:
     try:
         if not lock.try_exclusive():
             raise LauncherError(f"pod {pod.uuid} is in use (state {pod.refresh().state})")
+        # loaded on use (see describe)
+        from .network import pod as network
+
+        network.teardown(pod.path, pod.uuid)  # CNI DEL first: it needs the pod's namespace
         _unmount_under(pod.path)
         cgroups.remove(pod.cgroup_dirs())
         remove_tree(pod.path)

@@ -6,6 +6,7 @@ that name the flag, so every front end (the `pyrkt` CLI, `acbuild run`, tests) s
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,11 @@ from .quantities import cpu_millis, memory_bytes
 from .seccomp import parse_flag as parse_seccomp_flag
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z_0-9.-]*$")
-NET_MODES = ("default", "host", "none")
+NET_MODES = ("default", "host", "none")  # the shortcuts; --net also takes network names
+NET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # CNI's rule for network names
+CNI_ARG_KEY = re.compile(r"^[A-Za-z0-9_]+$")
+HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 PULL_POLICIES = ("new", "update", "never")
 STAGE1S = ("auto", "builtin", "systemd")
 INSECURE_OPTIONS = {"none", "image", "tls", "http", "pubkey", "ondisk", "capabilities", "paths",
@@ -60,6 +65,39 @@ class PortMap:
 
 
 @dataclass
+class NetRequest:
+    """One network of `--net=NAME[:KEY=VALUE;...]`; `args` become the plugins' CNI_ARGS."""
+
+    name: str
+    args: dict[str, str] = field(default_factory=dict)
+
+    def cni_args(self) -> str:
+        """CNI_ARGS; `IgnoreUnknown=1` (CNI's convention) lets plugins of the chain that do not
+        take an argument (bridge does not take IP, its IPAM plugin does) pass it by."""
+        if not self.args:
+            return ""
+        pairs = {"IgnoreUnknown": "1", **self.args}
+        return ";".join(f"{key}={value}" for key, value in pairs.items())
+
+
+@dataclass
+class DnsOptions:
+    """rkt's --dns, --dns-search, --dns-opt, --dns-domain and --hosts-entry."""
+
+    servers: list[str] = field(default_factory=list)  # addresses, or ["host"] / ["none"]
+    search: list[str] = field(default_factory=list)
+    options: list[str] = field(default_factory=list)
+    domain: str | None = None
+    hosts: list[tuple[str, str]] = field(default_factory=list)  # (IP, HOST) pairs
+    hosts_from_host: bool = False  # --hosts-entry=host
+
+    def to_json(self) -> dict[str, Any]:
+        return {"servers": self.servers, "search": self.search, "options": self.options,
+                "domain": self.domain, "hosts": [list(pair) for pair in self.hosts],
+                "hostsFromHost": self.hosts_from_host}
+
+
+@dataclass
 class AppOptions:
     """Per-app flags: given before the first image they apply to every app."""
 
@@ -90,7 +128,8 @@ class PodOptions:
     ports: list[PortMap] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     inherit_env: bool = False
-    net: str = "default"
+    net: str = "default"  # `--net` as given: default, host, none, all or NAME[:ARGS],...
+    dns: DnsOptions = field(default_factory=DnsOptions)
     hostname: str | None = None
     interactive: bool = False
     insecure: set[str] = field(default_factory=set)
@@ -209,14 +248,100 @@ def parse_port(text: str) -> PortMap:
     name = _check_name(parts[0], "--port", "port name")
     host_ip = parts[1] if len(parts) == 3 else "0.0.0.0"
     try:
-        import ipaddress
-
         ipaddress.IPv4Address(host_ip)
     except ValueError:
         raise LauncherError(f'--port "{text}": {host_ip} is not an IPv4 address') from None
     if not parts[-1].isdigit() or not 1 <= int(parts[-1]) <= 65535:
         raise LauncherError(f'--port "{text}": host port must be a number in 1..65535')
     return PortMap(name, int(parts[-1]), host_ip)
+
+
+def parse_net(text: str) -> list[NetRequest] | str:
+    """`--net`: "host" or "none" (returned as is), or the networks to join, in order.
+
+    `default,mynet:IP=10.1.0.9` joins rkt's default network and `mynet` asking it for an
+    address; several CNI arguments for one network are separated by `;` (as in CNI_ARGS).
+    """
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        return [NetRequest("default")]
+    if any(item in ("host", "none") for item in items):
+        if len(items) > 1:
+            raise LauncherError(f'--net={text}: "host" and "none" cannot be combined with '
+                                f"other networks")
+        return items[0]
+    requests: list[NetRequest] = []
+    for item in items:
+        name, sep, arg_text = item.partition(":")
+        if not NET_NAME.match(name):
+            raise LauncherError(f'--net={text}: "{name}" is not a network name (letters, digits, '
+                                f"and . _ - after the first character)")
+        args: dict[str, str] = {}
+        for part in arg_text.split(";") if sep else []:
+            key, eq, value = part.strip().partition("=")
+            if not eq or not CNI_ARG_KEY.match(key) or not value:
+                raise LauncherError(f'--net={text}: "{part}" is not KEY=VALUE (e.g. '
+                                    f"{name}:IP=172.16.28.42)")
+            if key == "IP":
+                try:
+                    ipaddress.ip_address(value)
+                except ValueError:
+                    raise LauncherError(f"--net={text}: IP={value} is not an IP address") from None
+            args[key] = value
+        if any(r.name == name for r in requests):
+            raise LauncherError(f"--net={text}: network {name} is given twice")
+        if name == "all" and args:
+            raise LauncherError(f"--net={text}: all takes no arguments")
+        requests.append(NetRequest(name, args))
+    return requests
+
+
+def parse_dns(servers: list[str], search: list[str], options: list[str], domain: str | None,
+              hosts_entries: list[str]) -> DnsOptions:
+    """Check rkt's DNS flags; `--dns=host`/`none` stand alone, the rest are addresses."""
+    dns = DnsOptions(search=[], options=[], domain=domain)
+    for value in servers:
+        for item in (part.strip() for part in value.split(",")):
+            if item in ("host", "none"):
+                dns.servers.append(item)
+                continue
+            try:
+                dns.servers.append(str(ipaddress.ip_address(item)))
+            except ValueError:
+                raise LauncherError(f'--dns "{item}": not an IP address (or "host" to use the '
+                                    f'host\'s resolv.conf, "none" to ignore the networks\' DNS)') \
+                    from None
+    if any(s in ("host", "none") for s in dns.servers) and len(dns.servers) > 1:
+        raise LauncherError("--dns=host and --dns=none cannot be combined with other --dns values")
+    for flag, values, target in (("--dns-search", search, dns.search),
+                                 ("--dns-opt", options, dns.options)):
+        for value in values:
+            for item in value.split(","):
+                item = item.strip()
+                if not item or any(c.isspace() for c in item):
+                    raise LauncherError(f'{flag} "{value}": one word per value')
+                if flag == "--dns-search" and not HOST_NAME.match(item.rstrip(".")):
+                    raise LauncherError(f'{flag} "{item}" is not a domain name')
+                target.append(item)
+    if domain is not None and not HOST_NAME.match(domain.rstrip(".")):
+        raise LauncherError(f'--dns-domain "{domain}" is not a domain name')
+    for value in hosts_entries:
+        if value == "host":
+            dns.hosts_from_host = True
+            continue
+        for item in value.split(","):
+            address, eq, host = item.strip().partition("=")
+            try:
+                address = str(ipaddress.ip_address(address))
+            except ValueError:
+                raise LauncherError(f'--hosts-entry "{item}": expected IP=HOST (or "host" to use '
+                                    f"the host's /etc/hosts)") from None
+            if not eq or not HOST_NAME.match(host):
+                raise LauncherError(f'--hosts-entry "{item}": "{host}" is not a host name')
+            dns.hosts.append((address, host))
+    if dns.hosts_from_host and dns.hosts:
+        raise LauncherError("--hosts-entry=host cannot be combined with IP=HOST entries")
+    return dns
 
 
 def parse_env(text: str, flag: str = "--set-env") -> tuple[str, str]:

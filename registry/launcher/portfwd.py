@@ -1,8 +1,9 @@
-"""`--port NAME:[HOSTIP:]HOSTPORT`: a userspace TCP forwarder from the host into the pod.
+"""`--port NAME:[HOSTIP:]HOSTPORT` where NAT cannot reach the pod: a userspace TCP forwarder.
 
-Why a forwarder and not a veth pair: it needs no bridge, no addresses, no iptables and nothing
-to clean up on the host; the pod keeps a network namespace with only loopback (no route out),
-and the app can listen on 127.0.0.1 or 0.0.0.0 alike. The listening socket is bound on the host
+On the default network and other networks the host routes to, ports are DNATed by the CNI
+portmap plugin (see `network.plan.assign_ports`). This forwarder serves the rest: a pod with
+only loopback (`--net=none`) or on networks that bypass the host (macvlan, ipvlan), where it
+still reaches an app listening on 127.0.0.1 or 0.0.0.0 alike. The listening socket is bound on the host
 before the pod starts (a busy port fails the run early); for each connection a thread switches
 *itself* into the pod's network namespace with setns(2) (network namespaces are per thread, so
 the rest of the supervisor stays on the host) and connects to the app's port on the pod's
@@ -26,6 +27,11 @@ class Forward:
     listener: socket.socket
     pod_port: int
     name: str
+
+
+def userspace_forwards(runtime: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pod's forwards this forwarder carries (a pod prepared before portmap: all of them)."""
+    return [f for f in runtime.get("forwards") or [] if f.get("via", "userspace") == "userspace"]
 
 
 def bind_listeners(forwards: list[dict[str, Any]]) -> list[Forward]:

@@ -192,9 +192,7 @@ def _mounts(name: str, section: dict[str, Any], app: AppOptions, volumes: dict[s
 
 
 def _ports(apps: list[dict[str, Any]], pod: PodOptions) -> list[dict[str, Any]]:
-    if pod.ports and pod.net != "default":
-        raise LauncherError(f"--port needs --net=default: with --net={pod.net} there is no "
-                            f"private network to forward into")
+    """Each `--port` matched to the app port it names (how it gets in: `network.plan`)."""
     forwards = []
     for port in pod.ports:
         owner = next(((app["name"], p) for app in apps for p in app["app"].get("ports") or []
@@ -202,10 +200,13 @@ def _ports(apps: list[dict[str, Any]], pod: PodOptions) -> list[dict[str, Any]]:
         if owner is None:
             raise LauncherError(f"--port {port.name}: no app in the pod declares a port named "
                                 f"{port.name}")
-        if owner[1].get("protocol", "tcp") != "tcp":
-            raise LauncherError(f"--port {port.name}: only tcp ports can be forwarded")
+        protocol = owner[1].get("protocol", "tcp")
+        if protocol not in ("tcp", "udp"):
+            raise LauncherError(f"--port {port.name}: protocol {protocol} cannot be forwarded "
+                                f"(tcp or udp)")
         forwards.append({"name": port.name, "app": owner[0], "podPort": int(owner[1]["port"]),
-                         "hostIP": port.host_ip, "hostPort": port.host_port})
+                         "hostIP": port.host_ip, "hostPort": port.host_port,
+                         "protocol": protocol})
     return forwards
 
 
@@ -294,9 +295,14 @@ def _make_empty_volumes(pod: Pod, manifest: dict[str, Any]) -> None:
 
 def prepare_pod(store_dir: Path, options: PodOptions, *, log: Any = lambda message: None) -> Pod:
     """Resolve, then build a prepared pod; returns it in state `prepared` (unlocked)."""
+    # loaded here, like the client's fetch machinery, only when a pod is prepared
+    from .network.plan import assign_ports, plan
+
+    networks = plan(options.net, options.config_dirs)  # a bad --net fails before any fetch
     store = open_store(store_dir)
     resolved = resolve_images(store, options, log)
     manifest, forwards = build_manifest(resolved, options)
+    assign_ports(forwards, networks)
     pod, lock = new_embryo(Path(store_dir))
     try:
         with lock:
@@ -305,7 +311,8 @@ def prepare_pod(store_dir: Path, options: PodOptions, *, log: Any = lambda messa
             if overlay is None:
                 overlay = overlay_supported_cached(pod.path, pod.path.parent.parent / ".overlay")
             runtime = {
-                "net": options.net,
+                **networks,
+                "dns": options.dns.to_json(),
                 "hostname": options.hostname or f"rkt-{pod.uuid}",
                 "interactive": options.interactive,
                 "stage1": options.stage1,

@@ -33,8 +33,13 @@ def choose_stage1(requested: str) -> str:
 
 
 def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
-                 stage1: str | None = None) -> tuple[Pod, int]:
-    """Run a prepared pod to its end; returns the pod and its exit code."""
+                 stage1: str | None = None,
+                 log: Any = lambda message: None) -> tuple[Pod, int]:
+    """Run a prepared pod to its end; returns the pod and its exit code.
+
+    Stage0 owns the pod's networks: they are set up before the stage1 starts (it joins the
+    prepared namespace) and torn down when the pod is over, whichever flavour ran it.
+    """
     pod = find_pod(store_dir, uuid)
     if pod.state != "prepared":
         raise LauncherError(f"pod {pod.uuid} is {pod.state}, not prepared")
@@ -51,15 +56,26 @@ def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
         pod.locked = True
         pod.write_timestamp("started")
         write_atomic(pod.path / "stage1", flavour + "\n")
-        # Imported here to keep start-up fast: only the chosen flavour's modules load.
-        if flavour == "systemd":
-            from . import stage1_systemd
-
-            return pod, stage1_systemd.run(pod, lock, as_unit=systemd_is_pid1(), echo=echo)
-        from . import stage1_builtin
+        # Imported here to keep start-up fast: only the chosen flavour's modules load (and the
+        # network package's plugin machinery only for a pod that runs).
+        from .network import pod as network
 
         try:
-            return pod, stage1_builtin.run(pod, echo=echo)
+            network.setup(pod, runtime, log=log)
+            try:
+                if flavour == "systemd":
+                    from . import stage1_systemd
+
+                    return pod, stage1_systemd.run(pod, lock, as_unit=systemd_is_pid1(),
+                                                   echo=echo)
+                from . import stage1_builtin
+
+                return pod, stage1_builtin.run(pod, echo=echo)
+            finally:
+                try:
+                    network.teardown(pod.path, pod.uuid)
+                except LauncherError as error:
+                    log(f"{error}; pyrkt gc will try again")
         except BaseException:
             if pod.timestamp("finished") is None:
                 pod.write_timestamp("finished")
@@ -74,7 +90,7 @@ def run_pod(store_dir: Path, options: PodOptions, *, uuid_file: str | None = Non
     pod = prepare_pod(store_dir, options, log=log)
     if uuid_file:
         save_uuid(pod, uuid_file)
-    return run_prepared(store_dir, pod.uuid, echo=echo)
+    return run_prepared(store_dir, pod.uuid, echo=echo, log=log)
 
 
 def save_uuid(pod: Pod, path: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from . import linux, seccomp
 from .capabilities import limit_bounding_set, no_new_privileges, retained, set_no_new_privs
 from .cgroups import AppCgroup
+from .network.dns import bind_pod_files
 from .rootfs import mount_overlay, resolve_in_root
 from .terminal import attach_app
 
@@ -79,6 +80,7 @@ def build_root(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
     else:
         linux.mount(str(root), str(root), None, linux.MS_BIND | linux.MS_REC)  # pivot_root needs a mount point
     _mount_volumes(root, pod_dir, manifest, app)
+    bind_pod_files(root, pod_dir, app)  # /etc/hosts, /etc/resolv.conf (network.dns)
     mount_api_filesystems(root)
     mount_sys(root, read_only=protect_paths)
     if protect_paths:

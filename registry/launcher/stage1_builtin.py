@@ -28,8 +28,9 @@ from typing import Any
 from . import cgroups, linux, podinit
 from .errors import LauncherError
 from .logs import LogWriter
+from .network.pod import join_netns
 from .pods import Pod, write_atomic
-from .portfwd import Forwarder, bind_listeners
+from .portfwd import Forwarder, bind_listeners, userspace_forwards
 from .quantities import cpu_millis, memory_bytes
 from .sandbox import become_app, filter_for
 from .seccomp import cache_dir as seccomp_cache
@@ -229,7 +230,8 @@ def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         for fd in host_fds:  # the host's listening sockets stay with the supervisor alone
             os.close(fd)
         flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWPID
-        if runtime["net"] != "host":
+        # the namespace stage0 made and wired with CNI; --net=none: a fresh one, loopback only
+        if runtime["net"] != "host" and not join_netns(pod.path):
             flags |= linux.CLONE_NEWNET
         linux.unshare(flags)
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)  # nothing leaks to the host
@@ -261,7 +263,7 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     apps = manifest["apps"]
     programs = app_filters(pod, apps, runtime)
     # a busy host port fails the run before anything else is made
-    forwards = bind_listeners(runtime.get("forwards") or []) if runtime["net"] == "default" else []
+    forwards = bind_listeners(userspace_forwards(runtime))
     try:
         groups = make_cgroups(pod, apps)
     except BaseException:

@@ -10,7 +10,8 @@
   output captured to the app's log file like the builtin flavour.
 
 nspawn runs one root directory, so this flavour runs pods of one app; several apps need the
-builtin flavour. Port forwarding uses the same userspace forwarder as the builtin flavour.
+builtin flavour. Networks are stage0's (nspawn joins its namespace); ports that NAT cannot
+reach use the same userspace forwarder as the builtin flavour.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from typing import Any
 from . import linux
 from .errors import LauncherError
 from .logs import LogWriter, journal_to_log
+from .network.dns import nspawn_binds
 from .pods import Pod, PodLock, write_atomic
-from .portfwd import Forwarder, bind_listeners
+from .portfwd import Forwarder, bind_listeners, userspace_forwards
 from .rootfs import mount_overlay
 from .stage1_builtin import app_limits, finish, make_cgroups
 
@@ -43,8 +45,14 @@ def _nspawn_args(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], ro
             f"--machine={machine_name(pod)}", f"--hostname={runtime['hostname']}",
             f"--register={'yes' if register else 'no'}", "--keep-unit",
             "--kill-signal=SIGTERM"]
-    if runtime["net"] != "host":
+    if (pod.path / "netns").exists():  # stage0's namespace, wired with CNI
+        args += [f"--network-namespace-path={pod.path / 'netns'}"]
+    elif runtime["net"] != "host":
         args.append("--private-network")
+    binds = nspawn_binds(pod.path, app)  # the pod's /etc/hosts and resolv.conf
+    if any(b.endswith(":/etc/resolv.conf") for b in binds):
+        args.append("--resolv-conf=off")
+    args += binds
     user = str(section.get("user", "0"))
     # nspawn's --user takes a name from the image's passwd file and its primary group; the
     # manifest's separate group is not applied by this flavour.
@@ -136,7 +144,7 @@ def _run_as_child(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], r
                   echo: bool) -> int:
     app = manifest["apps"][0]
     groups = make_cgroups(pod, [app])[app["name"]]
-    forwards = bind_listeners(runtime.get("forwards") or []) if runtime["net"] == "default" else []
+    forwards = bind_listeners(userspace_forwards(runtime))
     log_path = pod.app_dir(app["name"]) / "log"
     args = _nspawn_args(pod, manifest, runtime, root, register=False)
     log = LogWriter(log_path)

@@ -1,5 +1,7 @@
 """Fixtures for the launcher tests: static test apps, images built from them, a private store,
-and a guard that no pod, cgroup or mount survives a test (even a failing one).
+and a guard that no pod, cgroup or mount survives a test (even a failing one). Every test runs
+in a network namespace of its own (`test_netns`): pods get real veths, routes and NAT rules
+from the CNI plugins, and those must never reach the host's network.
 
 Plain helpers live in launcher_helpers.py (import them from there, never from conftest)."""
 
@@ -15,6 +17,18 @@ from typing import Any
 
 import pytest
 from launcher_helpers import CACHE_DIR, HERE, busybox_files, write_image
+from netns_helpers import own_network_namespace
+
+
+@pytest.fixture(autouse=True)
+def test_netns() -> Iterator[Path | None]:
+    """The test's own network namespace (first fixture in, last out: the store's cleanup, which
+    DELs the pods' networks, runs inside it too). Without root the tests skip anyway."""
+    if os.geteuid() != 0:
+        yield None
+        return
+    with own_network_namespace() as path:
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +73,12 @@ def _clean_store(directory: Path) -> None:
     leftovers = [d for d in cgroup_dirs if d.exists()]
     assert not leftovers, f"cgroups left behind: {leftovers}"
     assert not list(Path(directory, "pods").glob("*/*")), "pods left behind"
+    if os.geteuid() == 0:  # and no pod's veth (the plugins name the host side veth<hex>)
+        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        veths = [line for line in links.splitlines() if line.split(":")[1].strip()[:4] == "veth"]
+        assert not veths, f"veths left behind: {veths}"
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert f"{directory}/" not in mounts, "mounts (a pod's netns?) left under the store"
 
 
 @pytest.fixture

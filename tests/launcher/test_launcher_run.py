@@ -145,14 +145,18 @@ def test_root_app_keeps_only_rkts_default_capabilities(tool_image, pyrkt) -> Non
 
 def test_bad_inputs_leave_nothing_behind(tmp_path, tool_image, pyrkt, store) -> None:
     image = tool_image()
+    served = tool_image("example.com/served",
+                        app={"ports": [{"name": "http", "protocol": "tcp", "port": 80}]})
     cases = [
         (["run", str(tmp_path / "missing.aci")], ""),
         (["run", "--insecure-options=image", str(image), "--mount=volume=nope,target=/x"],
          "no such volume"),
         (["run", "--insecure-options=image", "--port=http:18080", str(image)],
          "no app in the pod declares a port named http"),
-        (["run", "--insecure-options=image", "--net=host", "--port=http:18080", str(image)],
-         "--port needs --net=default"),
+        (["run", "--insecure-options=image", "--net=host", "--port=http:18080", str(served)],
+         "--port has no effect with --net=host"),
+        (["run", "--insecure-options=image", "--net=nosuch", str(image)],
+         'no network named "nosuch"'),
         (["run", "--insecure-options=image", "--memory=lots", str(image)], "not a quantity"),
         (["run-prepared", "00000000"], "no pod"),
     ]

@@ -50,7 +50,9 @@ def test_stop_ends_the_whole_tree_at_once_and_frees_the_port(tmp_path, shell_ima
     port = _free_port()
     image = shell_image("sleep 1000; echo done",
                         app={"ports": [{"name": "http", "port": 8080, "protocol": "tcp"}]})
-    uuid = _start(start_pyrkt, tmp_path, f"--port=http:127.0.0.1:{port}", str(image))
+    # --net=none: the port goes through pyrkt run's userspace forwarder, which must end too
+    uuid = _start(start_pyrkt, tmp_path, "--net=none", f"--port=http:127.0.0.1:{port}",
+                  str(image))
     _wait_running(pyrkt, store, uuid, processes=2)  # sh and its sleep
     with pytest.raises(OSError), socket.socket() as busy:
         busy.bind(("127.0.0.1", port))  # the forwarder holds it while the pod runs

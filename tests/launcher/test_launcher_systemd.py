@@ -81,7 +81,10 @@ def test_under_a_booted_systemd(tmp_path, tool_image) -> None:
     shutil.copy2(tool_image(), root / "opt" / "tool.aci")
     # The container runs this very interpreter and checkout (same Debian release as the host's
     # libc), bound read-only at the same paths.
-    binds = {str(Path(p).resolve()) for p in (sys.base_prefix, sys.prefix, REPO_ROOT)}
+    # The host's CNI plugins too: the pod joins default-restricted (ptp, no masquerading, so the
+    # container needs no iptables), in the network namespace of the booted container.
+    binds = {str(Path(p).resolve()) for p in (sys.base_prefix, sys.prefix, REPO_ROOT,
+                                              "/usr/lib/cni")}
     machine = f"pyrkt-boot-{os.getpid()}"
     boot = subprocess.Popen(["systemd-nspawn", "--quiet", "--boot", "--private-network",
                              "--register=no", "--keep-unit", f"--machine={machine}",
@@ -104,7 +107,8 @@ def test_under_a_booted_systemd(tmp_path, tool_image) -> None:
         pyrkt = [sys.executable, "-m", "registry.cli.main"]
         started = inside("systemd-run", "--unit=pyrkt-test-run", *pyrkt, "run",
                          "--insecure-options=image", "--uuid-file-save=/run/pod-uuid",
-                         "/opt/tool.aci", "--", "hostname", "sleep", "600")
+                         "--net=default-restricted", "/opt/tool.aci", "--", "hostname",
+                         "sleep", "600")
         assert started.returncode == 0, started.stderr
         deadline = time.monotonic() + 30
         while not inside("cat", "/run/pod-uuid").stdout.strip():
@@ -120,7 +124,9 @@ def test_under_a_booted_systemd(tmp_path, tool_image) -> None:
         assert f"pyrkt-{uuid}" in inside("machinectl", "list").stdout
         assert inside("systemctl", "show", "-p", "Slice", unit).stdout.strip() == \
             "Slice=machine.slice"
-        assert inside(*pyrkt, "status", uuid).stdout.startswith("state=running")
+        running = inside(*pyrkt, "status", uuid).stdout
+        assert running.startswith("state=running")
+        assert "networks=default-restricted:ip4=172.16.29." in running
         assert f"hostname=rkt-{uuid}" in inside(*pyrkt, "logs", uuid).stdout
         entered = inside(*pyrkt, "enter", uuid, "/bin/tool", "hostname")
         assert entered.stdout == f"hostname=rkt-{uuid}\n", entered.stderr

@@ -1,6 +1,6 @@
 /* A static test app for the launcher tests: runs the commands given as arguments, in order.
  *   env NAME | cwd | id | hostname | cat PATH | write PATH TEXT | exists PATH | exit N
- *   sleep SECONDS | alloc MEGABYTES | spin SECONDS | serve PORT TEXT | client PORT
+ *   sleep SECONDS | alloc MEGABYTES | spin SECONDS | serve PORT TEXT | client [ADDRESS:]PORT
  *   yes (writes "y" lines forever, ignoring write errors: only a signal ends it)
  *   try ATTEMPT: an escape attempt, made in a child so that a seccomp kill is seen too; prints
  *     "try ATTEMPT: ok", "try ATTEMPT: ENAME" or "try ATTEMPT: killed by SIGSYS" where ATTEMPT
@@ -172,11 +172,19 @@ int main(int argc, char **argv) {
                 close(c);
             }
         } else if (!strcmp(cmd, "client")) {
-            int port = atoi(argv[++i]);
+            /* client PORT (127.0.0.1) or client ADDRESS:PORT */
+            char host[64] = "127.0.0.1";
+            const char *spec = argv[++i], *colon = strrchr(spec, ':');
+            if (colon && (size_t)(colon - spec) < sizeof host) {
+                memcpy(host, spec, colon - spec);
+                host[colon - spec] = 0;
+                spec = colon + 1;
+            }
+            int port = atoi(spec);
             for (int attempt = 0; attempt < 30; attempt++) {
                 int s = socket(AF_INET, SOCK_STREAM, 0);
                 struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-                a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                inet_pton(AF_INET, host, &a.sin_addr);
                 if (connect(s, (struct sockaddr *)&a, sizeof a) == 0) {
                     char buf[256];
                     ssize_t n = read(s, buf, sizeof buf - 1);

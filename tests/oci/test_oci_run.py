@@ -59,7 +59,7 @@ def test_run_the_converted_aci_by_its_appc_name(registry: LiveRegistry, pushed_h
     assert fetched.returncode == 0, fetched.stderr + registry.log()
     assert "signature verified" in fetched.stderr
 
-    ran = pyrkt(store, "run", "--pull-policy", "never", "--stage1", "builtin",
+    ran = pyrkt(store, "run", "--net=none", "--pull-policy", "never", "--stage1", "builtin",
                 "127.0.0.1/team/runme:v1")
     assert ran.returncode == 0, ran.stderr
     assert EXPECTED_OUTPUT in ran.stdout
@@ -71,11 +71,11 @@ def test_run_straight_from_docker_reference(registry: LiveRegistry, pushed_hello
         pytest.skip("pyrkt run needs root for its namespaces")
     store = tmp_path / "store"
     reference = f"docker://127.0.0.1:{registry.port}/{pushed_hello}"
-    refused = pyrkt(store, "run", "--stage1", "builtin", reference)
+    refused = pyrkt(store, "run", "--net=none", "--stage1", "builtin", reference)
     assert refused.returncode != 0
     assert "insecure-options=image" in refused.stderr  # Docker images carry no appc signature
 
-    ran = pyrkt(store, "run", "--insecure-options=image,http", "--stage1", "builtin",
+    ran = pyrkt(store, "run", "--net=none", "--insecure-options=image,http", "--stage1", "builtin",
                 reference)
     assert ran.returncode == 0, ran.stderr
     assert EXPECTED_OUTPUT in ran.stdout
