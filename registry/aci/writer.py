@@ -11,8 +11,10 @@ import contextlib
 import hashlib
 import io
 import os
+import queue
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -26,6 +28,8 @@ from registry.aci.tarstream import BLOCKDEV, CHAR, REGULAR, TarEntry
 from registry.progress import Progress, ProgressTask
 
 COPY_BUFFER = 1 << 20
+BLOCK_OUT = 256 << 10  # writes are handed to the compressing thread in pieces this large
+QUEUE_DEPTH = 8  # pieces in flight: a few MiB at most, whatever the image size
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE  # tar pads the archive to whole records, as tarfile and GNU tar do
 
@@ -82,8 +86,16 @@ class ACIWriter:
         self._hash = hashlib.sha512()
         self.position = 0  # uncompressed bytes written
         self._open_size: int | None = None  # data bytes the current entry still expects
+        self._buffer = bytearray()  # small writes (headers, padding) gathered into blocks
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._failure: BaseException | None = None
+        self._worker: threading.Thread | None = None
 
     def __enter__(self) -> ACIWriter:
+        # SHA-512 and the compressor (both release the GIL) run in a helper thread, so they
+        # overlap with whatever produces the tar (reading files, decompressing layers).
+        self._worker = threading.Thread(target=self._run, name="aci-compress", daemon=True)
+        self._worker.start()
         if self._path is None:
             self._file = self._given
             return self
@@ -98,6 +110,7 @@ class ACIWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._stop_worker()
         if self._temp is not None:
             if self._file is not None:
                 try:
@@ -110,13 +123,53 @@ class ACIWriter:
     # the byte stream
 
     def write(self, data: Any) -> None:
-        """Uncompressed tar bytes: hashed (the image ID covers them), compressed, written."""
-        self._hash.update(data)
-        self.position += len(data)
-        compressed = self._compressor.compress(data)
-        if compressed:
-            assert self._file is not None
-            self._file.write(compressed)
+        """Uncompressed tar bytes: hashed (the image ID covers them), compressed, written.
+
+        `data` must not change afterwards (bytes, or a memoryview of bytes, are passed to the
+        helper thread without a copy; anything else is copied)."""
+        size = len(data)
+        self.position += size
+        if size >= BLOCK_OUT:
+            self._flush()
+            if not (isinstance(data, bytes) or (isinstance(data, memoryview)
+                                                and isinstance(data.obj, bytes))):
+                data = bytes(data)
+            self._hand_over(data)
+            return
+        self._buffer += data
+        if len(self._buffer) >= BLOCK_OUT:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._hand_over(bytes(self._buffer))
+            self._buffer.clear()
+
+    def _hand_over(self, data: Any) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._worker is None:
+            raise RuntimeError("ACIWriter is used outside its `with` block")
+        self._queue.put(data)
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._failure is not None:
+                continue  # keep draining so the producer never blocks
+            try:
+                self._hash.update(data)
+                compressed = self._compressor.compress(data)
+                if compressed:
+                    assert self._file is not None
+                    self._file.write(compressed)
+            except BaseException as error:  # raised in the producer's thread
+                self._failure = error
+
+    def _stop_worker(self) -> None:
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
 
     # entries
 
@@ -175,6 +228,10 @@ class ACIWriter:
         self.write(bytes(2 * BLOCK))
         if self.position % RECORD:
             self.write(bytes(RECORD - self.position % RECORD))
+        self._flush()
+        self._stop_worker()
+        if self._failure is not None:
+            raise self._failure
         assert self._file is not None
         self._file.write(self._compressor.flush())
         self.image_id = IMAGE_ID_PREFIX + self._hash.hexdigest()
