@@ -147,8 +147,9 @@ def _fresh_for(response: requests.Response) -> timedelta:
     return timedelta(seconds=int(found.group(1))) if found else DEFAULT_FRESH
 
 
-def _row(session: Session, mirror: Mirror, path: str) -> MirroredFile | None:
-    return session.scalar(select(MirroredFile).where(MirroredFile.mirror_id == mirror.id,
+def _row(session: Session, mirror: Mirror | int, path: str) -> MirroredFile | None:
+    mirror_id = mirror if isinstance(mirror, int) else mirror.id
+    return session.scalar(select(MirroredFile).where(MirroredFile.mirror_id == mirror_id,
                                                      MirroredFile.path == path))
 
 
@@ -244,23 +245,26 @@ def _store(session: Session, storage: BlobStorage, mirror: Mirror, path: str,
             size = upload.size
             storage.commit(upload, blob_key(name))
         values = {"content": None, "digest": name, "size": size}
+    return _save(session, row, MirroredFile(mirror_id=mirror.id, path=path, upstream_url=url,
+                                            etag=etag, fresh_until=fresh, **values))
+
+
+def _save(session: Session, row: MirroredFile | None, fresh: MirroredFile) -> MirroredFile:
+    """Store a newly fetched copy: a new row, or the existing row updated in place."""
     if row is None:
-        row = MirroredFile(mirror_id=mirror.id, path=path, upstream_url=url, etag=etag,
-                           fresh_until=fresh, **values)
-        session.add(row)
+        session.add(fresh)
         try:
             session.commit()
         except IntegrityError:
             # A concurrent request stored it first: serve that one.
             session.rollback()
-            existing = _row(session, mirror, path)
+            existing = _row(session, fresh.mirror_id, fresh.path)
             assert existing is not None
             return existing
-        return row
-    row.upstream_url, row.etag, row.fresh_until = url, etag, fresh
+        return fresh
+    for name in ("upstream_url", "etag", "fresh_until", "digest", "content", "size"):
+        setattr(row, name, getattr(fresh, name))
     row.fetched_at = datetime.now(UTC)
-    for field_name, value in values.items():
-        setattr(row, field_name, value)
     session.commit()
     return row
 
@@ -302,22 +306,9 @@ def _refresh_keys(session: Session, mirror: Mirror, path: str, prefix: str,
         if not blocks:
             raise UpstreamUnavailable(f"upstream publishes no keys for {prefix}")
         content = "\n".join(blocks)
-        fresh = datetime.now(UTC) + DEFAULT_FRESH
-        if row is None:
-            row = MirroredFile(mirror_id=mirror.id, path=path, upstream_url=found.pubkeys[0],
-                               content=content, size=len(content), fresh_until=fresh)
-            session.add(row)
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                existing = _row(session, mirror, path)
-                assert existing is not None
-                return existing
-            return row
-        row.content, row.size, row.fresh_until = content, len(content), fresh
-        row.fetched_at = datetime.now(UTC)
-        session.commit()
-        return row
+        return _save(session, row, MirroredFile(
+            mirror_id=mirror.id, path=path, upstream_url=found.pubkeys[0], etag=None,
+            digest=None, content=content, size=len(content),
+            fresh_until=datetime.now(UTC) + DEFAULT_FRESH))
     finally:
         http.close()
