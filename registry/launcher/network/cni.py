@@ -53,7 +53,7 @@ def find_plugin(kind: str, path: list[Path]) -> Path:
             return candidate
     where = ":".join(str(d) for d in path) or ", ".join(str(d) for d in SYSTEM_PLUGIN_DIRS)
     raise CNIError(f'CNI plugin "{kind}" not found in {where} (Debian ships the standard ones in '
-                   f"containernetworking-plugins)")
+                   f"containernetworking-plugins; --net=none runs the pod without a network)")
 
 
 def exec_plugin(conf: dict[str, Any], command: str, request: Request) -> dict[str, Any] | None:
