@@ -322,7 +322,8 @@ def _bridge_config(tmp_path: Path) -> list[str]:
         "cniVersion": "1.0.0", "name": "lan", "type": "bridge", "bridge": "pyrkt-lan0",
         "isGateway": True, "ipMasq": True,
         "ipam": {"type": "host-local", "subnet": "10.77.0.0/24",
-                 "routes": [{"dst": "0.0.0.0/0"}]}}))
+                 "routes": [{"dst": "0.0.0.0/0"}]},
+        "dns": {"nameservers": ["10.77.0.1"], "search": ["lan.example"]}}))
     return ["--local-config", str(tmp_path / "conf")]
 
 
@@ -345,6 +346,22 @@ def test_named_bridge_network_with_a_static_address(served, pyrkt, tmp_path) -> 
     assert _read(lan_ip, SERVE_PORT) == b"on-both"
     assert _read(_pod_ip(pyrkt, both, "default"), SERVE_PORT) == b"on-both"
     pyrkt("stop", uuid, both, check=True)
+
+
+def test_the_networks_dns_answer_makes_resolv_conf_unless_dns_none(tool_image, pyrkt,
+                                                                   tmp_path) -> None:
+    config = _bridge_config(tmp_path)  # its plugin answers the configuration's "dns"
+    image = str(tool_image())
+    answered = pyrkt("run", "--insecure-options=image", *config, "--net=lan", image, "--",
+                     "cat", "/etc/resolv.conf")
+    assert answered.returncode == 0, answered.stderr
+    assert "search lan.example\nnameserver 10.77.0.1\n" in answered.stdout
+    ignored = pyrkt("run", "--insecure-options=image", *config, "--net=lan", "--dns=none", image,
+                    "--", "exists", "/etc/resolv.conf")
+    assert "exists /etc/resolv.conf: no" in ignored.stdout
+    flags_win = pyrkt("run", "--insecure-options=image", *config, "--net=lan",
+                      "--dns=192.0.2.9", image, "--", "cat", "/etc/resolv.conf")
+    assert "nameserver 192.0.2.9\n" in flags_win.stdout and "10.77.0.1" not in flags_win.stdout
 
 
 def test_default_restricted_reaches_only_the_host_side(tool_image, pyrkt) -> None:
