@@ -222,12 +222,19 @@ class Fetcher:
         # Imported here to keep start-up fast: docker2aci's modules load only for docker://.
         from registry.client.docker_fetch import fetch_docker_image
         from registry.docker import DockerError
+        from registry.docker.reference import parse_reference
 
         self.log(f"fetching Docker image {ref}")
         try:
+            # --ca-bundle, else the registry host's domains.d caBundle (as for app names).
+            ca_bundle = self.options.ca_bundle
+            if ca_bundle is None:
+                host = urlsplit(f"//{parse_reference(ref).registry}").hostname or ""
+                found = ClientConfig.load(self._dirs).for_host(host).ca_bundle
+                ca_bundle = str(found) if found else None
             result = fetch_docker_image(self.store, ref, insecure=self.options.insecure,
                                         pull_policy=self.options.pull_policy,
-                                        ca_bundle=self.options.ca_bundle,
+                                        ca_bundle=ca_bundle,
                                         progress=self.options.progress)
         except DockerError as error:
             raise FetchError(error.with_hint("--insecure-options=http,tls")) from None
