@@ -7,7 +7,15 @@ alternately from both, several rounds, and prints throughput and the ratio regis
 (goal >= 0.9). While the registry serves, the RSS of its worker processes is sampled: it must
 stay flat (the file is never read into Python).
 
-    python bench/bench_registry_download.py [--size-mib 512] [--rounds 5]
+Then the TLS run, in the same run: the registry serving HTTPS (--tls-cert, a certificate from
+the registry's own local CA) against nginx over TLS with the very same certificate and key,
+`--tls-rounds` downloads each (goal >= 0.8), worker RSS sampled over them. sendfile(2) cannot
+apply under TLS (the bytes must be encrypted in the process): gunicorn iterates the file
+wrapper and the registry gives it 1 MiB blocks (registry/server/tls/middleware.py), so each
+block is read into one buffer, encrypted by OpenSSL and written, then dropped — memory stays
+at one block per download however large the image.
+
+    python bench/bench_registry_download.py [--size-mib 512] [--rounds 9] [--tls-rounds 5]
 """
 
 from __future__ import annotations
@@ -48,6 +56,12 @@ http {{
         listen 127.0.0.1:{port};
         root {docroot};
     }}
+    server {{
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        root {docroot};
+    }}
 }}
 """
 
@@ -55,12 +69,14 @@ http {{
 class Nginx:
     """nginx with a temporary config, serving `docroot` on 127.0.0.1:port."""
 
-    def __init__(self, workdir: Path, docroot: Path) -> None:
+    def __init__(self, workdir: Path, docroot: Path, cert: Path, key: Path) -> None:
         self.port = free_port()
+        self.tls_port = free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(root=workdir, port=self.port, docroot=docroot))
+        conf.write_text(NGINX_CONF.format(root=workdir, port=self.port, docroot=docroot,
+                                          tls_port=self.tls_port, cert=cert, key=key))
         self.process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(workdir)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import requests
@@ -96,10 +112,11 @@ def build_image(directory: Path, size: int) -> Path:
     return target
 
 
-def curl_speed(url: str) -> float:
-    """Bytes per second of one download to /dev/null."""
-    result = subprocess.run(["curl", "-sf", "-o", "/dev/null", "-w", "%{speed_download}", url],
-                            capture_output=True, text=True, check=True)
+def curl_speed(url: str, ca: Path | None = None) -> float:
+    """Bytes per second of one download to /dev/null (HTTPS verified against `ca`)."""
+    trust = ["--cacert", str(ca)] if ca else []
+    result = subprocess.run(["curl", "-sf", *trust, "-o", "/dev/null", "-w", "%{speed_download}",
+                             url], capture_output=True, text=True, check=True)
     return float(result.stdout)
 
 
@@ -124,10 +141,63 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+class RSSSampler:
+    """Peak RSS of the registry's worker processes while downloads run."""
+
+    def __init__(self, master_pid: int) -> None:
+        self.workers = worker_pids(master_pid)
+        self.baseline = {pid: rss_kib(pid) for pid in self.workers}
+        self.peak = dict(self.baseline)
+        self.sampling = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while self.sampling:
+            for pid in self.workers:
+                try:
+                    self.peak[pid] = max(self.peak[pid], rss_kib(pid))
+                except OSError:
+                    pass
+            time.sleep(0.02)
+
+    def stop(self) -> tuple[float, float]:
+        """(largest baseline, largest growth) in MiB."""
+        self.sampling = False
+        self.thread.join()
+        if not self.baseline:
+            return 0.0, 0.0
+        growth = max(self.peak[pid] - self.baseline[pid] for pid in self.baseline)
+        return max(self.baseline.values()) / 1024, growth / 1024
+
+
+def alternate(rounds: int, ours_url: str, theirs_url: str,
+              ca: Path | None = None) -> tuple[list[float], list[float]]:
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(curl_speed(ours_url, ca))
+        theirs.append(curl_speed(theirs_url, ca))
+    return ours, theirs
+
+
+def report(label: str, ours: list[float], theirs: list[float], goal: float,
+           rss: tuple[float, float], rounds: int, size_mib: int) -> None:
+    mib = 2**20
+    reg, ngx = statistics.median(ours), statistics.median(theirs)
+    print(f"{label} registry (gunicorn): median {reg / mib:8.1f} MiB/s   runs: "
+          + ", ".join(f"{s / mib:.0f}" for s in ours))
+    print(f"{label} nginx              : median {ngx / mib:8.1f} MiB/s   runs: "
+          + ", ".join(f"{s / mib:.0f}" for s in theirs))
+    print(f"{label} ratio registry/nginx: {reg / ngx:.2f}  (goal >= {goal})")
+    print(f"{label} worker RSS: baseline {rss[0]:.1f} MiB, largest growth during {rounds} x "
+          f"{size_mib} MiB downloads: {rss[1]:.1f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--tls-rounds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pyrkt-bench-") as scratch:
         work = Path(scratch)
@@ -145,46 +215,36 @@ def main() -> None:
             docroot.mkdir()
             os.link(blob, docroot / "image.aci")
             image.unlink()
-            nginx = Nginx(work / "nginx", docroot)
+            from registry.server.tls.localca import init_local_ca
+
+            tls = init_local_ca(work / "tls", ("127.0.0.1",))
+            nginx = Nginx(work / "nginx", docroot, tls.cert_file, tls.key_file)
             try:
                 registry_url = result.aci_url()
                 nginx_url = f"http://127.0.0.1:{nginx.port}/image.aci"
                 curl_speed(registry_url), curl_speed(nginx_url)  # warm the page cache
                 assert registry.process is not None
-                workers = worker_pids(registry.process.pid)
-                baseline = {pid: rss_kib(pid) for pid in workers}
-                peak = dict(baseline)
-                sampling = True
-
-                def sample() -> None:
-                    while sampling:
-                        for pid in workers:
-                            try:
-                                peak[pid] = max(peak[pid], rss_kib(pid))
-                            except OSError:
-                                pass
-                        time.sleep(0.02)
-
-                sampler = threading.Thread(target=sample, daemon=True)
-                sampler.start()
-                ours, theirs = [], []
-                for _ in range(args.rounds):
-                    ours.append(curl_speed(registry_url))
-                    theirs.append(curl_speed(nginx_url))
-                sampling = False
-                sampler.join()
+                sampler = RSSSampler(registry.process.pid)
+                ours, theirs = alternate(args.rounds, registry_url, nginx_url)
+                plain_rss = sampler.stop()
+                registry.stop()
+                # The same data dir served over HTTPS by a new gunicorn, same certificate as nginx.
+                with LiveRegistry(work / "registry", workers=2, initialise=False,
+                                  tls=(tls.cert_file, tls.key_file),
+                                  ca_bundle=tls.ca_file) as secure:
+                    tls_registry_url = secure.base_url + registry_url.split(registry.base_url, 1)[1]
+                    tls_nginx_url = f"https://127.0.0.1:{nginx.tls_port}/image.aci"
+                    curl_speed(tls_registry_url, tls.ca_file)
+                    curl_speed(tls_nginx_url, tls.ca_file)
+                    assert secure.process is not None
+                    sampler = RSSSampler(secure.process.pid)
+                    tls_ours, tls_theirs = alternate(args.tls_rounds, tls_registry_url,
+                                                     tls_nginx_url, tls.ca_file)
+                    tls_rss = sampler.stop()
             finally:
                 nginx.stop()
-    mib = 2**20
-    reg, ngx = statistics.median(ours), statistics.median(theirs)
-    print(f"registry (gunicorn): median {reg / mib:8.1f} MiB/s   runs: "
-          + ", ".join(f"{s / mib:.0f}" for s in ours))
-    print(f"nginx              : median {ngx / mib:8.1f} MiB/s   runs: "
-          + ", ".join(f"{s / mib:.0f}" for s in theirs))
-    print(f"ratio registry/nginx: {reg / ngx:.2f}  (goal >= 0.9)")
-    growth = max(peak[pid] - baseline[pid] for pid in baseline) if baseline else 0
-    print(f"worker RSS: baseline {max(baseline.values()) / 1024:.1f} MiB, "
-          f"largest growth during {args.rounds} x {args.size_mib} MiB downloads: {growth / 1024:.1f} MiB")
+    report("plain:", ours, theirs, 0.9, plain_rss, args.rounds, args.size_mib)
+    report("TLS:  ", tls_ours, tls_theirs, 0.8, tls_rss, args.tls_rounds, args.size_mib)
 
 
 if __name__ == "__main__":
