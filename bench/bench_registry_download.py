@@ -60,6 +60,8 @@ http {{
         listen 127.0.0.1:{tls_port} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
+        # Without sendfile, nginx reads the file in output_buffers: 1 MiB ones, as the registry.
+        output_buffers 2 1m;
         root {docroot};
     }}
 }}

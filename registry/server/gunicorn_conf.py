@@ -64,11 +64,20 @@ def on_starting(server: object) -> None:
 
 
 def post_worker_init(worker: object) -> None:
-    """Each worker runs a webhook dispatcher (deliveries are claimed, never sent twice)."""
+    """Each worker runs a webhook dispatcher (deliveries are claimed, never sent twice), and
+    over TLS a certificate watcher: worker classes that build their SSL context once (gevent)
+    see renewed certificates too (registry/server/tls/context.py)."""
     # Imported in the worker, after the fork: the master never loads the app.
     from registry.server.operations.webhooks import start_dispatcher
 
     start_dispatcher(worker.wsgi)  # type: ignore[attr-defined]
+    cfg = worker.cfg  # type: ignore[attr-defined]
+    if cfg.is_ssl:
+        from gunicorn.sock import ssl_context as current_context
+
+        from registry.server.tls.context import watch
+
+        watch(lambda: current_context(cfg))
 
 
 def child_exit(server: object, worker: object) -> None:

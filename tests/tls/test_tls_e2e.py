@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -64,18 +65,29 @@ def test_push_trust_fetch_run_over_https_with_no_insecure_option(tmp_path: Path,
                            "unknown CA", "--ca-bundle")
             assert not list((client.store).glob("**/*.aci"))
 
-            # The domains.d caBundle: trust by prefix, fetch by plain name, run.
-            client.domain_file("127.0.0.1", caBundle=str(tls / "ca.pem"))
-            trusted = client.pyrkt("trust", "--prefix", PREFIX, "--skip-fingerprint-review")
+            # --ca-bundle: trust by prefix (keys by discovery over HTTPS), fetch by plain name.
+            ca = ("--ca-bundle", str(tls / "ca.pem"))
+            trusted = client.pyrkt("trust", *ca, "--prefix", PREFIX, "--skip-fingerprint-review")
             assert trusted.returncode == 0, trusted.stderr
             assert "https://127.0.0.1/_aci/pubkeys" in trusted.stderr + trusted.stdout
-            fetched = client.pyrkt("fetch", "--full", f"{NAME}:1.0")
+            fetched = client.pyrkt("fetch", *ca, "--full", f"{NAME}:1.0")
             assert fetched.returncode == 0, fetched.stderr + registry.log()
             assert fetched.stdout.strip().startswith("sha512-")
             assert "signature verified" in fetched.stderr
-            ran = client.pyrkt("run", "--stage1=builtin", f"{NAME}:1.0")
+            ran = client.pyrkt("run", *ca, "--pull-policy=update", "--stage1=builtin",
+                               f"{NAME}:1.0")
             assert ran.returncode == 0, ran.stderr
             assert "Hello from pyrkt" in ran.stdout
+            # A fresh client with the domains.d caBundle instead: no option at all.
+            client = Client(tmp_path / "client-with-domains-d")
+            client.domain_file("127.0.0.1", caBundle=str(tls / "ca.pem"))
+            trusted = client.pyrkt("trust", "--prefix", PREFIX, "--skip-fingerprint-review")
+            assert trusted.returncode == 0, trusted.stderr
+            ran = client.pyrkt("run", "--stage1=builtin", f"{NAME}:1.0")  # fetches, then runs
+            assert ran.returncode == 0, ran.stderr
+            assert "Hello from pyrkt" in ran.stdout and "signature verified" in ran.stderr
+            fetched = client.pyrkt("fetch", f"{NAME}:1.0")
+            assert fetched.returncode == 0, fetched.stderr
             # The push with the domain's caBundle and no flag at all.
             again = client.pyrkt("push", str(image), "--registry", registry.base_url,
                                  "--token", registry.token or "")
@@ -100,68 +112,51 @@ def test_push_trust_fetch_run_over_https_with_no_insecure_option(tmp_path: Path,
     in_netns(scenario)
 
 
-def _refused_scenario(tmp_path: Path, static_hello: Path, cert: Path, key: Path, ca: Path,
-                      *expected: str) -> None:
-    data = tmp_path / "registry"
-    with LiveRegistry(data, port=443, tls=(cert, key), ca_bundle=None,
-                      https=True) as registry:
-        client = Client(tmp_path / "client")
-        client.domain_file("127.0.0.1", caBundle=str(ca))
-        for args in (("trust", "--prefix", PREFIX, "--skip-fingerprint-review"),
-                     ("fetch", f"{NAME}:1.0")):
-            one_error_line(client.pyrkt(*args), *expected)
-        image = hello_image(tmp_path / "hello.aci", NAME, static_hello)
-        one_error_line(client.pyrkt("push", str(image), "--registry", registry.base_url,
-                                    "--token", registry.token or ""), *expected)
-        assert not list(client.store.glob("**/*.aci"))
+def test_refused_with_an_unknown_ca_a_wrong_name_and_an_expired_certificate(
+        tmp_path: Path, static_hello: Path) -> None:
+    from tls_helpers import local_ca, served_certificate
 
-
-def _readiness_without_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The helper's own readiness probe must get through certificates the clients refuse.
-    monkeypatch.setattr(LiveRegistry, "__init__", _unverified(LiveRegistry.__init__))
-
-
-def _unverified(init):  # type: ignore[no-untyped-def]
-    def wrapped(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        init(self, *args, **kwargs)
-        self.verify = False
-    return wrapped
-
-
-@pytest.mark.parametrize("case", ["wrong-name", "expired"])
-def test_refused_with_a_wrong_name_or_an_expired_certificate(case: str, tmp_path: Path,
-                                                             static_hello: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    _readiness_without_checks(monkeypatch)
-    from tls_helpers import local_ca
-
-    ca = local_ca(tmp_path / "ca")
-    if case == "wrong-name":
-        made = certificate_from(tmp_path / "ca", tmp_path / "bad", ["registry.other.test"])
-        expected = ("certificate of 127.0.0.1 is not valid for that name",
-                    "must present a certificate for 127.0.0.1", "skips the check")
-    else:
-        made = certificate_from(tmp_path / "ca", tmp_path / "bad", ["127.0.0.1"], days=10,
-                                start_days_ago=20)
-        expected = ("has expired", "renewed")
-
-    def scenario() -> None:
-        _refused_scenario(tmp_path, static_hello, made.cert, made.key, ca.ca, *expected)
-
-    in_netns(scenario)
-
-
-def test_refused_by_a_certificate_from_an_unknown_ca(tmp_path: Path, static_hello: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    _readiness_without_checks(monkeypatch)
-    from tls_helpers import local_ca
-
-    trusted = local_ca(tmp_path / "ca")  # what the client trusts; the server uses another CA
+    trusted = local_ca(tmp_path / "ca")  # what the client trusts
     stranger = other_ca(tmp_path / "stranger", ["127.0.0.1"])
+    wrong = certificate_from(tmp_path / "ca", tmp_path / "wrong", ["registry.other.test"])
+    expired = certificate_from(tmp_path / "ca", tmp_path / "expired", ["127.0.0.1"], days=10,
+                               start_days_ago=20)
+    served = tmp_path / "served"
+    served.mkdir()
+    image = hello_image(tmp_path / "hello.aci", NAME, static_hello)
+
+    def serve(files) -> None:  # type: ignore[no-untyped-def]
+        # Swapped under the running server (key first, then the certificate, each renamed).
+        for name in ("key.pem", "cert.pem"):
+            (served / f".{name}").write_bytes((getattr(files, name.split(".")[0])).read_bytes())
+            (served / f".{name}").rename(served / name)
 
     def scenario() -> None:
-        _refused_scenario(tmp_path, static_hello, stranger.cert, stranger.key, trusted.ca,
-                          "unknown CA", "--ca-bundle")
+        serve(stranger)
+        registry = LiveRegistry(tmp_path / "registry", port=443,
+                                tls=(served / "cert.pem", served / "key.pem"), https=True)
+        registry.verify = False  # the helper's own probes get through what clients refuse
+        with registry:
+            client = Client(tmp_path / "client")
+            client.domain_file("127.0.0.1", caBundle=str(trusted.ca))
+            for files, expected in (
+                    (stranger, ("signed by an unknown CA", "--ca-bundle", "caBundle")),
+                    (wrong, ("certificate of 127.0.0.1 is not valid for that name",
+                             "must present a certificate for 127.0.0.1", "skips the check")),
+                    (expired, ("certificate of 127.0.0.1 has expired", "renewed"))):
+                before = served_certificate()["serial"]
+                serve(files)
+                if files is not stranger:
+                    deadline = time.monotonic() + 10
+                    while served_certificate()["serial"] == before:
+                        assert time.monotonic() < deadline
+                        time.sleep(0.2)
+                for args in (("trust", "--prefix", PREFIX, "--skip-fingerprint-review"),
+                             ("fetch", f"{NAME}:1.0"), ("run", "--stage1=builtin", NAME)):
+                    one_error_line(client.pyrkt(*args), *expected)
+                one_error_line(client.pyrkt("push", str(image), "--registry", registry.base_url,
+                                            "--token", registry.token or ""), *expected)
+                assert not list(client.store.glob("**/*.aci"))
 
     in_netns(scenario)
 
