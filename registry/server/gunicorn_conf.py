@@ -50,6 +50,7 @@ def ssl_context(conf, default_ssl_context_factory):  # type: ignore[no-untyped-d
 
     return reloading_context(conf.certfile, conf.keyfile, default_ssl_context_factory)
 
+
 # -- hooks ---------------------------------------------------------------------------------------
 def on_starting(server: object) -> None:
     """Before any worker exists: give Prometheus's multiprocess mode an empty folder. It must be
