@@ -46,6 +46,7 @@ keyfile = str(_settings["tls_key"]) if _settings["tls_key"] else None
 
 
 def ssl_context(conf, default_ssl_context_factory):  # type: ignore[no-untyped-def]
+    # Imported in the worker that handshakes: the master never needs the TLS code.
     from registry.server.tls.context import reloading_context
 
     return reloading_context(conf.certfile, conf.keyfile, default_ssl_context_factory)
@@ -74,6 +75,7 @@ def post_worker_init(worker: object) -> None:
     start_dispatcher(worker.wsgi)  # type: ignore[attr-defined]
     cfg = worker.cfg  # type: ignore[attr-defined]
     if cfg.is_ssl:
+        # Imported only when serving TLS (plain HTTP never loads it).
         from gunicorn.sock import ssl_context as current_context
 
         from registry.server.tls.context import watch
