@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -159,6 +160,7 @@ class Fetcher:
         self._session = options.session
         self._dirs = dirs
         self._active: set[str] = set()  # what is being fetched right now (dependency cycles)
+        self._local_parent: Path | None = None  # the local file whose dependencies are fetched
 
     @property
     def session(self) -> requests.Session:
@@ -518,7 +520,11 @@ class Fetcher:
                 raise FetchError(f"refusing {path}: not a valid ACI: {error}") from None
             if signature is not None:
                 self.signatures.verify_file(signature, temp, str(info.manifest.name), str(path))
-            self.fetch_dependencies(info.manifest_bytes)
+            self._local_parent = path
+            try:
+                self.fetch_dependencies(info.manifest_bytes)
+            finally:
+                self._local_parent = None
             return self.store.commit(temp, info, signature=signature)
 
     # dependencies ----------------------------------------------------------------------------
@@ -545,14 +551,51 @@ class Fetcher:
         except DiscoveryError as error:
             raise FetchError(f"bad dependency {name!r}: {error}") from None
         self.log(f"fetching dependency {app}")
+        parent = self._local_parent
+        if parent is not None and _layer_file(parent, name) is not None:
+            # A docker2aci --nosquash layer lies beside the file: say so, and ask no network
+            # for a name that only exists in that folder.
+            raise FetchError(_missing_layer_hint(parent, name, image_id, None))
         try:
             image = self.fetch_app(app)
         except ClientError as error:
+            if parent is not None:
+                raise FetchError(_missing_layer_hint(parent, name, image_id, error)) from None
             raise FetchError(f"cannot fetch dependency {app}: {error}") from None
         if image_id and image.id != image_id:
             raise FetchError(f"dependency {name}: the fetched image is {image.short_id}, but the "
                              f"manifest requires {image_id[:39]}")
         return image
+
+
+def _layer_file(parent: Path, name: str) -> Path | None:
+    """The file docker2aci --nosquash wrote the layer `name` into, beside `parent` (its naming:
+    `...-sha256:HEX-TAG-OS-ARCH.aci` for registry and OCI images, `...-N.aci` counted from the
+    top layer for docker-save archives)."""
+    found = re.search(r"-(sha256|sha512)_([0-9a-f]{32,})$", name)
+    if found:
+        digest = f"{found[1]}:{found[2]}"
+        matches = sorted(p for p in parent.parent.glob("*.aci") if digest in p.name)
+        return matches[0] if matches else None
+    numbered = re.fullmatch(r"(.*)-(\d+)\.aci", parent.name)
+    if numbered:
+        below = parent.with_name(f"{numbered[1]}-{int(numbered[2]) + 1}.aci")
+        return below if below.is_file() else None
+    return None
+
+
+def _missing_layer_hint(parent: Path, name: str, image_id: str | None,
+                        error: ClientError | None) -> str:
+    """What to fetch first when a local image's base layer is not in the store."""
+    wanted = f"{name}" + (f" (image ID {image_id[:39]})" if image_id else "")
+    candidate = _layer_file(parent, name)
+    if candidate is not None:
+        how = f"fetch its file first: pyrkt fetch --insecure-options=image {candidate}"
+    else:
+        how = (f"fetch it first, by name or from its file (docker2aci --nosquash writes every "
+               f"layer next to the top one, in {parent.parent})")
+    cause = f" ({error})" if error is not None else ""
+    return f"{parent.name} needs the layer {wanted}, which is not in the store: {how}{cause}"
 
 
 def _tee(chunks: Iterator[bytes], sink: Callable[[bytes], None]) -> Iterator[bytes]:

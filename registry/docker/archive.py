@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -171,7 +172,37 @@ def _docker_save_image(tree: _Tree, path: Path, image: str | None) -> SourceImag
         layers.append(Layer(tree.opener(layer_path), digest if digest != diff_id else None,
                             diff_id, layer_path))
     ref = parse_reference(repo_tag) if repo_tag else _fallback_reference(path, None)
-    return SourceImage(ref, config, config_digest, None, layers)
+    if image is None:
+        # docker2aci v0.17.2 names an archive's image by its repository alone: without --image
+        # it never learns a registry (`example/app`, `library/busybox`), and writes no
+        # registryurl or originalname; with --image, the given name is parsed as a reference.
+        ref = DockerReference("", ref.repository, ref.tag, None, "")
+    legacy = _legacy_ids(tree, repo_tag, len(layers))
+    return SourceImage(ref, config, config_digest, None, layers, kind="docker-save",
+                       legacy_ids=legacy)
+
+
+def _legacy_ids(tree: _Tree, repo_tag: str | None, count: int) -> list[str] | None:
+    """The v1 layer IDs (bottom first) that `repositories` and the layers' `json` files name
+    for this image, as docker2aci v0.17.2 read them; None when the archive has none."""
+    if not repo_tag or not tree.exists("repositories"):
+        return None
+    try:
+        repositories = json.loads(tree.read("repositories"))
+        wanted = parse_reference(repo_tag)
+        top = None
+        for name, tags in repositories.items():
+            known = parse_reference(str(name))
+            if (known.registry, known.repository) == (wanted.registry, wanted.repository):
+                top = (tags or {}).get(wanted.tag)
+        ids: list[str] = []
+        while isinstance(top, str) and re.fullmatch(r"[0-9a-f]{64}", top) and len(ids) <= count:
+            ids.append(top)
+            parent = json.loads(tree.read(f"{top}/json")).get("parent")
+            top = parent if parent else None
+    except (ValueError, AttributeError, DockerError, KeyError, OSError):
+        return None
+    return list(reversed(ids)) if len(ids) == count else None
 
 
 def _choose_saved(entries: list[dict[str, Any]], image: str | None, path: Path

@@ -48,16 +48,20 @@ class RegistryClient:
     """A small v2 API client for one registry and repository, anonymous or authenticated.
 
     HTTPS with verified certificates is the rule; plain HTTP is tried only for a loopback
-    registry or when `insecure` is set (which also skips certificate checks).
+    registry or when allowed (`allow_http`, docker2aci's -insecure-allow-http), certificates go
+    unchecked only when `skip_verify` (-insecure-skip-verify); `insecure` means both.
     """
 
     def __init__(self, ref: DockerReference, *, insecure: bool = False,
                  docker_config: Path | None = None, ca_bundle: str | None = None,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, allow_http: bool = False,
+                 skip_verify: bool = False) -> None:
         self.ref = ref
-        self.insecure = insecure
+        self.allow_http = insecure or allow_http
+        self.skip_verify = insecure or skip_verify
+        self.insecure = self.allow_http and self.skip_verify
         # requests' `verify`: False, True (system CAs / REQUESTS_CA_BUNDLE) or a CA file.
-        self.verify: bool | str = False if insecure else (ca_bundle or True)
+        self.verify: bool | str = False if self.skip_verify else (ca_bundle or True)
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = "pyrkt-docker2aci"
         self.credentials = credentials_for(ref.registry, docker_config)
@@ -69,7 +73,7 @@ class RegistryClient:
     def connect(self) -> None:
         """Find the API root (`/v2/`), HTTPS first, and learn the auth challenge."""
         schemes = ["https"]
-        if self.insecure or _is_local(self.ref.host):
+        if self.allow_http or _is_local(self.ref.host):
             schemes.append("http")
         errors = []
         tls_refused = False
@@ -87,7 +91,7 @@ class RegistryClient:
                 errors.append(f"{url}: {network_cause(err)}")
                 continue
             self.base_url = f"{scheme}://{self.ref.registry}"
-            self.verified_tls = scheme == "https" and not self.insecure
+            self.verified_tls = scheme == "https" and not self.skip_verify
             if response.status_code == 401:
                 self._authenticate(response)
             return
@@ -117,7 +121,7 @@ class RegistryClient:
         realm = params["realm"]
         parsed = urlparse(realm)
         if parsed.scheme not in ("https", "http") or (
-                parsed.scheme == "http" and not (self.insecure or _is_local(parsed.hostname or ""))):
+                parsed.scheme == "http" and not (self.allow_http or _is_local(parsed.hostname or ""))):
             raise DockerError(f"token realm {realm!r} is not an HTTPS URL", reason="insecure")
         query = {"scope": f"repository:{self.ref.repository}:pull"}
         if "service" in params:
@@ -229,8 +233,8 @@ class RegistryClient:
 @contextlib.contextmanager
 def pull_image(ref: DockerReference, *, insecure: bool = False, docker_config: Path | None = None,
                ca_bundle: str | None = None, session: requests.Session | None = None,
-               workdir: Path | None = None, progress: Progress | None = None
-               ) -> Iterator[SourceImage]:
+               workdir: Path | None = None, progress: Progress | None = None,
+               allow_http: bool = False, skip_verify: bool = False) -> Iterator[SourceImage]:
     """Pull manifest, config and layers (to a temporary directory) and yield the SourceImage;
     `progress` gets one task per layer download.
 
@@ -238,7 +242,8 @@ def pull_image(ref: DockerReference, *, insecure: bool = False, docker_config: P
     removed when the block ends.
     """
     client = RegistryClient(ref, insecure=insecure, docker_config=docker_config,
-                            ca_bundle=ca_bundle, session=session)
+                            ca_bundle=ca_bundle, session=session, allow_http=allow_http,
+                            skip_verify=skip_verify)
     client.connect()
     document, media_type, digest = client.manifest(ref.reference)
     if media_type in INDEX_TYPES or "manifests" in document:

@@ -60,6 +60,21 @@ class SourceImage:
     # True only when the manifest came by digest over TLS whose certificate was verified: then
     # the content is pinned end to end even without an appc signature.
     pinned_over_tls: bool = False
+    # Which of docker2aci v0.17.2's two manifest mappings applies (lib/internal/internal.go):
+    # "docker-save" archives went through its v1 path (GenerateManifest), registries and OCI
+    # images through the v2.2 path (GenerateManifestV22). They name annotations differently.
+    kind: str = "v22"
+    # A docker-save archive's legacy v1 layer IDs (bottom first), from `repositories` and each
+    # layer's `json`: the IDs docker2aci wrote into names and annotations. None when absent.
+    legacy_ids: list[str] | None = None
+
+    @property
+    def top_layer_id(self) -> str:
+        """docker2aci's `imageid`: the top v1 layer ID (archives), else the top layer digest."""
+        if self.legacy_ids:
+            return self.legacy_ids[-1]
+        top = self.layers[-1] if self.layers else None
+        return (top.digest or top.diff_id or "") if top else ""
 
 
 def diff_ids(config: dict[str, Any], layer_count: int) -> list[str | None]:

@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from registry.aci import APPC_VERSION, MAX_MANIFEST_SIZE, ImageManifest, ManifestError
-from registry.docker.blobs import parse_digest
 from registry.docker.errors import DockerError
 from registry.docker.image import SourceImage
-from registry.docker.reference import appc_name, sanitize_identifier, sanitize_name
+from registry.docker.reference import appc_name, layer_identifier, sanitize_name
 
 AC_VERSION = APPC_VERSION
 # The annotation names docker2aci wrote, so tools that read them (rkt, kubelet) keep working.
@@ -20,12 +19,12 @@ ANNOTATION_REGISTRY = "appc.io/docker/registryurl"
 ANNOTATION_REPOSITORY = "appc.io/docker/repository"
 ANNOTATION_TAG = "appc.io/docker/tag"
 ANNOTATION_IMAGE_ID = "appc.io/docker/imageid"
+ANNOTATION_PARENT_IMAGE_ID = "appc.io/docker/parentimageid"
 ANNOTATION_MANIFEST_HASH = "appc.io/docker/manifesthash"
 ANNOTATION_ENTRYPOINT = "appc.io/docker/entrypoint"
 ANNOTATION_CMD = "appc.io/docker/cmd"
 ANNOTATION_LAYER = "appc.io/docker/layer"
-# Names the appc schema gives a meaning (and a format) to: an image label must not reuse them.
-_RESERVED_ANNOTATIONS = {"created", "homepage", "documentation", "authors"}
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$")
 
 # appc's own table (schema/types/labels.go ToAppcOSArch): (os, arch, variant) -> (os, arch).
 _OS_ARCH = {
@@ -138,6 +137,11 @@ def build_app(config: dict[str, Any]) -> dict[str, Any] | None:
     ports = _ports(runtime.get("ExposedPorts") or {})
     if ports:
         app["ports"] = ports
+    # Docker's image labels go where docker2aci put them: the app's userLabels (v0.17.2 does
+    # so for docker-save archives; its v2.2 path dropped them, which loses information).
+    labels = {str(k): str(v) for k, v in (runtime.get("Labels") or {}).items()}
+    if labels:
+        app["userLabels"] = dict(sorted(labels.items()))
     return app
 
 
@@ -157,34 +161,46 @@ def _created(value: Any) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _reference_created(value: Any) -> str | None:
+    """The v2.2 path copies the config's `created` string as it is (it is RFC 3339)."""
+    if isinstance(value, str) and _RFC3339.match(value.strip()):
+        return value.strip()
+    return _created(value)
+
+
 def _annotations(image: SourceImage) -> list[dict[str, str]]:
+    """docker2aci v0.17.2's annotations, with its values (lib/internal/internal.go)."""
     config, ref = image.config, image.ref
     runtime = config.get("config") if isinstance(config.get("config"), dict) else {}
     notes: dict[str, str] = {}
+    archive = image.kind == "docker-save"
 
     def add(name: str, value: Any) -> None:
         if value not in (None, "", [], {}):
             notes[name] = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
-    add("author", config.get("author"))
-    add("created", _created(config.get("created")))
+    if archive:  # GenerateManifest (v1 layers)
+        add("authors", config.get("author"))
+        add("created", _created(config.get("created")))
+        add("docker-comment", config.get("comment"))
+    else:  # GenerateManifestV22
+        add("author", config.get("author"))
+        add("created", _reference_created(config.get("created")))
     add(ANNOTATION_ORIGINAL_NAME, ref.original)
     add(ANNOTATION_REGISTRY, ref.registry)
     add(ANNOTATION_REPOSITORY, ref.repository)
-    add(ANNOTATION_TAG, ref.tag)
-    add(ANNOTATION_IMAGE_ID, parse_digest(image.config_digest)[1] if image.config_digest else None)
-    add(ANNOTATION_MANIFEST_HASH, image.manifest_digest)
+    add(ANNOTATION_IMAGE_ID, image.top_layer_id)
+    if archive:
+        ids = image.legacy_ids or []
+        add(ANNOTATION_PARENT_IMAGE_ID, ids[-2] if len(ids) > 1 else None)
+        # The file backend's "manifest hash" is the image's top v1 layer ID.
+        add(ANNOTATION_MANIFEST_HASH, image.top_layer_id)
+    else:
+        add(ANNOTATION_MANIFEST_HASH, image.manifest_digest)
     add(ANNOTATION_ENTRYPOINT, runtime.get("Entrypoint"))
     add(ANNOTATION_CMD, runtime.get("Cmd"))
-    # Image labels (org.opencontainers.image.source...) are worth keeping; appc has no labels
-    # that free-form, so they become annotations when their key is a usable identifier.
-    for key, value in sorted((runtime.get("Labels") or {}).items()):
-        try:
-            name = sanitize_identifier(str(key))
-        except DockerError:
-            continue
-        if name not in notes and name not in _RESERVED_ANNOTATIONS:
-            add(name, str(value))
+    if archive and len(image.layers) > 1:
+        add(ANNOTATION_TAG, ref.tag)  # the v1 path writes it on layers with a parent
     return [{"name": k, "value": v} for k, v in notes.items()]
 
 
@@ -206,9 +222,18 @@ def squashed_manifest(image: SourceImage, path_whitelist: list[str] | None = Non
     return manifest
 
 
+def layer_id(image: SourceImage, index: int) -> str:
+    """The layer ID docker2aci put in a --nosquash layer's name: the v1 layer ID of an
+    archive, else the layer digest (`sha256:HEX`)."""
+    if image.legacy_ids:
+        return image.legacy_ids[index]
+    layer = image.layers[index]
+    return layer.digest or layer.diff_id or layer.short
+
+
 def layer_name(image: SourceImage, index: int) -> str:
-    """A layer ACI's name: docker2aci's `REGISTRY/REPOSITORY-LAYERID`."""
-    return sanitize_identifier(f"{appc_name(image.ref)}-{image.layers[index].short}")
+    """A layer ACI's name: docker2aci's `REGISTRY/REPOSITORY-LAYERID`, Go-sanitized."""
+    return layer_identifier(image.ref, layer_id(image, index))
 
 
 def layer_manifest(image: SourceImage, index: int, parent_id: str | None,

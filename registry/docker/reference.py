@@ -125,6 +125,23 @@ def sanitize_identifier(text: str) -> str:
     return result
 
 
+_GO_INVALID = re.compile(r"[^a-z0-9._~/-]")
+_GO_EDGES = re.compile(r"(^[-._~/]+)|([-._~/]+$)")
+_AC_IDENTIFIER = re.compile(r"[a-z0-9]+(?:[-._~/][a-z0-9]+)*")
+
+
+def reference_identifier(text: str) -> str:
+    """What docker2aci v0.17.2 names an image (appc's Go SanitizeACIdentifier: lower case, `_`
+    for any other character, separators trimmed at the ends), e.g. `127.0.0.1:5000/team/app`
+    -> `127.0.0.1_5000/team/app`.
+
+    pyrkt's AC Identifier rule is stricter than Go's (no doubled separators: `a//b` or `a/../b`
+    would become paths); a name that breaks it falls back to `sanitize_identifier`.
+    """
+    result = _GO_EDGES.sub("", _GO_INVALID.sub("_", text.lower()))
+    return result if _AC_IDENTIFIER.fullmatch(result) else sanitize_identifier(text)
+
+
 def sanitize_name(text: str) -> str:
     """Turn a string into an AC Name (`^[a-z0-9]+(-[a-z0-9]+)*$`), e.g. `80/tcp` -> `80-tcp`."""
     result = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", text.lower())).strip("-")
@@ -134,14 +151,22 @@ def sanitize_name(text: str) -> str:
 
 
 def appc_name(ref: DockerReference) -> str:
-    """The squashed image's name, as docker2aci made it: `REGISTRY/REPOSITORY`, sanitized
-    (only `REPOSITORY` for a local image without a registry)."""
-    return sanitize_identifier(f"{ref.registry}/{ref.repository}" if ref.registry
-                               else ref.repository)
+    """The squashed image's name, as docker2aci made it: `REGISTRY/REPOSITORY` as Go sanitizes
+    it (`registry-1.docker.io/library/busybox`, `127.0.0.1_5000/team/app`); only `REPOSITORY`
+    for an image without a registry (a `docker save` archive converted without --image)."""
+    return reference_identifier(f"{ref.registry}/{ref.repository}" if ref.registry
+                                else ref.repository)
+
+
+def layer_identifier(ref: DockerReference, layer_id: str) -> str:
+    """A --nosquash layer's name, as docker2aci wrote it: `REGISTRY/REPOSITORY-LAYERID`."""
+    base = f"{ref.registry}/{ref.repository}" if ref.registry else ref.repository
+    return reference_identifier(f"{base}-{layer_id}")
 
 
 def output_filename(ref: DockerReference) -> str:
-    """docker2aci's file name: `library-busybox-latest.aci` (a digest when pulled by digest)."""
+    """docker2aci's file name: `library-busybox-latest.aci`. Pulled by digest, docker2aci wrote
+    `library-busybox.aci`; pyrkt adds the digest so two digests never overwrite each other."""
     base = ref.repository.replace("/", "-")
     suffix = ref.tag if ref.tag else (ref.digest or DEFAULT_TAG).replace(":", "-")
     return f"{base}-{suffix}.aci"

@@ -17,7 +17,11 @@ def test_converts_into_the_output_directory(sample_image, out_dir, actool_valida
                                              "--compression", "none"])
     assert result.exit_code == 0, result.output
     aci = out_dir / "sample-v1.aci"
-    assert str(aci) in result.output and "sha512-" in result.output
+    # docker2aci's report: converted volumes and ports, then the files, one a line.
+    assert result.output.endswith(f"\nGenerated ACI(s):\n{aci}\n"), result.output
+    assert '\tname: "volume-data", path: "/data", readOnly: false' in result.output
+    assert '\tname: "80-tcp", protocol: "tcp", port: 80, count: 1, socketActivated: false' \
+        in result.output
     assert oci_images.rootfs_listing(aci) == oci_images.SAMPLE_ROOTFS
     actool_validate(aci)
 
@@ -46,7 +50,9 @@ def test_console_script_runs(sample_image, out_dir):
 
 
 def test_version_and_examples():
-    version = CliRunner().invoke(docker2aci, ["--version"])
-    assert version.exit_code == 0 and version.output.startswith("docker2aci, version ")
+    for flag in ("--version", "-version"):
+        version = CliRunner().invoke(docker2aci, [flag])
+        assert version.exit_code == 0 and version.output.startswith("docker2aci version ")
+        assert "\nappc version 0.8.11\n" in version.output
     helped = CliRunner().invoke(docker2aci, ["--help"])
     assert "Examples:" in helped.output and "docker2aci docker://" in helped.output

@@ -29,8 +29,16 @@ def test_docker_save_archive_converts_to_the_same_rootfs(sample_image, sample_ar
     assert from_archive.path.name == "tests-sample-v1.aci"
     assert oci_images.rootfs_listing(from_archive.path) == oci_images.rootfs_listing(from_layout.path)
     actool_validate(from_archive.path)
-    assert from_archive.manifest["name"] == "example.com/tests/sample"
+    # docker2aci v0.17.2 names an archive's image by its repository alone (no registry), and
+    # with --image by the reference given (registry included).
+    assert from_archive.manifest["name"] == "tests/sample"
     assert from_archive.manifest["app"] == from_layout.manifest["app"]
+    [named] = convert(str(sample_archive), out_dir,
+                      ConvertOptions(image="example.com/tests/sample:v1"))
+    assert named.manifest["name"] == "example.com/tests/sample"
+    notes = {a["name"]: a["value"] for a in named.manifest["annotations"]}
+    assert notes["appc.io/docker/registryurl"] == "example.com"
+    assert notes["appc.io/docker/originalname"] == "example.com/tests/sample:v1"
 
 
 def test_oci_layout_inside_a_tar(sample_image, tmp_path, out_dir):
@@ -63,18 +71,18 @@ def test_manifest_is_mapped_field_by_field(sample_image, out_dir):
     assert app["mountPoints"] == [
         {"name": "volume-data", "path": "/data", "readOnly": False},
         {"name": "volume-var-cache-app", "path": "/var/cache/app", "readOnly": False}]
+    assert app["userLabels"] == {"org.opencontainers.image.source": "https://example.com/src"}
     notes = {a["name"]: a["value"] for a in manifest["annotations"]}
+    # docker2aci v0.17.2's v2.2 mapping (GenerateManifestV22), values included.
     assert notes == {
         "author": "pyrkt tests <tests@example.com>",
-        "created": "2024-05-06T07:08:09Z",
+        "created": "2024-05-06T07:08:09.123456789Z",
         "appc.io/docker/originalname": "sample:v1",
         "appc.io/docker/repository": "sample",
-        "appc.io/docker/tag": "v1",
-        "appc.io/docker/imageid": sample_image.config.digest.split(":")[1],
+        "appc.io/docker/imageid": sample_image.layers[-1].digest,
         "appc.io/docker/manifesthash": sample_image.manifest.digest,
         "appc.io/docker/entrypoint": '["/bin/hello"]',
         "appc.io/docker/cmd": '["first","second"]',
-        "org.opencontainers.image.source": "https://example.com/src",
     }
     assert "dependencies" not in manifest and "pathWhitelist" not in manifest
 
@@ -111,8 +119,9 @@ def test_nosquash_writes_a_dependency_chain(sample_image, out_dir, actool_valida
     lower, upper = results
     for result, blob in zip(results, sample_image.layers, strict=True):
         hexpart = blob.digest.split(":")[1]
-        assert result.path.name == f"sample-{hexpart}.aci"
-        assert result.manifest["name"] == f"sample-{hexpart}"
+        # docker2aci v0.17.2's names: REPOSITORY-DIGEST-TAG-OS-ARCH.aci, sanitized name.
+        assert result.path.name == f"sample-sha256:{hexpart}-v1-linux-amd64.aci"
+        assert result.manifest["name"] == f"sample-sha256_{hexpart}"
         assert {"name": "layer", "value": hexpart} in result.manifest["labels"]
         actool_validate(result.path)
     assert "dependencies" not in lower.manifest and "app" not in lower.manifest
@@ -164,7 +173,7 @@ def test_image_from_stored_blobs_for_the_server(sample_image, out_dir, actool_va
     assert image.manifest_digest == sample_image.manifest.digest
     result = convert_squashed(image, out_dir / "pushed.aci")
     assert oci_images.rootfs_listing(result.path) == oci_images.SAMPLE_ROOTFS
-    assert result.manifest["name"] == "127.0.0.1-5000/tests/sample"
+    assert result.manifest["name"] == "127.0.0.1_5000/tests/sample"  # docker2aci (Go) writes _
     actool_validate(result.path)
     assert sample_image.config.digest in opened
 

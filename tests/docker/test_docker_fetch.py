@@ -50,7 +50,7 @@ def test_fetch_imports_and_the_second_fetch_is_a_cache_hit(sample_image, store, 
                                        insecure=insecure, pull_policy="update")
         assert not refreshed.cached and refreshed.image.id == first.image.id
     image = first.image
-    assert image.name == f"{registry.address.replace(':', '-')}/tests/sample"
+    assert image.name == f"{registry.address.replace(':', '_')}/tests/sample"
     assert image.labels["version"] == "v1"
     assert [i.id for i in store.list()] == [image.id]
     assert list((store.directory / "tmp").iterdir()) == []

@@ -33,13 +33,24 @@ def test_anonymous_pull_by_tag(sample_image, out_dir, docker_config, actool_vali
     assert result.path == out_dir / "tests-sample-v1.aci"
     assert oci_images.rootfs_listing(result.path) == oci_images.SAMPLE_ROOTFS
     manifest = result.manifest
-    host = registry.address.replace(":", "-")
+    host = registry.address.replace(":", "_")  # as docker2aci v0.17.2 (Go) sanitizes it
     assert manifest["name"] == f"{host}/tests/sample"
     notes = {a["name"]: a["value"] for a in manifest["annotations"]}
-    assert notes["appc.io/docker/registryurl"] == registry.address
-    assert notes["appc.io/docker/repository"] == "tests/sample"
-    assert notes["appc.io/docker/originalname"] == f"{registry.address}/tests/sample:v1"
-    assert notes["appc.io/docker/manifesthash"] == sample_image.manifest.digest
+    # docker2aci v0.17.2's v2.2 annotations, with its values (lib/internal/internal.go).
+    assert notes == {
+        "author": "pyrkt tests <tests@example.com>",
+        "created": "2024-05-06T07:08:09.123456789Z",  # the config's string, as it is
+        "appc.io/docker/originalname": f"{registry.address}/tests/sample:v1",
+        "appc.io/docker/registryurl": registry.address,
+        "appc.io/docker/repository": "tests/sample",
+        "appc.io/docker/imageid": sample_image.layers[-1].digest,  # the top layer's digest
+        "appc.io/docker/manifesthash": sample_image.manifest.digest,
+        "appc.io/docker/entrypoint": '["/bin/hello"]',
+        "appc.io/docker/cmd": '["first","second"]',
+    }
+    assert "appc.io/docker/tag" not in notes  # the v2.2 path writes none
+    assert manifest["app"]["userLabels"] == {"org.opencontainers.image.source":
+                                             "https://example.com/src"}
     actool_validate(result.path)
 
 

@@ -21,7 +21,7 @@ def test_docker2aci_suggests_its_insecure_flag(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "cannot reach registry" in result.stderr
-    assert "use --insecure for plain HTTP" in result.stderr
+    assert "use -insecure-allow-http and -insecure-skip-verify (or --insecure) for plain HTTP" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -94,4 +94,4 @@ def test_docker2aci_pulls_from_our_registry(registry: LiveRegistry,
                           ConvertOptions(docker_config=empty_config))
     actool_validate(converted.path)
     assert oci_images.rootfs_listing(converted.path) == oci_images.SAMPLE_ROOTFS
-    assert converted.manifest["name"] == f"127.0.0.1-{registry.port}/team/pulled"
+    assert converted.manifest["name"] == f"127.0.0.1_{registry.port}/team/pulled"
