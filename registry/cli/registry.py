@@ -215,6 +215,10 @@ def _initialise(config: RegistryConfig) -> None:
         report = initialise(config)
     click.echo(f"schema: up to date ({_safe_url(config.database_url)})")
     click.echo(f"signing key: {report.key_fingerprint}" + (" (new)" if report.key_created else ""))
+    if report.key_problems:
+        click.echo(f"warning: rkt 1.x and appc clients of its time cannot read this key "
+                   f"({report.key_problems[0]}); `pyrkt-registry key rotate` then "
+                   f"`pyrkt-registry key resign` replace it (see `key list`)", err=True)
     if report.admin_username:
         click.echo(f"administrator: {report.admin_username}")
         if report.admin_password:

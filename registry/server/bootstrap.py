@@ -13,6 +13,7 @@ from registry.server.db import make_engine, make_session_factory, upgrade_schema
 from registry.server.models import SigningKey, User
 from registry.server.services import keys, users
 from registry.server.services.actor import Actor
+from registry.signing import old_client_problems
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class InitReport:
     admin_password: str | None
     key_fingerprint: str
     key_created: bool
+    # Why rkt 1.x cannot read the active key (an imported one, or one made before pyrkt made
+    # keys it reads); empty when it can.
+    key_problems: tuple[str, ...] = ()
 
 
 def key_user_id(domain: str) -> str:
@@ -53,8 +57,10 @@ def initialise(config: RegistryConfig, *, admin_username: str | None = None,
                 created_user = admin_username
                 if given:
                     password = None  # the operator chose it; never echo it back
+            problems = tuple(old_client_problems(active.public_key))
             return InitReport(admin_username=created_user, admin_password=password,
-                              key_fingerprint=active.fingerprint, key_created=added is not None)
+                              key_fingerprint=active.fingerprint, key_created=added is not None,
+                              key_problems=problems)
     finally:
         engine.dispose()
 

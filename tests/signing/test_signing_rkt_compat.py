@@ -103,6 +103,7 @@ def test_every_generated_key_and_signature_passes_four_judges(tmp_path: Path) ->
         listed = key_list(registry)
         assert [k["oldClientsCanRead"] for k in listed] == [True, True, True]
         assert "rkt 1.x: ok" in registry.cli("key", "list").stdout
+        assert "cannot read this key" not in registry.cli("init").stderr
         # Old signatures keep verifying against what is served now, by all judges.
         for version in ("1", "2"):
             check_version(version)
@@ -122,6 +123,8 @@ def test_rotation_fixes_a_key_rkt_cannot_read(tmp_path: Path) -> None:
         assert entry["oldClientsCanRead"] is False
         assert "critical subpacket 32" in " ".join(entry["oldClientProblems"])
         assert "rkt 1.x CANNOT read it" in registry.cli("key", "list").stdout
+        again = registry.cli("init")  # idempotent; it warns about the imported key
+        assert "warning: rkt 1.x and appc clients of its time cannot read this key" in again.stderr
 
         rotated = registry.cli("key", "rotate")
         new = rotated.stdout.strip()
