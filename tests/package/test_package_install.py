@@ -99,8 +99,9 @@ def test_host_side_installs_and_works_without_the_server(host_venv: Path, tmp_pa
                                                           mode=0o755)]], tag="v1")
     converted = _ok(_run(["docker2aci", "-o", tmp_path / "acis", layout], cwd=tmp_path,
                          env=env))
-    assert converted.startswith("Generated ACI(s):\n")
-    aci_path = Path(converted.splitlines()[1].split("\t")[0])
+    # docker2aci's report ends with the files it wrote, one a line.
+    assert "\nGenerated ACI(s):\n" in converted
+    aci_path = Path(converted.split("\nGenerated ACI(s):\n", 1)[1].splitlines()[0])
     assert oci_images.aci_manifest(aci_path)["app"]["exec"][0] == "/bin/hello"
 
     # Push, trust, fetch (signature verified) and run against a live registry (run by the
