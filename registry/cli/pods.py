@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -182,7 +183,7 @@ def stop(client: ClientContext, force: bool, grace_period: float, no_wait: bool,
     period. Returns once each pod has exited (its forwarded ports are free again)."""
     if uuid_file:
         try:
-            uuids = (*uuids, open(uuid_file).read().strip())
+            uuids = (*uuids, Path(uuid_file).read_text().strip())
         except OSError as error:
             raise LauncherError(f"--uuid-file {uuid_file}: {error.strerror or error}") from None
     if not uuids:

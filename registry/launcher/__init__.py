@@ -5,10 +5,13 @@ Modules, in the order a run goes through them:
 - `prepare`      stage0: resolve/fetch images, write the PodManifest, render each app's rootfs
 - `pods`         pod directories and their states (rename + flock), timestamps, exit codes
 - `run`          take a prepared pod into `run/`, choose the stage1 flavour
-- `stage1_builtin` namespaces via ctypes (`linux`), `sandbox` (mounts, pivot_root, identity),
-                 `cgroups` (v2 or v1), `portfwd` (host -> pod TCP forwarding)
+- `stage1_builtin` namespaces via ctypes (`linux`), `podinit` (the pod's PID 1 hides the
+                 host), `sandbox` (mounts, masked paths, pivot_root, identity, confinement),
+                 `capabilities`, `seccomp` (libseccomp filters, cached BPF), `terminal`
+                 (--interactive ptys), `cgroups` (v2 or v1), `portfwd` (host -> pod TCP),
+                 `logs` (app output with per-chunk times)
 - `stage1_systemd` systemd-run + systemd-nspawn
-- `manage`       list/status/stop/rm/gc/logs/enter helpers
+- `manage`       list/status/stop/rm/gc/logs/enter helpers; `enter` runs `pyrkt enter`
 - `oneshot`      `run_in_rootfs`, one command in a bare rootfs (for `acbuild run`)
 
 Contract for other parts: `images_in_use(store_dir) -> set[str]` (the client's `image gc`),

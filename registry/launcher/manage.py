@@ -355,13 +355,18 @@ def read_logs(store_dir: Path, uuid: str, app: str | None, *, follow: bool = Fal
     started = pod.timestamp("started") or pod.timestamp("created") or 0.0
     unit = pod.path / "unit"
     if pod.is_running and unit.exists():
-        # the systemd flavour: the output is in the journal until the unit ends
-        yield from _journal_lines(unit.read_text().strip(), names[0], since, tail)
+        # the systemd flavour: the output is in the journal until the unit ends (and is then
+        # copied into the app's log, with the journal's times)
+        shown = list(_journal_lines(unit.read_text().strip(), names[0], since, tail))
+        yield from shown
         if not follow:
             return
         wait_for_exit(pod)
         pod = pod.refresh()
-        since = time.time() if since is None else since
+        after = [line for line in logs.AppLog(names[0], paths[names[0]], started).read(final=True)
+                 if since is None or line.when >= since]
+        yield from after[len([line for line in after if line in shown]):]
+        return
     app_logs = [logs.AppLog(name, path, started) for name, path in paths.items()]
     if not follow:
         lines = logs.merge([log.read(final=True) for log in app_logs])
