@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from typing import Any
 
 from . import linux, seccomp
@@ -20,6 +21,7 @@ from .manage import EnterTarget
 from .sandbox import confine, filter_for
 from .seccomp import cache_dir as seccomp_cache
 from .stage1_builtin import exit_code_of
+from .terminal import Relay, attach_app
 
 NAMESPACES = (("ipc", linux.CLONE_NEWIPC), ("uts", linux.CLONE_NEWUTS),
               ("net", linux.CLONE_NEWNET), ("mnt", linux.CLONE_NEWNS))
@@ -38,6 +40,9 @@ def run_entered(target: EnterTarget) -> int:
     insecure = set(target.pod.runtime().get("insecure") or ())
     program = filter_for(target.app["app"], insecure, seccomp_cache(target.pod.store_dir))
     pid = target.pid
+    # From a terminal, the command gets one of the pod's own (as --interactive apps do): the
+    # caller's is not in the pod's devpts, so `tty`, job control and window sizes would fail.
+    relay_end, child_end = socket.socketpair() if os.isatty(0) else (None, None)
     fds = {name: _open(f"/proc/{pid}/ns/{name}") for name, _ in NAMESPACES}
     pid_ns = _open(f"/proc/{pid}/ns/pid")
     root = _open(f"/proc/{pid}/root")
@@ -45,7 +50,19 @@ def run_entered(target: EnterTarget) -> int:
         linux.setns(pid_ns, linux.CLONE_NEWPID)  # for our children only: we stay on the host
         child = os.fork()
         if child == 0:
-            _child(target, fds, root, insecure, program)
+            if relay_end is not None:
+                relay_end.close()
+            _child(target, fds, root, insecure, program, child_end)
+        relay = None
+        if relay_end is not None and child_end is not None:
+            child_end.close()
+            relay = Relay(relay_end, None, echo=True)
+            # no thread: a process whose children go to another PID namespace may not make
+            # threads (the kernel refuses CLONE_THREAD then), so we relay here, then wait
+            if relay.start(threaded=False):
+                relay.pump()
+            else:
+                relay = None
         previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)}
         try:
             while True:
@@ -57,6 +74,8 @@ def run_entered(target: EnterTarget) -> int:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            if relay is not None:
+                relay.finish()
         return exit_code_of(status)
     finally:
         for fd in (*fds.values(), pid_ns, root):
@@ -64,7 +83,7 @@ def run_entered(target: EnterTarget) -> int:
 
 
 def _child(target: EnterTarget, fds: dict[str, int], root: int, insecure: set[str],
-           program: bytes | None) -> None:
+           program: bytes | None, terminal: socket.socket | None) -> None:
     section: dict[str, Any] = target.app["app"]
     command = target.command
     try:
@@ -79,6 +98,8 @@ def _child(target: EnterTarget, fds: dict[str, int], root: int, insecure: set[st
         env.setdefault("AC_APP_NAME", target.app["name"])
         if os.environ.get("TERM"):
             env["TERM"] = os.environ["TERM"]
+        if terminal is not None:
+            attach_app(terminal, 0, 0)
         confine(section, insecure, 0, program)
         linux.default_signals_for_exec()
         if program is not None:

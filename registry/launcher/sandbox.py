@@ -1,5 +1,8 @@
 """Inside the pod: turn a forked child into the app (mounts, pivot_root, identity, exec).
 
+Everything here is imported before the fork: once an app is in its own root it could not
+import a module from the host any more.
+
 Runs in the pod's PID, UTS, IPC and network namespaces, in a mount namespace of its own, as root
 until the last moment. Order matters: join the cgroups while the host's /sys is still visible,
 build the root (overlay or bind, volumes, /proc, /dev), pivot into it and detach the host's

@@ -65,14 +65,14 @@ def _copy_size(source: int, target: int) -> None:
 class Relay:
     """The supervisor's side: caller's terminal <-> the app's pty master."""
 
-    def __init__(self, channel: socket.socket, log_path: Path, echo: bool) -> None:
+    def __init__(self, channel: socket.socket, log_path: Path | None, echo: bool) -> None:
         self.channel, self.log_path, self.echo = channel, log_path, echo
         self.master = -1
         self.saved: list[Any] | None = None
         self.previous_winch: Any = None
         self.thread: threading.Thread | None = None
 
-    def start(self) -> bool:
+    def start(self, *, threaded: bool = True) -> bool:
         """Take the master from the app, size it, raw-mode our terminal, start relaying.
         False when the app ended before it had a terminal (its error is on our stderr)."""
         try:
@@ -102,12 +102,15 @@ class Relay:
                 signal.SIGWINCH, lambda _s, _f: _copy_size(0, self.master))
         self.channel.send(b"g")
         self.channel.close()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="tty-relay")
-        self.thread.start()
+        if threaded:
+            self.thread = threading.Thread(target=self.pump, daemon=True, name="tty-relay")
+            self.thread.start()
         return True
 
-    def _run(self) -> None:
-        log = LogWriter(self.log_path)
+    def pump(self) -> None:
+        """Relay until the app's side of the terminal is closed (called by `start`'s thread,
+        or by the caller itself after `start(threaded=False)`)."""
+        log = LogWriter(self.log_path) if self.log_path is not None else None
         inputs = [0, self.master]
         try:
             while True:
@@ -122,7 +125,8 @@ class Relay:
                         return
                     if not data:
                         return
-                    log.write(data)
+                    if log is not None:
+                        log.write(data)
                     if self.echo and not self._out(data):
                         self._reader_gone()
                 if 0 in ready:
@@ -132,7 +136,8 @@ class Relay:
                         data = b"\x04"
                     os.write(self.master, data)
         finally:
-            log.close()
+            if log is not None:
+                log.close()
 
     def _out(self, data: bytes) -> bool:
         try:

@@ -100,3 +100,31 @@ def test_interactive_without_a_terminal_and_ctrl_c_ends_the_app(tool_image, pyrk
         assert os.waitstatus_to_exitcode(status) == 130 and time.monotonic() - started < 10
     finally:
         os.close(master)
+
+
+def test_enter_from_a_terminal_gets_a_terminal_of_the_pod(tmp_path, tool_image, pyrkt,
+                                                          start_pyrkt, store) -> None:
+    from launcher_helpers import wait_for_file
+
+    from registry.launcher.pods import find_pod
+
+    image = tool_image()
+    uuid_file = tmp_path / "uuid"
+    start_pyrkt("run", "--insecure-options=image", f"--uuid-file-save={uuid_file}", str(image),
+                "--", "sleep", "60")
+    uuid = wait_for_file(uuid_file)
+    deadline = time.monotonic() + 20
+    while not (find_pod(store, uuid).app_dir("tool") / "pid").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pid, master = _spawn(store, "enter", uuid, "/bin/tool", "tty", "winsize", "exit", "4")
+    try:
+        _set_size(master, 33, 99)
+        seen = bytearray()
+        _read_until(master, b"winsize=", seen)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 4
+        assert b"tty=/dev/pts/" in seen and b"not a tty" not in seen
+    finally:
+        os.close(master)
+    pyrkt("stop", "--force", uuid, check=True)
