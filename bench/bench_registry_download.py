@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,7 @@ http {{
         listen 127.0.0.1:{tls_port} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;  # the same TLS 1.3 the registry negotiates
         # Without sendfile, nginx reads the file in output_buffers: 1 MiB ones, as the registry.
         output_buffers 2 1m;
         root {docroot};
@@ -141,6 +143,18 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def negotiated(port: int, ca: Path) -> str:
+    """Protocol and cipher a default client gets from 127.0.0.1:port (both sides must match
+    for the TLS comparison to be fair)."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        name, version, _ = tls.cipher() or ("?", "?", 0)
+    return f"{version} {name}"
 
 
 class RSSSampler:
@@ -243,10 +257,13 @@ def main() -> None:
                     tls_ours, tls_theirs = alternate(args.tls_rounds, tls_registry_url,
                                                      tls_nginx_url, tls.ca_file)
                     tls_rss = sampler.stop()
+                    ciphers = (negotiated(secure.port, tls.ca_file),
+                               negotiated(nginx.tls_port, tls.ca_file))
             finally:
                 nginx.stop()
     report("plain:", ours, theirs, 0.9, plain_rss, args.rounds, args.size_mib)
     report("TLS:  ", tls_ours, tls_theirs, 0.8, tls_rss, args.tls_rounds, args.size_mib)
+    print(f"TLS:   negotiated: registry {ciphers[0]}, nginx {ciphers[1]}")
 
 
 if __name__ == "__main__":
