@@ -54,7 +54,6 @@ from .layout import (
 )
 from .meta import DISCOVERY, PUBKEYS, MetaTag, discovery_document, meta_tags, parse_meta_tags
 from .templates import render_template, unfilled_variables
-from .tlserrors import TLSProblem, tls_fix, tls_problem
 
 # Function-local imports keep start-up fast (see the client half's lazy loading below).
 
@@ -62,6 +61,9 @@ from .tlserrors import TLSProblem, tls_fix, tls_problem
 # (which only need tags, layout and app strings) start quickly.
 _CLIENT_NAMES = frozenset({"DiscoveryResult", "Endpoint", "discover_endpoints",
                            "discover_pubkeys", "discovery_url", "network_cause"})
+# The TLS error words import ssl (~7 ms); only a failed request needs them, so `acbuild` and
+# `pyrkt run` of a stored image do not pay for them.
+_TLS_NAMES = frozenset({"TLSProblem", "tls_fix", "tls_problem"})
 if TYPE_CHECKING:
     from .client import (
         DiscoveryResult,
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
         discovery_url,
         network_cause,
     )
+    from .tlserrors import TLSProblem, tls_fix, tls_problem
 
 
 def __getattr__(name: str) -> object:
@@ -78,6 +81,10 @@ def __getattr__(name: str) -> object:
         from . import client
 
         return getattr(client, name)
+    if name in _TLS_NAMES:
+        from . import tlserrors
+
+        return getattr(tlserrors, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
