@@ -150,7 +150,7 @@ def _from_rootfs_tarball(image_dir: Path, source: Path, scratch: Path) -> None:
     """Re-pack the tarball as an ACI (entries under rootfs/, an empty manifest) with the one
     ACI writer, and let the format core's safe extraction unpack it."""
     with tempfile.NamedTemporaryFile(dir=scratch, prefix="rootfs-", suffix=".aci") as wrapped:
-        with ACIWriter(wrapped, NONE) as writer:  # type: ignore[arg-type]
+        with ACIWriter(wrapped, NONE) as writer:
             writer.add_manifest(empty_manifest_json())
             _read_tar(source, _Repack(writer))
             writer.commit()

@@ -50,6 +50,10 @@ def image_from_blobs(ref: DockerReference, manifest: bytes, open_blob: BlobOpene
     descriptors = layer_descriptors(document)
     config_digest = str(document["config"].get("digest"))
     config = read_document(open_blob, config_digest, f"image config {config_digest}")
-    layers = [Layer(lambda d=d["digest"]: open_blob(d), d["digest"], diff_id, d["digest"])
+    layers = [Layer(_opener(open_blob, d["digest"]), d["digest"], diff_id, d["digest"])
               for d, diff_id in zip(descriptors, diff_ids(config, len(descriptors)), strict=True)]
     return SourceImage(ref, config, config_digest, manifest_digest, layers)
+
+
+def _opener(open_blob: BlobOpener, digest: str) -> Callable[[], BinaryIO]:
+    return lambda: open_blob(digest)
