@@ -29,7 +29,7 @@ from registry.progress import Progress, ProgressTask
 
 COPY_BUFFER = 1 << 20
 BLOCK_OUT = 256 << 10  # writes are handed to the compressing thread in pieces this large
-QUEUE_DEPTH = 8  # pieces in flight: a few MiB at most, whatever the image size
+QUEUE_DEPTH = 8  # pieces in flight: 2 MiB at most, whatever the image size
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE  # tar pads the archive to whole records, as tarfile and GNU tar do
 
@@ -134,7 +134,11 @@ class ACIWriter:
             if not (isinstance(data, bytes) or (isinstance(data, memoryview)
                                                 and isinstance(data.obj, bytes))):
                 data = bytes(data)
-            self._hand_over(data)
+            # Slices of the caller's bytes (no copy), so at most QUEUE_DEPTH * BLOCK_OUT
+            # bytes wait for the helper whatever the size of one write.
+            view = memoryview(data)
+            for start in range(0, size, BLOCK_OUT):
+                self._hand_over(view[start:start + BLOCK_OUT])
             return
         self._buffer += data
         if len(self._buffer) >= BLOCK_OUT:
