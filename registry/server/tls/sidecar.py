@@ -80,11 +80,20 @@ def make_handler(config: RegistryConfig, sessions: manager.Sessions) -> type[Bas
     return Handler
 
 
+class _Listener(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # One line in the log (e.g. the database unreachable for a challenge), no traceback.
+        error = sys.exc_info()[1]
+        logging.warning("TLS: plain-HTTP request from %s failed: %s", client_address[0],
+                        str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
 def http_listener(config: RegistryConfig, sessions: manager.Sessions) -> ThreadingHTTPServer:
     assert config.tls.http_bind
     host, _, port = config.tls.http_bind.rpartition(":")
-    server = ThreadingHTTPServer((host.strip("[]"), int(port)), make_handler(config, sessions))
-    server.daemon_threads = True
+    server = _Listener((host.strip("[]"), int(port)), make_handler(config, sessions))
     return server
 
 
