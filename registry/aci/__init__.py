@@ -1,57 +1,37 @@
 """The ACI format: manifests and their validation, image IDs, streaming reading, reproducible writing, safe extraction."""
 
-from registry.aci.compression import BZIP2, COMPRESSIONS, GZIP, NONE, XZ
-from registry.aci.errors import ACIError, ArchiveError, ManifestError
-from registry.aci.extract import extract_aci
-from registry.aci.isolators import check_isolator_value
-from registry.aci.manifest import (
-    APPC_VERSION,
-    MAX_MANIFEST_DEPTH,
-    MAX_MANIFEST_SIZE,
-    ImageManifest,
-    check_json_shape,
-    decode_json,
-)
-from registry.aci.names import (
-    MAX_NAME_LENGTH,
-    VALID_OS_ARCH,
-    check_hostable,
-    check_image_name,
-    check_version,
-    parse_quantity,
-)
-from registry.aci.parts import (
-    Annotation,
-    App,
-    Dependency,
-    EnvironmentVariable,
-    EventHandler,
-    Isolator,
-    Label,
-    MountPoint,
-    Port,
-)
-from registry.aci.paths import MAX_NAME_BYTES, MAX_PATH_BYTES, TreeRules, check_length, normalize
-from registry.aci.pod import (
-    ExposedPort,
-    Mount,
-    PodManifest,
-    RuntimeApp,
-    RuntimeImage,
-    Volume,
-)
-from registry.aci.reader import (
-    DEFAULT_MAX_RATIO,
-    DEFAULT_MAX_UNCOMPRESSED,
-    ACIInfo,
-    Limits,
-    image_id_of,
-    read_aci,
-    short_id,
-    stream_archive,
-)
-from registry.aci.tarstream import TarEntry
-from registry.aci.writer import ACIWriter, header_from, write_aci
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public name -> the submodule defining it, loaded on first use. `pyrkt run` of a stored image
+# needs names, manifests and pod manifests, not the reader, writer, extractor or the bz2/lzma
+# modules behind them; importing them all cost a third of its start-up. Importing a submodule
+# directly (`from registry.aci.manifest import ImageManifest`) loads only what that one uses.
+_EXPORTS: dict[str, str] = {
+    "BZIP2": "compression", "COMPRESSIONS": "compression", "GZIP": "compression",
+    "NONE": "compression", "XZ": "compression",
+    "ACIError": "errors", "ArchiveError": "errors", "ManifestError": "errors",
+    "extract_aci": "extract",
+    "check_isolator_value": "isolators",
+    "APPC_VERSION": "manifest", "MAX_MANIFEST_DEPTH": "manifest", "MAX_MANIFEST_SIZE": "manifest",
+    "ImageManifest": "manifest", "check_json_shape": "manifest", "decode_json": "manifest",
+    "MAX_NAME_LENGTH": "names", "VALID_OS_ARCH": "names", "check_hostable": "names",
+    "check_image_name": "names", "check_version": "names", "parse_quantity": "names",
+    "Annotation": "parts", "App": "parts", "Dependency": "parts", "EnvironmentVariable": "parts",
+    "EventHandler": "parts", "Isolator": "parts", "Label": "parts", "MountPoint": "parts",
+    "Port": "parts",
+    "MAX_NAME_BYTES": "paths", "MAX_PATH_BYTES": "paths", "TreeRules": "paths",
+    "check_length": "paths", "normalize": "paths",
+    "ExposedPort": "pod", "Mount": "pod", "PodManifest": "pod", "RuntimeApp": "pod",
+    "RuntimeImage": "pod", "Volume": "pod",
+    "DEFAULT_MAX_RATIO": "reader", "DEFAULT_MAX_UNCOMPRESSED": "reader", "ACIInfo": "reader",
+    "Limits": "reader", "image_id_of": "reader", "read_aci": "reader", "short_id": "reader",
+    "stream_archive": "reader",
+    "TarEntry": "tarstream",
+    "ACIWriter": "writer", "header_from": "writer", "write_aci": "writer",
+}
 
 __all__ = [
     "ACIError", "ArchiveError", "ManifestError",
@@ -68,3 +48,73 @@ __all__ = [
     "parse_quantity", "check_isolator_value", "check_image_name", "check_version",
     "check_hostable", "MAX_NAME_LENGTH",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    submodule = _EXPORTS.get(name)
+    if submodule is None:
+        # AttributeError (not ImportError): `from registry.aci import paths` still falls back to
+        # the submodule, and hasattr() behaves.
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # type checkers and IDEs see the names statically
+    from .compression import BZIP2, COMPRESSIONS, GZIP, NONE, XZ
+    from .errors import ACIError, ArchiveError, ManifestError
+    from .extract import extract_aci
+    from .isolators import check_isolator_value
+    from .manifest import (
+        APPC_VERSION,
+        MAX_MANIFEST_DEPTH,
+        MAX_MANIFEST_SIZE,
+        ImageManifest,
+        check_json_shape,
+        decode_json,
+    )
+    from .names import (
+        MAX_NAME_LENGTH,
+        VALID_OS_ARCH,
+        check_hostable,
+        check_image_name,
+        check_version,
+        parse_quantity,
+    )
+    from .parts import (
+        Annotation,
+        App,
+        Dependency,
+        EnvironmentVariable,
+        EventHandler,
+        Isolator,
+        Label,
+        MountPoint,
+        Port,
+    )
+    from .paths import MAX_NAME_BYTES, MAX_PATH_BYTES, TreeRules, check_length, normalize
+    from .pod import (
+        ExposedPort,
+        Mount,
+        PodManifest,
+        RuntimeApp,
+        RuntimeImage,
+        Volume,
+    )
+    from .reader import (
+        DEFAULT_MAX_RATIO,
+        DEFAULT_MAX_UNCOMPRESSED,
+        ACIInfo,
+        Limits,
+        image_id_of,
+        read_aci,
+        short_id,
+        stream_archive,
+    )
+    from .tarstream import TarEntry
+    from .writer import ACIWriter, header_from, write_aci
