@@ -389,11 +389,10 @@ def _print_howto(obj: Context, config: RegistryConfig) -> None:
 
 def _local_ca_bundle(config: RegistryConfig) -> Path | None:
     """The CA of `tls init` when the served certificate is the one it made."""
-    directory = config.data_dir / "tls"
-    if config.tls.cert is not None and config.tls.cert == (directory / "cert.pem").absolute() \
-            and (directory / "ca.pem").is_file():
-        return (directory / "ca.pem").absolute()
-    return None
+    # Late: the TLS helpers (and cryptography) load only when the how-to is printed.
+    from registry.server.tls.localca import served_local_ca
+
+    return served_local_ca(config.data_dir, config.tls.cert)
 
 
 def _safe_url(url: str) -> str:
@@ -471,31 +470,87 @@ def token() -> None:
     """Manage API tokens (for `pyrkt push` and CI)."""
 
 
-@token.command("create")
-@click.argument("username")
-@click.option("--description", default="", help="What the token is for.")
-@pass_context
-def token_create(obj: Context, username: str, description: str) -> None:
-    """Print a new API token for USERNAME (on stdout, alone: easy to capture)."""
+def _token_options(func):  # type: ignore[no-untyped-def]
+    for option in reversed([
+        click.option("--description", default="", help="What the token is for."),
+        click.option("--scope", type=click.Choice(["read", "push", "admin"]), default="admin",
+                     show_default=True,
+                     help="At most what the token may do: read (fetch), push (also upload, "
+                          "delete versions), admin (everything the account may)."),
+        click.option("--repository", default=None, metavar="NAME",
+                     help="Limit the token to this one repository [every repository]."),
+        click.option("--expires-days", default=str(90), show_default=True, metavar="DAYS|never",
+                     help="Days until the token stops working, or 'never'."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _create_token(obj: Context, username: str, description: str, scope: str,
+                  repository: str | None, expires_days: str) -> None:
     from registry.server.services import tokens
 
     with _session(obj) as session:
-        row, plain = tokens.create_token(session, _operator(), username, description)
-    click.echo(f"token {row.id} for {username} (shown only now):", err=True)
+        row, plain = tokens.create_token(session, _operator(), username, description,
+                                         scope=scope, repository=repository,
+                                         expires_in_days=tokens.parse_expiry(expires_days))
+        where = row.repository.name if row.repository else "every repository"
+        expiry = row.expires_at.strftime("%Y-%m-%d %H:%M UTC") if row.expires_at else "never"
+    click.echo(f"token {row.id} for {username}: {scope} on {where}, expires {expiry} "
+               "(shown only now):", err=True)
     click.echo(plain)
+
+
+@token.command("create")
+@click.argument("username")
+@_token_options
+@pass_context
+def token_create(obj: Context, username: str, description: str, scope: str,
+                 repository: str | None, expires_days: str) -> None:
+    """Print a new API token for USERNAME (on stdout, alone: easy to capture).
+
+    \b
+    Examples:
+      pyrkt-registry token create alice --scope read
+      pyrkt-registry token create ci --scope push --repository example.com/team/app
+    """
+    _create_token(obj, username, description, scope, repository, expires_days)
+
+
+def _echo_tokens(rows, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from registry.server.services import tokens
+
+    def when(moment):  # type: ignore[no-untyped-def]
+        return moment.isoformat() if moment else None
+
+    listed = [{"id": r.id, "hint": r.hint, "state": tokens.state_of(r), "scope": r.scope,
+               "repository": r.repository.name if r.repository else None,
+               "expires": when(r.expires_at), "last_used": when(r.last_used_at),
+               "last_used_from": r.last_used_addr, "description": r.description}
+              for r in rows]
+    if as_json:
+        click.echo(json.dumps({"tokens": listed}, indent=2))
+        return
+    for t in listed:
+        click.echo(f"{t['id']}\t{t['hint']}...\t{t['state']}\t{t['scope']}\t"
+                   f"{t['repository'] or '*'}\texpires {t['expires'] or 'never'}\t"
+                   f"last used {t['last_used'] or 'never'}"
+                   f"{' from ' + t['last_used_from'] if t['last_used_from'] else ''}\t"
+                   f"{t['description']}")
 
 
 @token.command("list")
 @click.argument("username")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 @pass_context
-def token_list(obj: Context, username: str) -> None:
-    """List a user's tokens."""
+def token_list(obj: Context, username: str, as_json: bool) -> None:
+    """List a user's (or robot's) tokens: id, hint, state, scope, repository, expiry, last use."""
     from registry.server.services import tokens
 
     with _session(obj) as session:
-        for row in tokens.list_tokens(session, _operator(), username):
-            state = "revoked" if row.revoked_at else "active"
-            click.echo(f"{row.id}\t{row.hint}...\t{state}\t{row.description}")
+        _echo_tokens(tokens.list_tokens(session, _operator(), username), as_json)
 
 
 @token.command("revoke")
@@ -508,6 +563,120 @@ def token_revoke(obj: Context, token_id: int) -> None:
     with _session(obj) as session:
         tokens.revoke_token(session, _operator(), token_id)
     click.echo(f"token {token_id} revoked")
+
+
+# -- robot accounts ------------------------------------------------------------------------------
+@main.group()
+def robot() -> None:
+    """Robot accounts for CI: no password, tokens only, roles per repository.
+
+    \b
+    Example (a CI job that pushes to one repository):
+      pyrkt-registry robot create ci-app --description "CI of team/app"
+      pyrkt-registry repo grant example.com/team/app ci-app write
+      pyrkt-registry robot token ci-app --scope push --repository example.com/team/app
+    """
+
+
+@robot.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="What the robot is for.")
+@pass_context
+def robot_create(obj: Context, name: str, description: str) -> None:
+    """Create the robot account NAME."""
+    from registry.server.services import robots
+
+    with _session(obj) as session:
+        robots.create_robot(session, _operator(), name, description)
+    click.echo(f"robot {name} created: give it roles with `pyrkt-registry repo grant REPO "
+               f"{name} ROLE`, then a token with `pyrkt-registry robot token {name}`")
+
+
+@robot.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+@pass_context
+def robot_list(obj: Context, as_json: bool) -> None:
+    """List robot accounts and their roles."""
+    import json
+
+    from registry.server.services import robots
+
+    with _session(obj) as session:
+        found = [{"name": r.username, "description": r.description,
+                  "roles": {repo: role.value
+                            for repo, role in robots.robot_roles(session, _operator(),
+                                                                 r.username)}}
+                 for r in robots.list_robots(session, _operator())]
+    if as_json:
+        click.echo(json.dumps({"robots": found}, indent=2))
+        return
+    for r in found:
+        roles = ", ".join(f"{repo}={role}" for repo, role in r["roles"].items()) or "no roles"
+        click.echo(f"{r['name']}\t{roles}\t{r['description']}")
+
+
+@robot.command("rm")
+@click.argument("name")
+@pass_context
+def robot_rm(obj: Context, name: str) -> None:
+    """Delete the robot account NAME (its tokens stop working, its roles go)."""
+    from registry.server.services import robots
+
+    with _session(obj) as session:
+        robots.delete_robot(session, _operator(), name)
+    click.echo(f"robot {name} deleted")
+
+
+@robot.command("token")
+@click.argument("name")
+@_token_options
+@pass_context
+def robot_token(obj: Context, name: str, description: str, scope: str,
+                repository: str | None, expires_days: str) -> None:
+    """Print a new token for the robot NAME (same options as `token create`)."""
+    from registry.server.services import robots
+
+    with _session(obj) as session:
+        robots.get_robot(session, name)
+    _create_token(obj, name, description, scope, repository, expires_days)
+
+
+# -- audit ---------------------------------------------------------------------------------------
+@main.command()
+@click.option("--user", "actor", default="", help="Only events by this user, robot, "
+                                                  "(operator) or (system).")
+@click.option("--repository", default="", help="Only events about this repository.")
+@click.option("--action", default="", help="Only this action (or family: `image`, `token`).")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@pass_context
+def audit(obj: Context, actor: str, repository: str, action: str, limit: int, fmt: str) -> None:
+    """Show the audit log, newest first."""
+    import csv
+    import itertools
+    import json
+
+    from registry.server.services import audit as audit_log
+
+    where = audit_log.AuditFilter(actor=actor, repository=repository, action=action)
+    with _session(obj) as session:
+        rows = [audit_log.export_row(e)
+                for e in itertools.islice(audit_log.every(session, where), limit)]
+    if fmt == "json":
+        click.echo(json.dumps({"events": rows}, indent=2))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(audit_log.EXPORT_COLUMNS)
+        for row in rows:
+            row["details"] = json.dumps(row["details"], sort_keys=True)
+            writer.writerow(["" if row[c] is None else row[c] for c in audit_log.EXPORT_COLUMNS])
+    else:
+        for row in rows:
+            who = row["actor"] or "anonymous"
+            cause = f" [{row['triggered_by']}]" if row["triggered_by"] else ""
+            click.echo(f"{row['at'][:19]}\t{who}{cause}\t{row['action']}\t{row['target']}\t"
+                       f"{row['remote_addr'] or '-'}")
 
 
 # -- repositories --------------------------------------------------------------------------------
@@ -545,6 +714,27 @@ def repo_grant(obj: Context, name: str, username: str, role: str) -> None:
         repositories.grant_role(session, _operator(), name, username,
                                 None if role == "none" else repositories.parse_role(role))
     click.echo(f"{username}: {role} on {name}")
+
+
+@repo.command("describe")
+@click.argument("name")
+@click.argument("source", type=click.File("r"))
+@pass_context
+def repo_describe(obj: Context, name: str, source) -> None:  # type: ignore[no-untyped-def]
+    """Set repository NAME's description (Markdown) from the file SOURCE ("-": stdin).
+
+    \b
+    Example:
+      pyrkt-registry repo describe example.com/team/app README.md
+    """
+    from registry.server.services import repositories
+
+    text = source.read(100_001)
+    if len(text) > 100_000:
+        raise click.ClickException("description larger than 100000 characters")
+    with _session(obj) as session:
+        repositories.update_repository(session, _operator(), name, description=text.strip())
+    click.echo(f"description of {name} set ({len(text.strip())} characters of Markdown)")
 
 
 @repo.command("list")

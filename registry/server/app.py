@@ -10,6 +10,7 @@ from registry import __version__
 from registry.resources import templates_dir
 from registry.server.config import RegistryConfig, ensure_secret_key
 from registry.server.db import make_engine, make_session_factory
+from registry.server.services.pulls import PullCounter
 from registry.server.state import EXTENSION, RegistryState
 from registry.server.storage import storage_from_config
 
@@ -44,11 +45,14 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
     )
     app.config.update(flask_config)
     engine = make_engine(config.database_url)
+    sessions = make_session_factory(engine)
     state = RegistryState(
         config=config,
         engine=engine,
-        sessions=make_session_factory(engine),
+        sessions=sessions,
         storage=storage_from_config(storage_settings(config)),
+        pulls=PullCounter(sessions, enabled=config.pull_counting,
+                          interval=config.pull_flush_seconds),
     )
     app.extensions[EXTENSION] = state
 

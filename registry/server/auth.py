@@ -15,7 +15,7 @@ import hmac
 from flask import current_app, request, session
 
 from registry.server.context import db
-from registry.server.models import User
+from registry.server.models import ApiToken, User
 from registry.server.services.actor import Actor
 from registry.server.services.errors import Unauthorized
 from registry.server.services.tokens import TOKEN_PREFIX, authenticate_token
@@ -56,48 +56,51 @@ def session_user() -> User | None:
     return user
 
 
-def _credentials_user() -> tuple[bool, User | None]:
-    """(credentials given?, the user they identify or None if wrong)."""
+def _credentials_user() -> tuple[bool, User | None, ApiToken | None]:
+    """(credentials given?, the user they identify or None if wrong, the API token used)."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     scheme, value = scheme.lower(), value.strip()
     if not header:
-        return False, None
+        return False, None, None
     if scheme == "bearer":
-        return True, authenticate_token(db(), value)
+        token = authenticate_token(db(), value, request.remote_addr)
+        return True, token.user if token else None, token
     if scheme == "basic":
         try:
             username, _, password = base64.b64decode(value, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            return True, None
+            return True, None, None
         if password.startswith(TOKEN_PREFIX):
-            user = authenticate_token(db(), password)
+            token = authenticate_token(db(), password, request.remote_addr)
+            user = token.user if token else None
             # A user name other than the token's owner is a mistake worth refusing.
             if user is not None and username and username not in (user.username, "token"):
-                return True, None
-            return True, user
-        return True, authenticate(db(), username, password)
-    return True, None
+                return True, None, None
+            return True, user, token
+        return True, authenticate(db(), username, password), None
+    return True, None, None
 
 
 def api_actor(*, required: bool = True) -> Actor:
     """The actor of an API call: bad credentials are always a 401; none at all is anonymous
-    unless `required`."""
-    given, user = _credentials_user()
+    unless `required`. A token's scope travels with the actor (services.access applies it)."""
+    given, user, token = _credentials_user()
     if given and user is None:
-        raise Unauthorized("invalid credentials: unknown or revoked token, or wrong password",
-                           code="invalid-token")
+        raise Unauthorized("invalid credentials: unknown, expired or revoked token, or wrong "
+                           "password", code="invalid-token")
     if user is None and required:
         raise Unauthorized("authentication required: pass an API token "
                            "(Authorization: Bearer TOKEN; `pyrkt-registry token create USER`)",
                            code="missing-token")
-    return Actor(user=user, remote_addr=request.remote_addr)
+    return Actor(user=user, remote_addr=request.remote_addr, token=token)
 
 
 def reader_actor() -> Actor:
     """The actor of a download or a page: wrong credentials count as anonymous, so a private
     repository answers the same 404 to every outsider; the web UI's login session counts too."""
-    _given, user = _credentials_user()
+    _given, user, token = _credentials_user()
     if user is None:
+        token = None
         user = session_user()
-    return Actor(user=user, remote_addr=request.remote_addr)
+    return Actor(user=user, remote_addr=request.remote_addr, token=token)

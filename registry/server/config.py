@@ -204,6 +204,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("secret_key", TEXT, None, "session secret shared by every host", secret=True,
             shown="generated into <data dir>/secret_key"),
     Setting("cache_max_age", WHOLE, 300, "Cache-Control max-age of versioned downloads (s)"),
+    Setting("pull_counting", FLAG, True, "count pulls per version and day (0: off)"),
+    Setting("pull_flush_seconds", WHOLE, 5, "how often each worker writes the pull counts it "
+            "keeps in memory (s)"),
     Setting("admin_username", TEXT, "admin", "the first administrator, created by init/serve "
             "when there are no users"),
     Setting("admin_password", TEXT, None, "the first administrator's password", secret=True,

@@ -6,6 +6,7 @@ from flask import current_app, g
 from sqlalchemy.orm import Session
 
 from registry.server.config import RegistryConfig
+from registry.server.services.pulls import PullCounter
 from registry.server.state import EXTENSION, RegistryState
 from registry.server.storage import BlobStorage
 
@@ -20,6 +21,10 @@ def config() -> RegistryConfig:
 
 def storage() -> BlobStorage:
     return state().storage
+
+
+def pulls() -> PullCounter:
+    return state().pulls
 
 
 def db() -> Session:

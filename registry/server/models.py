@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -72,6 +73,10 @@ class User(Base):
     # "scrypt$n$r$p$salt$hash" (see services.users); never the password itself.
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A robot account (for CI): no password, it signs in only with its tokens; roles per
+    # repository like any user. Its password_hash holds a value no password ever matches.
+    is_robot: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
     tokens: Mapped[list[ApiToken]] = relationship(
@@ -92,11 +97,22 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The first characters of the token, shown in listings so users can tell tokens apart.
     hint: Mapped[str] = mapped_column(String(16))
+    # What the token may do, at most (never more than its user may): "read", "push" (read and
+    # write) or "admin" (everything the user may); see services.tokens.
+    scope: Mapped[str] = mapped_column(String(16), default="admin")
+    # The one repository the token works on; None: every repository its user may reach.
+    repository_id: Mapped[int | None] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # Written on use, at most once a minute per token (services.tokens.LAST_USED_EVERY).
     last_used_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    last_used_addr: Mapped[str | None] = mapped_column(String(64), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
     user: Mapped[User] = relationship(back_populates="tokens")
+    repository: Mapped[Repository | None] = relationship()
 
 
 class Repository(Base):
@@ -231,8 +247,29 @@ class AuditEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
     # Names, not foreign keys: the log outlives the users and repositories it mentions.
-    actor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # "user", "robot", "operator" (pyrkt-registry on the host), "system" (the registry on its
+    # own, e.g. converting an OCI tag) or "anonymous".
+    actor_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # For system actions: what set them off ("first fetch of NAME:1.0 by alice").
+    triggered_by: Mapped[str | None] = mapped_column(String(512), nullable=True)
     action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str] = mapped_column(String(512), default="")
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     remote_addr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class PullCount(Base):
+    """Downloads of one version of a repository on one day (UTC), counted in memory and added
+    in batches (services.pulls), so counting costs a download nothing."""
+
+    __tablename__ = "pull_counts"
+    __table_args__ = (UniqueConstraint("repository_id", "version", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE")
+    )
+    version: Mapped[str] = mapped_column(String(255))
+    day: Mapped[date] = mapped_column(Date)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.server.config import RegistryConfig
+from registry.server.services.pulls import PullCounter
 from registry.server.storage import BlobStorage
 
 EXTENSION = "pyrkt"
@@ -23,3 +24,4 @@ class RegistryState:
     engine: Engine
     sessions: sessionmaker[Session]
     storage: BlobStorage
+    pulls: PullCounter

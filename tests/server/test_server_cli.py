@@ -117,3 +117,46 @@ def test_config_layers_and_errors(tmp_path):
                       ({"PYRKT_REGISTRY_BASE_URL": "ftp://x"}, "PYRKT_REGISTRY_BASE_URL")):
         with pytest.raises(ConfigError, match=word):
             RegistryConfig.load(bad, data_dir=str(tmp_path / "y"))
+
+
+def test_robots_scoped_tokens_and_the_audit_log(run, tmp_path):
+    import csv
+    import io
+    import json
+
+    run("init")
+    run("repo", "create", "127.0.0.1/team/app")
+    created = run("robot", "create", "ci-app", "--description", "CI of team/app")
+    assert "robot ci-app created" in created.output
+    run("repo", "grant", "127.0.0.1/team/app", "ci-app", "write")
+    token = run("robot", "token", "ci-app", "--scope", "push", "--repository",
+                "127.0.0.1/team/app", "--expires-days", "7")
+    plain = token.stdout.strip().splitlines()[-1]
+    assert plain.startswith("pyrkt_") and "push on 127.0.0.1/team/app" in token.output
+    listed = json.loads(run("token", "list", "ci-app", "--json").stdout)["tokens"]
+    assert [(t["scope"], t["repository"], t["state"]) for t in listed] == [
+        ("push", "127.0.0.1/team/app", "active")]
+    robots = json.loads(run("robot", "list", "--json").stdout)["robots"]
+    assert robots == [{"name": "ci-app", "description": "CI of team/app",
+                       "roles": {"127.0.0.1/team/app": "write"}}]
+    refused = run("token", "create", "ci-app", "--scope", "root", ok=False)
+    assert refused.exit_code != 0 and "root" in refused.output
+    bad_expiry = run("token", "create", "ci-app", "--expires-days", "soon", ok=False)
+    assert bad_expiry.exit_code != 0 and "bad expiry 'soon'" in bad_expiry.output
+    missing = run("token", "create", "ci-app", "--repository", "127.0.0.1/team/nope", ok=False)
+    assert "repository '127.0.0.1/team/nope' not found" in missing.output
+    # The audit log, filtered, in each format.
+    table = run("audit", "--user", "(operator)", "--action", "robot").stdout
+    assert "robot.create\tci-app" in table
+    rows = list(csv.DictReader(io.StringIO(run("audit", "--repository", "127.0.0.1/team/app",
+                                               "--format", "csv").stdout)))
+    assert {r["action"] for r in rows} == {"repository.create", "role.set"}
+    events = json.loads(run("audit", "--limit", "2", "--format", "json").stdout)["events"]
+    assert len(events) == 2 and events[0]["actor_kind"] == "operator"
+    assert run("robot", "rm", "ci-app").output.strip() == "robot ci-app deleted"
+    described = run("repo", "describe", "127.0.0.1/team/app", "-", input="# App\n\n**fast**\n")
+    assert "description of 127.0.0.1/team/app set" in described.output
+    updates = json.loads(run("audit", "--action", "repository.update", "--format",
+                             "json").stdout)["events"]
+    assert updates[0]["details"]["description"] == "# App\n\n**fast**"
+    assert json.loads(run("robot", "list", "--json").stdout)["robots"] == []

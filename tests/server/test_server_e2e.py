@@ -160,7 +160,7 @@ def test_push_shows_server_errors_and_fails(registry, tmp_path):
     wrong = subprocess.run([sys.executable, "-m", "registry.cli.main", "push", str(image)],
                            env=env, capture_output=True, text=True, timeout=120)
     assert wrong.returncode != 0
-    assert "invalid credentials: unknown or revoked token" in wrong.stderr
+    assert "invalid credentials: unknown, expired or revoked token" in wrong.stderr
     taken = build_aci(tmp_path / "taken", NAME, version="1.0", payload=b"not the pushed 1.0\n")
     pyrkt_push(registry, build_aci(tmp_path / "first", NAME, version="1.0"))
     conflict = pyrkt_push(registry, taken)

@@ -69,6 +69,16 @@ def the_forms(tmp_path: Path) -> list[Form]:
         Form("ui.repository_key_register", f"/_ui/r/{APP}/-/keys",
              {"armored": owner_key.armored_public()}),
         Form("ui.repository_key_remove", f"/_ui/r/{APP}/-/keys/{owner_key.fingerprint}/remove"),
+        Form("ui.repository_description", f"/_ui/r/{APP}/-/description",
+             {"description": "**new**"}),
+        # Converting needs an OCI tag (tests/ui/test_ui_product.py converts one for real).
+        Form("ui.version_convert", f"/_ui/r/{APP}/-/convert",
+             {"version": "9.0", "os": "linux", "arch": "amd64"}, valid_run=False),
+        Form("ui.robot_create", "/_ui/robots", {"name": "ci-bot", "description": "CI"}),
+        Form("ui.robot_role", "/_ui/robots/ci-bot/roles", {"repository": APP, "role": "write"}),
+        Form("ui.robot_token_create", "/_ui/robots/ci-bot/tokens",
+             {"scope": "push", "repository": APP, "expires": "30"}),
+        Form("ui.robot_delete", "/_ui/robots/ci-bot/delete"),
         Form("ui.token_create", "/_ui/account/tokens", {"description": "ci"}),
         Form("ui.token_revoke", ""),  # the path names the token the form before created
         Form("ui.password_change", "/_ui/account/password",

@@ -9,19 +9,35 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from registry import __version__
+from registry.server.audit_export import export_response
 from registry.server.auth import api_actor
 from registry.server.bootstrap import key_user_id
 from registry.server.context import config, db, storage
 from registry.server.httputil import BODY_METHODS, drain_request_body
+from registry.server.markdown import render_markdown
 from registry.server.models import ApiToken, AuditEvent, Repository, SigningKey, Tag, User
 from registry.server.oci.blobs import spool_dir
-from registry.server.services import audit, gc, keys, repositories, tokens, upload, users
+from registry.server.oci.listing import VersionRow, all_versions
+from registry.server.oci.offer import CONVERTING, convert_tag
+from registry.server.services import (
+    audit,
+    gc,
+    keys,
+    pulls,
+    repositories,
+    robots,
+    tokens,
+    upload,
+    users,
+)
+from registry.server.services.actor import Actor
 from registry.server.services.errors import BadRequest, Forbidden, ServiceError
 
 bp = Blueprint("api", __name__, url_prefix="/_api/v1")
@@ -100,16 +116,42 @@ def user_json(user: User) -> dict[str, Any]:
             "created": user.created_at.isoformat()}
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
 def token_json(token: ApiToken) -> dict[str, Any]:
-    return {"id": token.id, "user": token.user.username, "description": token.description,
-            "hint": token.hint, "created": token.created_at.isoformat(),
-            "revoked": token.revoked_at.isoformat() if token.revoked_at else None}
+    return {"id": token.id, "user": token.user.username, "robot": token.user.is_robot,
+            "description": token.description, "hint": token.hint, "scope": token.scope,
+            "repository": token.repository.name if token.repository else None,
+            "state": tokens.state_of(token), "created": token.created_at.isoformat(),
+            "expires": _iso(token.expires_at), "last_used": _iso(token.last_used_at),
+            "last_used_from": token.last_used_addr, "revoked": _iso(token.revoked_at)}
+
+
+def robot_json(robot: User) -> dict[str, Any]:
+    return {"name": robot.username, "description": robot.description,
+            "created": robot.created_at.isoformat(),
+            "roles": [{"repository": repo, "role": role.value}
+                      for repo, role in robots.robot_roles(db(), Actor.operator(), robot.username)]}
+
+
+def version_json(row: VersionRow, pulls_by_version: dict[str, int]) -> dict[str, Any]:
+    """One version however it arrived; `image` is null until an OCI tag is converted."""
+    return {"version": row.version, "os": row.os, "arch": row.arch, "source": row.source,
+            "state": row.state, "error": row.error or None, "oci_digest": row.oci_digest,
+            "created": row.created.isoformat(), "pulls": pulls_by_version.get(row.version, 0),
+            "image": tag_json(row.tag) if row.tag else None}
+
+
+def versions_of(repo: Repository) -> tuple[list[dict[str, Any]], int]:
+    totals = pulls.version_totals(db(), repo)
+    rows = all_versions(db(), storage(), repo)
+    return [version_json(r, totals) for r in rows], sum(totals.values())
 
 
 def event_json(event: AuditEvent) -> dict[str, Any]:
-    return {"id": event.id, "at": event.at.isoformat(), "actor": event.actor,
-            "action": event.action, "target": event.target, "details": event.details,
-            "remote_addr": event.remote_addr}
+    return audit.export_row(event)
 
 
 # -- registry --------------------------------------------------------------------------------
@@ -157,7 +199,39 @@ def get_repository(name: str) -> Response:
     actor = api_actor(required=False)
     repo = repositories.get_repository(db(), actor, name)
     tags = repositories.list_tags(db(), actor, name)
-    return jsonify({**repository_json(repo), "images": [tag_json(t) for t in tags]})
+    versions, total = versions_of(repo)
+    return jsonify({**repository_json(repo), "description_html": str(render_markdown(
+        repo.description or "")), "pulls": total, "images": [tag_json(t) for t in tags],
+        "versions": versions})
+
+
+@bp.get("/repositories/<path:name>/-/versions")
+def list_versions(name: str) -> Response:
+    """Every version: appc uploads, converted OCI pushes and OCI tags not converted yet."""
+    repo = repositories.get_repository(db(), api_actor(required=False), name)
+    versions, total = versions_of(repo)
+    return jsonify({"versions": versions, "pulls": total})
+
+
+@bp.post("/repositories/<path:name>/-/versions/<version>/convert")
+def convert_version(name: str, version: str) -> tuple[Response, int]:
+    """Convert an OCI tag for ?os=&arch= (default linux/amd64) now, as its first fetch would."""
+    actor = api_actor(required=False)
+    repo = repositories.get_repository(db(), actor, name)
+    state = convert_tag(db(), actor, repo, version, request.args.get("os", "linux"),
+                        request.args.get("arch", "amd64"))
+    return jsonify({"version": version, "state": state}), 202 if state == CONVERTING else 200
+
+
+@bp.get("/repositories/<path:name>/-/pulls")
+def repository_pulls(name: str) -> Response:
+    """Pulls per day (?days=, 1-366, default 90) and per version."""
+    repo = repositories.get_repository(db(), api_actor(required=False), name)
+    days = max(1, min(request.args.get("days", pulls.CHART_DAYS, type=int), 366))
+    daily = pulls.daily(db(), repo, days)
+    return jsonify({"total": pulls.repository_total(db(), repo),
+                    "versions": pulls.version_totals(db(), repo),
+                    "days": [{"day": d.isoformat(), "pulls": n} for d, n in daily]})
 
 
 @bp.patch("/repositories/<path:name>")
@@ -335,10 +409,46 @@ def list_tokens(username: str) -> Response:
 
 @bp.post("/users/<username>/tokens")
 def create_token(username: str) -> tuple[Response, int]:
+    """JSON: description, scope (read|push|admin; admin), repository (one name; all),
+    expires_in_days (a number or "never"; 90)."""
     data = request.get_json(silent=True) or {}
-    token, plain = tokens.create_token(db(), api_actor(), username,
-                                       str(data.get("description", "")))
+    if not isinstance(data, dict):
+        raise BadRequest("expected a JSON object as the request body", code="bad-json")
+    repository = data.get("repository")
+    token, plain = tokens.create_token(
+        db(), api_actor(), username, str(data.get("description", "")),
+        scope=tokens.parse_scope(str(data.get("scope", "admin"))),
+        repository=str(repository) if repository else None,
+        expires_in_days=tokens.parse_expiry(data.get("expires_in_days",
+                                                     tokens.DEFAULT_EXPIRY_DAYS)))
     return jsonify({**token_json(token), "token": plain}), 201
+
+
+# -- robot accounts -----------------------------------------------------------------------------
+@bp.get("/robots")
+def list_robots() -> Response:
+    return jsonify({"robots": [robot_json(r) for r in robots.list_robots(db(), api_actor())]})
+
+
+@bp.post("/robots")
+def create_robot() -> tuple[Response, int]:
+    data = _json()
+    robot = robots.create_robot(db(), api_actor(), str(data.get("name", "")),
+                                str(data.get("description", "")))
+    return jsonify(robot_json(robot)), 201
+
+
+@bp.get("/robots/<name>")
+def get_robot(name: str) -> Response:
+    actor = api_actor()
+    robots.list_robots(db(), actor)  # the administrators' check
+    return jsonify(robot_json(robots.get_robot(db(), name)))
+
+
+@bp.delete("/robots/<name>")
+def delete_robot(name: str) -> Response:
+    robots.delete_robot(db(), api_actor(), name)
+    return jsonify({"deleted": name})
 
 
 @bp.delete("/tokens/<int:token_id>")
@@ -352,8 +462,16 @@ def audit_log() -> Response:
     actor = api_actor()
     if not actor.is_site_admin:
         raise Forbidden("only an administrator may read the audit log")
+    where = audit.AuditFilter(actor=request.args.get("user", ""),
+                              repository=request.args.get("repository", ""),
+                              action=request.args.get("action", ""))
+    export = request.args.get("format")
+    if export is not None:
+        if export not in ("csv", "json"):
+            raise BadRequest(f"format={export!r}: use csv or json", code="bad-format")
+        return export_response(audit.every(db(), where), export)
     events = audit.recent(db(), limit=request.args.get("limit", 100, type=int),
-                          before_id=request.args.get("before", type=int))
+                          before_id=request.args.get("before", type=int), where=where)
     return jsonify({"events": [event_json(e) for e in events]})
 
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, redirect, render_template, request
 from werkzeug.exceptions import NotFound
 
 from registry.discovery import aci_template, discovery_document, meta_tags, pubkeys_url
@@ -26,6 +26,7 @@ from registry.server.context import config, db
 from registry.server.operations.mirror import mirror_for
 from registry.server.services.names import is_ac_identifier
 from registry.server.ui.browse import name_page
+from registry.server.ui.urls import repository_url
 
 bp = Blueprint("discovery", __name__)
 
@@ -128,6 +129,14 @@ def page(path: str) -> Response | str:
     return human_page(name, discovery_tags(name))
 
 
+def full_name_in_path(name: str) -> str | None:
+    """`127.0.0.1/127.0.0.1/demo/hello` (a full image name pasted after a hosted domain's
+    URL) -> `127.0.0.1/demo/hello`; None when the path is not a full hosted name."""
+    _host, _, path = name.partition("/")
+    first, _, rest = path.partition("/")
+    return path if rest and first in config().domains and is_ac_identifier(path) else None
+
+
 def human_page(name: str, tags: str) -> Response | str | tuple[str, int]:
     """The web UI's page for the name (registry.server.ui.browse); it carries the same tags.
     No readable repository (missing, or private and unreadable: the same page, so existence
@@ -135,5 +144,8 @@ def human_page(name: str, tags: str) -> Response | str | tuple[str, int]:
     try:
         return name_page(name, tags)
     except NotFound:
+        target = full_name_in_path(name)
+        if target is not None:
+            return redirect(repository_url(target), code=302)
         return render_template("ui/error.html", status=404, message=f"No repository {name} here.",
                                link_text="Browse the repositories"), 404

@@ -24,7 +24,7 @@ from registry.discovery import (
     QUAY_EXTENSIONS,
 )
 from registry.server.auth import reader_actor
-from registry.server.context import config, db, storage
+from registry.server.context import config, db, pulls, storage
 from registry.server.httputil import streamed_response
 from registry.server.models import Image, Repository, aware
 from registry.server.operations import mirror as mirrored
@@ -69,7 +69,21 @@ def aci_file(name: str, version: str, os: str, arch: str, ext: str) -> Response:
         if image.signature is None:
             abort(404)
         return _small(image.signature.armored, SIGNATURE_MIMETYPE, image.created_at, cache_control)
-    return _blob(image, cache_control)
+    response = _blob(image, cache_control)
+    if request.method == "GET" and response.status_code in COUNTED and _from_the_start():
+        pulls().count(repository.id, tag.version)
+    return response
+
+
+# A download (200), one from its first byte (206) or a redirect to storage (302); a 304 or a
+# HEAD sends nothing.
+COUNTED = (200, 206, 302)
+
+
+def _from_the_start() -> bool:
+    """A resumed download (Range from a later byte) is the same pull continuing."""
+    ranges = request.range
+    return ranges is None or ranges.ranges[0][0] == 0
 
 
 @bp.route(FLASK_QUAY_ACI_RULE, methods=["GET", "HEAD"])

@@ -21,10 +21,11 @@ from sqlalchemy import select
 
 from registry.server.auth import api_actor
 from registry.server.context import config, db
-from registry.server.models import Repository, Role, User
+from registry.server.models import ApiToken, Repository, Role, User
 from registry.server.services.access import can_read, has_role
 from registry.server.services.actor import Actor
 from registry.server.services.errors import Unauthorized
+from registry.server.services.tokens import state_of
 
 from . import tokens
 from .errors import OciError, denied, name_unknown
@@ -70,7 +71,12 @@ def current_caller() -> Caller:
         user = db().get(User, grant.user_id) if grant.user_id is not None else None
         if grant.user_id is not None and user is None:
             raise unauthorized("the bearer token's user no longer exists")
-        return Caller(Actor(user=user, remote_addr=request.remote_addr), grant)
+        api_token = db().get(ApiToken, grant.token_id) if grant.token_id is not None else None
+        if grant.token_id is not None and (api_token is None or api_token.user_id != grant.user_id
+                                           or state_of(api_token) != "active"):
+            raise unauthorized("the API token this bearer token came from is revoked or "
+                               "expired: sign in again")
+        return Caller(Actor(user=user, remote_addr=request.remote_addr, token=api_token), grant)
     try:
         return Caller(api_actor(required=False))
     except Unauthorized as error:

@@ -21,7 +21,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from registry.server.auth import api_actor
-from registry.server.context import config, db, storage
+from registry.server.context import config, db, pulls, storage
 from registry.server.httputil import BODY_METHODS, drain_request_body
 from registry.server.models import Repository
 from registry.server.services import repositories
@@ -127,7 +127,8 @@ def token() -> Response:
         raise OciError(error.message, status=401, code="UNAUTHORIZED") from None
     scopes = tokens.parse_scopes(request.args.getlist("scope"))
     access = grants_for(actor, scopes)
-    plain, grant = tokens.issue(secret(), actor.user.id if actor.user else None, access)
+    plain, grant = tokens.issue(secret(), actor.user.id if actor.user else None, access,
+                                token_id=actor.token.id if actor.token else None)
     issued = datetime.fromtimestamp(grant.expires - tokens.LIFETIME_SECONDS, UTC)
     return jsonify({"token": plain, "access_token": plain, "expires_in": tokens.LIFETIME_SECONDS,
                     "issued_at": issued.isoformat().replace("+00:00", "Z")})
@@ -174,9 +175,16 @@ def tag_list(name: str) -> Response:
 def get_manifest(name: str, reference: str) -> Response:
     repository = existing(current_caller(), name, "pull")
     manifest = manifests.find_manifest(db(), repository, reference)
-    return content_response(blobs.storage_key(manifest.digest), manifest.digest, manifest.size,
-                            manifest.media_type, ranges=False,
-                            cache_control=IMMUTABLE if is_digest(reference) else REVALIDATE)
+    response = content_response(blobs.storage_key(manifest.digest), manifest.digest,
+                                manifest.size, manifest.media_type, ranges=False,
+                                cache_control=IMMUTABLE if is_digest(reference) else REVALIDATE)
+    if request.method == "GET" and response.status_code == 200:
+        # A pull of a tag (services.pulls says why only tagged manifests count).
+        tag = reference if not is_digest(reference) else min(
+            (t.name for t in manifest.tags), default=None)
+        if tag is not None:
+            pulls().count(repository.id, tag)
+    return response
 
 
 @bp.put("/<path:name>/manifests/<reference>")

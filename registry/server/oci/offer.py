@@ -37,7 +37,7 @@ from registry.server.context import db
 from registry.server.models import Repository, aware, utcnow
 from registry.server.services import audit
 from registry.server.services.actor import Actor
-from registry.server.services.errors import ServiceError
+from registry.server.services.errors import NotFound, ServiceError
 from registry.server.services.names import VERSION_RE
 from registry.server.services.repositories import LATEST, resolve_tag, visible_or_none
 from registry.server.services.upload import UploadLimits, upload_image
@@ -76,28 +76,24 @@ def _offer_converted() -> Response | tuple[Response, int] | None:
         .where(Repository.name == name, OciTag.name == version).limit(1))
     if offered is None:
         return None
-    repository = visible_or_none(session, reader_actor(), name)
+    reader = reader_actor()
+    repository = visible_or_none(session, reader, name)
     if repository is None or resolve_tag(session, repository, version, os_name, arch):
         return None
-    manifest = session.scalar(select(OciManifest).join(OciTag, OciTag.manifest_id == OciManifest.id)
-                              .where(OciTag.repository_id == repository.id, OciTag.name == version))
-    if manifest is None:
-        return None
     state: RegistryState = current_app.extensions[EXTENSION]
-    try:
-        if platform_manifest(session, state.storage, repository, manifest, os_name, arch) is None:
-            return None  # the tag has no image for this platform: the view's 404
-    except (DockerError, StorageError):
-        pass  # unreadable documents: let the conversion record why
-    conversion, mine = _claim(session, repository, version, os_name, arch, manifest.digest)
+    found = _offered(session, state, repository, version, os_name, arch)
+    if found is None:
+        return None  # no such tag, or no image for this platform: the view's 404
+    what = " (its signature)" if ext == "aci.asc" else ""
+    cause = f"first fetch of {name}:{version}{what} by {reader.name or 'an anonymous client'}"
+    conversion, mine = _claim(session, repository, version, os_name, arch, found.digest)
     if conversion.state == FAILED and not mine:
         return _failed(conversion)
-    job = _Job(state, repository.id, repository.name, version, os_name, arch, manifest.id,
-               conversion.id)
+    job = _Job(state, repository.id, repository.name, version, os_name, arch, found.id,
+               conversion.id, Actor.automatic(cause, request.remote_addr))
     if ext == "aci.asc":
         if mine:
-            threading.Thread(target=job.run, name=f"oci-convert-{conversion.id}",
-                             daemon=True).start()
+            job.start()
         return _accepted()
     if mine:
         job.run()
@@ -108,6 +104,53 @@ def _offer_converted() -> Response | tuple[Response, int] | None:
     if finished is None or finished.state != DONE:
         return _failed(finished) if finished is not None else _accepted()
     return None  # the files view now finds the version and serves it
+
+
+def _offered(session: Session, state: RegistryState, repository: Repository, version: str,
+             os_name: str, arch: str) -> OciManifest | None:
+    """The manifest the OCI tag `version` names if it offers os/arch (unreadable documents
+    count as offered: the conversion then records why it failed)."""
+    manifest = session.scalar(select(OciManifest).join(OciTag, OciTag.manifest_id == OciManifest.id)
+                              .where(OciTag.repository_id == repository.id, OciTag.name == version))
+    if manifest is None:
+        return None
+    try:
+        if platform_manifest(session, state.storage, repository, manifest, os_name, arch) is None:
+            return None
+    except (DockerError, StorageError):
+        pass
+    return manifest
+
+
+def convert_tag(session: Session, actor: Actor, repository: Repository, version: str,
+                os_name: str, arch: str) -> str:
+    """Convert an OCI tag's image for os/arch now, in the background (the UI's button and the
+    API's `.../-/versions/VERSION/convert`); the caller has checked the actor may read the
+    repository. Returns the state: "converting", "done" (already a version) or "failed"
+    (an earlier attempt failed for this very push)."""
+    if resolve_tag(session, repository, version, os_name, arch) is not None:
+        return DONE
+    state: RegistryState = current_app.extensions[EXTENSION]
+    found = _offered(session, state, repository, version, os_name, arch)
+    if found is None:
+        raise NotFound(f"{repository.name} has no OCI tag {version!r} for {os_name}/{arch}",
+                       code="version-not-found")
+    conversion, mine = _claim(session, repository, version, os_name, arch, found.digest)
+    if mine:
+        cause = (f"convert request for {repository.name}:{version} by "
+                 f"{actor.name or 'an anonymous client'}")
+        _Job(state, repository.id, repository.name, version, os_name, arch, found.id,
+             conversion.id, Actor.automatic(cause, actor.remote_addr)).start()
+        return CONVERTING
+    return conversion.state
+
+
+def conversion_states(session: Session, repository: Repository
+                      ) -> dict[tuple[str, str, str], OciConversion]:
+    """(version, os, arch) -> the conversion row, for the repository page."""
+    rows = session.scalars(select(OciConversion)
+                           .where(OciConversion.repository_id == repository.id)).all()
+    return {(row.version, row.os, row.arch): row for row in rows}
 
 
 def _accepted() -> tuple[Response, int]:
@@ -172,8 +215,11 @@ class _Job:
     """One conversion; runs in the request or in a background thread with its own session."""
 
     def __init__(self, state: RegistryState, repository_id: int, name: str, version: str,
-                 os_name: str, arch: str, manifest_id: int, conversion_id: int) -> None:
+                 os_name: str, arch: str, manifest_id: int, conversion_id: int,
+                 actor: Actor) -> None:
         self.state = state
+        # The registry itself publishes the ACI; the audit log names what triggered it.
+        self.actor = actor
         self.repository_id = repository_id
         self.name = name
         self.version = version
@@ -181,6 +227,10 @@ class _Job:
         self.arch = arch
         self.manifest_id = manifest_id
         self.conversion_id = conversion_id
+
+    def start(self) -> None:
+        threading.Thread(target=self.run, name=f"oci-convert-{self.conversion_id}",
+                         daemon=True).start()
 
     def run(self) -> None:
         session = self.state.sessions()
@@ -215,7 +265,7 @@ class _Job:
             write_squashed_aci(image, repository.name, aci)
             with aci.open("rb") as body:
                 result = upload_image(
-                    session, storage, Actor.operator(), repository.name, body,
+                    session, storage, self.actor, repository.name, body,
                     domains=config.domains, version=self.version, public=repository.is_public,
                     limits=UploadLimits(max_upload=config.max_upload,
                                         max_uncompressed=config.max_uncompressed))

@@ -29,6 +29,9 @@ class Grant:
     expires: int
     # OCI repository name -> granted actions; the catalog appears as "registry:catalog".
     access: dict[str, frozenset[str]] = field(default_factory=dict)
+    # The API token the bearer token was issued for (None: a password): its revocation,
+    # expiry and scope keep applying while the bearer token lives.
+    token_id: int | None = None
 
     def allows(self, name: str, action: str) -> bool:
         return action in self.access.get(name, frozenset())
@@ -70,11 +73,12 @@ def _mac(secret: str, payload: str) -> str:
 
 
 def issue(secret: str, user_id: int | None, access: dict[str, set[str]],
-          lifetime: int = LIFETIME_SECONDS) -> tuple[str, Grant]:
+          lifetime: int = LIFETIME_SECONDS, token_id: int | None = None) -> tuple[str, Grant]:
     expires = int(time.time()) + lifetime
-    body = {"sub": user_id, "exp": expires, "access": {k: sorted(v) for k, v in access.items()}}
+    body = {"sub": user_id, "exp": expires, "access": {k: sorted(v) for k, v in access.items()},
+            "tid": token_id}
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
-    grant = Grant(user_id, expires, {k: frozenset(v) for k, v in access.items()})
+    grant = Grant(user_id, expires, {k: frozenset(v) for k, v in access.items()}, token_id)
     return f"{PREFIX}{payload}.{_mac(secret, payload)}", grant
 
 
@@ -89,9 +93,11 @@ def verify(secret: str, token: str) -> Grant | None:
         body = json.loads(_unb64(payload))
         expires = int(body["exp"])
         user_id = body.get("sub")
+        token_id = body.get("tid")
         access = {str(k): frozenset(str(a) for a in v) for k, v in body["access"].items()}
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     if expires < time.time():
         return None
-    return Grant(user_id if isinstance(user_id, int) else None, expires, access)
+    return Grant(user_id if isinstance(user_id, int) else None, expires, access,
+                 token_id if isinstance(token_id, int) else None)

@@ -6,7 +6,7 @@ that a private repository exists without read access.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
 
 from registry.server.models import Repository, RepositoryRole, Role
@@ -16,17 +16,38 @@ from .errors import Forbidden, NotFound
 
 
 def role_of(session: Session, actor: Actor, repository: Repository) -> Role | None:
-    """The actor's effective role; site administrators and the operator are admins everywhere."""
-    if actor.is_site_admin:
+    """The actor's effective role: site administrators and the operator are admins everywhere;
+    a token's scope caps it (a read token reads, a repository's token touches no other)."""
+    if actor.system:
         return Role.ADMIN
     if actor.user is None:
         return None
-    return session.scalar(
-        select(RepositoryRole.role).where(
-            RepositoryRole.user_id == actor.user.id,
-            RepositoryRole.repository_id == repository.id,
+    if actor.user.is_admin:
+        role: Role | None = Role.ADMIN
+    else:
+        role = session.scalar(
+            select(RepositoryRole.role).where(
+                RepositoryRole.user_id == actor.user.id,
+                RepositoryRole.repository_id == repository.id,
+            )
         )
-    )
+    return actor.cap(role, repository.id)
+
+
+def readable_clause(actor: Actor) -> ColumnElement[bool]:
+    """The SQL condition of the repositories the actor may read (the rule of `can_read`, for
+    listings): public ones, plus the private ones its roles reach, within its token's scope."""
+    public = Repository.is_public.is_(True)
+    if actor.system:
+        return true()
+    if actor.user is None:
+        return public
+    private: ColumnElement[bool] = (
+        true() if actor.user.is_admin else Repository.id.in_(
+            select(RepositoryRole.repository_id).where(RepositoryRole.user_id == actor.user.id)))
+    if actor.token is not None and actor.token.repository_id is not None:
+        private = and_(private, Repository.id == actor.token.repository_id)
+    return or_(public, private)
 
 
 def can_read(session: Session, actor: Actor, repository: Repository) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from registry.server.models import Image, Repository, RepositoryRole, Role, Tag, User
 
 from . import audit
-from .access import can_read, readable_repository, repository_with_role
+from .access import can_read, readable_clause, readable_repository, repository_with_role
 from .actor import Actor
 from .errors import BadRequest, Conflict, Forbidden, NotFound
 from .names import check_hosted_name, check_version
@@ -93,13 +93,7 @@ def list_repositories(
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(or_(Repository.name == prefix,
                                 Repository.name.like(f"{escaped}/%", escape="\\")))
-    if not actor.is_site_admin:
-        readable = [Repository.is_public.is_(True)]
-        if actor.user is not None:
-            readable.append(Repository.id.in_(
-                select(RepositoryRole.repository_id).where(RepositoryRole.user_id == actor.user.id)
-            ))
-        query = query.where(or_(*readable))
+    query = query.where(readable_clause(actor))
     return list(session.scalars(query).all())
 
 

@@ -58,9 +58,11 @@ def get_user(session: Session, username: str) -> User:
     return user
 
 
-def list_users(session: Session, actor: Actor) -> Sequence[User]:
+def list_users(session: Session, actor: Actor, *, robots: bool = False) -> Sequence[User]:
+    """The people (or, with `robots`, the robot accounts), by name."""
     _require_site_admin(actor, "list users")
-    return session.scalars(select(User).order_by(User.username)).all()
+    return session.scalars(select(User).where(User.is_robot.is_(robots))
+                           .order_by(User.username)).all()
 
 
 def create_user(
@@ -83,8 +85,10 @@ def create_user(
 
 def set_password(session: Session, actor: Actor, username: str, password: str) -> User:
     user = get_user(session, username)
-    if not actor.is_site_admin and (actor.user is None or actor.user.id != user.id):
+    if not actor.is_site_admin and (actor.user is None or actor.user.id != user.id
+                                    or not actor.full_power):
         raise Forbidden("only an administrator may change another user's password")
+    _refuse_robot(user, "has no password: it signs in with its tokens only")
     _check_password_strength(password)
     user.password_hash = hash_password(password)
     audit.record(session, actor, "user.password", username)
@@ -95,6 +99,7 @@ def set_password(session: Session, actor: Actor, username: str, password: str) -
 def set_admin(session: Session, actor: Actor, username: str, is_admin: bool) -> User:
     _require_site_admin(actor, "change administrators")
     user = get_user(session, username)
+    _refuse_robot(user, "cannot be an administrator: give it roles on repositories")
     user.is_admin = is_admin
     audit.record(session, actor, "user.admin", username, admin=is_admin)
     session.commit()
@@ -114,11 +119,16 @@ def delete_user(session: Session, actor: Actor, username: str) -> None:
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The user if the password is right; None otherwise (same cost either way)."""
     user = session.scalar(select(User).where(User.username == username))
-    if user is None:
-        # Spend the same time as a real check so timing does not reveal which names exist.
+    if user is None or user.is_robot:
+        # Robots have no password (tokens only). Spend the same time as a real check so timing does not reveal which names exist.
         check_password(password, _DUMMY_HASH)
         return None
     return user if check_password(password, user.password_hash) else None
+
+
+def _refuse_robot(user: User, why: str) -> None:
+    if user.is_robot:
+        raise BadRequest(f"{user.username} is a robot account and {why}", code="robot")
 
 
 def _check_password_strength(password: str) -> None:

@@ -4,21 +4,28 @@ document.documentElement.classList.add("js");
 
 // Copy buttons next to commands.
 document.addEventListener("click", (event) => {
-  const button = event.target.closest("button[data-copy]");
+  const button = event.target.closest("button[data-copy], button[data-copy-value]");
   if (!button) return;
-  const text = document.getElementById(button.dataset.copy).textContent.trim();
+  // data-copy names the element holding the text; data-copy-value is the text itself (a
+  // hash shown shortened in the audit log, whose full value sits next to it).
+  const target = button.dataset.copy ? document.getElementById(button.dataset.copy) : button.previousElementSibling;
+  const text = button.dataset.copyValue || target.textContent.trim();
   const done = () => { button.textContent = "Copied"; setTimeout(() => { button.textContent = "Copy"; }, 1500); };
-  if (navigator.clipboard && window.isSecureContext) {
-    navigator.clipboard.writeText(text).then(done, () => selectText(button.dataset.copy));
-  } else {
-    selectText(button.dataset.copy);
+  const fallback = () => {
+    if (button.dataset.copyValue) target.textContent = text;  // show it whole, selected
+    selectText(target);
     try { document.execCommand("copy"); done(); } catch (_) { /* text stays selected */ }
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(done, fallback);
+  } else {
+    fallback();
   }
 });
 
-function selectText(id) {
+function selectText(element) {
   const range = document.createRange();
-  range.selectNodeContents(document.getElementById(id));
+  range.selectNodeContents(element);
   const selection = window.getSelection();
   selection.removeAllRanges();
   selection.addRange(range);

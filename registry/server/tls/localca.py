@@ -130,3 +130,13 @@ def init_local_ca(directory: Path, domains: tuple[str, ...] | list[str]) -> Loca
     write_private(directory / "key.pem", key_pem(key))
     write_private(directory / "cert.pem", cert_pem(cert), 0o644)
     return LocalCA(directory, created)
+
+
+def served_local_ca(data_dir: Path, tls_cert: Path | None) -> Path | None:
+    """The CA of `tls init` when the certificate served is the one it made (clients then need
+    that CA: `pyrkt --ca-bundle`, a domains.d caBundle, docker's certs.d), else None."""
+    directory = data_dir / "tls"
+    if tls_cert is not None and Path(tls_cert).absolute() == (directory / "cert.pem").absolute() \
+            and (directory / "ca.pem").is_file():
+        return (directory / "ca.pem").absolute()
+    return None

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
+from registry.server.services.tokens import state_of
+
 from . import accounts, admin, browse, operations, repositories, uploads  # noqa: F401 - they add routes
 from .blueprint import bp, register_error_pages
 from .csrf import csrf_token
@@ -31,7 +33,8 @@ def init_app(app: Flask) -> None:
     register_error_pages(app)
     # Globals rather than a context processor: imported macros (ui/macros.html) see them too.
     app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user,
-                                 repository_url=repository_url, home_url=home_url)
+                                 repository_url=repository_url, home_url=home_url,
+                                 token_state=state_of)
 
 
 class _SessionCookies(SecureCookieSessionInterface):

@@ -6,7 +6,8 @@ from flask import flash, make_response, render_template, request, session, url_f
 from werkzeug.wrappers import Response
 
 from registry.server.context import db
-from registry.server.services import tokens, users
+from registry.server.models import ApiToken, Role
+from registry.server.services import repositories, robots, tokens, users
 
 from .blueprint import back_url, bp, see_other
 from .csrf import rotate_csrf_token
@@ -54,6 +55,69 @@ def user_list() -> str:
     return render_template("ui/users.html", users=users.list_users(db(), ui_actor()))
 
 
+# -- robot accounts (site administrators) -------------------------------------------------------
+@bp.get("/robots")
+@admin_required
+def robot_list() -> str:
+    actor = ui_actor()
+    found = robots.list_robots(db(), actor)
+    return render_template("ui/robots.html", robots=found,
+                           roles={r.username: robots.robot_roles(db(), actor, r.username)
+                                  for r in found})
+
+
+@bp.post("/robots")
+@admin_required
+def robot_create() -> Response:
+    name = request.form.get("name", "").strip()
+    robots.create_robot(db(), ui_actor(), name, request.form.get("description", ""))
+    flash(f"Robot account {name} created: give it roles and a token below.", "success")
+    return see_other(url_for("ui.robot_page", name=name))
+
+
+def _robot_page(name: str, new_token: str | None = None, row: ApiToken | None = None) -> str:
+    actor = ui_actor()
+    robot = robots.get_robot(db(), name)
+    return render_template("ui/robot.html", robot=robot, new_token=new_token, new_token_row=row,
+                           roles=robots.robot_roles(db(), actor, name),
+                           tokens=tokens.list_tokens(db(), actor, name),
+                           repository_names=repository_names(), all_roles=list(Role))
+
+
+@bp.get("/robots/<name>")
+@admin_required
+def robot_page(name: str) -> str:
+    return _robot_page(name)
+
+
+@bp.post("/robots/<name>/tokens")
+@admin_required
+def robot_token_create(name: str) -> Response:
+    robots.get_robot(db(), name)
+    row, plain = create_token_from_form(name)
+    return no_store(make_response(_robot_page(name, plain, row)))
+
+
+@bp.post("/robots/<name>/roles")
+@admin_required
+def robot_role(name: str) -> Response:
+    robots.get_robot(db(), name)
+    repository = request.form.get("repository", "").strip()
+    choice = request.form.get("role", "")
+    role = None if choice == "none" else repositories.parse_role(choice)
+    repositories.grant_role(db(), ui_actor(), repository, name, role)
+    flash(f"{name}: {role.value if role else 'no role'} on {repository}.", "success")
+    return see_other(url_for("ui.robot_page", name=name))
+
+
+@bp.post("/robots/<name>/delete")
+@admin_required
+def robot_delete(name: str) -> Response:
+    robots.delete_robot(db(), ui_actor(), name)
+    flash(f"Robot account {name} deleted; its tokens no longer work.", "success")
+    return see_other(url_for("ui.robot_list"))
+
+
 @bp.post("/users")
 @admin_required
 def user_create() -> Response:
@@ -89,27 +153,45 @@ def _account_username() -> str:
     return request.values.get("user", "").strip() or me.username
 
 
+def repository_names() -> list[str]:
+    """What the token form offers to limit a token to (repositories the viewer may read)."""
+    return [r.name for r in repositories.list_repositories(db(), ui_actor())]
+
+
+def create_token_from_form(username: str) -> tuple[ApiToken, str]:
+    """One reading of the token form, for people (account page) and robots alike."""
+    return tokens.create_token(
+        db(), ui_actor(), username, request.form.get("description", "").strip(),
+        scope=tokens.parse_scope(request.form.get("scope", "push")),
+        repository=request.form.get("repository", "").strip() or None,
+        expires_in_days=tokens.parse_expiry(request.form.get("expires", "90")))
+
+
+def no_store(response: Response) -> Response:
+    # A page holding a new token is never stored by the browser's cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.get("/account")
 @login_required
 def account() -> str:
     username = _account_username()
     return render_template("ui/account.html", username=username,
-                           tokens=tokens.list_tokens(db(), ui_actor(), username), new_token=None)
+                           tokens=tokens.list_tokens(db(), ui_actor(), username), new_token=None,
+                           repository_names=repository_names())
 
 
 @bp.post("/account/tokens")
 @login_required
 def token_create() -> Response:
     username = _account_username()
-    description = request.form.get("description", "").strip()
-    row, plain = tokens.create_token(db(), ui_actor(), username, description)
-    # Rendered into this response only (not flashed: the flash would sit in the cookie), and
-    # never stored by the browser's cache.
-    response = make_response(render_template(
+    row, plain = create_token_from_form(username)
+    # Rendered into this response only (not flashed: the flash would sit in the cookie).
+    return no_store(make_response(render_template(
         "ui/account.html", username=username, new_token=plain, new_token_row=row,
-        tokens=tokens.list_tokens(db(), ui_actor(), username)))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+        tokens=tokens.list_tokens(db(), ui_actor(), username),
+        repository_names=repository_names())))
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")

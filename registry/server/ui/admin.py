@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import flash, render_template, request, url_for
+from flask import abort, flash, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from registry.server.audit_export import export_response
 from registry.server.bootstrap import key_user_id
 from registry.server.context import config, db
-from registry.server.services import audit, keys
+from registry.server.services import audit, keys, repositories
 
 from .blueprint import bp, see_other
 from .sessions import admin_required, ui_actor
@@ -44,10 +45,31 @@ def key_retire(fingerprint: str) -> Response:
     return see_other(url_for("ui.signing_keys"))
 
 
+def audit_filter() -> audit.AuditFilter:
+    """The filters of the audit page and its exports, from the query string."""
+    return audit.AuditFilter(actor=request.args.get("user", "").strip(),
+                             repository=request.args.get("repository", "").strip(),
+                             action=request.args.get("action", "").strip())
+
+
 @bp.get("/audit")
 @admin_required
 def audit_log() -> str:
     before = request.args.get("before", type=int)
-    events = audit.recent(db(), limit=AUDIT_PAGE, before_id=before)
+    where = audit_filter()
+    events = audit.recent(db(), limit=AUDIT_PAGE, before_id=before, where=where)
     older = events[-1].id if len(events) == AUDIT_PAGE else None
-    return render_template("ui/audit.html", events=events, older=older, before=before)
+    actors, actions = audit.choices(db())
+    return render_template("ui/audit.html", events=events, older=older, before=before,
+                           where=where, actors=actors, actions=actions,
+                           repository_names=[r.name for r in repositories.list_repositories(
+                               db(), ui_actor())])
+
+
+@bp.get("/audit.<fmt>")
+@admin_required
+def audit_export(fmt: str) -> Response:
+    """Every event the filters match, as CSV or JSON (streamed: the log may be long)."""
+    if fmt not in ("csv", "json"):
+        abort(404)
+    return export_response(audit.every(db(), audit_filter()), fmt)

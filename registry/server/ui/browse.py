@@ -7,19 +7,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask import abort, redirect, render_template, request
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from registry.discovery import pubkeys_url
 from registry.server.auth import reader_actor
-from registry.server.context import config, db
+from registry.server.context import config, db, storage
+from registry.server.markdown import render_markdown
 from registry.server.models import KeyStatus, Repository, Role, SigningKey, Tag
-from registry.server.services import Actor, keys, repositories
+from registry.server.oci.listing import VersionRow, all_versions
+from registry.server.oci.models import OciTag
+from registry.server.oci.names import oci_name
+from registry.server.services import Actor, keys, pulls, repositories
 from registry.server.services.access import has_role
 from registry.server.services.repositories import LATEST
+from registry.server.tls.localca import served_local_ca
 
 from .blueprint import bp
-from .commands import fetch_command, trust_command
+from .chart import pulls_chart
+from .commands import ClientCommand, fetch_command, trust_command, version_commands
 from .sessions import ui_actor
 from .urls import host_domain
 
@@ -68,35 +74,65 @@ def listing_page(name: str, discovery_tags: str, *, prefix: str) -> str:
 
 
 def summarise(found: Sequence[Repository]) -> list[RepositorySummary]:
+    """Per repository: how many versions (native ones and OCI tags not converted yet alike)
+    and what `latest` serves."""
     if not found:
         return []
     ids = [r.id for r in found]
-    rows = db().execute(
-        select(Tag.repository_id, func.count(Tag.id), func.max(Tag.created_at))
-        .where(Tag.repository_id.in_(ids)).group_by(Tag.repository_id)
-    ).all()
-    counts = {repo_id: count for repo_id, count, _ in rows}
-    newest = {r.id: _newest_version(r) for r in found if counts.get(r.id)}
-    return [RepositorySummary(r, counts.get(r.id, 0), newest.get(r.id)) for r in found]
+    session = db()
+    versions: dict[int, set[str]] = {}
+    for repo_id, version in session.execute(
+            select(Tag.repository_id, Tag.version).where(Tag.repository_id.in_(ids)).distinct()):
+        versions.setdefault(repo_id, set()).add(version)
+    for repo_id, version in session.execute(
+            select(OciTag.repository_id, OciTag.name).where(OciTag.repository_id.in_(ids))):
+        versions.setdefault(repo_id, set()).add(version)
+    return [RepositorySummary(r, len(versions.get(r.id, ())),
+                              _newest_version(r) if versions.get(r.id) else None) for r in found]
 
 
 def _newest_version(repository: Repository) -> str | None:
     return repositories.latest_version(db(), repository)
 
 
+@dataclass(frozen=True)
+class VersionView:
+    """One row of the versions table: the version, its pulls and the commands for it."""
+
+    row: VersionRow
+    pulls: int
+    commands: list[ClientCommand]
+    key: str  # unique per row: element ids of its copy buttons
+
+
 def repository_page(repository: Repository, discovery_tags: str) -> str:
     session = db()
     actor = page_actor()
-    tags = repositories.list_tags(session, actor, repository.name)
+    tags = list(repositories.list_tags(session, actor, repository.name))
     latest_ids = latest_tag_ids(repository, tags)
     newest_version = next((t.version for t in tags if t.id in latest_ids), None)
     base_url = config().base_url
+    domains = config().domains
+    served_ca = served_local_ca(config().data_dir, config().tls.cert)
+    ca = str(served_ca) if served_ca else None
+    totals = pulls.version_totals(session, repository)
+    rows = all_versions(session, storage(), repository, tags)
+    views = [VersionView(row, totals.get(row.version, 0),
+                         version_commands(base_url, repository.name, row.version, row.os, row.arch,
+                                          oci_name(repository.name, domains)
+                                          if row.oci_tagged else None, ca),
+                         key=f"v{index}")
+             for index, row in enumerate(rows)]
+    days = pulls.daily(session, repository)
     return render_template(
         "ui/repository.html", name=repository.name, repository=repository, tags=tags,
-        latest_ids=latest_ids, key_labels=key_labels(repository),
+        views=views, latest_ids=latest_ids, key_labels=key_labels(repository),
         discovery_tags=discovery_tags, base_url=base_url,
-        trust_command=trust_command(base_url, repository.name),
-        fetch_command=fetch_command(base_url, repository.name, newest_version),
+        description_html=render_markdown(repository.description or ""),
+        trust_command=trust_command(base_url, repository.name, ca),
+        fetch_command=fetch_command(base_url, repository.name, newest_version, ca_bundle=ca),
+        total_pulls=sum(totals.values()), recent_pulls=sum(n for _, n in days),
+        chart=pulls_chart(days, title=f"Pulls of {repository.name} per day, last {len(days)} days"),
         # Controls follow the UI session only: the forms they lead to accept nothing else.
         can_write=has_role(session, ui_actor(), repository, Role.WRITE),
         can_admin=has_role(session, ui_actor(), repository, Role.ADMIN),

@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from registry.server.context import config, db
 from registry.server.models import Role
+from registry.server.oci.offer import CONVERTING, DONE, convert_tag
 from registry.server.services import keys, repositories
 from registry.server.services.access import repository_with_role
 from registry.server.services.errors import BadRequest
@@ -121,4 +122,32 @@ def latest_set(name: str) -> Response:
     repositories.set_latest(db(), ui_actor(), name, version or None)
     flash(f"latest now serves {version}." if version else "latest serves the newest push.",
           "success")
+    return see_other(repository_url(name))
+
+
+@bp.post("/r/<path:name>/-/description")
+@login_required
+def repository_description(name: str) -> Response:
+    repositories.update_repository(db(), ui_actor(), name,
+                                   description=request.form.get("description", "").strip())
+    flash("Description saved.", "success")
+    return see_other(repository_url(name))
+
+
+@bp.post("/r/<path:name>/-/convert")
+def version_convert(name: str) -> Response:
+    """The Convert button of an OCI tag not converted yet: what its first fetch would do,
+    so anyone who may read the repository may ask (the UI's session decides who that is)."""
+    session = db()
+    actor = ui_actor()
+    repository = repositories.get_repository(session, actor, name)
+    version, os_name, arch = (request.form.get(k, "") for k in ("version", "os", "arch"))
+    state = convert_tag(session, actor, repository, version, os_name, arch)
+    what = f"{name}:{version} for {os_name}/{arch}"
+    if state == CONVERTING:
+        flash(f"Converting {what}; reload in a moment to see it as a version.", "success")
+    elif state == DONE:
+        flash(f"{what} is converted.", "success")
+    else:
+        flash(f"Converting {what} failed before; push the tag again to retry.", "error")
     return see_other(repository_url(name))
