@@ -239,9 +239,10 @@ def run(client: ClientContext, **flags: Any) -> None:
 
     \b
     IMAGE is a local .aci file, a name[:version][,label=value] or an image ID.
-    Pod-wide flags come before the first image. After an image, these apply to
-    that app only: --exec --name --user --group --working-dir --cpu --memory
-    --mount --set-env --readonly-rootfs (given before the first image, they
+    Pod-wide flags (--set-env, --port, --volume, --insecure-options...) may
+    stand anywhere, as in rkt. After an image, these apply to that app only:
+    --exec --name --user --group --working-dir --cpu --memory
+    --mount --environment --readonly-rootfs (given before the first image, they
     apply to every app). `--` starts the app's arguments, `---` the next image.
     The pod's exit code is the first non-zero app exit code (128+N: signal N).
     Images are fetched as `pyrkt fetch` does: a registry's port, CA bundle and

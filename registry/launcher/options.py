@@ -410,8 +410,8 @@ def apply_app_flag(app: AppOptions, flag: str, value: str) -> None:
         app.memory_bytes = memory_bytes(value, flag)
     elif flag == "--mount":
         app.mounts.append(parse_mount(value))
-    elif flag == "--set-env":
-        name, text = parse_env(value)
+    elif flag in ("--environment", "--set-env"):
+        name, text = parse_env(value, flag)
         app.env[name] = text
     elif flag == "--readonly-rootfs":
         app.readonly_rootfs = _bool(value, flag, "value")
@@ -431,8 +431,9 @@ def apply_app_flag(app: AppOptions, flag: str, value: str) -> None:
                             f"image")
 
 
+# rkt's: --set-env is for every app wherever it stands; --environment is the per-app one.
 PER_APP_FLAGS = ("--exec", "--name", "--user", "--group", "--working-dir", "--cpu", "--memory",
-                 "--mount", "--set-env", "--readonly-rootfs", "--caps-retain", "--caps-remove",
+                 "--mount", "--environment", "--readonly-rootfs", "--caps-retain", "--caps-remove",
                  "--seccomp")
 
 
