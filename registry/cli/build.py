@@ -15,6 +15,7 @@ from typing import TypeVar
 import click
 
 from registry import __version__
+from registry.aci import APPC_VERSION
 from registry.build import Builder, BuildError, history_line
 from registry.build.edits import parse_isolator_value, parse_label_option
 from registry.cli.progress import renderer
@@ -157,6 +158,12 @@ def acbuild(ctx: click.Context, debug: bool, work_path: str, no_history: bool) -
 
 
 # -- begin / write / end / cat-manifest ---------------------------------------------------
+
+
+@acbuild.command("version")
+def version() -> None:
+    """Get the version of acbuild (and of the appc spec it writes)."""
+    click.echo(f"acbuild version {__version__}\nappc version {APPC_VERSION}")
 
 
 @acbuild.command()

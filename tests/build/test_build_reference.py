@@ -113,3 +113,9 @@ def test_an_unknown_flag_exits_3_as_cobra_errors_do(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "registry.cli.build", "--bogus"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 3 and "No such option" in result.stderr
+
+
+def test_version_prints_both_versions_and_takes_no_arguments(acb: Acbuild) -> None:
+    shown = acb("version")
+    assert shown.stdout.startswith("acbuild version ") and "\nappc version 0.8.11\n" in shown.stdout
+    assert acb.fails("version", "extra") == "version: incorrect number of arguments\n"
