@@ -7,9 +7,12 @@ way acbuild shows them (`set-name: <reason>` on stderr, exit 1; exit 2 for "not 
 from __future__ import annotations
 
 import copy
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -29,6 +32,7 @@ class _Options:
     debug: bool
     work_path: str
     no_history: bool
+    modify: str | None = None
 
 
 class AcbuildCommand(click.Command):
@@ -109,14 +113,20 @@ def _run(action: Callable[[Builder], T], *, record: Sequence[str] | None = None)
     history = None
     if record is not None and not options.no_history:
         history = history_line(command, list(record))
-    builder = Builder(
-        options.work_path,
-        history=history,
-        notice=lambda message: click.echo(message, err=True),
-        debug=(lambda message: click.echo(message, err=True)) if options.debug else (lambda _: None),
-    )
+
+    def builder_at(work_path: str) -> Builder:
+        return Builder(
+            work_path,
+            history=history,
+            notice=lambda message: click.echo(message, err=True),
+            debug=((lambda message: click.echo(message, err=True)) if options.debug
+                   else (lambda _: None)),
+        )
+
     try:
-        return action(builder)
+        if options.modify is not None:
+            return _modify(options.modify, command, builder_at, action)
+        return action(builder_at(options.work_path))
     except PyrktError as error:  # e.g. an ACIError: invalid values, in the core's words
         click.echo(f"{command}: {error}", err=True)
         ctx.exit(error.exit_code if isinstance(error, BuildError) else 1)
@@ -124,6 +134,36 @@ def _run(action: Callable[[Builder], T], *, record: Sequence[str] | None = None)
         where = f": {error.filename}" if error.filename else ""
         click.echo(f"{command}: {error.strerror or error}{where}", err=True)
         ctx.exit(1)
+
+
+def _modify(aci: str, command: str, builder_at: Callable[[str], Builder],
+            action: Callable[[Builder], T]) -> T:
+    """acbuild --modify FILE COMMAND: the command applied to an existing ACI, in a build
+    context of its own, written back in place (a temporary file renamed over it)."""
+    ctx = click.get_current_context()
+    if command in ("begin", "write", "end"):
+        click.echo(f"Can't use the --modify flag with {command}.", err=True)
+        ctx.exit(1)
+    target = Path(aci)
+    if not target.exists():
+        click.echo(f"ACI doesn't appear to exist: {aci}.", err=True)
+        ctx.exit(1)
+    if target.is_dir():
+        click.echo(f"ACI to modify is a directory: {aci}.", err=True)
+        ctx.exit(1)
+    with tempfile.TemporaryDirectory(prefix="acbuild-modify-") as work:
+        builder = builder_at(work)
+        builder.begin(str(target.resolve()))
+        result = action(builder)
+        if command != "cat-manifest":
+            partial = target.with_name(f".{target.name}.tmp")
+            try:
+                builder.write(str(partial), overwrite=True)
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+        builder.end()
+    return result
 
 
 def _alias(group: click.Group, command: click.Command, name: str) -> None:
@@ -141,8 +181,11 @@ def _alias(group: click.Group, command: click.Command, name: str) -> None:
               help="Path to place working files in (the build context is PATH/.acbuild).")
 @click.option("--no-history", is_flag=True,
               help="Don't add annotations with the command that was run.")
+@click.option("--modify", metavar="ACI", default=None,
+              help="Path to an ACI to modify in place (ignores the build context).")
 @click.pass_context
-def acbuild(ctx: click.Context, debug: bool, work_path: str, no_history: bool) -> None:
+def acbuild(ctx: click.Context, debug: bool, work_path: str, no_history: bool,
+            modify: str | None) -> None:
     """acbuild: the application container build system (appc images).
 
     \b
@@ -154,7 +197,7 @@ def acbuild(ctx: click.Context, debug: bool, work_path: str, no_history: bool) -
       acbuild write hello.aci
       acbuild end
     """
-    ctx.obj = _Options(debug=debug, work_path=work_path, no_history=no_history)
+    ctx.obj = _Options(debug=debug, work_path=work_path, no_history=no_history, modify=modify)
 
 
 # -- begin / write / end / cat-manifest ---------------------------------------------------
@@ -163,6 +206,10 @@ def acbuild(ctx: click.Context, debug: bool, work_path: str, no_history: bool) -
 @acbuild.command("version")
 def version() -> None:
     """Get the version of acbuild (and of the appc spec it writes)."""
+    options = click.get_current_context().find_object(_Options)
+    if options is not None and options.modify is not None:
+        click.echo("Can't use the --modify flag with version.", err=True)
+        click.get_current_context().exit(1)
     click.echo(f"acbuild version {__version__}\nappc version {APPC_VERSION}")
 
 

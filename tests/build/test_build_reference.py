@@ -119,3 +119,27 @@ def test_version_prints_both_versions_and_takes_no_arguments(acb: Acbuild) -> No
     shown = acb("version")
     assert shown.stdout.startswith("acbuild version ") and "\nappc version 0.8.11\n" in shown.stdout
     assert acb.fails("version", "extra") == "version: incorrect number of arguments\n"
+
+
+def test_modify_edits_an_aci_in_place(acb: Acbuild, tmp_path: Path, actool_validate) -> None:
+    acb("begin")
+    acb("set-name", "example.com/modified")
+    acb("set-exec", "--", "/bin/old")
+    acb("write", "app.aci")
+    acb("end")
+    aci = acb.work / "app.aci"
+    before = aci.read_bytes()
+    acb("--modify", str(aci), "set-exec", "--", "/bin/new", "arg")
+    assert aci.read_bytes() != before
+    actool_validate(aci)
+    shown = json.loads(acb("--modify", str(aci), "cat-manifest").stdout)
+    assert shown["app"]["exec"] == ["/bin/new", "arg"]
+    history = {a["name"]: a["value"] for a in shown["annotations"]}
+    assert history["appc.io/acbuild/command-3"] == 'acbuild set-exec "/bin/new" "arg"'
+    assert not (acb.work / ".acbuild").exists()  # the build context was never touched
+    assert sorted(p.name for p in acb.work.iterdir()) == ["app.aci"]  # no temporary left
+    for refused in (["begin"], ["write", "out.aci"], ["end"], ["version"]):
+        assert acb.fails("--modify", str(aci), *refused) == \
+            f"Can't use the --modify flag with {refused[0]}.\n"
+    assert acb.fails("--modify", str(tmp_path / "nope.aci"), "set-user", "1") == \
+        f"ACI doesn't appear to exist: {tmp_path / 'nope.aci'}.\n"
