@@ -39,6 +39,7 @@ from .terminal import Relay
 # The pod init's own escalation (a SIGTERM from `pyrkt run`'s Ctrl-C, or from outside): the
 # same 90 s as `pyrkt stop`'s default grace (see manage.DEFAULT_STOP_GRACE).
 STOP_GRACE_SECONDS = 90
+FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def app_limits(app: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -154,6 +155,11 @@ def _install_init_signals() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGALRM, lambda _signum, _frame: _kill_all(signal.SIGKILL))
+    # Signals apps use for "reload", "reopen logs", "dump state": passed on to every process
+    # of the pod as they came (`kill -HUP $(cat <pod>/pid)` reaches the apps, as with rkt's
+    # systemd, which relays them to its services).
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, lambda forwarded, _frame: _kill_all(forwarded))
 
 
 def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
@@ -169,7 +175,7 @@ def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         pid = os.fork()
         if pid == 0:
             os.close(unshared_r)
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, *FORWARDED_SIGNALS):
                 signal.signal(signum, signal.SIG_DFL)
             _wire_stdio(name, pipes, runtime.get("interactive", False))
             app_dir = pod.app_dir(name)

@@ -198,3 +198,30 @@ def test_status_and_list_for_scripts(tmp_path, shell_image, start_pyrkt, pyrkt, 
         "name": "shell", "image_name": "example.com/shell", "image_id": None,
         "exit_code": 143, "state": "exited"}
     assert exited["finished_at"] >= exited["started_at"]
+
+
+def test_the_pod_init_passes_reload_signals_on_to_the_apps(tmp_path, shell_image, start_pyrkt,
+                                                           pyrkt, store) -> None:
+    import os
+    import signal
+
+    from registry.launcher.pods import find_pod
+
+    image = shell_image("trap 'echo got HUP' HUP; trap 'echo got USR1' USR1; echo ready; "
+                        "while true; do sleep 0.1; done")
+    uuid = _start(start_pyrkt, tmp_path, str(image))
+    _wait_running(pyrkt, store, uuid, processes=1)
+    deadline = time.monotonic() + 10
+    while "ready" not in pyrkt("logs", uuid).stdout and time.monotonic() < deadline:
+        time.sleep(0.05)
+    init = find_pod(store, uuid).pid()
+    assert init
+    for signum in (signal.SIGHUP, signal.SIGUSR1):
+        os.kill(init, signum)  # what `kill -HUP $(cat <pod>/pid)` does
+    deadline = time.monotonic() + 10
+    while "got USR1" not in pyrkt("logs", uuid).stdout and time.monotonic() < deadline:
+        time.sleep(0.05)
+    logs = pyrkt("logs", "--no-prefix", uuid, check=True).stdout
+    assert "got HUP\n" in logs and "got USR1\n" in logs
+    assert find_pod(store, uuid).is_running  # passed on, not taken as a stop
+    pyrkt("stop", uuid, check=True)
