@@ -23,6 +23,12 @@ from .seccomp import spec_for
 # Function-local imports keep start-up fast: a pod command loads only what it runs.
 
 AC_VERSION = "0.8.11"
+RUN_WARNINGS = {  # said once per pod, as the client says its own insecure options
+    "capabilities": "apps keep every capability root has (--insecure-options=capabilities)",
+    "paths": "the kernel's files in /proc and /sys are neither hidden nor read-only in the "
+             "apps (--insecure-options=paths)",
+    "seccomp": "apps run without a seccomp filter (--insecure-options=seccomp)",
+}
 CAPS_RETAIN, CAPS_REMOVE = "os/linux/capabilities-retain-set", "os/linux/capabilities-remove-set"
 SECCOMP_RETAIN, SECCOMP_REMOVE = "os/linux/seccomp-retain-set", "os/linux/seccomp-remove-set"
 HOSTNAME = re.compile(r"(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
@@ -299,6 +305,8 @@ def prepare_pod(store_dir: Path, options: PodOptions, *, log: Any = lambda messa
     from .network.plan import assign_ports, plan
 
     networks = plan(options.net, options.config_dirs)  # a bad --net fails before any fetch
+    for name in options.run_insecure():
+        log(f"warning: {RUN_WARNINGS[name]}")
     store = open_store(store_dir)
     resolved = resolve_images(store, options, log)
     manifest, forwards = build_manifest(resolved, options)
