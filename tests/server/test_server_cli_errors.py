@@ -26,7 +26,12 @@ def cli(tmp_path, registry_key_file, monkeypatch):  # type: ignore[no-untyped-de
     def invoke(*args: str):  # type: ignore[no-untyped-def]
         return runner.invoke(main, list(args))
 
-    return invoke
+    # `serve` hands its settings to the workers through os.environ (execvp is patched out
+    # here): put the environment back, or later tests would read this registry's settings.
+    saved = dict(os.environ)
+    yield invoke
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def _one_error_line(result) -> str:  # type: ignore[no-untyped-def]

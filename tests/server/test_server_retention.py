@@ -155,7 +155,9 @@ def test_cli_sets_policy_and_gc_reports_retention(tmp_path, registry_key_file):
     runner = CliRunner()
 
     def cli(*args: str) -> str:
-        result = runner.invoke(main, ["--data-dir", data_dir, *args], catch_exceptions=False)
+        result = runner.invoke(main, ["--data-dir", data_dir, "--database-url",
+                                      registry.config.database_url, *args],
+                               catch_exceptions=False)
         assert result.exit_code == 0, result.output
         return result.output
 
@@ -168,5 +170,6 @@ def test_cli_sets_policy_and_gc_reports_retention(tmp_path, registry_key_file):
     out = cli("gc")
     assert f"retention: removed {NAME}:2.0" in out and "retention: removed 1 version(s)" in out
     assert _versions(registry) == ["1.0", "3.0", "4.0"]
-    refused = runner.invoke(main, ["--data-dir", data_dir, "retention", "set", "--keep", "0"])
+    refused = runner.invoke(main, ["--data-dir", data_dir, "--database-url",
+                                   registry.config.database_url, "retention", "set", "--keep", "0"])
     assert refused.exit_code == 2 and "0 is not in the range" in refused.output
