@@ -1,7 +1,7 @@
 """`pyrkt list|status|stop|rm|gc|logs|enter|cat-manifest`: parse, delegate, print.
 
 Errors end each command as in the client's commands (`pyrkt: <message>`, exit 254): see
-`registry.cli.run.launcher_errors`.
+`registry.cli.launcher_errors`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
+from registry.cli.launcher_errors import launcher_errors
 from registry.cli.options import EXIT_FAILURE, ClientContext, client_options
-from registry.cli.run import launcher_errors
 from registry.launcher import manage
 from registry.launcher.errors import LauncherError
 from registry.launcher.pods import find_pod

@@ -90,7 +90,7 @@ def test_run_help_has_examples(pyrkt) -> None:
 
 
 def _command(error: BaseException) -> click.Command:
-    from registry.cli.run import launcher_errors
+    from registry.cli.launcher_errors import launcher_errors
 
     @click.command()
     @client_options
