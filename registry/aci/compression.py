@@ -7,8 +7,8 @@ from __future__ import annotations
 import bz2
 import lzma
 import zlib
-from collections.abc import Iterator
-from typing import BinaryIO, Protocol
+from collections.abc import Generator
+from typing import Protocol
 
 from registry.aci.errors import ArchiveError
 
@@ -57,6 +57,12 @@ def detect(prefix: bytes) -> str:
         if prefix.startswith(magic):
             return name
     return NONE
+
+
+class Readable(Protocol):
+    """What the readers need of a source: `read(size)` (a file, an HTTP body, a tee...)."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 class _Engine(Protocol):
@@ -112,7 +118,7 @@ _ENGINE_ERRORS = (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError)
 class CountingReader:
     """Counts the compressed bytes read (the bomb guard compares against it)."""
 
-    def __init__(self, fileobj: BinaryIO, prefix: bytes = b"") -> None:
+    def __init__(self, fileobj: Readable, prefix: bytes = b"") -> None:
         self._fileobj = fileobj
         self._pending = prefix
         self.count = 0
@@ -127,7 +133,7 @@ class CountingReader:
 
 
 def decompressed_chunks(source: CountingReader, kind: str,
-                        chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+                        chunk_size: int = CHUNK_SIZE) -> Generator[bytes, None, None]:
     """The decompressed stream in chunks of at most `chunk_size` bytes, read to EOF.
 
     Concatenated members/streams (as `gzip -dc`, `bzip2 -dc` and `xz -dc` accept) are

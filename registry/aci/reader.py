@@ -9,13 +9,13 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from registry.aci.compression import (
     MAGIC_LENGTH,
     NONE,
     READ_SIZE,
     CountingReader,
+    Readable,
     decompressed_chunks,
     detect,
 )
@@ -34,7 +34,7 @@ DEFAULT_MAX_UNCOMPRESSED = 32 << 30
 DEFAULT_MAX_RATIO = 250
 BOMB_FLOOR = 64 << 20
 
-Source = BinaryIO | str | os.PathLike[str]
+Source = Readable | str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def short_id(image_id: str) -> str:
 
 
 @contextmanager
-def opened(source: Source) -> Iterator[BinaryIO]:
+def opened(source: Source) -> Iterator[Readable]:
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as handle:
             yield handle
@@ -79,7 +79,7 @@ class Limits:
                 f" {uncompressed} (over {self.max_ratio:g}x)", reason="bomb")
 
 
-def stream_archive(fileobj: BinaryIO, handler: EntryHandler | None, limits: Limits, *,
+def stream_archive(fileobj: Readable, handler: EntryHandler | None, limits: Limits, *,
                    digest: str | None = "sha512", allow_empty: bool = False,
                    ) -> tuple[str, str, int]:
     """Decompress, hash and (with a handler) parse a tar stream; returns (hex digest of the
@@ -121,7 +121,7 @@ def stream_archive(fileobj: BinaryIO, handler: EntryHandler | None, limits: Limi
     return hexdigest, compression, total
 
 
-def _read_prefix(fileobj: BinaryIO) -> bytes:
+def _read_prefix(fileobj: Readable) -> bytes:
     prefix = b""
     while len(prefix) < MAGIC_LENGTH:
         data = fileobj.read(MAGIC_LENGTH - len(prefix))

@@ -435,7 +435,7 @@ def isolator_add(name: str, value_file: str) -> None:
     """Add an isolator (its value is read as JSON from JSON_FILE, - for stdin)."""
     try:
         if value_file == "-":
-            text = click.get_binary_stream("stdin").read()
+            text = sys.stdin.buffer.read()
         else:
             with open(value_file, "rb") as source:
                 text = source.read()

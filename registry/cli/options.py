@@ -110,7 +110,7 @@ def client_options(command: F) -> F:
                 local_config: Path | None, user_config: Path | None,
                 insecure: InsecureOptions | None, debug: bool | None,
                 trust_keys_from_https: bool | None, **kwargs: Any) -> Any:
-        given = dict(store_dir=store_dir, system_config=system_config, local_config=local_config,
+        given: dict[str, Any] = dict(store_dir=store_dir, system_config=system_config, local_config=local_config,
                      user_config=user_config, insecure=insecure, debug=debug,
                      trust_keys_from_https=trust_keys_from_https)
         for name, value in _before_subcommand().items():

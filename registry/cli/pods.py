@@ -279,7 +279,7 @@ def logs(client: ClientContext, app: str | None, follow: bool, tail: int | None,
     """Print the output of a pod's apps, each line as `APP | text`, in time order."""
     from registry.launcher import logs as applogs
 
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     pod = find_pod(client.store_dir, uuid)
     names = [app] if app else pod.app_names()
     width = None if no_prefix else max((len(n) for n in names), default=0)

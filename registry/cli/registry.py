@@ -29,7 +29,7 @@ from registry.server.config import (
 
 
 class Context:
-    def __init__(self, overrides: dict[str, object]) -> None:
+    def __init__(self, overrides: dict[str, Any]) -> None:
         self.overrides = overrides
 
     def config(self, **extra: object) -> RegistryConfig:

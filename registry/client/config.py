@@ -143,8 +143,8 @@ def _auth_headers(path: Path, doc: dict[str, Any]) -> dict[str, str]:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
     if kind in ("oauth", "bearer"):
-        token = creds.get("token")
-        if not isinstance(token, str) or not token:
+        bearer = creds.get("token")
+        if not isinstance(bearer, str) or not bearer:
             raise ClientConfigError(f'{path}: {kind} credentials need a "token"')
-        return {"Authorization": f"Bearer {token}"}
+        return {"Authorization": f"Bearer {bearer}"}
     raise ClientConfigError(f'{path}: unknown auth type {kind!r} (basic, oauth or bearer)')

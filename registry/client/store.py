@@ -16,6 +16,7 @@ error, and a reader never sees a half-written file.
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import json
 import os
@@ -286,7 +287,7 @@ class ImageStore:
         return image
 
     def gc(self, grace_period: timedelta = timedelta(hours=24), *,
-           in_use: set[str] | None = None, now: datetime | None = None) -> list[StoredImage]:
+           in_use: set[str] | None = None, now: datetime | None = None) -> builtins.list[StoredImage]:
         """Remove images not used within `grace_period`, except `in_use` and their dependencies."""
         moment = now or datetime.now(UTC)
         keep = set(in_use or ())
@@ -360,14 +361,14 @@ class ImageStore:
 
     # rendering -------------------------------------------------------------------------------
 
-    def dependency_chain(self, image_id: str) -> list[tuple[StoredImage, int]]:
+    def dependency_chain(self, image_id: str) -> builtins.list[tuple[StoredImage, int]]:
         """The image and its dependencies, flattened as appc's acirenderer does.
 
         Returns (image, level) pairs, the image itself first; a dependency listed later in a
         manifest comes earlier (it overrides the ones before it); upper entries win.
         """
         top = self.get(image_id)
-        chain: list[tuple[StoredImage, int]] = [(top, 0)]
+        chain: builtins.list[tuple[StoredImage, int]] = [(top, 0)]
         position = 0
         while position < len(chain):
             image, level = chain[position]
@@ -392,12 +393,12 @@ class ImageStore:
                 raise DependencyError(f"{parent.name} depends on {name} ({dep['imageID'][:39]}),"
                                       f" but that ID is the image {found.name}")
             return found
-        found = self.find(name, labels)
-        if found is None:
+        matching = self.find(name, labels)
+        if matching is None:
             wanted = ",".join(f"{k}={v}" for k, v in labels.items())
             raise DependencyError(f"{parent.name} depends on {name}{' ' + wanted if wanted else ''}"
                                   f", which is not in the store; fetch it first")
-        return found
+        return matching
 
     def render(self, image_id: str, dest: str | os.PathLike[str] | None = None, *,
                overlay: bool = False, rootfs_only: bool = False) -> Path:

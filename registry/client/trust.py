@@ -14,6 +14,7 @@ layer is read-only.
 
 from __future__ import annotations
 
+import builtins
 import os
 import tempfile
 from dataclasses import dataclass
@@ -94,12 +95,12 @@ class TrustStore:
         return sorted(self._scan(), key=lambda k: (k.prefix is not None, k.prefix or "",
                                                    k.fingerprint))
 
-    def keys_for(self, name: str) -> list[TrustedKey]:
+    def keys_for(self, name: str) -> builtins.list[TrustedKey]:
         """Keys trusted to sign `name`: its own prefix, every parent path, and root keys."""
         scopes = set(walk_prefixes(name))
         return [k for k in self._scan() if k.prefix is None or k.prefix in scopes]
 
-    def prefixes_trusting(self, fingerprint_or_issuer: str) -> list[str]:
+    def prefixes_trusting(self, fingerprint_or_issuer: str) -> builtins.list[str]:
         """Where a key (by fingerprint, subkey fingerprint or key ID) is trusted, for messages."""
         return sorted({k.scope for k in self._scan() if k.key.has_component(fingerprint_or_issuer)})
 
@@ -123,7 +124,7 @@ class TrustStore:
             raise TrustError(f"cannot write {target}: {error.strerror or error}") from error
         return target
 
-    def remove(self, fingerprint: str) -> list[Path]:
+    def remove(self, fingerprint: str) -> builtins.list[Path]:
         """Stop trusting a key everywhere it is trusted (local and user layers)."""
         wanted = fingerprint.replace(" ", "").lower()
         if len(wanted) < 16 or any(c not in "0123456789abcdef" for c in wanted):

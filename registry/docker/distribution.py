@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlparse, urlsplit
 
 import requests
@@ -230,6 +231,10 @@ class RegistryClient:
                               reason="digest-mismatch")
 
 
+def _open_binary(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
 @contextlib.contextmanager
 def pull_image(ref: DockerReference, *, insecure: bool = False, docker_config: Path | None = None,
                ca_bundle: str | None = None, session: requests.Session | None = None,
@@ -262,6 +267,7 @@ def pull_image(ref: DockerReference, *, insecure: bool = False, docker_config: P
             path = Path(temp) / parse_digest(layer_digest)[1]
             size = descriptor.get("size") if isinstance(descriptor.get("size"), int) else None
             client.download_blob(layer_digest, path, size, progress)
-            layers.append(Layer(lambda p=path: p.open("rb"), layer_digest, diff_id, layer_digest))
+            layers.append(Layer(functools.partial(_open_binary, path), layer_digest, diff_id,
+                                layer_digest))
         yield SourceImage(ref, config, config_digest, digest, layers,
                           pinned_over_tls=bool(ref.digest) and client.verified_tls)

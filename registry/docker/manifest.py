@@ -171,7 +171,8 @@ def _reference_created(value: Any) -> str | None:
 def _annotations(image: SourceImage) -> list[dict[str, str]]:
     """docker2aci v0.17.2's annotations, with its values (lib/internal/internal.go)."""
     config, ref = image.config, image.ref
-    runtime = config.get("config") if isinstance(config.get("config"), dict) else {}
+    found = config.get("config")
+    runtime: dict[str, Any] = found if isinstance(found, dict) else {}
     notes: dict[str, str] = {}
     archive = image.kind == "docker-save"
 
@@ -240,7 +241,7 @@ def layer_manifest(image: SourceImage, index: int, parent_id: str | None,
                    path_whitelist: list[str] | None = None) -> dict[str, Any]:
     """The manifest of layer `index` in a --nosquash chain; the top layer carries the app."""
     top = index == len(image.layers) - 1
-    manifest = squashed_manifest(image, path_whitelist) if top else {
+    manifest: dict[str, Any] = squashed_manifest(image, path_whitelist) if top else {
         "acKind": "ImageManifest", "acVersion": AC_VERSION, "labels": [],
         "annotations": [{"name": name, "value": value} for name, value in (
             (ANNOTATION_REGISTRY, image.ref.registry),

@@ -119,7 +119,7 @@ def _app_name(resolved: ResolvedApp) -> str:
 
 def _isolators(image_app: dict[str, Any], app: AppOptions) -> list[dict[str, Any]]:
     isolators = [dict(i) for i in image_app.get("isolators") or []]
-    overrides = {}
+    overrides: dict[str, dict[str, Any]] = {}
     if app.memory_bytes is not None:
         overrides["resource/memory"] = {"limit": str(app.memory_bytes)}
     if app.cpu_millis is not None:

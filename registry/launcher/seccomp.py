@@ -194,10 +194,10 @@ def parse_flag(text: str) -> dict[str, Any]:
     if errno_name is not None:
         _errno(errno_name, "--seccomp")
     _expand(syscalls, "--seccomp")
-    value: dict[str, Any] = {"set": syscalls}
+    isolator: dict[str, Any] = {"set": syscalls}
     if errno_name:
-        value["errno"] = errno_name.upper()
-    return {"name": RETAIN if mode == "retain" else REMOVE, "value": value}
+        isolator["errno"] = errno_name.upper()
+    return {"name": RETAIN if mode == "retain" else REMOVE, "value": isolator}
 
 
 def compile_filter(spec: FilterSpec) -> bytes:

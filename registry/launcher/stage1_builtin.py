@@ -16,6 +16,7 @@ its processes may live, even if the supervisor is killed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -41,6 +42,10 @@ from .terminal import Relay
 STOP_GRACE_SECONDS = 90
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
+
+
+def _record_pid(app_dir: Path, host_pid: int) -> None:
+    write_atomic(app_dir / "pid", f"{host_pid}\n")
 
 def app_limits(app: dict[str, Any]) -> tuple[int | None, int | None]:
     """(memory bytes, CPU millis) from the app's resource isolators (limit wins over request)."""
@@ -180,7 +185,7 @@ def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
             _wire_stdio(name, pipes, runtime.get("interactive", False))
             app_dir = pod.app_dir(name)
             become_app(pod.path, manifest, app, runtime, groups[name],
-                       lambda host_pid, d=app_dir: write_atomic(d / "pid", f"{host_pid}\n"),
+                       functools.partial(_record_pid, app_dir),
                        lambda: os.close(unshared_w), programs[name], terminal)
         children[pid] = name
     os.close(unshared_w)
@@ -338,7 +343,7 @@ def _forward_signals_to(pod: Pod) -> dict[int, Any]:
     """While we wait, Ctrl-C or SIGTERM to `pyrkt run` asks the pod's init to stop the apps;
     a second one kills them (the init's grace period is long: an impatient user should not
     have to find the pod's UUID and run `pyrkt stop --force`)."""
-    asked = []
+    asked: list[bool] = []
 
     def forward(_signum: int, _frame: object) -> None:
         pid = pod.pid()
@@ -349,7 +354,7 @@ def _forward_signals_to(pod: Pod) -> dict[int, Any]:
                 pass
         asked.append(True)
 
-    previous = {}
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, forward)

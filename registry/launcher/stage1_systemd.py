@@ -16,12 +16,13 @@ reach use the same userspace forwarder as the builtin flavour.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import linux
 from .errors import LauncherError
@@ -154,7 +155,10 @@ def _run_as_child(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], r
         write_atomic(pod.path / "pid", f"{process.pid}\n")
         forwarder = _start_forwarder(process.pid, forwards)
         assert process.stdout is not None
-        for chunk in iter(lambda: process.stdout.read1(65536), b""):  # type: ignore[union-attr]
+        # Popen's pipes are BufferedReaders (typeshed says IO[bytes]); read1 returns what is
+        # there instead of waiting for 64 KiB.
+        stdout = cast(io.BufferedReader, process.stdout)
+        for chunk in iter(lambda: stdout.read1(65536), b""):
             log.write(chunk)
             if echo:
                 os.write(1, chunk)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, redirect, render_template, request
 from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response as WsgiResponse
 
 from registry.discovery import aci_template, discovery_document, meta_tags, pubkeys_url
 from registry.server.context import config, db
@@ -109,7 +110,7 @@ class DiscoveryFastPath:
 
 @bp.route("/", defaults={"path": ""}, methods=["GET", "HEAD"])
 @bp.route("/<path:path>", methods=["GET", "HEAD"])
-def page(path: str) -> Response | str:
+def page(path: str) -> WsgiResponse | str | tuple[str, int]:
     settings = config()
     host = (urlsplit("//" + request.host).hostname or "").lower()
     name = hosted_name(host, path, _base_host(settings.base_url), settings.domains)
@@ -137,7 +138,7 @@ def full_name_in_path(name: str) -> str | None:
     return path if rest and first in config().domains and is_ac_identifier(path) else None
 
 
-def human_page(name: str, tags: str) -> Response | str | tuple[str, int]:
+def human_page(name: str, tags: str) -> WsgiResponse | str | tuple[str, int]:
     """The web UI's page for the name (registry.server.ui.browse); it carries the same tags.
     No readable repository (missing, or private and unreadable: the same page, so existence
     does not leak) and nothing readable under the path: the styled 404 page."""

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from flask import Blueprint, Response, abort, redirect, request, send_file
 from sqlalchemy import select
+from werkzeug.wrappers import Response as WsgiResponse
 
 from registry.discovery import (
     EXTENSIONS,
@@ -42,13 +43,13 @@ KEYS_MIMETYPE = "application/pgp-keys"
 
 
 @bp.errorhandler(ServiceError)
-def _service_error(error: ServiceError) -> Response:
+def _service_error(error: ServiceError) -> WsgiResponse:
     # appc clients read the status; the one line says why (e.g. a mirror's upstream is down).
     return Response(error.message + "\n", status=error.status, mimetype="text/plain")
 
 
 @bp.route(FLASK_ACI_RULE, methods=["GET", "HEAD"])
-def aci_file(name: str, version: str, os: str, arch: str, ext: str) -> Response:
+def aci_file(name: str, version: str, os: str, arch: str, ext: str) -> WsgiResponse:
     if ext not in EXTENSIONS:
         abort(404)
     actor = reader_actor()
@@ -87,7 +88,7 @@ def _from_the_start() -> bool:
 
 
 @bp.route(FLASK_QUAY_ACI_RULE, methods=["GET", "HEAD"])
-def quay_aci_file(name: str, version: str, kind: str, os: str, arch: str) -> Response:
+def quay_aci_file(name: str, version: str, kind: str, os: str, arch: str) -> WsgiResponse:
     """Quay's path for the same file: what a discovery page written for Quay points at."""
     ext = QUAY_EXTENSIONS.get(kind)
     if ext is None:
@@ -97,12 +98,12 @@ def quay_aci_file(name: str, version: str, kind: str, os: str, arch: str) -> Res
 
 @bp.route(FLASK_PUBKEYS_RULE, methods=["GET", "HEAD"])
 @bp.route(FLASK_QUAY_PUBKEYS_RULE, methods=["GET", "HEAD"])
-def server_pubkeys() -> Response:
+def server_pubkeys() -> WsgiResponse:
     return _keys_response(None)
 
 
 @bp.route(FLASK_PREFIX_PUBKEYS_RULE, methods=["GET", "HEAD"])
-def prefix_pubkeys(prefix: str) -> Response:
+def prefix_pubkeys(prefix: str) -> WsgiResponse:
     # The registry's keys, plus the keys registered for the repository of that exact name
     # when the caller may read it: the answer for a private name equals that for no name.
     prefix = prefix.strip("/")
@@ -114,7 +115,7 @@ def prefix_pubkeys(prefix: str) -> Response:
     return _keys_response(repository)
 
 
-def _keys_response(repository: Repository | None) -> Response:
+def _keys_response(repository: Repository | None) -> WsgiResponse:
     try:
         armored = keys.published_keys(db(), repository)
     except NotFound:
@@ -129,7 +130,8 @@ def _cache_control(repository: Repository, *, moving: bool) -> str:
     return f"{visibility}, max-age={max_age}" + (", must-revalidate" if moving else "")
 
 
-def _small(text: str, mimetype: str, modified: datetime | None, cache_control: str) -> Response:
+def _small(text: str, mimetype: str, modified: datetime | None,
+           cache_control: str) -> WsgiResponse:
     body = text.encode()
     response = Response(body, mimetype=mimetype)
     response.set_etag(hashlib.sha256(body).hexdigest())
@@ -139,7 +141,7 @@ def _small(text: str, mimetype: str, modified: datetime | None, cache_control: s
     return response.make_conditional(request)
 
 
-def _blob(image: Image, cache_control: str) -> Response:
+def _blob(image: Image, cache_control: str) -> WsgiResponse:
     key = blob_key(image.digest)
     backend = storage()
     settings = config()
@@ -161,7 +163,7 @@ def _blob(image: Image, cache_control: str) -> Response:
     return _streamed(image, key, cache_control)
 
 
-def _streamed(image: Image, key: str, cache_control: str) -> Response:
+def _streamed(image: Image, key: str, cache_control: str) -> WsgiResponse:
     """Serve a non-local blob with our own conditional and range handling (no seekable file)."""
     try:
         return streamed_response(key, etag=image.digest, size=image.size, mimetype=ACI_MIMETYPE,

@@ -16,9 +16,10 @@ import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from registry.server.models import Repository, utcnow
@@ -47,7 +48,7 @@ def too_large(limit: int) -> OciError:
                     code="SIZE_INVALID")
 
 
-def copy_hashing(source: BinaryIO, sink: BinaryIO | Upload, limit: int, already: int = 0,
+def copy_hashing(source: IO[bytes], sink: BinaryIO | Upload, limit: int, already: int = 0,
                  hasher: hashlib._Hash | None = None) -> int:
     """Copy `source` to EOF into `sink`; returns the bytes copied. Refuses to pass `limit`."""
     copied = 0
@@ -61,7 +62,7 @@ def copy_hashing(source: BinaryIO, sink: BinaryIO | Upload, limit: int, already:
     return copied
 
 
-def store_verified(storage: BlobStorage, source: BinaryIO, digest: str, limit: int) -> int:
+def store_verified(storage: BlobStorage, source: IO[bytes], digest: str, limit: int) -> int:
     """Stream `source` into storage under `digest` if (and only if) its SHA-256 matches."""
     hasher = hashlib.sha256()
     with storage.upload() as temp:
@@ -127,7 +128,7 @@ def get_upload(session: Session, name: str, upload_id: str) -> OciUpload:
     return row
 
 
-def append(session: Session, spool: Spool, row: OciUpload, body: BinaryIO,
+def append(session: Session, spool: Spool, row: OciUpload, body: IO[bytes],
            content_range: str | None, limit: int) -> int:
     """Append a chunk; returns the new size. A Content-Range must start where the data ends."""
     start = row.size
@@ -152,10 +153,11 @@ def append(session: Session, spool: Spool, row: OciUpload, body: BinaryIO,
             spooled.truncate(start)
             raise
         size = spooled.tell()
-    moved = session.execute(
+    # An UPDATE answers a CursorResult (rowcount); Session.execute is typed as Result.
+    moved = cast(CursorResult[Any], session.execute(
         update(OciUpload).where(OciUpload.id == row.id, OciUpload.size == start)
         .values(size=size, updated_at=utcnow())
-    ).rowcount
+    )).rowcount
     session.commit()
     if moved != 1:
         raise OciError("another request changed this upload at the same time", status=416,

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
+from werkzeug.wrappers import Response as WsgiResponse
 
 from registry.server.auth import api_actor
 from registry.server.context import config, db, pulls, storage
@@ -50,13 +51,13 @@ API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 
 
 @bp.after_request
-def _version_header(response: Response) -> Response:
+def _version_header(response: Response) -> WsgiResponse:
     response.headers[API_VERSION[0]] = API_VERSION[1]
     return response
 
 
 @bp.errorhandler(OciError)
-def _oci_error(error: OciError) -> tuple[Response, int]:
+def _oci_error(error: OciError) -> tuple[WsgiResponse, int]:
     db().rollback()
     _drain_body()
     response = jsonify(error.to_dict())
@@ -65,14 +66,14 @@ def _oci_error(error: OciError) -> tuple[Response, int]:
 
 
 @bp.errorhandler(ServiceError)
-def _service_error(error: ServiceError) -> tuple[Response, int]:
+def _service_error(error: ServiceError) -> tuple[WsgiResponse, int]:
     codes = {401: "UNAUTHORIZED", 403: "DENIED", 404: "NAME_UNKNOWN", 413: "SIZE_INVALID"}
     return _oci_error(OciError(error.message, status=error.status,
                                code=codes.get(error.status, "UNSUPPORTED")))
 
 
 @bp.errorhandler(StorageError)
-def _storage_error(error: StorageError) -> tuple[Response, int]:
+def _storage_error(error: StorageError) -> tuple[WsgiResponse, int]:
     return _oci_error(OciError(f"storage failed: {error}", status=503, code="UNAVAILABLE"))
 
 
@@ -111,7 +112,7 @@ def _ensure(caller: Caller, name: str, repository: Repository | None) -> Reposit
 
 # -- base, token, catalog ------------------------------------------------------------------
 @bp.get("/")
-def base() -> Response:
+def base() -> WsgiResponse:
     caller = current_caller()
     if caller.actor.is_anonymous and caller.grant is None:
         raise unauthorized("authentication required: use the bearer token flow")
@@ -119,7 +120,7 @@ def base() -> Response:
 
 
 @bp.get("/token")
-def token() -> Response:
+def token() -> WsgiResponse:
     """The token endpoint (distribution's token auth spec): Basic credentials, or none."""
     try:
         actor = api_actor(required=False)
@@ -135,7 +136,7 @@ def token() -> Response:
 
 
 @bp.get("/_catalog")
-def catalog() -> Response:
+def catalog() -> WsgiResponse:
     caller = current_caller()
     if caller.grant is not None and not caller.grant.allows("registry:catalog", "*"):
         raise unauthorized("this token does not cover the catalog", "registry:catalog:*")
@@ -161,7 +162,7 @@ def _link_next(response: Response, path: str, n: int, last: str) -> None:
 
 # -- tags and manifests ----------------------------------------------------------------------
 @bp.get("/<path:name>/tags/list")
-def tag_list(name: str) -> Response:
+def tag_list(name: str) -> WsgiResponse:
     repository = existing(current_caller(), name, "pull")
     n = manifests.page_size(request.args.get("n"))
     names, more = manifests.list_tags(db(), repository, n, request.args.get("last"))
@@ -172,7 +173,7 @@ def tag_list(name: str) -> Response:
 
 
 @bp.route("/<path:name>/manifests/<reference>", methods=["GET", "HEAD"])
-def get_manifest(name: str, reference: str) -> Response:
+def get_manifest(name: str, reference: str) -> WsgiResponse:
     repository = existing(current_caller(), name, "pull")
     manifest = manifests.find_manifest(db(), repository, reference)
     response = content_response(blobs.storage_key(manifest.digest), manifest.digest,
@@ -188,7 +189,7 @@ def get_manifest(name: str, reference: str) -> Response:
 
 
 @bp.put("/<path:name>/manifests/<reference>")
-def put_manifest(name: str, reference: str) -> tuple[Response, int]:
+def put_manifest(name: str, reference: str) -> tuple[WsgiResponse, int]:
     caller = current_caller()
     _target, repository = _push_target(caller, name)
     manifest = manifests.put_manifest(db(), storage(), caller.actor, repository,
@@ -201,7 +202,7 @@ def put_manifest(name: str, reference: str) -> tuple[Response, int]:
 
 
 @bp.delete("/<path:name>/manifests/<reference>")
-def delete_manifest(name: str, reference: str) -> tuple[Response, int]:
+def delete_manifest(name: str, reference: str) -> tuple[WsgiResponse, int]:
     caller = current_caller()
     repository = existing(caller, name, "delete")
     manifests.delete_reference(db(), caller.actor, repository, reference)
@@ -210,7 +211,7 @@ def delete_manifest(name: str, reference: str) -> tuple[Response, int]:
 
 # -- blobs -------------------------------------------------------------------------------------
 @bp.route("/<path:name>/blobs/<digest>", methods=["GET", "HEAD"])
-def get_blob(name: str, digest: str) -> Response:
+def get_blob(name: str, digest: str) -> WsgiResponse:
     repository = existing(current_caller(), name, "pull")
     check_digest(digest)
     found = blobs.linked(db(), repository, digest)
@@ -220,7 +221,7 @@ def get_blob(name: str, digest: str) -> Response:
 
 
 @bp.delete("/<path:name>/blobs/<digest>")
-def delete_blob(name: str, digest: str) -> tuple[Response, int]:
+def delete_blob(name: str, digest: str) -> tuple[WsgiResponse, int]:
     """Unlinks the blob from this repository (other repositories keep their links)."""
     repository = existing(current_caller(), name, "delete")
     check_digest(digest)
@@ -233,7 +234,7 @@ def delete_blob(name: str, digest: str) -> tuple[Response, int]:
 
 
 @bp.post("/<path:name>/blobs/uploads/")
-def start_upload(name: str) -> tuple[Response, int]:
+def start_upload(name: str) -> tuple[WsgiResponse, int]:
     caller = current_caller()
     target, repository = _push_target(caller, name)
     session = db()
@@ -268,14 +269,14 @@ def _mount(caller: Caller, name: str, repository: Repository | None, digest: str
     return True
 
 
-def _created(name: str, digest: str) -> tuple[Response, int]:
+def _created(name: str, digest: str) -> tuple[WsgiResponse, int]:
     response = Response(status=201)
     response.headers["Location"] = f"/v2/{name}/blobs/{digest}"
     response.headers["Docker-Content-Digest"] = digest
     return response, 201
 
 
-def _upload_status(name: str, upload_id: str, size: int, status: int) -> tuple[Response, int]:
+def _upload_status(name: str, upload_id: str, size: int, status: int) -> tuple[WsgiResponse, int]:
     response = Response(status=status)
     response.headers["Location"] = f"/v2/{name}/blobs/uploads/{quote(upload_id)}"
     response.headers["Range"] = blobs.range_header(size)
@@ -285,14 +286,14 @@ def _upload_status(name: str, upload_id: str, size: int, status: int) -> tuple[R
 
 
 @bp.get("/<path:name>/blobs/uploads/<upload_id>")
-def upload_status(name: str, upload_id: str) -> tuple[Response, int]:
+def upload_status(name: str, upload_id: str) -> tuple[WsgiResponse, int]:
     target, _repository = _push_target(current_caller(), name)
     row = blobs.get_upload(db(), target, upload_id)
     return _upload_status(name, row.id, row.size, 204)
 
 
 @bp.patch("/<path:name>/blobs/uploads/<upload_id>")
-def upload_chunk(name: str, upload_id: str) -> tuple[Response, int]:
+def upload_chunk(name: str, upload_id: str) -> tuple[WsgiResponse, int]:
     target, _repository = _push_target(current_caller(), name)
     row = blobs.get_upload(db(), target, upload_id)
     size = blobs.append(db(), _spool(), row, request.stream,
@@ -301,7 +302,7 @@ def upload_chunk(name: str, upload_id: str) -> tuple[Response, int]:
 
 
 @bp.put("/<path:name>/blobs/uploads/<upload_id>")
-def finish_upload(name: str, upload_id: str) -> tuple[Response, int]:
+def finish_upload(name: str, upload_id: str) -> tuple[WsgiResponse, int]:
     caller = current_caller()
     target, repository = _push_target(caller, name)
     session = db()
@@ -324,7 +325,7 @@ def finish_upload(name: str, upload_id: str) -> tuple[Response, int]:
 
 
 @bp.delete("/<path:name>/blobs/uploads/<upload_id>")
-def cancel_upload(name: str, upload_id: str) -> tuple[Response, int]:
+def cancel_upload(name: str, upload_id: str) -> tuple[WsgiResponse, int]:
     target, _repository = _push_target(current_caller(), name)
     row = blobs.get_upload(db(), target, upload_id)
     blobs.cancel(db(), _spool(), row)
@@ -332,7 +333,7 @@ def cancel_upload(name: str, upload_id: str) -> tuple[Response, int]:
 
 
 @bp.route("/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
-def unknown_endpoint(rest: str) -> Response:
+def unknown_endpoint(rest: str) -> WsgiResponse:
     """Anything else under /v2/ gets a distribution-style error, not the HTML of a page."""
     raise OciError(f"no /v2/ endpoint answers {request.method} /v2/{rest}", status=404,
                    code="UNSUPPORTED")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -40,7 +40,7 @@ def invalid(message: str, status: int = 400) -> OciError:
     return OciError(message, status=status, code="MANIFEST_INVALID")
 
 
-def read_body(body: BinaryIO) -> bytes:
+def read_body(body: IO[bytes]) -> bytes:
     data = body.read(MAX_MANIFEST_SIZE + 1)
     if len(data) > MAX_MANIFEST_SIZE:
         raise invalid(f"manifest larger than the {MAX_MANIFEST_SIZE} byte limit", status=413)
@@ -96,7 +96,7 @@ def references(document: dict[str, Any], media_type: str) -> list[str]:
 
 def put_manifest(session: Session, storage: BlobStorage, actor: Actor,
                  repository: Repository | None, ensure: Callable[[], Repository],
-                 reference: str, content_type: str, body: BinaryIO) -> OciManifest:
+                 reference: str, content_type: str, body: IO[bytes]) -> OciManifest:
     """Verify and store a manifest. `repository` None: a push into a new repository, which
     `ensure()` creates (in this transaction) once the manifest is known to be acceptable."""
     check_reference(reference)
@@ -106,6 +106,7 @@ def put_manifest(session: Session, storage: BlobStorage, actor: Actor,
         raise digest_invalid(f"the manifest's digest is {digest}, not {reference}")
     document, media_type = parse(data, content_type)
     for child in references(document, media_type):
+        known: OciManifest | OciBlobLink | None
         if repository is None:
             known = None
         elif media_type in INDEX_TYPES:

@@ -24,9 +24,11 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
 from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -187,12 +189,13 @@ def _claim(session: Session, repository: Repository, version: str, os_name: str,
     reclaim = stale or gone or row.manifest_digest != manifest_digest
     if not reclaim:
         return row, False
-    taken = session.execute(
+    # An UPDATE answers a CursorResult (rowcount); Session.execute is typed as Result.
+    taken = cast(CursorResult[Any], session.execute(
         update(OciConversion)
         .where(OciConversion.id == row.id, OciConversion.state == row.state,
                OciConversion.updated_at == row.updated_at)
         .values(state=CONVERTING, error="", manifest_digest=manifest_digest, updated_at=utcnow())
-    ).rowcount
+    )).rowcount
     session.commit()
     session.refresh(row)
     return row, taken == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, redirect, send_file
+from werkzeug.wrappers import Response as WsgiResponse
 
 from registry.server.context import config, storage
 from registry.server.httputil import streamed_response
@@ -19,7 +20,7 @@ REVALIDATE = "private, no-cache"
 
 
 def content_response(key: str, digest: str, size: int, media_type: str = BLOB_TYPE,
-                     *, ranges: bool = True, cache_control: str = IMMUTABLE) -> Response:
+                     *, ranges: bool = True, cache_control: str = IMMUTABLE) -> WsgiResponse:
     """GET/HEAD of stored content: Docker-Content-Digest, ETag, Range (206/416), If-None-Match.
 
     Content is addressed by digest, so what a digest names never changes (`IMMUTABLE`)."""

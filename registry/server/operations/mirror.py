@@ -28,6 +28,7 @@ from flask import Response, request, send_file
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as WsgiResponse
 
 from registry.discovery import AppRef, DiscoveryError, discover_endpoints, discover_pubkeys
 from registry.discovery.appstring import check_identifier
@@ -154,7 +155,7 @@ def _row(session: Session, mirror: Mirror | int, path: str) -> MirroredFile | No
 
 
 def serve_image_file(session: Session, storage: BlobStorage, mirror: Mirror, name: str,
-                     version: str, os: str, arch: str, ext: str) -> Response:
+                     version: str, os: str, arch: str, ext: str) -> WsgiResponse:
     """The ACI or its signature for a mirrored name, from the cache or fetched upstream now."""
     path = f"aci/{name}/{version}/{os}/{arch}/{ext}"
     row = _row(session, mirror, path)
@@ -269,7 +270,7 @@ def _save(session: Session, row: MirroredFile | None, fresh: MirroredFile) -> Mi
     return row
 
 
-def serve_pubkeys(session: Session, mirror: Mirror, prefix: str) -> Response:
+def serve_pubkeys(session: Session, mirror: Mirror, prefix: str) -> WsgiResponse:
     """The upstream's public keys for a mirrored prefix (discovered there, kept, refreshed)."""
     path = f"keys/{prefix}"
     row = _row(session, mirror, path)

@@ -194,9 +194,10 @@ def _deliver_one(sessions: sessionmaker[Session], delivery_id: int, *, now: date
         if delivery is None:
             return None  # the hook was deleted meanwhile
         delivery.attempts += 1
-        delivery.attempt_log = [*(delivery.attempt_log or []), {
+        attempt: dict[str, object] = {
             "at": finished.isoformat(), "status": status_code, "error": error,
-            "seconds": round(time.monotonic() - started, 3)}][-MAX_ATTEMPTS:]
+            "seconds": round(time.monotonic() - started, 3)}
+        delivery.attempt_log = [*(delivery.attempt_log or []), attempt][-MAX_ATTEMPTS:]
         delivery.last_status_code = status_code
         delivery.last_error = error
         delivery.claimed_until = None

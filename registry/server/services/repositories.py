@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Table, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -61,7 +62,7 @@ def ensure_repository(
     if existing is not None:
         return existing
     values = {"name": name, "is_public": public, "description": ""}
-    table = Repository.__table__
+    table = cast(Table, Repository.__table__)  # declared models map a Table
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -97,7 +97,7 @@ def upload_image(
     storage: BlobStorage,
     actor: Actor,
     name: str,
-    body: BinaryIO,
+    body: IO[bytes],
     *,
     domains: tuple[str, ...],
     limits: UploadLimits,
@@ -129,7 +129,7 @@ def upload_image(
 class _Tee:
     """A reader for read_aci that copies every byte into the upload and hashes it."""
 
-    def __init__(self, source: BinaryIO, sink: Upload, limit: int) -> None:
+    def __init__(self, source: IO[bytes], sink: Upload, limit: int) -> None:
         self._source = source
         self._sink = sink
         self._limit = limit
@@ -164,7 +164,7 @@ def _too_large(limits: UploadLimits) -> TooLarge:
                     code="too-large")
 
 
-def _receive(body: BinaryIO, temp: Upload, limits: UploadLimits):  # type: ignore[no-untyped-def]
+def _receive(body: IO[bytes], temp: Upload, limits: UploadLimits):  # type: ignore[no-untyped-def]
     tee = _Tee(body, temp, limits.max_upload)
     try:
         info = read_aci(tee, max_uncompressed=limits.max_uncompressed)

@@ -88,7 +88,9 @@ def _obtain(directory_url: str, domains: tuple[str, ...], account_key_pem: str,
     account_key = josepy.JWKRSA(key=serialization.load_pem_private_key(
         account_key_pem.encode(), password=None))
     net = client.ClientNetwork(account_key, user_agent=f"pyrkt-registry/{__version__}",
-                               verify_ssl=str(ca_bundle) if ca_bundle else True)
+                               # requests' `verify`: a CA bundle path or True (acme's
+                               # annotation says bool only)
+                               verify_ssl=str(ca_bundle) if ca_bundle else True)  # type: ignore[arg-type]
     directory = client.ClientV2.get_directory(directory_url, net)
     acme_client = client.ClientV2(directory, net)
     registration = messages.NewRegistration.from_data(

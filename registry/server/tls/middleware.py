@@ -15,10 +15,10 @@ from typing import Any
 
 TLS_BLOCK_SIZE = 1024 * 1024
 
-_wrappers: dict[type, type] = {}
+_wrappers: dict[type[Any], type[Any]] = {}
 
 
-def _large_block_wrapper(original: type) -> type:
+def _large_block_wrapper(original: type[Any]) -> type[Any]:
     found = _wrappers.get(original)
     if found is None:
         def __init__(self: Any, filelike: Any, blksize: int = 8192) -> None:

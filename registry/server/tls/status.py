@@ -47,13 +47,13 @@ def tls_status(config: RegistryConfig, session: Session) -> dict[str, Any]:
                             "lastAttempt": status.get("last_attempt"),
                             "lastSuccess": status.get("last_success"),
                             "lastError": status.get("last_error")}
-    found = stored_info(cert)
-    if found is not None:
-        acme["certificate"] = _cert_dict(found, tls.acme_renew_days)
-        lines.append(f"ACME certificate: {found.summary()}")
+    issued = stored_info(cert)
+    if issued is not None:
+        acme["certificate"] = _cert_dict(issued, tls.acme_renew_days)
+        lines.append(f"ACME certificate: {issued.summary()}")
         due = due_reason(cert, config.domains, tls.acme_renew_days)
         lines.append(f"  renewal: {due}" if due else
-                     f"  renewal from {found.not_after - timedelta(days=tls.acme_renew_days):%Y-%m-%d}"
+                     f"  renewal from {issued.not_after - timedelta(days=tls.acme_renew_days):%Y-%m-%d}"
                      f" ({tls.acme_renew_days} days before expiry)")
     elif tls.acme or status:
         lines.append("ACME certificate: none yet")

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.wrappers import Response as WsgiResponse
 
 from registry.server.context import db
 from registry.server.httputil import drain_request_body
@@ -40,13 +41,13 @@ def back_url(default: str = "/") -> str:
     return default
 
 
-def see_other(location: str) -> Response:
+def see_other(location: str) -> WsgiResponse:
     # 303: the browser follows with GET, so reloading the result never re-posts the form.
     return redirect(location, code=303)
 
 
 @bp.errorhandler(ServiceError)
-def _service_error(error: ServiceError) -> Response | tuple[str, int] | tuple[Response, int]:
+def _service_error(error: ServiceError) -> WsgiResponse | tuple[str, int] | tuple[WsgiResponse, int]:
     db().rollback()
     drain_body()
     if wants_json():

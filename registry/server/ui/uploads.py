@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import BinaryIO
+from typing import IO
 
 from flask import flash, jsonify, request
 from werkzeug.wrappers import Response
@@ -32,7 +32,7 @@ def _limits() -> upload.UploadLimits:
                                max_uncompressed=settings.max_uncompressed)
 
 
-def _multipart_parts() -> tuple[BinaryIO, bytes | None]:
+def _multipart_parts() -> tuple[IO[bytes], bytes | None]:
     part = request.files.get("aci")
     if part is None or not part.filename:
         raise BadRequest("choose an .aci file to upload", code="empty")
@@ -43,7 +43,7 @@ def _multipart_parts() -> tuple[BinaryIO, bytes | None]:
     return part.stream, signature
 
 
-def _raw_parts() -> tuple[BinaryIO, bytes | None]:
+def _raw_parts() -> tuple[IO[bytes], bytes | None]:
     header = request.headers.get(SIGNATURE_HEADER)
     signature = None
     if header:
