@@ -602,11 +602,11 @@ def robot_list(obj: Context, as_json: bool) -> None:
     from registry.server.services import robots
 
     with _session(obj) as session:
-        found = [{"name": r.username, "description": r.description,
-                  "roles": {repo: role.value
-                            for repo, role in robots.robot_roles(session, _operator(),
-                                                                 r.username)}}
-                 for r in robots.list_robots(session, _operator())]
+        found: list[dict[str, Any]] = [
+            {"name": r.username, "description": r.description,
+             "roles": {repo: role.value
+                       for repo, role in robots.robot_roles(session, _operator(), r.username)}}
+            for r in robots.list_robots(session, _operator())]
     if as_json:
         click.echo(json.dumps({"robots": found}, indent=2))
         return

@@ -69,7 +69,8 @@ def write_pod_files(net_dir: Path, dns: dict[str, Any], hostname: str,
             servers = []
         elif not (servers or search or options or domain):
             for result in results:  # rkt: the plugins' DNS when no flag says otherwise
-                answer = result.get("dns") if isinstance(result.get("dns"), dict) else {}
+                found = result.get("dns")
+                answer: dict[str, Any] = found if isinstance(found, dict) else {}
                 servers += [s for s in answer.get("nameservers") or [] if s not in servers]
                 search += [s for s in answer.get("search") or [] if s not in search]
                 options += [o for o in answer.get("options") or [] if o not in options]

@@ -20,8 +20,9 @@ import os
 import threading
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -95,7 +96,7 @@ class PullCounter:
 
 
 def add_counts(session: Session, batch: Counter[tuple[int, str, date]]) -> None:
-    table = PullCount.__table__
+    table = cast(Table, PullCount.__table__)  # declared models map a Table
     dialect = session.get_bind().dialect.name
     for (repository_id, version, day), n in sorted(batch.items()):
         values = {"repository_id": repository_id, "version": version[:255], "day": day,

@@ -54,7 +54,9 @@ HASH_RE = re.compile(r"^(?:(sha256|sha384|sha512)[:-])?([0-9a-fA-F]{32,})$")
 def short_hash(value: object) -> str | None:
     """A hash's short form (algorithm and 12 digits; a fingerprint's long key ID), or None
     when `value` is no hash."""
-    match = HASH_RE.match(value) if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    match = HASH_RE.match(value)
     if match is None:
         return None
     algorithm, digits = match[1], match[2]
