@@ -21,9 +21,14 @@ OTHER = "127.0.0.1/team/other"
 SECRET = "127.0.0.1/team/secret"
 
 
-@pytest.fixture
-def registry(tmp_path, registry_key_file):  # type: ignore[no-untyped-def]
-    registry = make_test_registry(tmp_path / "data", registry_key_file)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def registry(request, tmp_path, registry_key_file):  # type: ignore[no-untyped-def]
+    """SQLite and PostgreSQL: the upserts of pull counts and the conditional last-use write
+    are dialect-specific SQL."""
+    settings = {}
+    if request.param == "postgres":
+        settings["database_url"] = request.getfixturevalue("new_postgres_database")()
+    registry = make_test_registry(tmp_path / "data", registry_key_file, **settings)
     for name, public in ((NAME, True), (OTHER, True), (SECRET, False)):
         created = registry.api("POST", "/repositories", json={"name": name, "public": public})
         assert created.status_code == 201, created.json
