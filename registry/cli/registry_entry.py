@@ -4,23 +4,34 @@ in one line what to install (instead of an ImportError traceback)."""
 
 from __future__ import annotations
 
-import importlib.util
+import re
 import sys
+from importlib import metadata
 
-# Import name -> distribution, for every package of the `registry` extra (setup.cfg).
-SERVER_PACKAGES = {"flask": "Flask", "werkzeug": "Werkzeug", "sqlalchemy": "SQLAlchemy",
-                   "alembic": "alembic", "gunicorn": "gunicorn", "boto3": "boto3",
-                   "psycopg": "psycopg", "cryptography": "cryptography", "acme": "acme",
-                   "josepy": "josepy"}
 HINT = ("pyrkt-registry: the registry server's packages are not installed (missing: {missing}); "
         "install them with: python3 -m pip install 'pyrkt[registry]' "
         "(from a checkout: python3 -m pip install '.[registry]')")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def missing_packages() -> list[str]:
-    # find_spec looks for the package without importing it: the check costs no start-up time.
-    return [dist for module, dist in SERVER_PACKAGES.items()
-            if importlib.util.find_spec(module) is None]
+    """The distributions of the `registry` extra that are not installed, read from pyrkt's own
+    metadata (setup.cfg stays the one list); nothing is imported, so the check is cheap."""
+    try:
+        requirements = metadata.requires("pyrkt") or []
+    except metadata.PackageNotFoundError:  # run from a source tree: nothing to compare with
+        return []
+    missing = []
+    for requirement in requirements:
+        text, _, marker = requirement.partition(";")
+        found = _NAME.match(text.strip())
+        if found is None or not re.search(r"""extra\s*==\s*["']registry["']""", marker):
+            continue
+        try:
+            metadata.distribution(found.group())
+        except metadata.PackageNotFoundError:
+            missing.append(found.group())
+    return missing
 
 
 def main() -> None:
@@ -28,7 +39,7 @@ def main() -> None:
     if missing:
         print(HINT.format(missing=", ".join(missing)), file=sys.stderr)
         sys.exit(1)
-    # Imported only once the check passed: it imports the server's packages.
+    # Imported only now: the server's modules need the packages checked above.
     from registry.cli.registry import main as registry_main
 
     registry_main()
