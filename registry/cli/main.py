@@ -54,8 +54,10 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
-        target = self._available().get(cmd_name)
-        if target is None:
+        # Only the named command's module is looked for: `_available()` would search the path
+        # for every subcommand's module, on every command's start.
+        target = self.lazy.get(cmd_name)
+        if target is None or importlib.util.find_spec(target.split(":", 1)[0]) is None:
             return None
         module_name, attr = target.split(":", 1)
         command = getattr(importlib.import_module(module_name), attr)
