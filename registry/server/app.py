@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, g
+from sqlalchemy.exc import SQLAlchemyError
 
 from registry import __version__
 from registry.resources import templates_dir
@@ -25,6 +26,8 @@ def storage_settings(config: RegistryConfig) -> dict[str, Any]:
             "backend": "s3", "bucket": s3.bucket, "endpoint_url": s3.endpoint_url,
             "region": s3.region, "access_key": s3.access_key, "secret_key": s3.secret_key,
             "prefix": s3.prefix, "presign": s3.presign, "create_bucket": s3.create_bucket,
+            "connect_timeout": s3.connect_timeout, "read_timeout": s3.read_timeout,
+            "max_attempts": s3.max_attempts,
             # Uploads spool next to the data dir so validation re-reads cost no network.
             "spool_dir": str(config.tmp_dir),
         }
@@ -44,13 +47,18 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
         PYRKT_VERSION=__version__,
     )
     app.config.update(flask_config)
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, connect_timeout=config.db_connect_timeout,
+                         statement_timeout=config.db_statement_timeout,
+                         pool_timeout=config.db_pool_timeout)
     sessions = make_session_factory(engine)
     state = RegistryState(
         config=config,
         engine=engine,
         sessions=sessions,
-        storage=storage_from_config(storage_settings(config)),
+        # Not checked here: a worker (re)starting while S3 is down must still come up and
+        # answer 503s, then recover by itself (`serve` checked the storage once at start).
+        storage=storage_from_config({**storage_settings(config), "check": False}
+                                    if config.storage == "s3" else storage_settings(config)),
         pulls=PullCounter(sessions, enabled=config.pull_counting,
                           interval=config.pull_flush_seconds),
     )
@@ -60,7 +68,11 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
     def _close_session(_exc: BaseException | None) -> None:
         session = g.pop("db_session", None)
         if session is not None:
-            session.close()
+            try:
+                session.close()
+            except SQLAlchemyError:
+                # The server killed the connection (an outage): drop it, never fail the request.
+                session.invalidate()
 
     # Imported here to keep start-up fast: the CLI imports this module for storage_settings
     # alone, and only a running server needs the views.
@@ -77,6 +89,9 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
     from registry.server import ui
 
     ui.init_app(app)
+    from registry.server import outage
+
+    outage.register(app, config.retry_after)
     app.wsgi_app = discovery.DiscoveryFastPath(  # type: ignore[method-assign]
         app.wsgi_app, config.base_url, config.domains)
     from registry.server.tls.middleware import HTTPSResponses
@@ -87,4 +102,8 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
 
     operations.install(app)  # /metrics (and the middleware counting requests), retention,
     # webhooks and mirrors under /_api/v1
+    # Outermost: what escapes everything above still gets a 503 or a plain 500 in the
+    # protocol's format, never the WSGI server's bare page.
+    app.wsgi_app = outage.ShieldMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, config.retry_after)
     return app

@@ -195,7 +195,29 @@ SETTINGS: tuple[Setting, ...] = (
             shown="boto3's credential chain"),
     Setting("s3_prefix", TEXT, "", "key prefix inside the bucket"),
     Setting("s3_presign", FLAG, False, "redirect downloads to presigned S3 URLs"),
-    Setting("s3_create_bucket", FLAG, False, "create the bucket if it is missing"),
+    Setting("s3_create_bucket", FLAG, False, "create the bucket if it is missing (also when "
+            "it disappears while the registry runs)"),
+    # Small on purpose: during an outage a request gets its 503 in seconds instead of hanging.
+    Setting("s3_connect_timeout", SECONDS, 2.0, "seconds to connect to the S3 server"),
+    Setting("s3_read_timeout", SECONDS, 5.0, "seconds S3 may stay silent during a request"),
+    Setting("s3_max_attempts", WHOLE, 2, "tries per S3 request, the first included"),
+    Setting("db_connect_timeout", WHOLE, 3, "seconds to wait for a database connection"),
+    Setting("db_statement_timeout", WHOLE, 15, "seconds one PostgreSQL statement may run "
+            "(0: no limit)"),
+    Setting("db_pool_timeout", WHOLE, 5, "seconds a request waits for a free pooled database "
+            "connection"),
+    Setting("retry_after", WHOLE, 5, "Retry-After seconds of the 503 answered while the "
+            "database or the storage is unavailable"),
+    Setting("health_timeout", SECONDS, 3.0, "seconds /_health waits for the backends"),
+    Setting("health_blob_audit_interval", SECONDS, 30.0, "seconds /_health reuses its audit "
+            "of image rows whose blob is missing"),
+    # Brute-force defence (services/throttle.py), per account and per client address.
+    Setting("login_free_attempts", WHOLE, 5, "failed sign-ins or token guesses before delays "
+            "begin"),
+    Setting("login_base_delay", SECONDS, 2.0, "seconds of the first delay; each further "
+            "failure doubles it"),
+    Setting("login_max_delay", SECONDS, 900.0, "the longest delay in seconds"),
+    Setting("login_window", SECONDS, 3600.0, "seconds after which failures are forgotten"),
     Setting("max_upload", WHOLE, DEFAULT_MAX_UPLOAD, "largest accepted upload in bytes"),
     Setting("max_uncompressed", WHOLE, DEFAULT_MAX_UNCOMPRESSED,
             "largest unpacked size of an uploaded ACI in bytes (against decompression bombs)"),
@@ -214,7 +236,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("bind", ADDRESS, DEFAULT_BIND, "HOST:PORT `serve` listens on"),
     Setting("workers", WHOLE, _default_workers, "gunicorn worker processes",
             shown="2 x CPU cores + 1, at most 8"),
-    Setting("threads", WHOLE, 4, "threads per worker"),
+    Setting("worker_class", _choice("gevent", "gthread"), "gevent", "gevent: a greenlet per "
+            "connection (slow or idle clients cost no thread); gthread: a thread each"),
+    Setting("worker_connections", WHOLE, 2000, "connections one gevent worker holds at once"),
+    Setting("threads", WHOLE, 4, "threads per worker (gthread)"),
+    Setting("header_timeout", SECONDS, 10.0, "seconds a client has to send its request line "
+            "and headers; also how long an idle keep-alive connection stays open (gevent)"),
+    Setting("io_timeout", SECONDS, 60.0, "seconds an upload body or a download may make no "
+            "progress before its connection is closed (gevent)"),
     Setting("timeout", WHOLE, 120, "seconds a worker may stay silent before it is restarted"),
     Setting("forwarded_allow_ips", TEXT, "127.0.0.1",
             "proxies whose X-Forwarded-* headers are trusted (comma-separated, or *)"),
@@ -263,6 +292,9 @@ class S3Settings:
     prefix: str = ""
     presign: bool = False
     create_bucket: bool = False
+    connect_timeout: float = 2.0
+    read_timeout: float = 5.0
+    max_attempts: int = 2
 
 
 @dataclass(frozen=True)
@@ -382,7 +414,9 @@ class RegistryConfig:
                 bucket=values["s3_bucket"], endpoint_url=values["s3_endpoint"] or None,
                 region=values["s3_region"], access_key=values["s3_access_key"] or None,
                 secret_key=values["s3_secret_key"] or None, prefix=values["s3_prefix"],
-                presign=values["s3_presign"], create_bucket=values["s3_create_bucket"])
+                presign=values["s3_presign"], create_bucket=values["s3_create_bucket"],
+                connect_timeout=values["s3_connect_timeout"],
+                read_timeout=values["s3_read_timeout"], max_attempts=values["s3_max_attempts"])
         typed = {f.name: values[f.name] for f in fields(cls) if f.name in values}
         typed["secret_key"] = values["secret_key"] or ""
         return cls(**typed, s3=s3, signing_key_file=values["signing_key"],
@@ -427,9 +461,14 @@ class RegistryConfig:
 
 def _check(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     """Rules across settings."""
-    for name in ("workers", "threads"):
+    for name in ("workers", "threads", "worker_connections", "s3_max_attempts",
+                 "db_connect_timeout", "db_pool_timeout", "retry_after", "login_free_attempts"):
         if values[name] < 1:
             raise ConfigError(f"{BY_NAME[name].env} ({name}) must be at least 1")
+    for name in ("header_timeout", "io_timeout", "s3_connect_timeout", "s3_read_timeout",
+                 "health_timeout", "login_base_delay"):
+        if values[name] <= 0:
+            raise ConfigError(f"{BY_NAME[name].env} ({name}) must be more than 0 seconds")
     if values["storage"] == "s3" and not values["s3_bucket"]:
         raise ConfigError(f"{BY_NAME['s3_bucket'].env} (s3_bucket) is required when "
                           "storage is s3")

@@ -33,3 +33,8 @@ def db() -> Session:
     if session is None:
         session = g.db_session = state().sessions()
     return session
+
+
+def db_if_open() -> Session | None:
+    """The request's session if one was opened (error handlers must not open one)."""
+    return g.get("db_session")

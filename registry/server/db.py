@@ -13,8 +13,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.resources import migrations_dir
 
+DEFAULT_CONNECT_TIMEOUT = 3
+DEFAULT_STATEMENT_TIMEOUT = 15
+DEFAULT_POOL_TIMEOUT = 5
 
-def make_engine(url: str) -> Engine:
+
+def make_engine(url: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+                statement_timeout: int = DEFAULT_STATEMENT_TIMEOUT,
+                pool_timeout: int = DEFAULT_POOL_TIMEOUT) -> Engine:
+    """An engine whose every wait is bounded: connecting, one statement, a free pooled
+    connection. During a database outage a request then fails in seconds (and is answered
+    503 by registry.server.outage) instead of hanging; `statement_timeout=0` means none."""
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_engine(url, connect_args={"timeout": 30})
@@ -29,7 +38,18 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, object] = {}
+    if url.startswith("postgresql"):
+        # libpq's own timeout (whole seconds, at least 2) and TCP keepalives, so a connection
+        # to a server that vanished is noticed; statement_timeout bounds a stuck statement.
+        connect_args = {"connect_timeout": max(2, int(connect_timeout)),
+                        "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                        "keepalives_count": 2}
+        if statement_timeout:
+            connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
+    # pre_ping: a connection the server closed (a restart) is replaced, not handed out.
+    return create_engine(url, pool_pre_ping=True, pool_timeout=pool_timeout,
+                         pool_size=10, max_overflow=20, connect_args=connect_args)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,13 +1,19 @@
 """gunicorn settings for the registry (`pyrkt-registry serve` uses them; so can a bare gunicorn).
 
-The knobs (bind, workers, threads, timeout, forwarded_allow_ips, access_log, log_level) are
-registry settings like any other (registry/server/config.py's table; `pyrkt-registry config`
-shows them), so a misspelt one stops gunicorn here too.
+The knobs (bind, workers, worker_class, worker_connections, threads, header_timeout,
+io_timeout, timeout, forwarded_allow_ips, access_log, log_level) are registry settings like any
+other (registry/server/config.py's table; `pyrkt-registry config` shows them), so a misspelt
+one stops gunicorn here too.
 
-Why these choices: `gthread` workers keep HTTP keep-alive (discovery clients make many small
-requests) and a slow download occupies one thread, not a whole process; downloads from local
-storage go out with sendfile(2), so a worker's memory stays flat however big the image is.
-Every worker opens its own database pool (no preload: connections must not cross a fork).
+Why these choices: the gevent worker (registry/server/worker.py) gives every connection a
+greenlet instead of a thread, so slow or idle clients (a thousand of them trickling headers or
+bodies, or just holding sockets) wait without starving /_health, discovery and downloads; the
+headers must arrive within header_timeout, and a transfer that stalls for io_timeout is cut.
+Downloads from local storage still go out with sendfile(2) (a cooperative one), so a worker's
+memory stays flat however big the image is. The request line and the headers are capped
+(below); bodies are not: uploads can be gigabytes and the app checks sizes while streaming.
+`gthread` stays available (worker_class). Every worker opens its own database pool (no
+preload: connections must not cross a fork).
 TLS (tls_cert/tls_key): gunicorn's own certfile/keyfile, with a context hook that re-reads them
 when they change on disk (registry/server/tls/context.py). sendfile cannot apply under TLS (the
 bytes pass through OpenSSL): gunicorn writes the file wrapper block by block instead, 1 MiB at
@@ -22,13 +28,20 @@ _settings = RegistryConfig.load().values
 
 bind = [_settings["bind"]]
 workers = _settings["workers"]
-worker_class = "gthread"
+worker_class = {"gevent": "registry.server.worker.RegistryGeventWorker",
+                "gthread": "gthread"}[_settings["worker_class"]]
+worker_connections = _settings["worker_connections"]
 threads = _settings["threads"]
 timeout = _settings["timeout"]
 graceful_timeout = 30
+# gthread's idle keep-alive; the gevent worker uses header_timeout for it.
 keepalive = 5
-# Uploads can be gigabytes: gunicorn must never cap request bodies; the app checks sizes itself.
+# The request line (method + URL) and the headers: an AC name and its labels fit easily in
+# 8 KiB; at most 100 header fields of at most 8 KiB each. Beyond, gunicorn answers 414 or 431
+# before the app sees the request.
 limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
 # No `sendfile` setting on purpose: gunicorn's option is `--no-sendfile`, and giving it ANY
 # value (even True) turns sendfile off. Left unset, downloads from local storage use sendfile(2).
 preload_app = False

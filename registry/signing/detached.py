@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pysequoia
 
+from registry.cooperative import native
+
 from .errors import SigningError, sequoia_reason
 from .keys import PublicKey, SecretKey
 
@@ -29,6 +31,7 @@ def _payload_path(payload: Payload) -> str | None:
     return path
 
 
+@native
 def sign_detached(secret_key: SecretKey, path_or_bytes: Payload) -> bytes:
     """An armored detached signature (`-----BEGIN PGP SIGNATURE-----...`) over the payload."""
     signer = secret_key.signer()
@@ -48,6 +51,7 @@ def sign_detached(secret_key: SecretKey, path_or_bytes: Payload) -> bytes:
         raise SigningError(f"cannot sign with {secret_key.fingerprint}: {sequoia_reason(error)}") from error
 
 
+@native
 def read_signature(signature: bytes | str) -> pysequoia.Sig:
     """Parse one detached signature (armored or binary); a clear error for anything else."""
     data = signature.encode("utf-8") if isinstance(signature, str) else bytes(signature)
@@ -59,6 +63,7 @@ def read_signature(signature: bytes | str) -> pysequoia.Sig:
         raise SigningError(f"not an OpenPGP signature: {sequoia_reason(error)}") from error
 
 
+@native
 def signature_issuer(signature: bytes | str) -> str:
     """The issuer of a signature: its key fingerprint when recorded, else its long key ID (upper-case)."""
     sig = read_signature(signature)
@@ -100,6 +105,7 @@ def select_signers(sig: pysequoia.Sig, keys: list[PublicKey]) -> list[PublicKey]
     return usable
 
 
+@native
 def verify_detached(signature: bytes | str, path_or_bytes: Payload,
                     keys: Iterable[PublicKey]) -> PublicKey:
     """The key (one of `keys`) whose valid signature `signature` is over the payload.

@@ -19,13 +19,14 @@ from registry import __version__
 from registry.server.audit_export import export_response
 from registry.server.auth import api_actor
 from registry.server.bootstrap import key_user_id
-from registry.server.context import config, db, storage
+from registry.server.context import config, db, db_if_open, storage
 from registry.server.httputil import BODY_METHODS, drain_request_body
 from registry.server.markdown import render_markdown
 from registry.server.models import ApiToken, AuditEvent, Repository, SigningKey, Tag, User
 from registry.server.oci.blobs import spool_dir
 from registry.server.oci.listing import VersionRow, all_versions
 from registry.server.oci.offer import CONVERTING, convert_tag
+from registry.server.outage import safe_rollback
 from registry.server.services import (
     audit,
     gc,
@@ -47,7 +48,7 @@ SIGNATURE_HEADER = "X-Pyrkt-Signature"
 
 @bp.errorhandler(ServiceError)
 def _service_error(error: ServiceError) -> tuple[Response, int]:
-    db().rollback()
+    safe_rollback(db_if_open())
     _drain_body()
     response = jsonify(error.to_dict())
     if error.status == 401:

@@ -22,12 +22,13 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as WsgiResponse
 
 from registry.server.auth import api_actor
-from registry.server.context import config, db, pulls, storage
+from registry.server.context import config, db, db_if_open, pulls, storage
 from registry.server.httputil import BODY_METHODS, drain_request_body
 from registry.server.models import Repository
+from registry.server.outage import outage_response, safe_rollback
 from registry.server.services import repositories
 from registry.server.services.errors import ServiceError
-from registry.server.storage import StorageError
+from registry.server.storage import BlobNotFound, StorageError
 
 from . import blobs, manifests, tokens
 from .access import (
@@ -58,7 +59,7 @@ def _version_header(response: Response) -> WsgiResponse:
 
 @bp.errorhandler(OciError)
 def _oci_error(error: OciError) -> tuple[WsgiResponse, int]:
-    db().rollback()
+    safe_rollback(db_if_open())
     _drain_body()
     response = jsonify(error.to_dict())
     response.headers.update(error.headers)
@@ -73,8 +74,12 @@ def _service_error(error: ServiceError) -> tuple[WsgiResponse, int]:
 
 
 @bp.errorhandler(StorageError)
-def _storage_error(error: StorageError) -> tuple[WsgiResponse, int]:
-    return _oci_error(OciError(f"storage failed: {error}", status=503, code="UNAVAILABLE"))
+def _storage_error(error: StorageError) -> tuple[WsgiResponse, int] | WsgiResponse:
+    if isinstance(error, BlobNotFound):
+        # A row names a blob the storage lost (gc reports it): unknown to clients, not a crash.
+        return _oci_error(OciError(f"blob content is missing from storage: {error}",
+                                   status=404, code="BLOB_UNKNOWN"))
+    return outage_response(error, config().retry_after)
 
 
 def _drain_body() -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.cooperative import run_native
 from registry.server.models import User
 
 from . import audit
@@ -28,7 +29,7 @@ MIN_PASSWORD_LENGTH = 8
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
+    digest = run_native(hashlib.scrypt, password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
                             maxmem=_SCRYPT_MAXMEM, dklen=32)
     return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)])
 
@@ -39,7 +40,9 @@ def check_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = base64.urlsafe_b64decode(digest + "==")
-        actual = hashlib.scrypt(password.encode(), salt=base64.urlsafe_b64decode(salt + "=="),
+        # In a real thread under gevent: scrypt releases the GIL, the worker's other
+        # connections go on meanwhile.
+        actual = run_native(hashlib.scrypt, password.encode(), salt=base64.urlsafe_b64decode(salt + "=="),
                                 n=int(n), r=int(r), p=int(p), maxmem=_SCRYPT_MAXMEM,
                                 dklen=len(expected))
     except (ValueError, TypeError):

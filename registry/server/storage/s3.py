@@ -154,18 +154,22 @@ class S3Storage(BlobStorage):
             upload._mark_committed()
             spool.unlink(missing_ok=True)
             return existing
-        try:
-            # By file name, s3transfer reads each part from disk when it sends it (bounded
-            # memory) and aborts the multipart upload if any part fails.
-            self._client.upload_file(
-                str(spool),
-                self.bucket,
-                name,
-                ExtraArgs={"ContentType": "application/octet-stream"},
-                Config=self._transfer,
-            )
-        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
-            raise self._translate(exc, f"commit of {key!r}") from exc
+        for attempt in (1, 2):
+            try:
+                # By file name, s3transfer reads each part from disk when it sends it (bounded
+                # memory) and aborts the multipart upload if any part fails.
+                self._client.upload_file(
+                    str(spool),
+                    self.bucket,
+                    name,
+                    ExtraArgs={"ContentType": "application/octet-stream"},
+                    Config=self._transfer,
+                )
+                break
+            except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
+                if attempt == 1 and self._recreate_missing_bucket(exc):
+                    continue
+                raise self._translate(exc, f"commit of {key!r}") from exc
         upload._mark_committed()
         spool.unlink(missing_ok=True)
         info = self._head(key, name)
@@ -183,7 +187,12 @@ class S3Storage(BlobStorage):
         if start or end is not None:
             params["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         try:
-            response = self._client.get_object(**params)
+            try:
+                response = self._client.get_object(**params)
+            except ClientError as exc:
+                if not self._recreate_missing_bucket(exc):
+                    raise
+                response = self._client.get_object(**params)  # now NoSuchKey: BlobNotFound
         except ClientError as exc:
             if _code(exc) in {"InvalidRange", "416"}:
                 # S3 refuses a range starting at the size; our contract allows it (empty).
@@ -228,6 +237,8 @@ class S3Storage(BlobStorage):
                     if _is_valid_key(key):  # skip foreign objects we could never have written
                         yield key
         except (ClientError, BotoCoreError) as exc:
+            if self._recreate_missing_bucket(exc):
+                return  # a new, empty bucket holds no keys
             raise self._translate(exc, f"listing of {prefix!r}") from exc
 
     def presigned_url(
@@ -262,7 +273,8 @@ class S3Storage(BlobStorage):
                         )
                         removed += 1
         except (ClientError, BotoCoreError) as exc:
-            raise self._translate(exc, "cleanup of stale multipart uploads") from exc
+            if not self._recreate_missing_bucket(exc):
+                raise self._translate(exc, "cleanup of stale multipart uploads") from exc
         spool_cutoff = time.time() - older_than.total_seconds()
         for entry in os.scandir(self.spool_dir):
             if not (entry.name.startswith(SPOOL_PREFIX) and entry.name.endswith(SPOOL_SUFFIX)):
@@ -294,6 +306,18 @@ class S3Storage(BlobStorage):
         self._make_bucket()
 
     # -- helpers -------------------------------------------------------------------------------
+    def _recreate_missing_bucket(self, exc: BaseException) -> bool:
+        """After a NoSuchBucket answer (the S3 server came back empty, someone deleted the
+        bucket): create it again when `create_bucket` allows, and say whether to retry.
+        Handled here, where storage is used, so no health probe is needed to recover."""
+        if isinstance(exc, S3UploadFailedError):
+            exc = exc.__cause__ or exc.__context__ or exc
+        if not (self._create_bucket and isinstance(exc, ClientError)
+                and _code(exc) in _MISSING_BUCKET_ERRORS):
+            return False
+        self._make_bucket()
+        return True
+
     def _object_name(self, key: str) -> str:
         return self.prefix + validate_key(key)
 

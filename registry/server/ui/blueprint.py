@@ -8,8 +8,9 @@ from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_t
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.wrappers import Response as WsgiResponse
 
-from registry.server.context import db
+from registry.server.context import db_if_open
 from registry.server.httputil import drain_request_body
+from registry.server.outage import safe_rollback
 from registry.server.services.errors import ServiceError
 
 # Every UI-only URL lives under /_ui: `_` is not allowed in AC names, so no image name can
@@ -48,7 +49,7 @@ def see_other(location: str) -> WsgiResponse:
 
 @bp.errorhandler(ServiceError)
 def _service_error(error: ServiceError) -> WsgiResponse | tuple[str, int] | tuple[WsgiResponse, int]:
-    db().rollback()
+    safe_rollback(db_if_open())
     drain_body()
     if wants_json():
         return jsonify({"ok": False, "code": error.code, "message": error.message}), error.status
