@@ -129,6 +129,23 @@ def register(app: Flask, retry_after: int = DEFAULT_RETRY_AFTER) -> None:
     for kind in (SQLAlchemyError, StorageError):
         app.register_error_handler(kind, handler)
 
+    def stalled(error: Exception) -> Response:
+        # The worker's progress deadline (a body that stopped arriving) or a client that hung
+        # up mid-body: the request is over, not the server; nothing was stored (uploads spool
+        # to a temporary that is dropped), and the answer is 408, never a 500.
+        from registry.server.context import db_if_open
+
+        safe_rollback(db_if_open())
+        message = "the request body stopped arriving; send it again"
+        body, mimetype = outage_body(request.path, request.accept_mimetypes.best == "text/html",
+                                     message, status="408 Request Timeout")
+        response = Response(body, status=408, content_type=mimetype)
+        response.headers["Connection"] = "close"
+        return response
+
+    for kind in (TimeoutError, ConnectionError):
+        app.register_error_handler(kind, stalled)
+
 
 class ShieldMiddleware:
     """Outermost WSGI layer: an exception that escapes Flask before the response started
