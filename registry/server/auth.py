@@ -14,10 +14,11 @@ import hmac
 
 from flask import current_app, request, session
 
-from registry.server.context import db
+from registry.server.context import config, db
 from registry.server.models import ApiToken, User
 from registry.server.services.actor import Actor
 from registry.server.services.errors import Unauthorized
+from registry.server.services.throttle import ThrottlePolicy
 from registry.server.services.tokens import TOKEN_PREFIX, authenticate_token
 from registry.server.services.users import authenticate
 
@@ -56,6 +57,14 @@ def session_user() -> User | None:
     return user
 
 
+def throttle_policy() -> ThrottlePolicy:
+    """The brute-force delays configured for this registry (services.throttle)."""
+    settings = config()
+    return ThrottlePolicy(free_attempts=settings.login_free_attempts,
+                          base_delay=settings.login_base_delay,
+                          max_delay=settings.login_max_delay, window=settings.login_window)
+
+
 def _credentials_user() -> tuple[bool, User | None, ApiToken | None]:
     """(credentials given?, the user they identify or None if wrong, the API token used)."""
     header = request.headers.get("Authorization", "")
@@ -63,8 +72,9 @@ def _credentials_user() -> tuple[bool, User | None, ApiToken | None]:
     scheme, value = scheme.lower(), value.strip()
     if not header:
         return False, None, None
+    address, policy = request.remote_addr, throttle_policy()
     if scheme == "bearer":
-        token = authenticate_token(db(), value, request.remote_addr)
+        token = authenticate_token(db(), value, address, policy=policy)
         return True, token.user if token else None, token
     if scheme == "basic":
         try:
@@ -72,13 +82,14 @@ def _credentials_user() -> tuple[bool, User | None, ApiToken | None]:
         except (binascii.Error, UnicodeDecodeError):
             return True, None, None
         if password.startswith(TOKEN_PREFIX):
-            token = authenticate_token(db(), password, request.remote_addr)
+            token = authenticate_token(db(), password, address, policy=policy)
             user = token.user if token else None
             # A user name other than the token's owner is a mistake worth refusing.
             if user is not None and username and username not in (user.username, "token"):
                 return True, None, None
             return True, user, token
-        return True, authenticate(db(), username, password), None
+        return True, authenticate(db(), username, password, address=address,
+                                  policy=policy), None
     return True, None, None
 
 

@@ -273,3 +273,22 @@ class PullCount(Base):
     version: Mapped[str] = mapped_column(String(255))
     day: Mapped[date] = mapped_column(Date)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LoginThrottle(Base):
+    """Failed sign-in attempts of one account or one client address (services.throttle).
+
+    In the database, not in process memory: every gunicorn worker (and every registry host
+    sharing the database) sees the same counts, so spreading guesses over workers gains
+    nothing."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "account" (a user name, existing or not) or "address" (the client's IP address).
+    scope: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(255))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)

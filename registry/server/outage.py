@@ -146,6 +146,21 @@ def register(app: Flask, retry_after: int = DEFAULT_RETRY_AFTER) -> None:
     for kind in (TimeoutError, ConnectionError):
         app.register_error_handler(kind, stalled)
 
+    from registry.server.services.throttle import Throttled
+
+    def throttled(error: Throttled) -> Response:
+        # Pages and downloads with wrong Basic credentials (blueprints without their own
+        # ServiceError handler): the brute-force delay, in plain words.
+        from registry.server.context import db_if_open
+
+        safe_rollback(db_if_open())
+        response = Response(f"429 Too Many Requests: {error.message}\n", status=429,
+                            content_type="text/plain; charset=utf-8")
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
+
+    app.register_error_handler(Throttled, throttled)
+
 
 class ShieldMiddleware:
     """Outermost WSGI layer: an exception that escapes Flask before the response started

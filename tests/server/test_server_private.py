@@ -18,7 +18,10 @@ OWNER_KEY = generate_key("owner <owner@example.com>", cipher="cv25519")
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, registry_key_file):  # type: ignore[no-untyped-def]
-    registry = make_test_registry(tmp_path_factory.mktemp("private"), registry_key_file)
+    # Hundreds of wrong credentials from one address: brute-force delays (tested in
+    # test_server_throttle.py) would answer 429 long before every endpoint is probed.
+    registry = make_test_registry(tmp_path_factory.mktemp("private"), registry_key_file,
+                                  login_free_attempts=100_000)
     created = registry.api("POST", "/repositories", json={"name": SECRET, "public": False,
                                                           "description": "top secret"})
     assert created.status_code == 201, created.json

@@ -53,6 +53,9 @@ def _service_error(error: ServiceError) -> tuple[Response, int]:
     response = jsonify(error.to_dict())
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="pyrkt"'
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response, error.status
 
 

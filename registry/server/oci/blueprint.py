@@ -68,9 +68,12 @@ def _oci_error(error: OciError) -> tuple[WsgiResponse, int]:
 
 @bp.errorhandler(ServiceError)
 def _service_error(error: ServiceError) -> tuple[WsgiResponse, int]:
-    codes = {401: "UNAUTHORIZED", 403: "DENIED", 404: "NAME_UNKNOWN", 413: "SIZE_INVALID"}
+    codes = {401: "UNAUTHORIZED", 403: "DENIED", 404: "NAME_UNKNOWN", 413: "SIZE_INVALID",
+             429: "TOOMANYREQUESTS"}
+    retry_after = getattr(error, "retry_after", None)
     return _oci_error(OciError(error.message, status=error.status,
-                               code=codes.get(error.status, "UNSUPPORTED")))
+                               code=codes.get(error.status, "UNSUPPORTED"),
+                               headers={"Retry-After": str(retry_after)} if retry_after else None))
 
 
 @bp.errorhandler(StorageError)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from registry.server.models import ApiToken, Repository, User, aware, utcnow
 
-from . import audit
+from . import audit, throttle
 from .actor import SCOPE_ROLES, Actor
 from .errors import BadRequest, Forbidden, NotFound
 from .users import get_user
@@ -124,15 +124,20 @@ def state_of(token: ApiToken, now: datetime | None = None) -> str:
     return "active"
 
 
-def authenticate_token(session: Session, plain: str, remote_addr: str | None = None
+def authenticate_token(session: Session, plain: str, remote_addr: str | None = None, *,
+                       policy: throttle.ThrottlePolicy = throttle.DEFAULT_POLICY
                        ) -> ApiToken | None:
     """The token (its user loaded), or None for an unknown, revoked or expired one. Notes the
-    use (time and address) when the last note is older than LAST_USED_EVERY."""
-    if not plain:
-        return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(plain)))
+    use (time and address) when the last note is older than LAST_USED_EVERY. Wrong tokens
+    count against the client address (services.throttle): a guessing address gets
+    `Throttled`, before any lookup."""
+    throttle.check_address(session, remote_addr)
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(plain))) \
+        if plain else None
     now = utcnow()
     if token is None or state_of(token, now) != "active":
+        throttle.token_guess_failed(session, remote_addr,
+                                    Actor(user=None, remote_addr=remote_addr), policy)
         return None
     stale = now - LAST_USED_EVERY
     if token.last_used_at is None or aware(token.last_used_at) < stale:

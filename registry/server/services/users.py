@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from registry.cooperative import run_native
 from registry.server.models import User
 
-from . import audit
+from . import audit, throttle
 from .actor import Actor
 from .errors import BadRequest, Conflict, Forbidden, NotFound
 
@@ -119,14 +119,26 @@ def delete_user(session: Session, actor: Actor, username: str) -> None:
     session.commit()
 
 
-def authenticate(session: Session, username: str, password: str) -> User | None:
-    """The user if the password is right; None otherwise (same cost either way)."""
+def authenticate(session: Session, username: str, password: str, *, address: str | None,
+                 policy: throttle.ThrottlePolicy = throttle.DEFAULT_POLICY) -> User | None:
+    """The user if the password is right; None otherwise (same cost either way).
+
+    Throttled per account and per client `address` (services.throttle): while a delay runs
+    this raises `Throttled` before any scrypt work."""
+    attempt = throttle.begin_password_attempt(session, username, address, policy)
     user = session.scalar(select(User).where(User.username == username))
     if user is None or user.is_robot:
         # Robots have no password (tokens only). Spend the same time as a real check so timing does not reveal which names exist.
         check_password(password, _DUMMY_HASH)
-        return None
-    return user if check_password(password, user.password_hash) else None
+        ok = False
+    else:
+        ok = check_password(password, user.password_hash)
+    if ok:
+        throttle.password_attempt_succeeded(session, attempt)
+        return user
+    throttle.password_attempt_failed(session, attempt, Actor(user=None, remote_addr=address),
+                                     policy)
+    return None
 
 
 def _refuse_robot(user: User, why: str) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from flask import flash, make_response, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from registry.server.auth import throttle_policy
 from registry.server.context import db
 from registry.server.models import ApiToken, Role
 from registry.server.services import repositories, robots, tokens, users
+from registry.server.services.throttle import Throttled
 
 from .blueprint import back_url, bp, see_other
 from .csrf import rotate_csrf_token
@@ -28,7 +30,15 @@ def login() -> Response | tuple[str, int] | str:
     if request.method == "GET":
         return render_template("ui/login.html", next=_local_next(""), username="")
     username = request.form.get("username", "").strip()
-    user = users.authenticate(db(), username, request.form.get("password", ""))
+    try:
+        user = users.authenticate(db(), username, request.form.get("password", ""),
+                                  address=request.remote_addr, policy=throttle_policy())
+    except Throttled as error:
+        response = make_response(render_template(
+            "ui/login.html", next=_local_next(""), username=username,
+            error=f"Too many failed sign-ins: wait {error.retry_after} s, then try again."), 429)
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
     if user is None:
         return render_template("ui/login.html", next=_local_next(""), username=username,
                                error="Wrong user name or password."), 401
@@ -213,7 +223,8 @@ def password_change() -> Response:
         flash("The two passwords differ; nothing was changed.", "error")
         return see_other(back_url(url_for("ui.account")))
     if username == me.username and users.authenticate(
-            db(), me.username, request.form.get("current", "")) is None:
+            db(), me.username, request.form.get("current", ""), address=request.remote_addr,
+            policy=throttle_policy()) is None:
         flash("Your current password is wrong; nothing was changed.", "error")
         return see_other(back_url(url_for("ui.account")))
     user = users.set_password(db(), ui_actor(), username, password)

@@ -53,7 +53,7 @@ def _service_error(error: ServiceError) -> WsgiResponse | tuple[str, int] | tupl
     drain_body()
     if wants_json():
         return jsonify({"ok": False, "code": error.code, "message": error.message}), error.status
-    if request.method in SAFE_METHODS:
+    if request.method in SAFE_METHODS or error.status == 429:
         return render_template("ui/error.html", status=error.status,
                                message=error.message), error.status
     flash(error.message, "error")
