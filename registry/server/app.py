@@ -94,6 +94,10 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
     outage.register(app, config.retry_after)
     app.wsgi_app = discovery.DiscoveryFastPath(  # type: ignore[method-assign]
         app.wsgi_app, config.base_url, config.domains)
+    from registry.server.headers import SecurityHeaders
+
+    # CSP, framing, nosniff, Referrer-Policy on every answer, fast-path pages included.
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
     from registry.server.tls.middleware import HTTPSResponses
 
     app.wsgi_app = HTTPSResponses(  # type: ignore[method-assign]

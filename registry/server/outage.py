@@ -33,6 +33,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from registry.server.headers import security_headers
 from registry.server.httputil import BODY_METHODS, drain_request_body
 from registry.server.storage import (
     BlobNotFound,
@@ -196,6 +197,6 @@ class ShieldMiddleware:
                 status, message = "500 Internal Server Error", "internal error (logged)"
             body, mimetype = outage_body(path, html, message, status=status)
             headers += [("Content-Type", mimetype), ("Content-Length", str(len(body))),
-                        ("Cache-Control", "no-store")]
+                        ("Cache-Control", "no-store"), *security_headers(mimetype).items()]
             start_response(status, headers)
             return [body]

@@ -1,5 +1,7 @@
 """Every state-changing UI request without a CSRF token, or with a wrong one, is refused (400)
-and changes nothing; the same request with the session's token goes through."""
+and changes nothing; the same request with the session's token goes through. The same forms
+with the right token but sent from another site (by Origin or Referer), or naming no origin
+at all, are refused too (403)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from ui_app import UiApp, csrf_from, get, login, post
+from ui_app import BASE_URL, UiApp, csrf_from, get, login, post
 from ui_images import build_aci
 from werkzeug.test import TestResponse
 
@@ -33,18 +35,20 @@ class Form:
     valid_run: bool = True
 
 
-def send(client: FlaskClient, form: Form, token: str | None) -> TestResponse:
+def send(client: FlaskClient, form: Form, token: str | None, *, origin: str | None = BASE_URL,
+         headers: dict[str, str] | None = None) -> TestResponse:
+    headers = dict(headers or {})
     if form.raw is not None:
-        headers = {"Content-Type": "application/octet-stream", "Accept": "application/json"}
+        headers.update({"Content-Type": "application/octet-stream", "Accept": "application/json"})
         if token is not None:
             headers["X-CSRF-Token"] = token
-        return post(client, form.path, data=form.raw, headers=headers)
+        return post(client, form.path, data=form.raw, headers=headers, origin=origin)
     data = {k: (io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v
             for k, v in form.data.items()}
     if token is not None:
         data["csrf_token"] = token
     multipart = any(isinstance(v, tuple) for v in data.values())
-    return post(client, form.path, data=data,
+    return post(client, form.path, data=data, headers=headers, origin=origin,
                 content_type="multipart/form-data" if multipart else None)
 
 
@@ -185,3 +189,42 @@ def test_signature_header_is_base64(ui_app: UiApp) -> None:
                            "X-Pyrkt-Signature": base64.b64encode(b"sig").decode() + "!"})
     assert answer.status_code == 400
     assert "not base64" in answer.get_json()["message"]
+
+
+FOREIGN = [
+    ({"origin": "http://evil.example"}, "Origin of another site"),
+    ({"origin": "null"}, "Origin null (sandboxed frame, file://)"),
+    ({"origin": "http://127.0.0.1:8081"}, "Origin on another port"),
+    ({"origin": "https://127.0.0.1:8080"}, "Origin with another scheme"),
+    ({"origin": None, "headers": {"Referer": "http://evil.example/form.html"}}, "Referer only"),
+    ({"origin": None}, "neither Origin nor Referer"),
+]
+
+
+def test_every_form_refuses_requests_from_other_sites_even_with_the_token(ui_app: UiApp,
+                                                                          tmp_path: Path) -> None:
+    client = ui_app.client()
+    token = login(client)
+    send(client, Form("", "/_ui/repositories", {"name": "team/app", "visibility": "public"}),
+         token)
+    send(client, Form("", "/_ui/account/tokens", {"description": "to revoke"}), token)
+    forms = the_forms(tmp_path)
+    assert {f.endpoint for f in forms} == post_endpoints(ui_app), "a form is not covered here"
+    for form in forms:
+        if form.endpoint == "ui.token_revoke":
+            form.path = f"/_ui/account/tokens/{newest_token_id(ui_app)}/revoke"
+        before = ui_app.rows()
+        for how, what in FOREIGN:
+            answer = send(client, form, token, **how)  # type: ignore[arg-type]
+            assert answer.status_code == 403, (form.endpoint, what, answer.status_code)
+            assert "cross-site request refused" in answer.get_data(as_text=True)
+            assert ui_app.rows() == before, f"{form.endpoint} changed rows: {what}"
+        assert signed_in(client)
+
+
+def test_a_same_site_referer_without_origin_is_enough(ui_app: UiApp) -> None:
+    client = ui_app.client()
+    token = login(client)
+    answer = send(client, Form("", "/_ui/repositories", {"name": "team/ref", "visibility": "public"}),
+                  token, origin=None, headers={"Referer": f"{BASE_URL}/_ui/repositories/new"})
+    assert answer.status_code == 303

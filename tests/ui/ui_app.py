@@ -56,8 +56,14 @@ def get(client: FlaskClient, path: str, **kwargs: Any) -> TestResponse:
     return client.get(path, base_url=BASE_URL, **kwargs)
 
 
-def post(client: FlaskClient, path: str, **kwargs: Any) -> TestResponse:
-    return client.post(path, base_url=BASE_URL, **kwargs)
+def post(client: FlaskClient, path: str, *, origin: str | None = BASE_URL,
+         **kwargs: Any) -> TestResponse:
+    """A POST as the registry's own pages send it (a browser adds Origin); `origin=None`
+    sends none, another value pretends to come from that site."""
+    headers = dict(kwargs.pop("headers", None) or {})
+    if origin is not None:
+        headers.setdefault("Origin", origin)
+    return client.post(path, base_url=BASE_URL, headers=headers, **kwargs)
 
 
 def login(client: FlaskClient, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:

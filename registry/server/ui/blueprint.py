@@ -72,8 +72,11 @@ def register_error_pages(app: Flask) -> None:
 
 
 @bp.errorhandler(400)
+@bp.errorhandler(403)
 def _bad_request(error: HTTPException) -> tuple[Response, int] | tuple[str, int]:
+    status = error.code or 400
     message = error.description or "bad request"
     if wants_json():
-        return jsonify({"ok": False, "code": "bad-request", "message": message}), 400
-    return render_template("ui/error.html", status=400, message=message), 400
+        code = "cross-site" if status == 403 else "bad-request"
+        return jsonify({"ok": False, "code": code, "message": message}), status
+    return render_template("ui/error.html", status=status, message=message), status

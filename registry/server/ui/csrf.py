@@ -2,7 +2,8 @@
 
 Forms carry the token in a hidden `csrf_token` field; the upload script sends it in the
 `X-CSRF-Token` header (its body is the raw ACI). A missing or wrong token is refused with 400
-before the view runs, so nothing changes.
+before the view runs, so nothing changes. Before the token, the request's Origin (or Referer)
+must name this registry (registry.server.headers.same_origin): 403 otherwise.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import hmac
 import secrets
 
 from flask import abort, request, session
+
+from registry.server.context import config
+from registry.server.headers import same_origin
 
 from .blueprint import SAFE_METHODS, bp, drain_body
 
@@ -48,6 +52,13 @@ def _sent_token() -> str:
 def _check_csrf() -> None:
     if request.method in SAFE_METHODS:
         return
+    # First the origin (registry.server.headers): only this registry's own pages may change
+    # anything, whatever token a request carries.
+    refused = same_origin(request, config().base_url)
+    if refused is not None:
+        drain_body()
+        abort(403, description=f"cross-site request refused: {refused}; use the registry's "
+                               "own pages")
     expected = session.get(SESSION_KEY)
     sent = _sent_token()
     if not isinstance(expected, str) or not expected or not sent or not hmac.compare_digest(
