@@ -854,9 +854,12 @@ def key_retire(obj: Context, fingerprint: str) -> None:
 # -- gc ------------------------------------------------------------------------------------------
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_context
-def gc(obj: Context, dry_run: bool) -> None:
-    """Remove images no version points at, orphaned blobs and stale uploads."""
+def gc(obj: Context, dry_run: bool, as_json: bool) -> None:
+    """Repair the index and the storage in both directions: remove images no version points
+    at, blobs no image names, uploads whose process died or that were abandoned, and the
+    versions whose blob the storage lost (push the same ACI again to restore one)."""
     from registry.server.app import storage_settings
     from registry.server.oci.blobs import spool_dir
     from registry.server.services.gc import collect_garbage
@@ -867,7 +870,19 @@ def gc(obj: Context, dry_run: bool) -> None:
         report = collect_garbage(session, storage_from_config(storage_settings(config)),
                                  _operator(), dry_run=dry_run,
                                  oci_spool_dir=spool_dir(config.tmp_dir))
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"dry_run": dry_run, **report.to_dict()}, indent=2, default=str))
+        return
     verb = "would remove" if dry_run else "removed"
+    for digest in report.missing_blobs:
+        click.echo(f"missing blob: {digest} (the storage lost it)")
+    if report.missing_kept:
+        click.echo(f"warning: {report.missing_kept}", err=True)
+    for version in report.versions_removed:
+        click.echo(f"{verb} {version}: its blob is missing; push the same ACI again to "
+                   "restore it")
     if report.retention is not None:
         for doomed in report.retention.deleted:
             click.echo(f"retention: {verb} {doomed.repository}:{doomed.version} "
@@ -876,7 +891,8 @@ def gc(obj: Context, dry_run: bool) -> None:
     click.echo(f"{verb} {len(report.images_removed)} image(s), {len(report.blobs_removed)} blob(s), "
                f"{report.stale_uploads_removed} stale upload(s), "
                f"{len(report.oci_blobs_removed)} OCI blob(s), "
-               f"{report.oci_uploads_removed} OCI upload(s)")
+               f"{report.oci_uploads_removed} OCI upload(s), "
+               f"{len(report.versions_removed)} version(s) whose blob is missing")
 
 
 # -- tls -----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import re
 import tempfile
 import time
@@ -197,7 +198,7 @@ class Download:
         if not self.resumable:
             self.partial.unlink(missing_ok=True)
         if self._lock is not None:
-            self._lock.close()  # releases the flock
+            release_lock(self._lock)
             self._lock = None
 
 
@@ -206,20 +207,39 @@ def partial_paths(tmp_dir: Path, url: str) -> tuple[Path, Path]:
     return tmp_dir / f"partial-{digest}.aci", tmp_dir / f"partial-{digest}.json"
 
 
+def release_lock(lock: BinaryIO) -> None:
+    """Remove the lock file, then release it: nothing stays in `locks/` after a fetch, refused
+    or not. Removed while still held, so a process that opened the old file and gets its lock
+    afterwards sees the name gone and takes a new one (`_claim`)."""
+    try:
+        os.unlink(lock.name)
+    except OSError:
+        pass
+    lock.close()  # releases the flock
+
+
 def _claim(tmp_dir: Path, url: str, lock_dir: Path) -> tuple[Path, Path | None, BinaryIO | None]:
     """The shared partial file of `url` (locked for this process), or a private one when
     another process is downloading the same URL right now."""
     partial, meta = partial_paths(tmp_dir, url)
-    lock = open(lock_dir / partial.with_suffix(".lock").name, "ab")  # noqa: SIM115 - held until close()
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        handle = tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="private-", suffix=".aci",
-                                             delete=False)
-        handle.close()
-        return Path(handle.name), None, None
-    return partial, meta, lock
+    lock_path = lock_dir / partial.with_suffix(".lock").name
+    while True:
+        lock = open(lock_path, "ab")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            handle = tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="private-", suffix=".aci",
+                                                 delete=False)
+            handle.close()
+            return Path(handle.name), None, None
+        try:
+            current = os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(lock.fileno()).st_ino:
+            return partial, meta, lock
+        lock.close()  # its holder removed it meanwhile: lock the new one
 
 
 def start_download(session: requests.Session, url: str, tmp_dir: Path, insecure: InsecureOptions,
@@ -232,7 +252,7 @@ def start_download(session: requests.Session, url: str, tmp_dir: Path, insecure:
         return _start(session, url, partial, shared_meta, lock, etag, timeout, insecure)
     except BaseException:
         if lock is not None:
-            lock.close()
+            release_lock(lock)
         if shared_meta is None:
             partial.unlink(missing_ok=True)
         raise

@@ -63,6 +63,12 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
                           interval=config.pull_flush_seconds),
     )
     app.extensions[EXTENSION] = state
+    # Spool files of uploads whose process died (kill -9, a crash): a restarted worker takes
+    # them back at once instead of leaving them to gc. Live uploads hold their file's lock.
+    try:
+        state.storage.reclaim_dead_uploads()
+    except OSError:
+        pass  # an unreadable spool directory is reported by /_health, not fatal here
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:

@@ -132,6 +132,9 @@ def _refused(env: ClientEnv, ref: str, *expected: str, flags: tuple[str, ...] = 
         assert text in result.output, result.output
     assert env.snapshot() == before
     assert not [p for p in (env.store_dir / "tmp").iterdir()], "leftovers in tmp/"
+    locks = env.store_dir / "locks"
+    assert not (list(locks.glob("partial-*.lock")) if locks.is_dir() else []), \
+        "a refused fetch left its download lock in locks/"
     return result.output
 
 

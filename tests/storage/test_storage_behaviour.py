@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import hashlib
 import random
@@ -349,9 +350,14 @@ def test_stale_upload_cleanup(backend):
     stale = backend.storage.upload()
     stale.write(b"left by a crashed worker")
     stale.flush()
-    make_old(stale.temp_path, 3 * 3600)
+    # Its process dies: the kernel drops the spool file's lock (here: released by hand).
+    fcntl.flock(stale._file.fileno(), fcntl.LOCK_UN)  # type: ignore[union-attr]
+    make_old(stale.temp_path, 3)
     with backend.storage.upload() as fresh:
         fresh.write(b"still being written")
+        make_old(fresh.temp_path, 3 * 3600)  # old but alive: a slow upload is never reclaimed
+        assert backend.storage.cleanup_stale_uploads(timedelta(hours=1), dry_run=True) == 1
+        assert len(backend.contents()[1]) == 2
         assert backend.storage.cleanup_stale_uploads(timedelta(hours=1)) == 1
         assert len(backend.contents()[1]) == 1  # only the fresh upload's temporary
         fresh.write(b", and finished")

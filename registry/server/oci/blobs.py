@@ -11,8 +11,11 @@ a shared data directory); monolithic uploads work anywhere.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import re
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -23,12 +26,17 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from registry.server.models import Repository, utcnow
+from registry.server.models import aware as _aware
 from registry.server.storage import CHUNK_SIZE, BlobStorage, Upload, blob_key
+from registry.server.storage.base import owner_is_alive
 
 from .errors import OciError, digest_invalid, upload_unknown
 from .models import OciBlobLink, OciUpload
 
-STALE_UPLOAD_AGE = timedelta(hours=24)
+# A chunked upload untouched this long is abandoned (a client pauses seconds between chunks):
+# its row and spool file go. A chunk being written holds its spool file's flock, so even a
+# PATCH slower than this is never taken for abandoned.
+STALE_UPLOAD_AGE = timedelta(hours=1)
 
 
 def spool_dir(tmp_dir: Path) -> Path:
@@ -144,6 +152,7 @@ def append(session: Session, spool: Spool, row: OciUpload, body: IO[bytes],
         raise OciError(f"upload {row.id} was started on another registry host; chunked uploads "
                        "need sticky sessions", status=404, code="BLOB_UPLOAD_UNKNOWN")
     with path.open("r+b") as spooled:
+        fcntl.flock(spooled.fileno(), fcntl.LOCK_EX)  # "being written": gc keeps it
         # A chunk that failed half-way earlier left bytes past the accepted length: drop them.
         spooled.truncate(start)
         spooled.seek(start)
@@ -192,16 +201,35 @@ def cancel(session: Session, spool: Spool, row: OciUpload) -> None:
     spool.remove(row.id)
 
 
-def remove_stale_uploads(session: Session, spool: Spool) -> int:
-    """Forget sessions untouched for a day (clients that went away mid-upload)."""
-    cutoff = utcnow() - STALE_UPLOAD_AGE
-    stale = session.scalars(select(OciUpload.id).where(OciUpload.updated_at < cutoff)).all()
-    for upload_id in stale:
-        spool.remove(upload_id)
-    if stale:
-        session.execute(delete(OciUpload).where(OciUpload.id.in_(stale)))
+def remove_stale_uploads(session: Session, spool: Spool, *, dry_run: bool = False,
+                         age: timedelta = STALE_UPLOAD_AGE) -> int:
+    """Forget abandoned sessions: rows untouched for `age` (clients that went away, a worker
+    killed mid-chunk) with their spool files, rows whose spool file is gone, and spool files
+    no row names (a crash between creating the file and committing the row). Files a live
+    request is writing are kept. Returns how many sessions or files went (or would go);
+    commits."""
+    cutoff = utcnow() - age
+    rows = {row.id: row for row in session.scalars(select(OciUpload)).all()}
+    doomed = []
+    for upload_id, row in rows.items():
+        path = spool.path(upload_id)
+        if not path.exists():
+            doomed.append(upload_id)  # nothing left to continue from
+        elif _aware(row.updated_at) < cutoff and not owner_is_alive(path):
+            doomed.append(upload_id)
+    orphans = []
+    if spool.directory.is_dir():
+        for entry in os.scandir(spool.directory):
+            if entry.name not in rows and _is_uuid(entry.name) and \
+                    entry.stat().st_mtime < time.time() - 60 and not owner_is_alive(entry.path):
+                orphans.append(entry.name)
+    if not dry_run:
+        for upload_id in doomed + orphans:
+            spool.remove(upload_id)
+        if doomed:
+            session.execute(delete(OciUpload).where(OciUpload.id.in_(doomed)))
         session.commit()
-    return len(stale)
+    return len(doomed) + len(orphans)
 
 
 def range_header(size: int) -> str:

@@ -54,8 +54,7 @@ def collect_oci_garbage(session: Session, storage: BlobStorage, spool_dir: Path,
         session.commit()
     linked = {storage_key(d) for d in session.scalars(select(OciBlobLink.digest)).all()}
     report.blobs_removed = sweep_unreferenced(storage, PREFIX, linked, cutoff, dry_run=dry_run)
-    if not dry_run:
-        report.uploads_removed = remove_stale_uploads(session, Spool(spool_dir))
+    report.uploads_removed = remove_stale_uploads(session, Spool(spool_dir), dry_run=dry_run)
     return report
 
 

@@ -34,6 +34,11 @@ class GcReport:
     images_removed: list[str] = field(default_factory=list)
     blobs_removed: list[str] = field(default_factory=list)
     stale_uploads_removed: int = 0
+    # Image rows whose blob the storage lost: their versions are removed (pushing the same
+    # ACI again restores them); `missing_kept` when that was refused as implausible.
+    missing_blobs: list[str] = field(default_factory=list)
+    versions_removed: list[str] = field(default_factory=list)
+    missing_kept: str | None = None
     oci_blobs_removed: list[str] = field(default_factory=list)
     oci_uploads_removed: int = 0
     retention: RetentionReport | None = None
@@ -77,8 +82,9 @@ def collect_garbage(
         select(MirroredFile.digest).where(MirroredFile.digest.is_not(None))) if d}
     report.blobs_removed += sweep_unreferenced(storage, "mirror/", mirrored, cutoff,
                                                dry_run=dry_run)
-    if not dry_run:
-        report.stale_uploads_removed = storage.cleanup_stale_uploads(STALE_UPLOAD_AGE)
+    _repair_missing_blobs(session, storage, actor, report, dry_run=dry_run)
+    report.stale_uploads_removed = storage.cleanup_stale_uploads(STALE_UPLOAD_AGE,
+                                                                 dry_run=dry_run)
     if oci_spool_dir is not None:
         from registry.server.oci.gc import collect_oci_garbage
 
@@ -86,3 +92,40 @@ def collect_garbage(
         report.oci_blobs_removed = oci.blobs_removed
         report.oci_uploads_removed = oci.uploads_removed
     return report
+
+
+def _repair_missing_blobs(session: Session, storage: BlobStorage, actor: Actor,
+                          report: GcReport, *, dry_run: bool) -> None:
+    """The other direction: rows naming a blob the storage no longer holds (the S3 server
+    came back empty, a disk was restored from an old backup). Their versions are removed
+    from the index, so nothing advertises what cannot be served; pushing the same ACI again
+    restores them. When EVERY image is missing the storage is more likely the wrong one (a
+    mistyped bucket) than empty: then nothing is removed and the report says why."""
+    present = set(storage.iter_keys("blobs/"))
+    images = session.scalars(select(Image)).all()
+    missing = [image for image in images if blob_key(image.digest) not in present]
+    report.missing_blobs = sorted(image.digest for image in missing)
+    if not missing:
+        return
+    if len(missing) == len(images) and len(images) > 1:
+        report.missing_kept = (f"all {len(images)} images are missing from the storage: is it "
+                               "the right bucket or directory? nothing was removed")
+        return
+    for image in missing:
+        for tag in session.scalars(select(Tag).where(Tag.image_pk == image.id)).all():
+            report.versions_removed.append(f"{image.name}:{tag.version} ({tag.os}/{tag.arch})")
+    if dry_run:
+        return
+    for image in missing:
+        for tag in session.scalars(select(Tag).where(Tag.image_pk == image.id)).all():
+            repository = tag.repository
+            session.delete(tag)
+            session.flush()
+            if repository.latest_version == tag.version and not session.scalar(
+                    select(Tag.id).where(Tag.repository_id == repository.id,
+                                         Tag.version == tag.version).limit(1)):
+                repository.latest_version = None
+        session.delete(image)  # its signature goes with it
+    audit.record(session, actor, "gc.missing-blobs", "", images=report.missing_blobs,
+                 versions=report.versions_removed)
+    session.commit()

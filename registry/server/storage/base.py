@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import abc
+import fcntl
 import io
 import os
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,6 +57,9 @@ class Upload:
         self._path = path
         # "xb": the name was chosen fresh by the backend; never clobber another upload's file.
         self._file: BinaryIO | None = open(path, "xb")
+        # Held as long as this process lives: a spool file whose lock can be taken belongs to
+        # a process that died (kill -9, a crash) and is reclaimed (`reclaim_spool_files`).
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._size = 0
         self._state: UploadState = "open"
         # An upload dropped without commit or abort (a caller that skipped the `with`) still
@@ -229,8 +234,15 @@ class BlobStorage(abc.ABC):
         """Every committed key starting with `prefix`, in lexicographic order (for gc)."""
 
     @abc.abstractmethod
-    def cleanup_stale_uploads(self, older_than: timedelta) -> int:
-        """Remove temporaries of uploads untouched for `older_than`; return how many."""
+    def cleanup_stale_uploads(self, older_than: timedelta, *, dry_run: bool = False) -> int:
+        """Remove temporaries of uploads whose process died (at once) or, where the owner
+        cannot be known (S3 multipart uploads), untouched for `older_than`; return how many
+        (with `dry_run`: how many would go)."""
+
+    @abc.abstractmethod
+    def reclaim_dead_uploads(self, *, dry_run: bool = False) -> int:
+        """Remove the spool files of uploads no live process owns (a crash, kill -9); the
+        registry calls it when a worker starts. Returns how many."""
 
     def local_path(self, key: str) -> Path | None:
         """The file holding the blob, for sendfile; None when the backend is not local."""
@@ -245,6 +257,42 @@ class BlobStorage(abc.ABC):
     @abc.abstractmethod
     def check(self) -> None:
         """Raise a `StorageError` explaining why the backend is unusable; return if fine."""
+
+
+# A spool file this young may be one whose upload has not taken its lock yet (the lock follows
+# the file's creation within microseconds): never reclaimed.
+SPOOL_MIN_AGE = 2.0
+
+
+def owner_is_alive(path: str | os.PathLike[str]) -> bool:
+    """Whether the process writing this spool file still lives (it holds the file's flock)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True  # finished meanwhile: nothing to reclaim
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock if we took it
+    return False
+
+
+def reclaim_spool_files(paths: Iterator[os.DirEntry[str]], *, dry_run: bool = False) -> int:
+    """Remove (or, with `dry_run`, count) spool files no live process owns; returns how many."""
+    cutoff = time.time() - SPOOL_MIN_AGE
+    reclaimed = 0
+    for entry in paths:
+        try:
+            if entry.stat().st_mtime > cutoff or owner_is_alive(entry.path):
+                continue
+            if not dry_run:
+                os.unlink(entry.path)
+            reclaimed += 1
+        except FileNotFoundError:
+            continue  # committed or aborted meanwhile
+    return reclaimed
 
 
 def check_range(start: int, end: int | None) -> None:

@@ -5,14 +5,21 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_module
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from .base import BlobInfo, BlobStorage, LimitedReader, Upload, buffered, clamp_range
+from .base import (
+    BlobInfo,
+    BlobStorage,
+    LimitedReader,
+    Upload,
+    buffered,
+    clamp_range,
+    reclaim_spool_files,
+)
 from .errors import BlobNotFound, KeyConflict, StorageConfigError, StorageError
 from .keys import validate_key, validate_prefix
 
@@ -137,17 +144,17 @@ class LocalStorage(BlobStorage):
         start = self.root / base_dir if base_dir else self.root
         yield from (key for key in self._walk(start, base_dir) if key.startswith(prefix))
 
-    def cleanup_stale_uploads(self, older_than: timedelta) -> int:
-        cutoff = time.time() - older_than.total_seconds()
-        removed = 0
-        for entry in os.scandir(self._uploads):
-            try:
-                if entry.name.endswith(UPLOAD_SUFFIX) and entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
-                    removed += 1
-            except FileNotFoundError:
-                continue  # finished or aborted meanwhile
-        return removed
+    def cleanup_stale_uploads(self, older_than: timedelta, *, dry_run: bool = False) -> int:
+        # Every upload here holds its spool file's lock while its process lives: a dead
+        # owner's file goes at once, a live one never (however slow), so age does not matter.
+        return self.reclaim_dead_uploads(dry_run=dry_run)
+
+    def reclaim_dead_uploads(self, *, dry_run: bool = False) -> int:
+        try:
+            entries = [e for e in os.scandir(self._uploads) if e.name.endswith(UPLOAD_SUFFIX)]
+        except FileNotFoundError:
+            return 0
+        return reclaim_spool_files(iter(entries), dry_run=dry_run)
 
     def check(self) -> None:
         if not os.access(self._uploads, os.W_OK | os.X_OK):

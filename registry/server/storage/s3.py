@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from .base import (
     Upload,
     buffered,
     check_range,
+    reclaim_spool_files,
 )
 from .errors import (
     BlobNotFound,
@@ -258,9 +258,10 @@ class S3Storage(BlobStorage):
         )
 
     # -- maintenance ---------------------------------------------------------------------------
-    def cleanup_stale_uploads(self, older_than: timedelta) -> int:
-        """Abort multipart uploads (left by crashed commits) and remove spool files, both older
-        than `older_than`. Spool files are per host: run this on every registry host."""
+    def cleanup_stale_uploads(self, older_than: timedelta, *, dry_run: bool = False) -> int:
+        """Abort multipart uploads (left by crashed commits) older than `older_than`, and
+        remove spool files whose process died. Spool files are per host: run this on every
+        registry host."""
         cutoff = datetime.now(UTC) - older_than
         removed = 0
         paginator = self._client.get_paginator("list_multipart_uploads")
@@ -268,24 +269,22 @@ class S3Storage(BlobStorage):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for item in page.get("Uploads", ()):
                     if item["Initiated"] < cutoff:
-                        self._client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=item["Key"], UploadId=item["UploadId"]
-                        )
+                        if not dry_run:
+                            self._client.abort_multipart_upload(
+                                Bucket=self.bucket, Key=item["Key"], UploadId=item["UploadId"])
                         removed += 1
         except (ClientError, BotoCoreError) as exc:
             if not self._recreate_missing_bucket(exc):
                 raise self._translate(exc, "cleanup of stale multipart uploads") from exc
-        spool_cutoff = time.time() - older_than.total_seconds()
-        for entry in os.scandir(self.spool_dir):
-            if not (entry.name.startswith(SPOOL_PREFIX) and entry.name.endswith(SPOOL_SUFFIX)):
-                continue
-            try:
-                if entry.stat().st_mtime < spool_cutoff:
-                    os.unlink(entry.path)
-                    removed += 1
-            except FileNotFoundError:
-                continue  # committed or aborted meanwhile
-        return removed
+        return removed + self.reclaim_dead_uploads(dry_run=dry_run)
+
+    def reclaim_dead_uploads(self, *, dry_run: bool = False) -> int:
+        try:
+            entries = [e for e in os.scandir(self.spool_dir)
+                       if e.name.startswith(SPOOL_PREFIX) and e.name.endswith(SPOOL_SUFFIX)]
+        except FileNotFoundError:
+            return 0
+        return reclaim_spool_files(iter(entries), dry_run=dry_run)
 
     def check(self) -> None:
         """Make sure the bucket is reachable and ours (creating it if `create_bucket`)."""
