@@ -239,7 +239,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("worker_class", _choice("gevent", "gthread"), "gevent", "gevent: a greenlet per "
             "connection (slow or idle clients cost no thread); gthread: a thread each"),
     Setting("worker_connections", WHOLE, 2000, "connections one gevent worker holds at once"),
-    Setting("threads", WHOLE, 4, "threads per worker (gthread)"),
+    Setting("threads", WHOLE, 4, "threads per worker"),
     Setting("header_timeout", SECONDS, 10.0, "seconds a client has to send its request line "
             "and headers; also how long an idle keep-alive connection stays open (gevent)"),
     Setting("io_timeout", SECONDS, 60.0, "seconds an upload body or a download may make no "
