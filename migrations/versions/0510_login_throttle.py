@@ -1,7 +1,7 @@
 """Login throttling: failed attempts per account and per client address
 
-Revision ID: 0410
-Revises: 0400
+Revision ID: 0510
+Revises: 0500
 The table of registry.server.models.LoginThrottle (services.throttle).
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0410'
-down_revision = '0400'
+revision = '0510'
+down_revision = '0500'
 branch_labels = None
 depends_on = None
 
