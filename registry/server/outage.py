@@ -33,8 +33,10 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from registry.server.context import db_if_open
 from registry.server.headers import security_headers
 from registry.server.httputil import BODY_METHODS, drain_request_body
+from registry.server.services.throttle import Throttled
 from registry.server.storage import (
     BlobNotFound,
     InvalidKey,
@@ -103,8 +105,6 @@ def outage_body(path: str, accept_html: bool, message: str, *,
 
 
 def outage_response(error: BaseException, retry_after: int = DEFAULT_RETRY_AFTER) -> Response:
-    from registry.server.context import db_if_open
-
     safe_rollback(db_if_open())
     if request.method in BODY_METHODS:
         drain_request_body()
@@ -134,8 +134,6 @@ def register(app: Flask, retry_after: int = DEFAULT_RETRY_AFTER) -> None:
         # The worker's progress deadline (a body that stopped arriving) or a client that hung
         # up mid-body: the request is over, not the server; nothing was stored (uploads spool
         # to a temporary that is dropped), and the answer is 408, never a 500.
-        from registry.server.context import db_if_open
-
         safe_rollback(db_if_open())
         message = "the request body stopped arriving; send it again"
         body, mimetype = outage_body(request.path, request.accept_mimetypes.best == "text/html",
@@ -147,13 +145,9 @@ def register(app: Flask, retry_after: int = DEFAULT_RETRY_AFTER) -> None:
     for kind in (TimeoutError, ConnectionError):
         app.register_error_handler(kind, stalled)
 
-    from registry.server.services.throttle import Throttled
-
     def throttled(error: Throttled) -> Response:
         # Pages and downloads with wrong Basic credentials (blueprints without their own
         # ServiceError handler): the brute-force delay, in plain words.
-        from registry.server.context import db_if_open
-
         safe_rollback(db_if_open())
         response = Response(f"429 Too Many Requests: {error.message}\n", status=429,
                             content_type="text/plain; charset=utf-8")
