@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from acitrees import MANIFEST, describe, make_tree, make_writable
+from components import need_root
 
 from registry.aci import ArchiveError, ImageManifest, extract_aci, read_aci, write_aci
 
@@ -127,8 +128,8 @@ def test_fifo_when_allowed(tmp_path: Path) -> None:
     assert stat.S_ISFIFO(created.st_mode) and stat.S_IMODE(created.st_mode) == 0o640
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 def test_ownership_restored_as_root(tmp_path: Path) -> None:
+    need_root("chown")
     owned = tarfile.TarInfo("rootfs/owned")
     owned.uid, owned.gid, owned.mode = 4321, 8765, 0o640
     extract_aci(_aci_with(tmp_path, owned), tmp_path / "owned")

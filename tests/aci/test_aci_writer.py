@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from acitrees import MANIFEST, make_tree, make_writable
+from components import need_root
 
 from registry.aci import (
     ACIError,
@@ -93,8 +94,8 @@ def test_non_reproducible_mode_keeps_mtimes(rootfs: Path, tmp_path: Path) -> Non
         assert archive.getmember("rootfs/etc/config").mtime == 1_234_567_890
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 def test_preserve_ownership(rootfs: Path, tmp_path: Path) -> None:
+    need_root("chown")
     os.chown(rootfs / "etc" / "secret", 1234, 5678)
     output = tmp_path / "image.aci"
     write_aci(ImageManifest.from_dict(MANIFEST), rootfs, output, preserve_ownership=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from build_helpers import Acbuild, open_aci
+from components import missing
 
 from registry.build.builder import STANDARD_PATH
 
@@ -36,7 +37,7 @@ int main(int argc, char **argv) {
 
 def _needs_root() -> None:
     if os.geteuid() != 0:
-        pytest.skip("acbuild run needs root (the launcher's namespaces)")
+        missing("acbuild run needs root (the launcher's namespaces)")
 
 
 @pytest.fixture(scope="session")

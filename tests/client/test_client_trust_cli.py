@@ -9,10 +9,18 @@ from pathlib import Path
 
 import pytest
 from client_kit import ClientEnv, build_aci
+from components import missing
 
 from registry.client import TrustStore
 
-needs_gpg = pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg is not installed")
+
+@pytest.fixture
+def gpg_installed() -> None:
+    if shutil.which("gpg") is None:
+        missing("gpg is not installed (apt-get install gnupg)")
+
+
+needs_gpg = pytest.mark.usefixtures("gpg_installed")
 
 
 def _key_file(env: ClientEnv, key) -> Path:

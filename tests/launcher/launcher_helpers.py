@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from components import missing
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -25,7 +26,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 def needs_root() -> None:
     if os.geteuid() != 0:
-        pytest.skip("the launcher's namespaces and cgroups need root")
+        missing("the launcher's namespaces and cgroups need root")
 
 
 def write_image(out: Path, name: str, files: dict[str, Path | str], app: dict[str, Any] | None,

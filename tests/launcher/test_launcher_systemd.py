@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from components import missing
 from launcher_helpers import CACHE_DIR, REPO_ROOT, needs_root, status_of
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.root, pytest.mark.e2e]
 def _root() -> None:
     needs_root()
     if shutil.which("systemd-nspawn") is None:
-        pytest.skip("systemd-nspawn is not installed (apt-get install systemd-container)")
+        missing("systemd-nspawn is not installed (apt-get install systemd-container)")
 
 
 def test_nspawn_flavour_without_systemd_pid1(tmp_path, tool_image, pyrkt, store) -> None:
@@ -69,10 +70,11 @@ def _leader_of(nspawn_pid: int, timeout: float = 30) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # boots a whole Debian with systemd inside a container
 def test_under_a_booted_systemd(tmp_path, tool_image) -> None:
     """`pyrkt run` inside a container booted with systemd: machinectl, journal, stop."""
     if not BOOT_TARBALL.exists():
-        pytest.skip(f"no cached Debian rootfs with systemd at {BOOT_TARBALL}: make it once with "
+        missing(f"no cached Debian rootfs with systemd at {BOOT_TARBALL}: make it once with "
                     f"tests/launcher/make_systemd_rootfs.sh (debootstrap needs a Debian mirror; "
                     f"the tests themselves never reach the network)")
     root = tmp_path / "os"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import oci_images
 import pytest
+from components import missing
 from live_registry import LiveRegistry
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -46,7 +47,7 @@ def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database (CI sets PYRKT_TEST_POSTGRES_URL), dropped afterwards."""
     server = os.environ.get(POSTGRES_ENV)
     if not server:
-        pytest.skip(f"{POSTGRES_ENV} is not set (CI sets it)")
+        missing(f"{POSTGRES_ENV} is not set (CI sets it)")
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     name = f"pyrkt_oci_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:

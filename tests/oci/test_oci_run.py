@@ -11,6 +11,7 @@ from pathlib import Path
 
 import oci_images
 import pytest
+from components import need_root
 from live_registry import LiveRegistry
 from v2_client import skopeo
 
@@ -47,8 +48,7 @@ def pushed_hello(registry: LiveRegistry, static_hello: Path,
 
 def test_run_the_converted_aci_by_its_appc_name(registry: LiveRegistry, pushed_hello: str,
                                                 tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("pyrkt run needs root for its namespaces")
+    need_root("pyrkt run (its namespaces)")
     store, config, port = tmp_path / "store", tmp_path / "config", str(registry.port)
     trusted = pyrkt(store, "trust", *config_flags(config), "--prefix",
                     "127.0.0.1/team/runme", "--insecure-allow-http", "--port", port,
@@ -67,8 +67,7 @@ def test_run_the_converted_aci_by_its_appc_name(registry: LiveRegistry, pushed_h
 
 def test_run_straight_from_docker_reference(registry: LiveRegistry, pushed_hello: str,
                                             tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("pyrkt run needs root for its namespaces")
+    need_root("pyrkt run (its namespaces)")
     store = tmp_path / "store"
     reference = f"docker://127.0.0.1:{registry.port}/{pushed_hello}"
     refused = pyrkt(store, "run", "--net=none", "--stage1", "builtin", reference)

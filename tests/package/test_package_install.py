@@ -15,6 +15,7 @@ from pathlib import Path
 
 import oci_images
 import pytest
+from components import missing
 from live_registry import LiveRegistry
 
 from registry.aci import read_aci
@@ -63,7 +64,7 @@ def test_host_side_installs_and_works_without_the_server(host_venv: Path, tmp_pa
     if os.geteuid() != 0:
         if os.environ.get("CI"):
             pytest.fail("this test runs `pyrkt run`, which needs root")
-        pytest.skip("`pyrkt run` needs root")
+        missing("`pyrkt run` needs root")
     env = _venv_env(host_venv)
     python = host_venv / "bin/python"
     # The installed copy is used, not the checkout.

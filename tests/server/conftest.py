@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from components import missing
 from live_registry import signing_key_file
 from s3server import s3_endpoint  # noqa: F401 - the session fixture, re-exported here
 from sqlalchemy import create_engine, text
@@ -25,7 +26,7 @@ def registry_key_file() -> Path:
 def postgres_server_url() -> str:
     url = os.environ.get(POSTGRES_ENV)
     if not url:
-        pytest.skip(f"{POSTGRES_ENV} is not set (CI sets it; locally start PostgreSQL and set it)")
+        missing(f"{POSTGRES_ENV} is not set (CI sets it; locally start PostgreSQL and set it)")
     return url
 
 

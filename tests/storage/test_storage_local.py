@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from components import missing, need_root
 from storage_helpers import MiB, chunks, write_blob
 
 from registry.server.storage import (
@@ -77,15 +77,14 @@ def test_iter_chunks_closes_the_reader(tmp_path):
 @pytest.fixture
 def tiny_filesystem(tmp_path) -> Iterator[Path]:
     """A 4 MiB tmpfs, to run out of space for real."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+    need_root("mounting a tmpfs")
     mount_point = tmp_path / "tiny"
     mount_point.mkdir()
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], capture_output=True
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+        missing(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         yield mount_point
     finally:

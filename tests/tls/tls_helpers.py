@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from components import IN_CI
 
 from registry.server.tls.localca import (
     cert_pem,
@@ -36,7 +37,7 @@ from registry.server.tls.localca import (
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
-IN_CI = os.environ.get("CI") == "true"
+
 BIN = Path(sys.executable).parent
 
 
