@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,9 +33,11 @@ def _pg_bin(name: str) -> str:
 
 
 class ThrowawayPostgres:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.data = folder / "data"
+    def __init__(self, folder: Path | None = None) -> None:
+        # Its own folder under /tmp: pytest's tmp_path is private to root, and PostgreSQL runs
+        # as the postgres user.
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="pyrkt-pg-"))
+        self.data = self.folder / "data"
         self.port = free_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
@@ -70,6 +73,7 @@ class ThrowawayPostgres:
 
     def __exit__(self, *exc: object) -> None:
         self._as_postgres(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class RestartableMoto:

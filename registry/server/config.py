@@ -199,7 +199,7 @@ SETTINGS: tuple[Setting, ...] = (
             "it disappears while the registry runs)"),
     # Small on purpose: during an outage a request gets its 503 in seconds instead of hanging.
     Setting("s3_connect_timeout", SECONDS, 2.0, "seconds to connect to the S3 server"),
-    Setting("s3_read_timeout", SECONDS, 5.0, "seconds S3 may stay silent during a request"),
+    Setting("s3_read_timeout", SECONDS, 3.0, "seconds S3 may stay silent during a request"),
     Setting("s3_max_attempts", WHOLE, 2, "tries per S3 request, the first included"),
     Setting("db_connect_timeout", WHOLE, 3, "seconds to wait for a database connection"),
     Setting("db_statement_timeout", WHOLE, 15, "seconds one PostgreSQL statement may run "
@@ -293,7 +293,7 @@ class S3Settings:
     presign: bool = False
     create_bucket: bool = False
     connect_timeout: float = 2.0
-    read_timeout: float = 5.0
+    read_timeout: float = 3.0
     max_attempts: int = 2
 
 

@@ -62,11 +62,11 @@ def is_outage(error: BaseException) -> bool:
 
 
 def describe(error: BaseException) -> str:
-    """One line naming the backend, never a traceback nor a connection string."""
+    """One line naming the backend for the client: never a traceback, a connection string or
+    an internal address (those go to the server's log)."""
     if isinstance(error, SQLAlchemyError):
         return "the database is unavailable"
-    text = str(error).strip().splitlines()
-    return f"blob storage is unavailable: {text[0]}" if text else "blob storage is unavailable"
+    return "blob storage is unavailable"
 
 
 def safe_rollback(session: Session | None) -> None:
@@ -109,8 +109,8 @@ def outage_response(error: BaseException, retry_after: int = DEFAULT_RETRY_AFTER
     if request.method in BODY_METHODS:
         drain_request_body()
     message = describe(error)
-    log.warning("503 for %s %s: %s (%s)", request.method, request.path, message,
-                error.__class__.__name__)
+    log.warning("503 for %s %s: %s (%s: %s)", request.method, request.path, message,
+                error.__class__.__name__, str(error).splitlines()[0] if str(error) else "")
     body, mimetype = outage_body(request.path, request.accept_mimetypes.best == "text/html",
                                  message)
     response = Response(body, status=503, content_type=mimetype)

@@ -101,8 +101,9 @@ def test_push_trust_fetch_run_over_https_with_no_insecure_option(tmp_path: Path,
             ca = str(tls / "ca.pem")  # per request: REQUESTS_CA_BUNDLE beats Session.verify
             form = login.get(registry.url("/_ui/login"), timeout=30, verify=ca)
             csrf = form.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            # As a browser posts the form: with the page's Origin (checked beside the token).
             answer = login.post(registry.url("/_ui/login"), allow_redirects=False, timeout=30,
-                                verify=ca,
+                                verify=ca, headers={"Origin": registry.url("").rstrip("/")},
                                 data={"username": "admin", "password": registry.admin_password,
                                       "csrf_token": csrf})
             assert answer.status_code in (302, 303), answer.text[:500]
