@@ -57,6 +57,10 @@ http {{
         listen 127.0.0.1:{port};
         root {docroot};
     }}
+{tls_server}
+}}
+"""
+TLS_SERVER = """
     server {{
         listen 127.0.0.1:{tls_port} ssl;
         ssl_certificate {cert};
@@ -66,21 +70,24 @@ http {{
         output_buffers 2 1m;
         root {docroot};
     }}
-}}
 """
 
 
 class Nginx:
     """nginx with a temporary config, serving `docroot` on 127.0.0.1:port."""
 
-    def __init__(self, workdir: Path, docroot: Path, cert: Path, key: Path) -> None:
+    def __init__(self, workdir: Path, docroot: Path, cert: Path | None = None,
+                 key: Path | None = None) -> None:
+        """Plain HTTP on `port`; with `cert` and `key` also HTTPS on `tls_port`."""
         self.port = free_port()
         self.tls_port = free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "nginx.conf"
+        tls_server = TLS_SERVER.format(tls_port=self.tls_port, cert=cert, key=key,
+                                       docroot=docroot) if cert and key else ""
         conf.write_text(NGINX_CONF.format(root=workdir, port=self.port, docroot=docroot,
-                                          tls_port=self.tls_port, cert=cert, key=key))
+                                          tls_server=tls_server))
         self.process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(workdir)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import requests
