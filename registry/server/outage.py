@@ -142,8 +142,8 @@ def register(app: Flask, retry_after: int = DEFAULT_RETRY_AFTER) -> None:
         response.headers["Connection"] = "close"
         return response
 
-    for kind in (TimeoutError, ConnectionError):
-        app.register_error_handler(kind, stalled)
+    for cut_off in (TimeoutError, ConnectionError):
+        app.register_error_handler(cut_off, stalled)
 
     def throttled(error: Throttled) -> Response:
         # Pages and downloads with wrong Basic credentials (blueprints without their own

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from registry.server.models import LoginThrottle, aware, utcnow
@@ -86,15 +88,17 @@ def _keys(username: str | None, address: str | None) -> list[tuple[str, str]]:
 
 def _ensure_rows(session: Session, keys: list[tuple[str, str]]) -> None:
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the registry runs on SQLite or PostgreSQL
+    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - SQLite or PostgreSQL only
         raise RuntimeError(f"login throttling does not support {dialect}")
     for scope, key in keys:
-        session.execute(insert(LoginThrottle).values(scope=scope, key=key, failures=0)
-                        .on_conflict_do_nothing(index_elements=["scope", "key"]))
+        # Both dialects' INSERT ... ON CONFLICT DO NOTHING (their Insert classes differ).
+        row = {"scope": scope, "key": key, "failures": 0}
+        if dialect == "postgresql":
+            session.execute(postgresql_insert(LoginThrottle).values(**row)
+                            .on_conflict_do_nothing(index_elements=["scope", "key"]))
+        else:
+            session.execute(sqlite_insert(LoginThrottle).values(**row)
+                            .on_conflict_do_nothing(index_elements=["scope", "key"]))
 
 
 def _where(scope: str, key: str):  # type: ignore[no-untyped-def]
