@@ -195,12 +195,13 @@ def apply_retention(session: Session, *, dry_run: bool, now: datetime | None = N
     if not doomed:
         return report
     by_version = {(d.repository, d.version) for d in doomed}
-    candidates = {
-        digest for digest, name, version in session.execute(
+    # One pass over which versions use each image: those used only by doomed versions are freed.
+    uses: dict[str, set[tuple[str, str]]] = {}
+    for digest, name, version in session.execute(
             select(Image.digest, Repository.name, Tag.version)
-            .join(Tag, Tag.image_pk == Image.id).join(Repository, Repository.id == Tag.repository_id)
-        ) if (name, version) in by_version
-    }
+            .join(Tag, Tag.image_pk == Image.id).join(Repository, Repository.id == Tag.repository_id)):
+        uses.setdefault(digest, set()).add((name, version))
+    report.images_freed = sorted(d for d, used_by in uses.items() if used_by <= by_version)
     actor = Actor.operator()
     for item in doomed:
         if not dry_run:
@@ -209,13 +210,6 @@ def apply_retention(session: Session, *, dry_run: bool, now: datetime | None = N
             except NotFound:
                 continue  # deleted meanwhile by someone else: nothing left to do
         report.deleted.append(item)
-    still_used = {
-        digest for digest, name, version in session.execute(
-            select(Image.digest, Repository.name, Tag.version)
-            .join(Tag, Tag.image_pk == Image.id).join(Repository, Repository.id == Tag.repository_id)
-        ) if (name, version) not in by_version
-    }
-    report.images_freed = sorted(candidates - still_used)
     if not dry_run:
         audit.record(session, actor, "retention.run", "", trigger="gc",
                      deleted=[f"{d.repository}:{d.version}" for d in report.deleted])
