@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Response, request
+from flask import Response, abort, redirect, request, send_file
+from werkzeug.wrappers import Response as WsgiResponse
 
-from registry.server.context import storage
-from registry.server.storage import iter_chunks
+from registry.server.context import config, storage
+from registry.server.storage import BlobNotFound, InvalidRange, iter_chunks
 
 # After an early rejection, read (and drop) at most this much of the request body so the
 # client gets the answer instead of a connection reset.
@@ -72,3 +73,33 @@ def _if_range_matches(etag: str) -> bool:
     if if_range.etag is None and if_range.date is None:
         return True
     return if_range.etag == etag
+
+
+def blob_response(key: str, *, etag: str, size: int, mimetype: str, modified: datetime,
+                  cache_control: str) -> WsgiResponse:
+    """A stored blob as a download: a presigned redirect when S3 is set to presign, sendfile
+    for local storage, else streamed with our own conditional and Range handling. A blob the
+    storage does not have is a 404."""
+    backend = storage()
+    settings = config()
+    if settings.s3 is not None and settings.s3.presign:
+        url = backend.presigned_url(key, content_type=mimetype)
+        if url:
+            response = redirect(url, code=302)
+            response.headers["Cache-Control"] = "no-store"
+            return response
+    try:
+        path = backend.local_path(key)
+    except BlobNotFound:
+        abort(404)
+    if path is not None:
+        response = send_file(path, mimetype=mimetype, conditional=True, etag=etag,
+                             last_modified=modified, max_age=None)
+        response.headers["Cache-Control"] = cache_control
+        return response
+    try:
+        return streamed_response(key, etag=etag, size=size, mimetype=mimetype,
+                                 honour_if_range=True, last_modified=modified,
+                                 cache_control=cache_control)
+    except (BlobNotFound, InvalidRange):
+        abort(404)

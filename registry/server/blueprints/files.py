@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from flask import Blueprint, Response, abort, redirect, request, send_file
+from flask import Blueprint, Response, abort, request
 from sqlalchemy import select
 from werkzeug.wrappers import Response as WsgiResponse
 
@@ -26,14 +26,14 @@ from registry.discovery import (
 )
 from registry.server.auth import reader_actor
 from registry.server.context import config, db, pulls, storage
-from registry.server.httputil import streamed_response
+from registry.server.httputil import blob_response
 from registry.server.models import Image, Repository, aware
 from registry.server.operations import mirror as mirrored
 from registry.server.operations.mirror import mirror_for
 from registry.server.services import keys
 from registry.server.services.errors import NotFound, ServiceError
 from registry.server.services.repositories import LATEST, resolve_tag, visible_or_none
-from registry.server.storage import BlobNotFound, InvalidRange, blob_key
+from registry.server.storage import blob_key
 
 bp = Blueprint("files", __name__)
 
@@ -142,36 +142,9 @@ def _small(text: str, mimetype: str, modified: datetime | None,
 
 
 def _blob(image: Image, cache_control: str) -> WsgiResponse:
-    key = blob_key(image.digest)
-    backend = storage()
-    settings = config()
-    if settings.s3 is not None and settings.s3.presign:
-        url = backend.presigned_url(key, content_type=ACI_MIMETYPE)
-        if url:
-            response = redirect(url, code=302)
-            response.headers["Cache-Control"] = "no-store"
-            return response
-    try:
-        path = backend.local_path(key)
-    except BlobNotFound:
-        abort(404)
-    if path is not None:
-        response = send_file(path, mimetype=ACI_MIMETYPE, conditional=True, etag=image.digest,
-                             last_modified=aware(image.created_at), max_age=None)
-        response.headers["Cache-Control"] = cache_control
-        return response
-    return _streamed(image, key, cache_control)
-
-
-def _streamed(image: Image, key: str, cache_control: str) -> WsgiResponse:
-    """Serve a non-local blob with our own conditional and range handling (no seekable file)."""
-    try:
-        return streamed_response(key, etag=image.digest, size=image.size, mimetype=ACI_MIMETYPE,
-                                 honour_if_range=True, last_modified=aware(image.created_at),
-                                 cache_control=cache_control)
-    except (BlobNotFound, InvalidRange):
-        abort(404)
-
+    return blob_response(blob_key(image.digest), etag=image.digest, size=image.size,
+                         mimetype=ACI_MIMETYPE, modified=aware(image.created_at),
+                         cache_control=cache_control)
 
 
 def image_by_digest(digest: str) -> Image | None:

@@ -24,20 +24,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import requests
-from flask import Response, request, send_file
+from flask import Response, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.wrappers import Response as WsgiResponse
 
 from registry.discovery import AppRef, DiscoveryError, discover_endpoints, discover_pubkeys
 from registry.discovery.appstring import check_identifier
-from registry.server.httputil import streamed_response
+from registry.server.httputil import blob_response
 from registry.server.models import aware
 from registry.server.services import audit
 from registry.server.services.actor import Actor
 from registry.server.services.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError
-from registry.server.storage import BlobNotFound, BlobStorage, InvalidRange
+from registry.server.storage import BlobStorage
 
 from .models import Mirror, MirroredFile
 
@@ -176,18 +177,11 @@ def serve_image_file(session: Session, storage: BlobStorage, mirror: Mirror, nam
         response.headers["Cache-Control"] = cache_control
         return response.make_conditional(request)
     assert row.digest is not None
-    key = blob_key(row.digest)
-    local = storage.local_path(key)
-    if local is not None:
-        response = send_file(local, mimetype="application/octet-stream", conditional=True,
-                             etag=row.digest, last_modified=aware(row.fetched_at), max_age=None)
-        response.headers["Cache-Control"] = cache_control
-        return response
     try:
-        return streamed_response(key, etag=row.digest, size=row.size,
-                                 mimetype="application/octet-stream", honour_if_range=True,
-                                 last_modified=aware(row.fetched_at), cache_control=cache_control)
-    except (BlobNotFound, InvalidRange):
+        return blob_response(blob_key(row.digest), etag=row.digest, size=row.size,
+                             mimetype="application/octet-stream",
+                             modified=aware(row.fetched_at), cache_control=cache_control)
+    except HTTPNotFound:
         raise NotFound(f"the mirrored copy of {name}:{version} is missing from storage",
                        code="mirror-blob-missing") from None
 
