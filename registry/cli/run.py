@@ -195,6 +195,9 @@ Examples:
   pyrkt run --net=mynet:IP=10.1.0.9 --dns=10.1.0.1 --hosts-entry=10.1.0.2=db example.com/app
                       join mynet (net.d/mynet.conf) with that address; name resolution
   pyrkt run --memory=512M --cpu=500m example.com/app --- example.com/sidecar
+                      each app limited (before the first image: every app); a limit
+                      this host cannot enforce is an error, or with
+                      --insecure-options=limits a warning and no limit
   pyrkt run --user-config=./conf registry.test/app
                       a registry's port, CA bundle and insecure options come from
                       ./conf/domains.d/*.json

@@ -2,8 +2,9 @@
 
 Values (comma separated): none, image (no signature check), tls (no certificate check), http
 (plain HTTP allowed), pubkey (keys may be fetched insecurely), ondisk (no re-hashing of stored
-images), capabilities, paths, seccomp; groups all-fetch (image, tls, http, pubkey), all-run
-(ondisk, capabilities, paths, seccomp) and all.
+images), capabilities, paths, seccomp, limits (run although --memory/--cpu cannot be enforced on
+this host); groups all-fetch (image, tls, http, pubkey), all-run (ondisk, capabilities, paths,
+seccomp, limits) and all.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FETCH_OPTIONS = ("image", "tls", "http", "pubkey")
-RUN_OPTIONS = ("ondisk", "capabilities", "paths", "seccomp")
+RUN_OPTIONS = ("ondisk", "capabilities", "paths", "seccomp", "limits")
 GROUPS = {"none": (), "all-fetch": FETCH_OPTIONS, "all-run": RUN_OPTIONS,
           "all": FETCH_OPTIONS + RUN_OPTIONS}
 ALL_NAMES = ("none", *FETCH_OPTIONS, *RUN_OPTIONS, "all-fetch", "all-run", "all")

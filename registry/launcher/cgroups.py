@@ -1,9 +1,22 @@
-"""Per-app cgroups written directly: cgroup v2 when the host is unified, v1 otherwise.
+"""The builtin stage1's cgroups, written directly: cgroup v2 when the host is unified, v1 otherwise.
 
-Layout: `<hierarchy>/pyrkt/<pod-uuid>/<app>` in each hierarchy used (v2: the unified one; v1:
-memory, cpu and cpuacct, wherever they are mounted). The directories are recorded in the pod
-(`apps/<app>/cgroups`) so `pyrkt gc` removes exactly what was made, and they outlive the app
-until then so its statistics (cpu.stat, memory.max_usage_in_bytes...) can still be read.
+Layout, in each hierarchy used (v2: the unified one; v1: memory, cpu, cpuacct and pids, wherever
+they are mounted):
+
+    <hierarchy>/pyrkt/<pod-uuid>/          the pod: its ceiling (`limits.pod_limits`)
+    <hierarchy>/pyrkt/<pod-uuid>/<app>     one leaf per app: the app's own limits
+    <hierarchy>/pyrkt/<pod-uuid>/_init     the pod's own processes (holder and pod init)
+
+The pod's own processes live in a leaf of their own because of cgroup v2's "no internal
+processes" rule: a cgroup that enables controllers for its children (`cgroup.subtree_control`,
+needed for the apps' memory.max and cpu.max to exist) may not hold processes itself. (`_init` is
+not an AC name, so no app can be called that.) Every pod process is then below the pod's
+directory, which is what tells a live pod from a dead one (`populated`) whatever happened to
+the `pyrkt run` that started it.
+
+The directories are recorded in the pod (`cgroups`: the pod's; `apps/<app>/cgroups`: each
+app's) so `pyrkt gc` removes exactly what was made, and they outlive the app until then so its
+statistics (cpu.stat, memory.events, memory.max_usage_in_bytes...) can still be read.
 """
 
 from __future__ import annotations
@@ -13,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import LauncherError
+from .limits import CGROUP_ROOT, INSECURE_OPTION, OPTIONAL_FILES, Limits, v1_files, v2_files
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-CPU_PERIOD_US = 100_000
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
+V2_CONTROLLERS = ("cpu", "memory", "pids")
+INIT_LEAF = "_init"
 
 
 def is_unified() -> bool:
@@ -39,7 +53,7 @@ def v1_mountpoints() -> dict[str, Path]:
 
 @dataclass
 class AppCgroup:
-    """The cgroup directories of one app (one per hierarchy)."""
+    """The cgroup directories of one app, or of the pod's own processes (one per hierarchy)."""
 
     dirs: list[Path] = field(default_factory=list)
     unified: bool = False
@@ -50,88 +64,174 @@ class AppCgroup:
             (directory / "cgroup.procs").write_text("0")
 
 
-def _write(path: Path, value: str) -> None:
+@dataclass
+class PodCgroups:
+    pod_dirs: list[Path] = field(default_factory=list)  # pyrkt/<uuid> in each hierarchy
+    apps: dict[str, AppCgroup] = field(default_factory=dict)
+    init: AppCgroup = field(default_factory=AppCgroup)
+
+
+def _write(path: Path, value: str, what: str) -> None:
     try:
         path.write_text(value)
+    except FileNotFoundError:
+        if path.name in OPTIONAL_FILES:
+            return  # a kernel without swap accounting or oom groups: nothing to set
+        raise LauncherError(f"{what} cannot be enforced: {path} does not exist (the "
+                            f"controller is not enabled there)") from None
     except OSError as error:
-        raise LauncherError(f"cannot set {path.name}={value.strip()} in {path.parent}: "
-                            f"{error.strerror or error}") from None
+        raise LauncherError(f"{what} cannot be enforced: writing {value.strip()} to {path} "
+                            f"failed: {error.strerror or error} (--insecure-options="
+                            f"{INSECURE_OPTION} runs the pod without it)") from None
 
 
-def _enable_v2_controllers(leaf: Path) -> None:
-    """Turn on cpu and memory for every level between the root and the app's cgroup."""
+def _enable_v2_controllers(pod_dir: Path, needed: set[str]) -> None:
+    """Enable the controllers in `subtree_control` of every level from the root down to the
+    pod's own directory (inclusive: the apps' leaves are its children, and that is the level
+    the limits live in). `needed` must be enabled; the others (statistics) are enabled if the
+    host lets us."""
     available = set((CGROUP_ROOT / "cgroup.controllers").read_text().split())
-    wanted = [c for c in ("cpu", "memory", "pids") if c in available]
+    wanted = [c for c in V2_CONTROLLERS if c in available]
     current = CGROUP_ROOT
-    for part in leaf.relative_to(CGROUP_ROOT).parts[:-1]:
-        enabled = set((current / "cgroup.subtree_control").read_text().split())
-        missing = [c for c in wanted if c not in enabled]
-        if missing:
-            _write(current / "cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
+    for part in (*pod_dir.relative_to(CGROUP_ROOT).parts, None):
+        control = current / "cgroup.subtree_control"
+        enabled = set(control.read_text().split())
+        for controller in (c for c in wanted if c not in enabled):
+            try:
+                control.write_text(f"+{controller}")
+            except OSError as error:
+                if controller in needed:
+                    raise LauncherError(
+                        f"the cgroup v2 {controller} controller cannot be enabled in {current}: "
+                        f"{error.strerror or error} (the host did not delegate it; "
+                        f"--insecure-options={INSECURE_OPTION} runs the pod unlimited)") from None
+        if part is None:
+            break
         current = current / part
 
 
-def create(pod_uuid: str, app: str, *, memory: int | None, cpu_millis: int | None) -> AppCgroup:
-    """Make the app's cgroups and write its limits; raises LauncherError if limits can't apply."""
-    relative = Path("pyrkt") / pod_uuid / app
+def _needed(limits: list[Limits]) -> set[str]:
+    needed = set()
+    if any(lim.memory is not None for lim in limits):
+        needed.add("memory")
+    if any(lim.cpu_millis is not None for lim in limits):
+        needed.add("cpu")
+    return needed
+
+
+def create_pod(pod_uuid: str, per_app: dict[str, Limits], ceiling: Limits) -> PodCgroups:
+    """Make the pod's cgroups and write every limit; LauncherError if a limit can't be set.
+
+    With no limit asked for, a host that refuses cgroups (a container given none) runs the pod
+    without cgroups of its own: nothing is lost but statistics.
+    """
+    asked = [ceiling, *per_app.values()]
     try:
-        if is_unified():
-            leaf = CGROUP_ROOT / relative
-            leaf.mkdir(parents=True, exist_ok=True)
-            _enable_v2_controllers(leaf)
-            group = AppCgroup([leaf], unified=True)
-            if memory is not None:
-                _write(leaf / "memory.max", str(memory))
-                if (leaf / "memory.swap.max").exists():
-                    _write(leaf / "memory.swap.max", "0")
-            if cpu_millis is not None:
-                _write(leaf / "cpu.max", f"{cpu_millis * CPU_PERIOD_US // 1000} {CPU_PERIOD_US}")
-            return group
-        mounts = v1_mountpoints()
-        group = AppCgroup()
-        for mount in dict.fromkeys(mounts.values()):
-            directory = mount / relative
-            directory.mkdir(parents=True, exist_ok=True)
-            group.dirs.append(directory)
-    except OSError as error:
-        if memory is None and cpu_millis is None:
-            return AppCgroup()  # no limits asked: run without cgroups of our own
-        raise LauncherError(f"cannot create cgroups for app {app}: {error.strerror or error}"
+        made = _create_v2(pod_uuid, per_app, ceiling) if is_unified() else \
+            _create_v1(pod_uuid, per_app, ceiling)
+    except (OSError, LauncherError) as error:
+        if not any(asked):
+            return PodCgroups(apps={name: AppCgroup() for name in per_app})
+        if isinstance(error, LauncherError):
+            raise
+        raise LauncherError(f"cannot create the pod's cgroups: {error.strerror or error} "
+                            f"(--insecure-options={INSECURE_OPTION} runs the pod unlimited)"
                             ) from None
-    if memory is not None:
-        if "memory" not in mounts:
-            raise LauncherError("--memory: no memory cgroup controller on this host")
-        directory = mounts["memory"] / relative
-        _write(directory / "memory.limit_in_bytes", str(memory))
-        if (directory / "memory.memsw.limit_in_bytes").exists():  # no escape into swap
-            _write(directory / "memory.memsw.limit_in_bytes", str(memory))
-    if cpu_millis is not None:
-        if "cpu" not in mounts:
-            raise LauncherError("--cpu: no cpu cgroup controller on this host")
-        directory = mounts["cpu"] / relative
-        _write(directory / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-        _write(directory / "cpu.cfs_quota_us", str(cpu_millis * CPU_PERIOD_US // 1000))
-    return group
+    return made
+
+
+def _create_v2(pod_uuid: str, per_app: dict[str, Limits], ceiling: Limits) -> PodCgroups:
+    pod_dir = CGROUP_ROOT / "pyrkt" / pod_uuid
+    pod_dir.mkdir(parents=True, exist_ok=True)
+    made = PodCgroups([pod_dir])
+    try:
+        _enable_v2_controllers(pod_dir, _needed([ceiling, *per_app.values()]))
+        for name, value in v2_files(ceiling):
+            _write(pod_dir / name, value, "the pod's ceiling")
+        for app, limits in {INIT_LEAF: Limits(), **per_app}.items():
+            leaf = pod_dir / app
+            leaf.mkdir(exist_ok=True)
+            group = AppCgroup([leaf], unified=True)
+            if app == INIT_LEAF:
+                made.init = group
+            else:
+                made.apps[app] = group
+            for name, value in v2_files(limits):
+                _write(leaf / name, value, _what(app, name))
+    except BaseException:
+        remove(made.pod_dirs)
+        raise
+    return made
+
+
+def _what(app: str, filename: str) -> str:
+    flag = "--memory" if filename.startswith("memory") else "--cpu"
+    return f"{flag} (app {app})"
+
+
+def _create_v1(pod_uuid: str, per_app: dict[str, Limits], ceiling: Limits) -> PodCgroups:
+    mounts = v1_mountpoints()
+    for controller in sorted(_needed([ceiling, *per_app.values()])):
+        if controller not in mounts:
+            raise LauncherError(f"--{controller} cannot be enforced: no cgroup v1 hierarchy "
+                                f"has the {controller} controller")
+    made = PodCgroups()
+    try:
+        for mount in dict.fromkeys(mounts.values()):
+            pod_dir = mount / "pyrkt" / pod_uuid
+            pod_dir.mkdir(parents=True, exist_ok=True)
+            made.pod_dirs.append(pod_dir)
+            made.init.dirs.append(pod_dir / INIT_LEAF)
+            (pod_dir / INIT_LEAF).mkdir(exist_ok=True)
+            for app in per_app:
+                (pod_dir / app).mkdir(exist_ok=True)
+                made.apps.setdefault(app, AppCgroup()).dirs.append(pod_dir / app)
+        for controller, name, value in v1_files(ceiling):
+            _write(mounts[controller] / "pyrkt" / pod_uuid / name, value, "the pod's ceiling")
+        for app, limits in per_app.items():
+            for controller, name, value in v1_files(limits):
+                _write(mounts[controller] / "pyrkt" / pod_uuid / app / name, value,
+                       _what(app, name))
+    except BaseException:
+        remove(made.pod_dirs)
+        raise
+    return made
 
 
 def remove(dirs: list[Path], *, attempts: int = 20) -> None:
-    """Remove cgroup directories and their now-empty `pyrkt/<uuid>` parents."""
+    """Remove cgroup directories (their child cgroups first) and their now-empty `pyrkt/<uuid>`
+    parents."""
     parents: set[Path] = set()
     for directory in dirs:
-        for _ in range(attempts):
-            try:
-                directory.rmdir()
-                break
-            except FileNotFoundError:
-                break
-            except OSError:
-                time.sleep(0.05)  # the last task may still be exiting
+        for child in _children(directory):
+            _rmdir(child, attempts)
+        _rmdir(directory, attempts)
         parents.add(directory.parent)
     for parent in parents:
+        if parent.name == "pyrkt":
+            continue  # shared by every pod
         try:
             parent.rmdir()
         except OSError:
             pass
+
+
+def _children(directory: Path) -> list[Path]:
+    try:
+        return [entry for entry in directory.iterdir() if entry.is_dir()]
+    except OSError:
+        return []
+
+
+def _rmdir(directory: Path, attempts: int) -> None:
+    for _ in range(attempts):
+        try:
+            directory.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.05)  # the last task may still be exiting
 
 
 def app_cgroup_dir(dirs: list[Path], controller: str) -> Path | None:
@@ -152,3 +252,23 @@ def pids_in(dirs: list[Path]) -> set[int]:
         except OSError:
             pass
     return found
+
+
+def memory_events(dirs: list[Path]) -> dict[str, int]:
+    """The memory controller's event counters of an app (v2 memory.events; v1: oom_kill from
+    memory.oom_control), {} when there are none."""
+    directory = app_cgroup_dir(dirs, "memory")
+    if directory is None:
+        return {}
+    for name in ("memory.events", "memory.oom_control"):
+        try:
+            text = (directory / name).read_text()
+        except OSError:
+            continue
+        events = {}
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if value.strip().isdigit():
+                events[key] = int(value)
+        return events
+    return {}

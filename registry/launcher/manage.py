@@ -7,7 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ class AppInfo:
     image_name: str
     image_id: str
     exit_code: int | None
+    reason: str | None = None  # how it ended when the code alone does not say: oom-killed
 
 
 @dataclass
@@ -48,7 +49,8 @@ class PodInfo:
             "name": self.uuid, "state": self.state, "networks": self.network_info,
             "app_names": [a.name for a in self.apps],
             "apps": [{"name": a.name, "image_name": a.image_name, "image_id": a.image_id,
-                      "exit_code": a.exit_code} for a in self.apps],
+                      "exit_code": a.exit_code, **({"reason": a.reason} if a.reason else {})}
+                     for a in self.apps],
             "created_at": _ns(self.created), "started_at": _ns(self.started),
             "finished_at": _ns(self.finished),
         }
@@ -65,8 +67,9 @@ def describe(pod: Pod) -> PodInfo:
     except LauncherError:
         manifest = {}
     for app in manifest.get("apps", []):
+        code = pod.exit_code(app["name"])
         apps.append(AppInfo(app["name"], app["image"].get("name", ""), app["image"]["id"],
-                            pod.exit_code(app["name"])))
+                            code, end_reason(pod, app["name"], code)))
     # the network package (subprocess, ipaddress) loads when a pod is described, not at import
     from .network import pod as network
 
@@ -74,6 +77,16 @@ def describe(pod: Pod) -> PodInfo:
     return PodInfo(pod.uuid, pod.state, pod.timestamp("created"), pod.timestamp("started"),
                    pod.timestamp("finished"), pod.pid() if pod.is_running else None, apps,
                    [network.summary(entry) for entry in shown], shown)
+
+
+def end_reason(pod: Pod, app: str, code: int | None) -> str | None:
+    """"oom-killed" for an app killed by SIGKILL whose cgroup's memory events count an OOM
+    kill (the kernel's word, from memory.events or v1's memory.oom_control)."""
+    if code != 128 + signal.SIGKILL:
+        return None
+    if cgroups.memory_events(pod.cgroup_dirs_of(app)).get("oom_kill", 0) > 0:
+        return "oom-killed"
+    return None
 
 
 def format_time(stamp: float | None) -> str:
@@ -97,6 +110,8 @@ def status_lines(pod: Pod) -> list[str]:
     for app in info.apps:
         if app.exit_code is not None:
             lines.append(f"app-{app.name}={app.exit_code}")
+        if app.reason:
+            lines.append(f"app-{app.name}-reason={app.reason}")
     return lines
 
 
@@ -119,9 +134,9 @@ def wait_for_exit(pod: Pod, timeout: float | None = None) -> Pod:
     while True:
         pod = pod.refresh()
         if pod.state in ("running", "preparing", "embryo"):
-            if pod.state == "running" and deadline is None:
+            if pod.state == "running" and pod.locked and deadline is None:
                 _wait_lock(pod.path)
-            else:
+            else:  # also a pod alive without its lock (see pods): nothing to block on
                 time.sleep(0.1)
         elif pod.state == "prepared":
             time.sleep(0.1)
@@ -158,7 +173,7 @@ def signal_pod(pod: Pod, signum: int) -> None:
     init forwards a SIGTERM to every process there; a SIGKILL to the init ends them all at once
     (the kernel kills a PID namespace with its PID 1).
     """
-    init = pod.pid()
+    init = pod.live_pid()
     if signum == signal.SIGKILL and init:
         _kill(init, signum)
     seen: set[int] = set()
@@ -181,10 +196,11 @@ def _kill(pid: int, signum: int) -> None:
         pass
 
 
-def wait_unlocked(path: Path, timeout: float, interval: float = 0.01) -> bool:
-    """True once nobody holds the pod's lock (its last process and its supervisor are gone)."""
+def wait_stopped(pod: Pod, timeout: float, interval: float = 0.01) -> bool:
+    """True once the pod is no longer running: nobody holds its lock (its supervisor and its
+    last process are gone) and no process of it is alive (see pods)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(pod.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         return True
     deadline = time.monotonic() + timeout
@@ -192,11 +208,14 @@ def wait_unlocked(path: Path, timeout: float, interval: float = 0.01) -> bool:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return True
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                if not replace(pod, _alive=None).processes_alive():
+                    return True
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(interval)
+                pass
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(interval)
     finally:
         os.close(fd)
 
@@ -215,14 +234,14 @@ def stop(store_dir: Path, uuid: str, *, force: bool = False,
 
         stage1_systemd.stop(pod, force=force)
     else:
-        if pod.pid() is None:
+        if pod.live_pid() is None and not pod.cgroup_dirs():
             raise LauncherError(f"pod {pod.uuid} is starting; try again in a moment")
         signal_pod(pod, signal.SIGKILL if force else signal.SIGTERM)
     if not wait:
         return pod
-    if not force and not wait_unlocked(pod.path, grace):
+    if not force and not wait_stopped(pod, grace):
         signal_pod(pod, signal.SIGKILL)
-    if not wait_unlocked(pod.path, KILL_WAIT):
+    if not wait_stopped(pod, KILL_WAIT):
         raise LauncherError(f"pod {pod.uuid} is still running {KILL_WAIT:g}s after SIGKILL")
     pod = pod.refresh()
     _release_network(pod)
@@ -266,12 +285,17 @@ def destroy(pod: Pod) -> None:
     try:
         if not lock.try_exclusive():
             raise LauncherError(f"pod {pod.uuid} is in use (state {pod.refresh().state})")
+        if replace(pod, _alive=None).processes_alive():
+            # its lock was let go (a killed launcher, a pod systemd runs) but it runs: the
+            # directory and the overlay are its root
+            raise LauncherError(f"pod {pod.uuid} still has live processes; stop it first "
+                                f"(pyrkt stop {pod.uuid})")
         # loaded on use (see describe)
         from .network import pod as network
 
         network.teardown(pod.path, pod.uuid)  # CNI DEL first: it needs the pod's namespace
         _unmount_under(pod.path)
-        cgroups.remove(pod.cgroup_dirs())
+        cgroups.remove(pod.cgroup_dirs() + pod.pod_cgroup_dirs())
         remove_tree(pod.path)
     finally:
         lock.close()
@@ -328,6 +352,8 @@ def _mark(pod: Pod, target: str, log: Callable[[str], None], why: str) -> None:
         fresh = pod.refresh()
         if fresh.state_dir != pod.state_dir:
             return
+        if pod.state_dir == "run" and fresh.processes_alive():
+            return  # alive without its lock (see pods): not garbage
         pod.move(target)
         pod.write_timestamp("marked")
         log(f"Moving pod {pod.uuid} to garbage ({why})")

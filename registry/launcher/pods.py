@@ -6,13 +6,21 @@ directory is locked (`flock` on the directory itself, which survives a rename):
     pods/embryo/<uuid>          embryo       being created (locked)
     pods/prepare/<uuid>         preparing    images being rendered (locked); unlocked: aborted
     pods/prepared/<uuid>        prepared     ready for `run-prepared`
-    pods/run/<uuid>             running      locked by its stage1 supervisor for the pod's life
-    pods/run/<uuid>             exited       the same directory once the lock is released
+    pods/run/<uuid>             running      locked, or any of the pod's processes alive
+    pods/run/<uuid>             exited       the same directory once both are over
     pods/exited-garbage/<uuid>  garbage      an exited pod marked by `gc`
     pods/garbage/<uuid>         garbage      a pod that never ran (aborted or expired prepare)
 
 A state change is one `rename(2)` done while holding the pod's lock, so another `pyrkt` command
 sees the pod either before or after the change, never half-made.
+
+A pod in `run/` is running while its lock is held (by `pyrkt run` and by the pod's own
+long-lived processes, which inherit the descriptor) OR while a process of the pod is alive: its
+cgroups hold a process (`cgroups`, v2's `populated`; v1: a task at any level below), or its
+recorded init still runs with the start time recorded for it (a reused PID is not the pod).
+The second half is what makes a pod whose launcher was killed, or whose processes were started
+by systemd rather than forked by us, still `running`: `status` says so, `stop`/`enter`/`logs`
+work, and `gc`/`rm` leave it alone.
 
 Inside a pod directory:
 
@@ -20,6 +28,10 @@ Inside a pod directory:
     runtime.json             how to run it: network mode, hostname, ports, rootfs mode, stage1
     created, started, finished, marked   timestamps (seconds since the epoch, one per file)
     pid                      host PID of the pod's init (what `stop` signals)
+    pid-start                its start time (/proc/PID/stat's starttime: a reused PID differs)
+    cgroups                  JSON list of the pod's own cgroup directories (every pod process
+                             is below one of them: see `cgroups`; systemd: the pod unit's)
+    limits.json              the limits in force per app (see `limits`)
     apps/<app>/rootfs        the app's root (overlay mount point, or a private copy)
     apps/<app>/upper, work   overlayfs upper and work directories (overlay mode)
     apps/<app>/log           the app's stdout and stderr
@@ -39,7 +51,7 @@ import shutil
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +114,44 @@ def _is_locked(path: Path) -> bool:
         os.close(fd)
 
 
+def process_start(pid: int) -> int | None:
+    """The start time of process `pid` (clock ticks after boot), None if there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[19])  # field 22 of proc(5); fields[0] is field 3
+
+
+def record_pid(path: Path, pid: int) -> None:
+    """Write `pid` (rkt's file: the PID alone) with its start time beside it, start first."""
+    start = process_start(pid)
+    if start is not None:
+        write_atomic(path.with_name(path.name + "-start"), f"{start}\n")
+    write_atomic(path, f"{pid}\n")
+
+
+def cgroup_populated(directory: Path) -> bool:
+    """Does this cgroup, or any cgroup below it, hold a process?"""
+    try:
+        for line in (directory / "cgroup.events").read_text().splitlines():  # v2
+            key, _, value = line.partition(" ")
+            if key == "populated":
+                return value.strip() == "1"
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    for root, _dirs, _files in os.walk(directory):  # v1 has no summary: look at every level
+        try:
+            if (Path(root) / "cgroup.procs").read_text().strip():
+                return True
+        except OSError:
+            continue
+    return False
+
+
 @dataclass
 class Pod:
     """A pod found on disk, at the moment it was looked at."""
@@ -111,6 +161,7 @@ class Pod:
     state_dir: str
     path: Path
     locked: bool
+    _alive: bool | None = field(default=None, repr=False, compare=False)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -123,7 +174,7 @@ class Pod:
         if self.state_dir == "prepared":
             return "prepared"
         if self.state_dir == "run":
-            return "running" if self.locked else "exited"
+            return "running" if self.locked or self.processes_alive() else "exited"
         return "deleting" if self.locked else (
             "exited-garbage" if self.state_dir == "exited-garbage" else "garbage")
 
@@ -171,6 +222,36 @@ class Pod:
             return int((self.path / "pid").read_text().strip())
         except (OSError, ValueError):
             return None
+
+    def live_pid(self) -> int | None:
+        """The recorded init's PID if that very process still runs (same start time)."""
+        pid = self.pid()
+        if pid is None:
+            return None
+        start = process_start(pid)
+        if start is None:
+            return None
+        try:
+            recorded = int((self.path / "pid-start").read_text().strip())
+        except (OSError, ValueError):
+            return pid  # recorded by a stage1 that keeps no start time: the PID alone
+        return pid if recorded == start else None
+
+    def pod_cgroup_dirs(self) -> list[Path]:
+        try:
+            return [Path(p) for p in json.loads((self.path / "cgroups").read_text())]
+        except (OSError, ValueError):
+            return []
+
+    def processes_alive(self) -> bool:
+        """Does any process of the pod still run, whoever holds (or dropped) its lock?"""
+        if self._alive is None:
+            dirs = self.pod_cgroup_dirs()
+            if dirs:
+                self._alive = any(cgroup_populated(d) for d in dirs)
+            else:  # a pod without cgroups of its own: its recorded init
+                self._alive = self.live_pid() is not None
+        return self._alive
 
     def app_names(self) -> list[str]:
         try:

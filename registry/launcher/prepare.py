@@ -306,7 +306,8 @@ def prepare_pod(store_dir: Path, options: PodOptions, *, log: Any = lambda messa
 
     networks = plan(options.net, options.config_dirs)  # a bad --net fails before any fetch
     for name in options.run_insecure():
-        log(f"warning: {RUN_WARNINGS[name]}")
+        if name in RUN_WARNINGS:  # limits: warned per limit, and only if one is left out
+            log(f"warning: {RUN_WARNINGS[name]}")
     store = open_store(store_dir)
     resolved = resolve_images(store, options, log)
     manifest, forwards = build_manifest(resolved, options)

@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import LauncherError
 from .options import PodOptions
-from .pods import Pod, PodLock, find_pod, write_atomic
+from .pods import Pod, PodLock, find_pod, remove_tree, write_atomic
 from .prepare import prepare_pod
 
 # Function-local imports keep start-up fast: a pod command loads only what it runs.
@@ -52,10 +52,16 @@ def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
             raise LauncherError(f"pod {pod.uuid} is {pod.state}, not prepared")
         runtime = pod.runtime()
         flavour = choose_stage1(stage1 or runtime.get("stage1", "auto"))
+        from . import limits
+
+        # a limit this host cannot enforce fails the run here, before anything is made
+        enforced = limits.plan(pod.manifest()["apps"], runtime.get("insecure") or (),
+                               lambda message: log(f"warning: {message}"))
         pod.move("run")
         pod.locked = True
         pod.write_timestamp("started")
         write_atomic(pod.path / "stage1", flavour + "\n")
+        limits.record(pod, enforced)
         # Imported here to keep start-up fast: only the chosen flavour's modules load (and the
         # network package's plugin machinery only for a pod that runs).
         from .network import pod as network
@@ -90,7 +96,25 @@ def run_pod(store_dir: Path, options: PodOptions, *, uuid_file: str | None = Non
     pod = prepare_pod(store_dir, options, log=log)
     if uuid_file:
         save_uuid(pod, uuid_file)
-    return run_prepared(store_dir, pod.uuid, echo=echo, log=log)
+    try:
+        return run_prepared(store_dir, pod.uuid, echo=echo, log=log)
+    except LauncherError:
+        _discard_unstarted(pod)  # refused before it started (e.g. a limit): nothing is left
+        raise
+
+
+def _discard_unstarted(pod: Pod) -> None:
+    """Remove a pod `pyrkt run` prepared for itself if it never left `prepared`."""
+    lock = PodLock(pod.path) if pod.path.exists() else None
+    if lock is None:
+        return
+    try:
+        if lock.try_exclusive() and pod.refresh().state_dir == "prepared":
+            remove_tree(pod.path)
+    except LauncherError:
+        pass
+    finally:
+        lock.close()
 
 
 def save_uuid(pod: Pod, path: str) -> None:

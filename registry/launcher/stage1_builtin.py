@@ -2,16 +2,22 @@
 
 Process tree, from the host's point of view:
 
-    pyrkt run (supervisor: holds the pod lock, pumps logs, forwards ports, records the end)
-    └── holder: unshares the mount, UTS, IPC, network and PID namespaces, sets the hostname,
-        │       brings up loopback; waits for the pod's init and exits with it
+    pyrkt run (supervisor: holds the pod lock, forwards signals and ports, tears down networks)
+    └── holder: joins the pod's `_init` cgroup, unshares the mount, UTS, IPC, network and PID
+        │       namespaces, sets the hostname, brings up loopback; pumps the apps' output into
+        │       their logs (and onto our stdout), waits for the pod's init, records the end
         └── pod init (PID 1 of the pod): forks the apps, reaps every process, writes each
             │   app's exit code, forwards SIGTERM/SIGINT and escalates to SIGKILL after a grace
             └── app: own mount namespace, cgroups joined, pivot_root, user/group, exec
 
-All namespaces are made with unshare(2) through ctypes (see `linux`). The pod init holds the pod
-lock too (an inherited descriptor), so the pod reads as `running` for exactly as long as any of
-its processes may live, even if the supervisor is killed.
+All namespaces are made with unshare(2) through ctypes (see `linux`).
+
+The pod's life does not hang on `pyrkt run`: the holder and the init hold the pod lock too (an
+inherited descriptor) and live in the pod's cgroup, not in the launcher's (so a service manager
+stopping the unit that ran `pyrkt run` signals `pyrkt run`, which stops the pod in order, rather
+than killing the pod's init under its apps). If `pyrkt run` is killed outright, the pod runs on:
+the holder keeps its logs and records its end, and the pod reads as `running` (lock, cgroup,
+recorded init) for `status`, `stop`, `enter`, `logs` and `gc` until its last process is gone.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import selectors
 import signal
 import socket
 import sys
@@ -26,13 +33,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import cgroups, linux, podinit
+from . import cgroups, limits, linux, podinit
 from .errors import LauncherError
 from .logs import LogWriter
 from .network.pod import join_netns
-from .pods import Pod, write_atomic
+from .pods import Pod, record_pid, write_atomic
 from .portfwd import Forwarder, bind_listeners, userspace_forwards
-from .quantities import cpu_millis, memory_bytes
 from .sandbox import become_app, filter_for
 from .seccomp import cache_dir as seccomp_cache
 from .terminal import Relay
@@ -46,23 +52,6 @@ FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 def _record_pid(app_dir: Path, host_pid: int) -> None:
     write_atomic(app_dir / "pid", f"{host_pid}\n")
-
-def app_limits(app: dict[str, Any]) -> tuple[int | None, int | None]:
-    """(memory bytes, CPU millis) from the app's resource isolators (limit wins over request)."""
-    memory = cpu = None
-    for isolator in app["app"].get("isolators") or []:
-        value = isolator.get("value")
-        if not isinstance(value, dict):  # e.g. os/linux/no-new-privileges: true
-            continue
-        amount = value.get("limit") or value.get("request")
-        if amount is None:
-            continue
-        if isolator.get("name") == "resource/memory":
-            memory = memory_bytes(str(amount))
-        elif isolator.get("name") == "resource/cpu":
-            cpu = cpu_millis(str(amount))
-    return memory, cpu
-
 
 def exit_code_of(status: int) -> int:
     """Shell convention: the exit code, or 128+N for a process killed by signal N."""
@@ -78,53 +67,68 @@ def app_filters(pod: Pod, apps: list[dict[str, Any]],
     return {app["name"]: filter_for(app["app"], insecure, cache) for app in apps}
 
 
-def make_cgroups(pod: Pod, apps: list[dict[str, Any]]) -> dict[str, cgroups.AppCgroup]:
-    made: dict[str, cgroups.AppCgroup] = {}
+def make_pod_cgroups(pod: Pod) -> cgroups.PodCgroups:
+    """The pod's cgroups with the limits `limits.plan` kept, recorded in the pod (see
+    `cgroups`); LauncherError, before any process starts, if one cannot be set."""
+    per_app = limits.enforced(pod)
+    made = cgroups.create_pod(pod.uuid, per_app, limits.pod_limits(per_app.values()))
     try:
-        for app in apps:
-            memory, cpu = app_limits(app)
-            group = cgroups.create(pod.uuid, app["name"], memory=memory, cpu_millis=cpu)
-            write_atomic(pod.app_dir(app["name"]) / "cgroups",
-                         json.dumps([str(d) for d in group.dirs]))
-            made[app["name"]] = group
+        write_atomic(pod.path / "cgroups", json.dumps([str(d) for d in made.pod_dirs]))
+        for name, group in made.apps.items():
+            write_atomic(pod.app_dir(name) / "cgroups", json.dumps([str(d) for d in group.dirs]))
     except BaseException:
-        cgroups.remove([d for g in made.values() for d in g.dirs])
+        cgroups.remove(made.pod_dirs)
         raise
     return made
 
 
-class _LogPump(threading.Thread):
-    """Copies an app's output to its log file (with the time of each chunk, see `logs`) and,
-    when asked, to our stdout."""
+def make_cgroups(pod: Pod, apps: list[dict[str, Any]]) -> dict[str, cgroups.AppCgroup]:
+    """Each app's cgroup (for a stage1 that runs the apps itself)."""
+    made = make_pod_cgroups(pod).apps
+    return {app["name"]: made[app["name"]] for app in apps}
 
-    def __init__(self, read_fd: int, log_path: Path, echo: bool) -> None:
-        super().__init__(daemon=True, name=f"log-{log_path.parent.name}")
-        self.read_fd, self.log_path, self.echo = read_fd, log_path, echo
 
-    def run(self) -> None:
-        log = LogWriter(self.log_path)
-        try:
-            while True:
-                try:
-                    data = os.read(self.read_fd, 65536)
-                except OSError:
-                    break
-                if not data:
-                    break
-                log.write(data)
-                if self.echo:
-                    try:
-                        os.write(1, data)
-                    except BrokenPipeError:
-                        # Whoever read our output is gone (`pyrkt run IMAGE | head -1`): stop
-                        # reading, so the app's next write ends it with SIGPIPE, as it would
-                        # end in a shell pipeline (it would otherwise write, unread, forever).
-                        break
-                    except OSError:
-                        self.echo = False  # our stdout failed otherwise; keep logging
-        finally:
-            log.close()
-            os.close(self.read_fd)
+def _pump_logs(pod: Pod, reads: dict[str, int], echo: bool) -> None:
+    """Copy the apps' output to their log files (with the time of each chunk, see `logs`) and,
+    when asked, to our stdout, until every app's pipe is at its end.
+
+    One thread, one select loop: the holder that runs this has unshared its PID namespace, and
+    the kernel refuses a thread to such a process (clone(CLONE_THREAD) is EINVAL there).
+    """
+    selector = selectors.DefaultSelector()
+    writers: dict[int, LogWriter] = {}
+    for name, fd in reads.items():
+        writers[fd] = LogWriter(pod.app_dir(name) / "log")
+        selector.register(fd, selectors.EVENT_READ)
+
+    def done(fd: int) -> None:
+        selector.unregister(fd)
+        writers.pop(fd).close()
+        os.close(fd)
+
+    while writers:
+        for key, _events in selector.select():
+            fd = int(key.fd)
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                done(fd)
+                continue
+            writers[fd].write(data)
+            if not echo:
+                continue
+            try:
+                os.write(1, data)
+            except BrokenPipeError:
+                # Whoever read our output is gone (`pyrkt run IMAGE | head -1`): stop reading
+                # this app, so its next write ends it with SIGPIPE, as it would end in a shell
+                # pipeline (it would otherwise write, unread, forever).
+                done(fd)
+            except OSError:
+                echo = False  # our stdout failed otherwise; keep logging
+    selector.close()
 
 
 def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
@@ -133,7 +137,12 @@ def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
     """PID 1 of the pod: hides the host (see `podinit`), starts the apps, reaps every process,
     records each app's exit code, forwards SIGTERM/SIGINT to the whole pod. Never returns."""
     try:
-        write_atomic(pod.path / "pid", f"{int(os.readlink('/proc/self'))}\n")
+        # a mount namespace of its own: the empty root it pivots into below must not become
+        # the holder's, which still writes the pod's logs and its end
+        linux.unshare(linux.CLONE_NEWNS)
+        record_pid(pod.path / "pid", int(os.readlink("/proc/self")))
+        for read_end, _ in pipes.values():  # the holder's: it pumps the logs
+            os.close(read_end)
         apps_fd = os.open(pod.path / "apps", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         podinit.hide_host()
         _install_init_signals()
@@ -230,14 +239,23 @@ def _wire_stdio(name: str, pipes: dict[str, tuple[int, int]], interactive: bool)
 
 
 def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
-            groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
+            groups: cgroups.PodCgroups, pipes: dict[str, tuple[int, int]],
             ready_w: int, host_fds: list[int], programs: dict[str, bytes | None],
-            terminal: socket.socket | None) -> None:
-    """Make the pod's namespaces, start its init inside them, exit with it. Never returns."""
+            terminal: socket.socket | None, echo: bool) -> None:
+    """Make the pod's namespaces, start its init inside them, pump the apps' output, record the
+    pod's end, exit with the init's code. Never returns."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for read_end, _ in pipes.values():
-            os.close(read_end)
+        init_pid = 0
+
+        def stop(signum: int, _frame: object) -> None:
+            # a SIGTERM meant for the pod (a service manager's stop reaching every process of
+            # ours): the init stops the apps in order, and we stay to record it
+            if init_pid:
+                _kill_quietly(init_pid, signum)
+
+        signal.signal(signal.SIGTERM, stop)
+        groups.init.join_self()  # the pod's own processes, in the pod's cgroup (see cgroups)
         for fd in host_fds:  # the host's listening sockets stay with the supervisor alone
             os.close(fd)
         flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWPID
@@ -252,20 +270,31 @@ def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         init_pid = os.fork()
         if init_pid == 0:
             os.close(ready_w)
-            _pod_init(pod, manifest, runtime, groups, pipes, programs, terminal)
+            _pod_init(pod, manifest, runtime, groups.apps, pipes, programs, terminal)
         if terminal is not None:
             terminal.close()
         for _, write_end in pipes.values():
             os.close(write_end)
         os.write(ready_w, b"ok\n")
         os.close(ready_w)
+        # the pipes end when the last process holding them does: every process of the pod
+        _pump_logs(pod, {name: read_end for name, (read_end, _) in pipes.items()}, echo)
         _, status = os.waitpid(init_pid, 0)
-        os._exit(exit_code_of(status))
+        code = exit_code_of(status)
+        finish(pod, manifest["apps"], code)
+        os._exit(code)
     except BaseException as error:  # noqa: BLE001
         try:
             os.write(ready_w, f"{error}\n".encode())
         finally:
             os._exit(125)
+
+
+def _kill_quietly(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def run(pod: Pod, *, echo: bool = True) -> int:
@@ -276,7 +305,7 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     # a busy host port fails the run before anything else is made
     forwards = bind_listeners(userspace_forwards(runtime))
     try:
-        groups = make_cgroups(pod, apps)
+        groups = make_pod_cgroups(pod)
     except BaseException:
         for forward in forwards:
             forward.listener.close()
@@ -294,16 +323,13 @@ def run(pod: Pod, *, echo: bool = True) -> int:
         if relay_end is not None:
             relay_end.close()
         _holder(pod, manifest, runtime, groups, pipes, ready_w,
-                [forward.listener.fileno() for forward in forwards], programs, app_end)
+                [forward.listener.fileno() for forward in forwards], programs, app_end, echo)
     os.close(ready_w)
     if app_end is not None:
         app_end.close()
-    pumps = []
-    for name, (read_end, write_end) in pipes.items():
+    for read_end, write_end in pipes.values():  # the holder pumps them
+        os.close(read_end)
         os.close(write_end)
-        pumps.append(_LogPump(read_end, pod.app_dir(name) / "log", echo))
-    for pump in pumps:
-        pump.start()
     answer = os.read(ready_r, 4096).decode(errors="replace").strip()
     os.close(ready_r)
     if answer != "ok":
@@ -312,7 +338,7 @@ def run(pod: Pod, *, echo: bool = True) -> int:
         os.waitpid(holder, 0)
         for forward in forwards:
             forward.listener.close()
-        cgroups.remove([d for group in groups.values() for d in group.dirs])
+        cgroups.remove(groups.pod_dirs)
         raise LauncherError(f"cannot start pod {pod.uuid}: {answer or 'stage1 died'}")
     forwarder = None
     if forwards:
@@ -325,17 +351,21 @@ def run(pod: Pod, *, echo: bool = True) -> int:
             relay = None
     previous = _forward_signals_to(pod)
     try:
-        _, status = os.waitpid(holder, 0)
+        while True:
+            try:
+                _, status = os.waitpid(holder, 0)
+                break
+            except InterruptedError:
+                continue
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if relay is not None:
             relay.finish()
-    for pump in pumps:
-        pump.join()
     if forwarder is not None:
         forwarder.close()
         os.close(forwarder.netns_fd)
+    # the holder recorded the end; if it was killed itself, whatever it could not write
     return finish(pod, apps, exit_code_of(status))
 
 
@@ -362,7 +392,8 @@ def _forward_signals_to(pod: Pod) -> dict[int, Any]:
 
 
 def finish(pod: Pod, apps: list[dict[str, Any]], holder_code: int) -> int:
-    """Record the end; an app without an exit code died with its pod (killed by the kernel)."""
+    """Record the end (once: the holder does, and `pyrkt run` again only for what a killed holder
+    could not); an app without an exit code died with its pod (killed by the kernel)."""
     codes = []
     for app in apps:
         code = pod.exit_code(app["name"])
@@ -370,5 +401,6 @@ def finish(pod: Pod, apps: list[dict[str, Any]], holder_code: int) -> int:
             code = holder_code if holder_code >= 128 else 128 + signal.SIGKILL
             write_atomic(pod.app_dir(app["name"]) / "exit", f"{code}\n")
         codes.append(code)
-    pod.write_timestamp("finished")
+    if pod.timestamp("finished") is None:
+        pod.write_timestamp("finished")
     return next((c for c in codes if c != 0), 0)

@@ -26,12 +26,13 @@ from typing import Any, cast
 
 from . import linux
 from .errors import LauncherError
+from .limits import enforced, systemd_properties
 from .logs import LogWriter, journal_to_log
 from .network.dns import nspawn_binds
 from .pods import Pod, PodLock, write_atomic
 from .portfwd import Forwarder, bind_listeners, userspace_forwards
 from .rootfs import mount_overlay
-from .stage1_builtin import app_limits, finish, make_cgroups
+from .stage1_builtin import finish, make_cgroups
 
 
 def machine_name(pod: Pod) -> str:
@@ -112,14 +113,8 @@ def run(pod: Pod, lock: PodLock, *, as_unit: bool, echo: bool = True) -> int:
     return finish(pod, apps, code)
 
 
-def _unit_properties(app: dict[str, Any]) -> list[str]:
-    memory, cpu = app_limits(app)
-    props = []
-    if memory is not None:
-        props += ["-p", f"MemoryMax={memory}"]
-    if cpu is not None:
-        props += ["-p", f"CPUQuota={cpu / 10:g}%"]
-    return props
+def _unit_properties(pod: Pod, app: dict[str, Any]) -> list[str]:
+    return [arg for prop in systemd_properties(enforced(pod)[app["name"]]) for arg in ("-p", prop)]
 
 
 def _run_as_unit(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], root: Path,
@@ -128,7 +123,7 @@ def _run_as_unit(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], ro
     write_atomic(pod.path / "unit", unit + ".service\n")
     command = ["systemd-run", "--quiet", f"--unit={unit}", "--slice=machine", "--wait",
                f"--description=pyrkt pod {pod.uuid}",
-               "--collect", "--service-type=exec", *_unit_properties(manifest["apps"][0]),
+               "--collect", "--service-type=exec", *_unit_properties(pod, manifest["apps"][0]),
                *_nspawn_args(pod, manifest, runtime, root, register=True)]
     process = subprocess.Popen(command)
     write_atomic(pod.path / "pid", f"{process.pid}\n")

@@ -144,3 +144,42 @@ def test_logs_follow_streams_until_the_pod_ends(tmp_path, tool_image, start_pyrk
     assert followed.stdout.startswith("env PYRKT_DIR=")  # inherited from pyrkt's environment
     assert followed.stdout.endswith("cwd=/\n")  # written after the follow began
     assert status_of(pyrkt, uuid)["state"] == "exited"
+
+
+def test_pod_outlives_its_killed_launcher_and_stays_managed(tmp_path, tool_image, start_pyrkt,
+                                                            pyrkt, store) -> None:
+    """kill -9 of `pyrkt run`: the pod runs on (its holder and init keep the lock, the logs and
+    the end), `status` says running, gc and rm leave it alone, enter/logs/stop work, and the
+    app's code is recorded when `stop` ends it."""
+    image = tool_image()
+    uuid_file = tmp_path / "uuid"
+    process = start_pyrkt("run", "--insecure-options=image", f"--uuid-file-save={uuid_file}",
+                          str(image), "--", "hostname", "sleep", "2", "cwd", "sleep", "60")
+    uuid = wait_for_file(uuid_file)
+    _wait_state(pyrkt, uuid, "running")
+    process.kill()
+    assert process.wait(timeout=10) == -9
+
+    pod = find_pod(store, uuid)
+    assert pod.processes_alive() and pod.pod_cgroup_dirs()
+    status = status_of(pyrkt, uuid)
+    assert status["state"] == "running" and "app-tool" not in status
+    assert int(status["pid"]) == pod.live_pid()
+    gc = pyrkt("gc", "--grace-period=0s", check=True)
+    assert uuid not in gc.stdout and find_pod(store, uuid).path.is_dir()
+    refused = pyrkt("rm", uuid)
+    assert refused.returncode == 254 and "running" in refused.stderr
+    entered = pyrkt("enter", uuid, "/bin/tool", "hostname", check=True)
+    assert entered.stdout == f"hostname=rkt-{uuid}\n"
+    # output written after the launcher died still reaches the log (the holder pumps it)
+    deadline = time.monotonic() + 20
+    while "cwd=/" not in pyrkt("logs", uuid).stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pyrkt("logs", uuid, check=True).stdout == f"tool | hostname=rkt-{uuid}\ntool | cwd=/\n"
+
+    pyrkt("stop", uuid, check=True)
+    exited = status_of(pyrkt, uuid)
+    assert exited["state"] == "exited" and exited["app-tool"] == "143" and "finished" in exited
+    assert not find_pod(store, uuid).processes_alive()
+    pyrkt("gc", "--grace-period=0s", check=True)
+    assert pyrkt("status", uuid).returncode != 0  # collected once it is over

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,7 +38,10 @@ def test_memory_limit_oom_kills_a_greedy_app(tmp_path, tool_image, pyrkt, store)
     assert "allocated 16 MB" in result.stdout  # under the limit: fine
     assert "allocated 400 MB" not in result.stdout
     assert result.returncode == 137, (result.stdout, result.stderr)  # 128 + SIGKILL
-    assert status_of(pyrkt, uuid)["app-tool"] == "137"
+    status = status_of(pyrkt, uuid)
+    assert status["app-tool"] == "137" and status["app-tool-reason"] == "oom-killed"
+    [app] = json.loads(pyrkt("status", "--format=json", uuid, check=True).stdout)["apps"]
+    assert app["exit_code"] == 137 and app["reason"] == "oom-killed"
     if cgroups.is_unified():
         assert _cgroup_file(store, uuid, "memory", "memory.max").strip() == str(48 * 2**20)
         events = dict(line.split() for line in
@@ -68,3 +75,42 @@ def test_cpu_quota_throttles_a_busy_loop(tmp_path, tool_image, pyrkt, store) -> 
     # lower bound only guards against a loop that did not run: a loaded host may give less)
     assert 0.05 < used / wall < 0.30, (used, wall, cpu)
     assert 0.05 < cpu / wall < 0.30, (cpu, wall)
+
+
+def _read_only_hierarchy(controller: str) -> str:
+    """Where a container given read-only cgroups would see `controller`'s files."""
+    if cgroups.is_unified():
+        return str(cgroups.CGROUP_ROOT)
+    return str(cgroups.v1_mountpoints()[controller])
+
+
+def test_a_limit_the_host_cannot_enforce_is_refused_before_the_pod_starts(tmp_path, tool_image,
+                                                                           store) -> None:
+    """In a mount namespace of the test's own, the memory hierarchy is read-only (as
+    systemd-nspawn gives it to a container): --memory is an error before anything starts,
+    naming the limit, the reason and the way out; --insecure-options=limits runs the pod
+    unlimited, with a warning."""
+    image = tool_image()
+    hierarchy = _read_only_hierarchy("memory")
+    script = f"mount -o remount,bind,ro {hierarchy} && exec \"$@\""
+
+    def run(insecure: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m",
+                               "registry.cli.main", "run", "--net=none",
+                               f"--insecure-options={insecure}", str(image), "--memory=32Mi",
+                               "--", "alloc", "64"],
+                              env=dict(os.environ, PYRKT_DIR=str(store)), capture_output=True,
+                              text=True, timeout=120)
+
+    refused = run("image")
+    assert refused.returncode == 254, (refused.stdout, refused.stderr)
+    [line] = [text for text in refused.stderr.splitlines() if "cannot be enforced" in text]
+    assert line.startswith("pyrkt: --memory=32Mi (app tool) cannot be enforced: ")
+    assert "read-only" in line and "--insecure-options=limits" in line
+    assert refused.stdout == ""  # the app never ran
+    assert not list((store / "pods").glob("*/*")), "the refused pod was left behind"
+
+    allowed = run("image,limits")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "allocated 64 MB" in allowed.stdout  # twice the limit: nothing enforced it
+    assert "warning: --memory=32Mi (app tool) is NOT enforced: " in allowed.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -94,3 +95,26 @@ def test_run_in_rootfs_starts_with_no_ignored_signals(tmp_path, tool_binary, cap
     out = capfd.readouterr().out
     assert int(_status_field(out, "SigIgn"), 16) == 0, out
     assert int(_status_field(out, "SigBlk"), 16) == 0, out
+
+
+def test_apps_killed_by_signals_exit_128_plus_n(tmp_path, tool_image, start_pyrkt, pyrkt,
+                                                store) -> None:
+    """An app's code is its own: SIGKILL 137, SIGTERM 143 (the shell's 128+N), whoever sends it;
+    the pod's code is the first app's non-zero one."""
+    from registry.launcher.pods import find_pod
+
+    image = tool_image()
+    uuid_file = tmp_path / "uuid"
+    process = start_pyrkt("run", "--insecure-options=image", "--net=none",
+                          f"--uuid-file-save={uuid_file}",
+                          str(image), "--name=killed", "--", "sleep", "60", "---",
+                          str(image), "--name=termed", "--", "sleep", "60")
+    uuid = wait_for_file(uuid_file)
+    pod = find_pod(store, uuid)
+    pids = {name: wait_for_file(pod.app_dir(name) / "pid") for name in ("killed", "termed")}
+    os.kill(int(pids["killed"]), signal.SIGKILL)
+    os.kill(int(pids["termed"]), signal.SIGTERM)
+    assert process.wait(timeout=30) == 137
+    status = status_of(pyrkt, uuid)
+    assert (status["app-killed"], status["app-termed"]) == ("137", "143")
+    assert "app-killed-reason" not in status  # killed, but not by the OOM killer
