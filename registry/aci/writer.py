@@ -3,7 +3,8 @@ rename) that write_aci, the builder, docker2aci and the registry's OCI conversio
 
 Reproducible mode of write_aci (the default) makes the bytes depend on the content only: entries
 sorted by name, mtimes fixed to SOURCE_DATE_EPOCH (or 0), owners 0:0 with empty names (unless
-ownership is preserved), gzip headers without mtime or filename."""
+ownership is preserved), gzip headers without mtime or filename. (The gzip bytes also depend on
+the deflate library compression.py found; the tar inside, and so the image ID, does not.)"""
 
 from __future__ import annotations
 
