@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from launcher_helpers import CACHE_DIR, HERE, busybox_files, write_image
+from launcher_helpers import build_tool_binary, busybox_files, make_tool_image, write_image
 from netns_helpers import own_network_namespace
 
 
@@ -34,13 +34,7 @@ def test_netns() -> Iterator[Path | None]:
 @pytest.fixture(scope="session")
 def tool_binary() -> Path:
     """tests/launcher/tool.c built with `cc -static` (runs the commands given as arguments)."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    source = HERE / "tool.c"
-    target = CACHE_DIR / f"launcher-tool-{int(source.stat().st_mtime)}"
-    if not target.exists():
-        subprocess.run(["cc", "-static", "-O1", "-o", str(target), str(source)], check=True,
-                       capture_output=True)
-    return target
+    return build_tool_binary()
 
 
 @pytest.fixture
@@ -87,15 +81,7 @@ def tool_image(tmp_path: Path, tool_binary: Path) -> Callable[..., Path]:
 
     def make(name: str = "example.com/tool", app: dict[str, Any] | None = None,
              files: dict[str, Path | str] | None = None) -> Path:
-        short = name.rsplit("/", 1)[-1]
-        contents: dict[str, Path | str] = {
-            "/bin/tool": tool_binary,
-            "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\nworker:x:1234:2345::/home:/bin/sh\n",
-            "/etc/group": "root:x:0:\nworkers:x:2345:\n",
-        }
-        contents.update(files or {})
-        return write_image(tmp_path / f"{short}.aci", name, contents,
-                           {"exec": ["/bin/tool"], **(app or {})}, extra_dirs=("/tmp",))
+        return make_tool_image(tmp_path, tool_binary, name, app, files)
 
     return make
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,32 @@ def write_image(out: Path, name: str, files: dict[str, Path | str], app: dict[st
         manifest["app"] = {"user": "0", "group": "0", **app}
     write_aci(ImageManifest.from_dict(manifest), rootfs, out)
     return out
+
+
+def build_tool_binary() -> Path:
+    """tests/launcher/tool.c built with `cc -static` once (runs the commands given as arguments)."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    source = HERE / "tool.c"
+    target = CACHE_DIR / f"launcher-tool-{int(source.stat().st_mtime)}"
+    if not target.exists():
+        subprocess.run(["cc", "-static", "-O1", "-o", str(target), str(source)], check=True,
+                       capture_output=True)
+    return target
+
+
+def make_tool_image(directory: Path, tool_binary: Path, name: str = "example.com/tool",
+                    app: dict[str, Any] | None = None,
+                    files: dict[str, Path | str] | None = None) -> Path:
+    """An image in `directory` running the test tool (/bin/tool, with a passwd and group)."""
+    short = name.rsplit("/", 1)[-1]
+    contents: dict[str, Path | str] = {
+        "/bin/tool": tool_binary,
+        "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\nworker:x:1234:2345::/home:/bin/sh\n",
+        "/etc/group": "root:x:0:\nworkers:x:2345:\n",
+    }
+    contents.update(files or {})
+    return write_image(directory / f"{short}.aci", name, contents,
+                       {"exec": ["/bin/tool"], **(app or {})}, extra_dirs=("/tmp",))
 
 
 def wait_for_file(path: Path, timeout: float = 20) -> str:

@@ -1,0 +1,79 @@
+"""Fixtures of the tests that need a real systemd host with cgroup v2: one QEMU virtual machine
+per test session (`systemd_vm`, see vm_harness.py), booted from the image .ci/run caches with
+tests/vm/make_vm_image.sh. Boot costs ~10-30 s under TCG, so every test of the session shares
+the one machine: leave it as you found it (stop your pods, use your own store).
+
+    def test_x(systemd_vm, vm_tool_image, vm_store):
+        result = systemd_vm.pyrkt("run", "--insecure-options=image", str(vm_tool_image),
+                                  "--", "exit", "3", store=vm_store)
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from components import missing
+
+# The launcher's helpers (the test tool and its images) are shared with tests/launcher; pytest
+# puts that folder on sys.path only when it collects it, and this folder may run alone.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "launcher"))
+
+from launcher_helpers import build_tool_binary, make_tool_image  # noqa: E402
+from vm_harness import QEMU, ROOTFS_TARBALL, VM_CACHE, SystemdVM, image_dir  # noqa: E402
+
+_booted: list[SystemdVM] = []
+
+
+@pytest.fixture(scope="session")
+def systemd_vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SystemdVM]:
+    """The session's booted virtual machine (systemd PID 1, cgroup v2, no network device)."""
+    if shutil.which(QEMU) is None:
+        missing(f"{QEMU} is not installed (apt-get install qemu-system-x86)")
+    image = image_dir()
+    if image is None:
+        missing(f"no cached systemd VM image under {VM_CACHE}: make it once with "
+                f"tests/vm/make_vm_image.sh {ROOTFS_TARBALL} {VM_CACHE} (after "
+                f"tests/launcher/make_systemd_rootfs.sh; .ci/run does both)")
+    vm = SystemdVM.boot(image, share=tmp_path_factory.mktemp("vm-share"))
+    _booted.append(vm)
+    try:
+        yield vm
+    finally:
+        vm.poweroff()
+        vm.cleanup()
+
+
+@pytest.fixture(scope="session")
+def vm_tool_image(systemd_vm: SystemdVM) -> Path:
+    """The launcher's test tool image (tests/launcher/tool.c), in the share: the same path
+    inside the machine."""
+    return make_tool_image(systemd_vm.share / "images", build_tool_binary())
+
+
+_stores = itertools.count(1)
+
+
+@pytest.fixture
+def vm_store(systemd_vm: SystemdVM) -> Iterator[str]:
+    """A fresh pyrkt store (PYRKT_DIR) on the machine's own disk for one test; the pods left in
+    it are stopped and collected afterwards."""
+    store = f"/var/lib/pyrkt-test/{next(_stores)}"
+    systemd_vm.run("mkdir", "-p", store, check=True)
+    yield store
+    listed = systemd_vm.pyrkt("list", "--no-legend", "--full", "--fields=uuid,state",
+                              store=store, timeout=120).stdout
+    running = [line.split()[0] for line in listed.splitlines() if line.split()[1:] == ["running"]]
+    if running:
+        systemd_vm.pyrkt("stop", "--force", *running, store=store, timeout=120)
+    systemd_vm.pyrkt("gc", "--grace-period=0s", store=store, timeout=300)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for vm in _booted:
+        terminalreporter.write_line(f"systemd VM: booted to systemd running in "
+                                    f"{vm.boot_seconds:.1f} s (QEMU TCG)")
