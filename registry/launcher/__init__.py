@@ -10,7 +10,9 @@ Modules, in the order a run goes through them:
                  `capabilities`, `seccomp` (libseccomp filters, cached BPF), `terminal`
                  (--interactive ptys), `cgroups` (v2 or v1), `portfwd` (host -> pod TCP),
                  `logs` (app output with per-chunk times)
-- `stage1_systemd` systemd-run + systemd-nspawn
+- `stage1_systemd` each pod a machine where systemd is PID 1 (`machine`: its root and units,
+                 `unitfile`: values systemd passes on unchanged, `journal`: its apps' output);
+                 a one-app systemd-nspawn child otherwise
 - `manage`       list/status/stop/rm/gc/logs/enter helpers; `enter` runs `pyrkt enter`
 - `oneshot`      `run_in_rootfs`, one command in a bare rootfs (for `acbuild run`)
 

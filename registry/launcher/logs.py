@@ -154,37 +154,6 @@ def follow(logs: list[AppLog], is_running: object, *, since: float | None, tail:
         time.sleep(interval)
 
 
-def journal_to_log(unit: str, log_path: Path) -> bytes:
-    """Copy a systemd unit's journal into an app log with its times; returns the bytes written."""
-    import json
-    import subprocess
-
-    result = subprocess.run(["journalctl", "--quiet", "-o", "json", "--output-fields=MESSAGE",
-                             f"_SYSTEMD_UNIT={unit}"], capture_output=True)
-    writer = LogWriter(log_path)
-    written = bytearray()
-    try:
-        for row in result.stdout.splitlines():
-            try:
-                entry = json.loads(row)
-            except ValueError:
-                continue
-            message = entry.get("MESSAGE")
-            if isinstance(message, list):  # journald's form for non-UTF-8 messages
-                data = bytes(message)
-            elif isinstance(message, str):
-                data = message.encode()
-            else:
-                continue
-            data += b"\n"
-            when = int(entry.get("__REALTIME_TIMESTAMP", 0)) / 1e6 or None
-            writer.write(data, when)
-            written += data
-    finally:
-        writer.close()
-    return bytes(written)
-
-
 def unlink_index(log_path: Path) -> None:
     try:
         os.unlink(log_path.with_name(log_path.name + INDEX_SUFFIX))

@@ -379,19 +379,18 @@ def read_logs(store_dir: Path, uuid: str, app: str | None, *, follow: bool = Fal
     names = [app] if app else pod.app_names()
     paths = {name: log_path(pod, name) for name in names}
     started = pod.timestamp("started") or pod.timestamp("created") or 0.0
-    unit = pod.path / "unit"
-    if pod.is_running and unit.exists():
-        # the systemd flavour: the output is in the journal until the unit ends (and is then
-        # copied into the app's log, with the journal's times)
-        shown = list(_journal_lines(unit.read_text().strip(), names[0], since, tail))
-        yield from shown
+    if (pod.path / "machine").is_dir():
+        # the systemd stage1's machine: the apps' output is in its journal (see `journal`)
+        from . import journal
+        from .machine import journal_dir
+
         if not follow:
+            lines, _ = journal.read(journal_dir(pod), names)
+            yield from logs.select(lines, since=since, tail=tail)
             return
-        wait_for_exit(pod)
-        pod = pod.refresh()
-        after = [line for line in logs.AppLog(names[0], paths[names[0]], started).read(final=True)
-                 if since is None or line.when >= since]
-        yield from after[len([line for line in after if line in shown]):]
+        yield from journal.follow(journal_dir(pod), names,
+                                  lambda: find_pod(store_dir, pod.uuid).state in ACTIVE_STATES,
+                                  since=since, tail=tail)
         return
     app_logs = [logs.AppLog(name, path, started) for name, path in paths.items()]
     if not follow:
@@ -403,17 +402,6 @@ def read_logs(store_dir: Path, uuid: str, app: str | None, *, follow: bool = Fal
         return find_pod(store_dir, pod.uuid).state in ACTIVE_STATES
 
     yield from logs.follow(app_logs, running, since=since, tail=tail)
-
-
-def _journal_lines(unit: str, app: str, since: float | None,
-                   tail: int | None) -> Iterator[logs.LogLine]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "log"
-        logs.journal_to_log(unit, path)
-        lines = logs.AppLog(app, path, 0.0).read(final=True)
-    yield from logs.select(lines, since=since, tail=tail)
 
 
 @dataclass
@@ -441,9 +429,9 @@ def enter_target(store_dir: Path, uuid: str, app: str | None, command: list[str]
         pid = None
     if pid is None and (pod.path / "stage1").exists() and \
             (pod.path / "stage1").read_text().strip() == "systemd":
-        from .stage1_systemd import container_leader
+        from .stage1_systemd import app_pid
 
-        pid = container_leader(pod)
+        pid = app_pid(pod, app)
     if pid is None:
         raise LauncherError(f"app {app} of pod {pod.uuid} is not running")
     if not command:

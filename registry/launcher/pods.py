@@ -39,6 +39,7 @@ Inside a pod directory:
     apps/<app>/pid           host PID of the app's process while it runs
     apps/<app>/cgroups       JSON list of the cgroup directories made for the app
     volumes/<name>           kind=empty volumes, shared by the pod's apps
+    stage1, unit, machine/   the systemd stage1's: its flavour, the pod's unit, the machine's root
 """
 
 from __future__ import annotations

@@ -19,14 +19,18 @@ def systemd_is_pid1() -> bool:
     return os.path.isdir("/run/systemd/system")
 
 
-def choose_stage1(requested: str) -> str:
-    """`auto`: systemd when it is PID 1 and systemd-nspawn exists, the builtin flavour otherwise."""
-    if requested == "builtin":
+def choose_stage1(requested: str, *, interactive: bool = False) -> str:
+    """`auto`: systemd when it is PID 1 and systemd-nspawn exists, the builtin flavour otherwise
+    (and for --interactive, which only the builtin flavour gives a terminal)."""
+    if requested == "builtin" or (requested == "auto" and interactive):
         return "builtin"
     has_nspawn = shutil.which("systemd-nspawn") is not None
     if requested == "systemd":
         if not has_nspawn:
             raise LauncherError("--stage1=systemd needs systemd-nspawn (package systemd-container)")
+        if interactive:
+            raise LauncherError("--interactive needs --stage1=builtin (the systemd stage1 gives "
+                                "its apps no terminal)")
         return "systemd"
     return "systemd" if systemd_is_pid1() and has_nspawn and shutil.which("systemd-run") \
         else "builtin"
@@ -51,7 +55,11 @@ def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
         if pod.state_dir != "prepared":
             raise LauncherError(f"pod {pod.uuid} is {pod.state}, not prepared")
         runtime = pod.runtime()
-        flavour = choose_stage1(stage1 or runtime.get("stage1", "auto"))
+        flavour = choose_stage1(stage1 or runtime.get("stage1", "auto"),
+                                interactive=bool(runtime.get("interactive")))
+        # a machine (systemd is PID 1) outlives this process: its supervisor tears the
+        # networks down when it ends, not we
+        machine = flavour == "systemd" and systemd_is_pid1()
         from . import limits
 
         # a limit this host cannot enforce fails the run here, before anything is made
@@ -72,18 +80,20 @@ def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
                 if flavour == "systemd":
                     from . import stage1_systemd
 
-                    return pod, stage1_systemd.run(pod, lock, as_unit=systemd_is_pid1(),
-                                                   echo=echo)
+                    return pod, stage1_systemd.run(pod, lock, as_unit=machine, echo=echo)
                 from . import stage1_builtin
 
                 return pod, stage1_builtin.run(pod, echo=echo)
             finally:
-                try:
-                    network.teardown(pod.path, pod.uuid)
-                except LauncherError as error:
-                    log(f"{error}; pyrkt gc will try again")
-        except BaseException:
-            if pod.timestamp("finished") is None:
+                if not machine:
+                    try:
+                        network.teardown(pod.path, pod.uuid)
+                    except LauncherError as error:
+                        log(f"{error}; pyrkt gc will try again")
+        except BaseException as error:
+            # (a machine `pyrkt run` detached from with SystemExit is not finished)
+            if pod.timestamp("finished") is None and not (machine and
+                                                          isinstance(error, SystemExit)):
                 pod.write_timestamp("finished")
             raise
     finally:

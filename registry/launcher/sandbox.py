@@ -162,16 +162,20 @@ def _lookup(path: str, value: str, what: str) -> tuple[int, int | None]:
     raise OSError(f'{what} "{value}" is not a number and is not in the image\'s {path}')
 
 
-def resolve_identity(user: str, group: str) -> tuple[int, int]:
-    """appc users and groups: a number, a name from the image's files, or a path whose owner counts."""
+def resolve_identity(user: str, group: str, root: Path | None = None) -> tuple[int, int]:
+    """appc users and groups: a number, a name from the image's files, or a path whose owner
+    counts. `root`: the image's root seen from outside (the systemd stage1); None: we are in it."""
+    def inside(path: str) -> str:
+        return path if root is None else str(resolve_in_root(root, path))
+
     if user.startswith("/"):
-        uid = os.stat(user).st_uid
+        uid = os.stat(inside(user)).st_uid
     else:
-        uid = _lookup("/etc/passwd", user, "user")[0]
+        uid = _lookup(inside("/etc/passwd"), user, "user")[0]
     if group.startswith("/"):
-        gid = os.stat(group).st_gid
+        gid = os.stat(inside(group)).st_gid
     else:
-        gid = _lookup("/etc/group", group, "group")[0]
+        gid = _lookup(inside("/etc/group"), group, "group")[0]
     return uid, gid
 
 

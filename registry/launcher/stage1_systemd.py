@@ -1,43 +1,338 @@
-"""The systemd stage1: the pod's app runs under `systemd-nspawn`.
+"""The systemd stage1: each pod is a machine booted by systemd-nspawn, with systemd inside.
 
-- systemd is PID 1: a transient service `pyrkt-<uuid>.service` in `machine.slice`
-  (`systemd-run --slice=machine -p MemoryMax=... -p CPUQuota=...`) runs `systemd-nspawn
-  --register=yes --machine=pyrkt-<uuid>`; `machinectl list`, `journalctl -u pyrkt-<uuid>` and
-  `systemctl stop` work as rkt users expect. The output goes to the journal (and is copied to
-  the app's log file when the unit ends, so `pyrkt logs` works the same for both flavours).
-- systemd-nspawn exists but systemd is not PID 1: `systemd-nspawn --register=no --keep-unit`
-  runs as our child inside cgroups the launcher made itself (the `cgroups` module), with its
-  output captured to the app's log file like the builtin flavour.
+Where systemd is PID 1 (the `machine` path), a pod is what systemd's own tools manage:
 
-nspawn runs one root directory, so this flavour runs pods of one app; several apps need the
-builtin flavour. Networks are stage0's (nspawn joins its namespace); ports that NAT cannot
-reach use the same userspace forwarder as the builtin flavour.
+    machine.slice/pyrkt-<uuid>.scope        the pod's unit (`systemctl stop`, limits, Delegate=)
+    ├── supervisor (python -m registry.launcher.stage1_systemd): holds the pod's lock, mounts
+    │   the apps' roots (in a mount namespace of its own), forwards ports, records the end
+    └── systemd-nspawn --boot --register=yes --keep-unit   machine pyrkt-<uuid>, class container
+        └── systemd (the host's binaries: /usr bound read-only)
+            ├── systemd-journald     writes <pod>/machine/var/log/journal/<machine-id>
+            └── <app>.service        one per app: RootDirectory= the app's rootfs, its exec,
+                                     environment, user; ExecStopPost records its exit code
+
+Why systemd inside the pod (rkt's `host` flavour), and not the apps as units of the host or a
+pod init of ours: `journalctl -M <machine>` reads the journal files *inside* the machine's root,
+so only a journald in the machine makes it show the apps' lines, each attributed to its app
+(its unit, its SyslogIdentifier); `machinectl poweroff` asks the machine's init for an orderly
+shutdown, which only an init that stops services and reports how each ended can honour (the
+codes come from systemd's $EXIT_CODE/$EXIT_STATUS, so a signal is 128+N and not "success");
+`machinectl status` shows the processes of each app under its own unit. The host's binaries
+are used so that the stage1 needs nothing the host does not have (rkt's coreos flavour shipped
+its own systemd in a stage1 image). The cost is a boot of a minimal systemd (journald and the
+apps' units only: no generators, no sysinit) per pod, measured by bench/bench_run.py.
+
+The pod's unit is a scope made by `systemd-run --scope` from `pyrkt run`: the supervisor is a
+child of `pyrkt run` and inherits the pod's locked directory descriptor (so the pod reads as
+running with no moment unlocked), yet it lives in its own unit: stopping the unit that runs
+`pyrkt run` leaves the pod running and managed (status, stop, enter, logs; gc keeps it).
+`pyrkt run` itself follows the machine's journal (the apps' output, as they write it) and waits;
+Ctrl-C stops the pod, SIGTERM or SIGHUP only detach from it.
+
+Where systemd-nspawn exists but systemd is not PID 1 (the `child` path), `systemd-nspawn
+--register=no --keep-unit --as-pid2` runs a one-app pod as our child inside cgroups the
+launcher made itself (the `cgroups` module), its output captured to the app's log file like the
+builtin flavour's.
+
+Networks are stage0's (nspawn joins its namespace); ports that NAT cannot reach use the same
+userspace forwarder as the builtin flavour.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, cast
 
-from . import linux
+from . import linux, machine
 from .errors import LauncherError
-from .limits import enforced, systemd_properties
-from .logs import LogWriter, journal_to_log
+from .limits import enforced, pod_limits, systemd_properties
+from .logs import LogWriter
+from .machine import INNER, machine_name, nspawn_args
 from .network.dns import nspawn_binds
-from .pods import Pod, PodLock, write_atomic
+from .pods import Pod, PodLock, find_pod, record_pid, write_atomic
 from .portfwd import Forwarder, bind_listeners, userspace_forwards
 from .rootfs import mount_overlay
 from .stage1_builtin import finish, make_cgroups
 
+# Function-local imports keep start-up fast: the supervisor loads no journal reader, `pyrkt run`
+# no network teardown.
 
-def machine_name(pod: Pod) -> str:
-    return f"pyrkt-{pod.uuid}"
+SCOPE_SUFFIX = ".scope"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
+
+def run(pod: Pod, lock: PodLock, *, as_unit: bool, echo: bool = True) -> int:
+    """Run a pod under systemd-nspawn; `lock` (the pod's) is held by the caller.
+    `as_unit`: systemd is PID 1, so the pod is a machine in a unit of its own."""
+    manifest, runtime = pod.manifest(), pod.runtime()
+    apps = manifest["apps"]
+    if as_unit:
+        return _run_machine(pod, lock, manifest, runtime, echo)
+    if len(apps) != 1:
+        raise LauncherError("without systemd as PID 1, the systemd stage1 runs pods of one app; "
+                            "use --stage1=builtin for several apps")
+    root = _prepare_root(pod, apps[0], runtime)
+    try:
+        code = _run_as_child(pod, manifest, runtime, root, echo)
+    finally:
+        if runtime["rootfs"] == "overlay":
+            _unmount(root)
+    return finish(pod, apps, code)
+
+
+# -- the machine path (systemd is PID 1) --------------------------------------------------------
+
+def unit_name(pod: Pod) -> str:
+    return machine_name(pod) + SCOPE_SUFFIX
+
+
+def _scope_properties(pod: Pod) -> list[str]:
+    """The pod's unit: delegated (the machine's systemd manages its own cgroups below it), and
+    limited to the sum of its apps' limits (`limits.pod_limits`); each app's own limits are in
+    its unit inside the machine."""
+    props = ["-p", "Delegate=yes"]
+    for prop in systemd_properties(pod_limits(enforced(pod).values())):
+        props += ["-p", prop]
+    return props
+
+
+class _Detach(Exception):
+    """SIGTERM or SIGHUP to `pyrkt run`: leave the pod running in its own unit."""
+
+
+def _run_machine(pod: Pod, lock: PodLock, manifest: dict[str, Any], runtime: dict[str, Any],
+                 echo: bool) -> int:
+    from . import journal
+
+    machine.build(pod, manifest, runtime)  # a manifest systemd cannot take fails here
+    write_atomic(pod.path / "unit", unit_name(pod) + "\n")
+    command = ["systemd-run", "--quiet", "--scope", f"--unit={unit_name(pod)}",
+               "--slice=machine", f"--description=pyrkt pod {pod.uuid}",
+               *_scope_properties(pod), "--",
+               sys.executable, "-m", "registry.launcher.stage1_systemd", str(pod.path),
+               str(lock.fd)]
+    # its own session: the terminal's Ctrl-C reaches us, and we decide what it means
+    supervisor = subprocess.Popen(command, stdin=subprocess.DEVNULL, pass_fds=(lock.fd,),
+                                  start_new_session=True)
+    asked: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if signum == signal.SIGINT:  # Ctrl-C: stop the pod (a second one kills it)
+            _signal(supervisor.pid, signal.SIGINT)
+            asked.append(signum)
+        else:
+            raise _Detach()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM,
+                                                         signal.SIGHUP)}
+    names = [app["name"] for app in manifest["apps"]]
+    try:
+        if echo:
+            for line in journal.follow(machine.journal_dir(pod), names,
+                                       lambda: supervisor.poll() is None):
+                _echo(line.data)
+        status = supervisor.wait()
+    except _Detach:
+        sys.stderr.write(f"pyrkt: pod {pod.uuid} keeps running as {unit_name(pod)} "
+                         f"(pyrkt stop {pod.uuid} ends it)\n")
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if (pod.path / START_ERROR).exists():
+        raise LauncherError(f"cannot start pod {pod.uuid}: "
+                            f"{(pod.path / START_ERROR).read_text().strip()}")
+    if status != 0 and pod.pid() is None:  # systemd-run could not make the unit
+        raise LauncherError(f"cannot start pod {pod.uuid}: systemd-run --scope exited with "
+                            f"{status}")
+    # the supervisor recorded the end; if it was killed, what it could not record is ours
+    return finish(pod, manifest["apps"], 128 - status if status < 0 else status) \
+        if pod.timestamp("finished") is None else _pod_code(pod, names)
+
+
+def _pod_code(pod: Pod, names: list[str]) -> int:
+    return next((c for c in (pod.exit_code(n) for n in names) if c), 0)
+
+
+def _echo(data: bytes) -> None:
+    try:
+        os.write(1, data)
+    except OSError:
+        pass  # our reader is gone; the pod goes on (its output stays in the journal)
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+START_ERROR = "start-error"  # why the supervisor could not start the machine (for `pyrkt run`)
+
+
+def supervise(pod_dir: Path, lock_fd: int) -> int:
+    """The pod unit's supervisor (see the module docstring); returns the pod's exit code."""
+    from .network import pod as network
+
+    pod = find_pod(pod_dir.parent.parent.parent, pod_dir.name)
+    manifest, runtime = pod.manifest(), pod.runtime()
+    apps = manifest["apps"]
+    stopping: list[int] = []
+    nspawn: subprocess.Popen[bytes] | None = None
+
+    def stop(_signum: int, _frame: object) -> None:
+        # nspawn asks the machine's systemd to shut down in order; a second request kills the
+        # machine (its init: the kernel ends its PID namespace with it)
+        leader = pod.pid()
+        if stopping and leader:
+            _signal(leader, signal.SIGKILL)
+        elif nspawn is not None:
+            _signal(nspawn.pid, signal.SIGTERM)
+        stopping.append(1)
+
+    # SIGINT is `pyrkt run`'s Ctrl-C, passed on. A SIGTERM reaches every process of the unit
+    # at once (`systemctl stop`, `machinectl kill`): nspawn has its own, and one more from us
+    # would be its "second SIGTERM", which kills the machine instead of shutting it down.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    forwarder = None
+    try:
+        forwards = bind_listeners(userspace_forwards(runtime))  # a busy port fails the start
+        _mount_roots(pod, apps, runtime)
+        # nspawn's and the booting systemd's own words go to a file of the pod, not the terminal
+        with open(pod.path / "nspawn.log", "ab") as console:
+            nspawn = subprocess.Popen(nspawn_args(pod, runtime, machine.load(pod)),
+                                      stdin=subprocess.DEVNULL, stdout=console, stderr=console)
+        leader = _wait_leader(pod, nspawn)
+        _record_unit_cgroup(pod)
+        record_pid(pod.path / "pid", leader)
+        if forwards:
+            forwarder = Forwarder(forwards, os.open(f"/proc/{leader}/ns/net",
+                                                    os.O_RDONLY | os.O_CLOEXEC))
+            forwarder.start()
+    except (LauncherError, OSError) as error:
+        write_atomic(pod.path / START_ERROR, f"{error}\n")
+        if nspawn is not None and nspawn.poll() is None:
+            nspawn.kill()
+            nspawn.wait()
+        nspawn = None
+    status = 125
+    while nspawn is not None:
+        try:
+            status = nspawn.wait()
+            break
+        except InterruptedError:
+            continue
+    if forwarder is not None:
+        forwarder.close()
+        os.close(forwarder.netns_fd)
+    if nspawn is not None:
+        code = finish(pod, apps, 128 - status if status < 0 else 128 + signal.SIGKILL)
+    else:
+        code = 125
+        pod.write_timestamp("finished")
+    try:
+        network.teardown(pod.path, pod.uuid)
+    except LauncherError as error:
+        sys.stderr.write(f"pyrkt: {error}; pyrkt gc will try again\n")
+    # the unit's cgroup is systemd's to remove once we are gone (gc must not touch it)
+    write_atomic(pod.path / "cgroups", "[]")
+    os.close(lock_fd)
+    return code
+
+
+def _record_unit_cgroup(pod: Pod) -> None:
+    """The pod unit's cgroup as the pod's own (`Pod.processes_alive`: a machine whose
+    supervisor died is running while any process is left in its unit)."""
+    found = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "" and (CGROUP_ROOT / "cgroup.controllers").exists():
+            found.append(CGROUP_ROOT / path.lstrip("/"))
+        elif controllers == "name=systemd":
+            found.append(CGROUP_ROOT / "systemd" / path.lstrip("/"))
+    write_atomic(pod.path / "cgroups", json.dumps([str(d) for d in found]))
+
+
+def _mount_roots(pod: Pod, apps: list[dict[str, Any]], runtime: dict[str, Any]) -> None:
+    """The apps' roots, mounted where only this machine sees them: they go with it, however it
+    ends (nothing is left on the host for gc to find)."""
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE)
+    for app in apps:
+        app_dir = pod.app_dir(app["name"])
+        root = app_dir / "rootfs"
+        if runtime["rootfs"] == "overlay":
+            lower = (app_dir / "lower").read_text().strip()
+            mount_overlay(Path(lower), app_dir / "upper", app_dir / "work", root)
+        else:
+            linux.mount(str(root), str(root), None, linux.MS_BIND | linux.MS_REC)
+        if app.get("readOnlyRootFS"):
+            linux.mount(None, str(root), None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+
+
+def _wait_leader(pod: Pod, nspawn: subprocess.Popen[bytes], timeout: float = 30) -> int:
+    """Host PID of the machine's init: nspawn's first descendant in another PID namespace
+    (nspawn's own first child only forks it and exits)."""
+    def children(pid: int) -> list[int]:
+        try:
+            return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+
+    own = os.stat(f"/proc/{nspawn.pid}/ns/pid").st_ino
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if nspawn.poll() is not None:
+            said = (pod.path / "nspawn.log").read_text(errors="replace").strip().splitlines()
+            raise LauncherError(f"systemd-nspawn exited with {nspawn.returncode}"
+                                f"{': ' + said[-1] if said else ''}")
+        for pid in [c for child in children(nspawn.pid) for c in (child, *children(child))]:
+            try:
+                if os.stat(f"/proc/{pid}/ns/pid").st_ino != own:
+                    return pid
+            except OSError:
+                continue
+        time.sleep(0.01)
+    raise LauncherError("systemd-nspawn did not start the pod's machine in time")
+
+
+def app_pid(pod: Pod, app: str) -> int | None:
+    """Host PID of a process of `app` (what `pyrkt enter` joins), if it runs: the machine's
+    process whose root is the app's rootfs (as the machine mounted it)."""
+    if not (pod.path / "unit").exists():
+        return container_leader(pod)
+    leader = pod.pid()
+    if leader is None:
+        return None
+    try:
+        wanted = os.stat(f"/proc/{leader}/root{INNER}/apps/{app}/rootfs")
+    except OSError:
+        return None
+    found: list[int] = []
+    todo = [leader]
+    while todo:
+        pid = todo.pop()
+        try:
+            root = os.stat(f"/proc/{pid}/root")
+            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            continue
+        if (root.st_dev, root.st_ino) == (wanted.st_dev, wanted.st_ino):
+            found.append(pid)
+    return min(found) if found else None
+
+
+# -- the child path (no systemd as PID 1) -------------------------------------------------------
 
 def _nspawn_args(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], root: Path,
                  *, register: bool) -> list[str]:
@@ -91,49 +386,6 @@ def _unmount(root: Path) -> None:
         linux.umount(str(root), linux.MNT_DETACH)
     except OSError:
         pass
-
-
-def run(pod: Pod, lock: PodLock, *, as_unit: bool, echo: bool = True) -> int:
-    """Run a one-app pod under systemd-nspawn; `lock` (the pod's) is held by the caller.
-    `as_unit`: systemd is PID 1, so the pod runs as a transient unit (systemd-run)."""
-    manifest, runtime = pod.manifest(), pod.runtime()
-    apps = manifest["apps"]
-    if len(apps) != 1:
-        raise LauncherError("the systemd stage1 runs pods of one app; use --stage1=builtin for "
-                            "several apps")
-    root = _prepare_root(pod, apps[0], runtime)
-    try:
-        if as_unit:
-            code = _run_as_unit(pod, manifest, runtime, root, echo)
-        else:
-            code = _run_as_child(pod, manifest, runtime, root, echo)
-    finally:
-        if runtime["rootfs"] == "overlay":
-            _unmount(root)
-    return finish(pod, apps, code)
-
-
-def _unit_properties(pod: Pod, app: dict[str, Any]) -> list[str]:
-    return [arg for prop in systemd_properties(enforced(pod)[app["name"]]) for arg in ("-p", prop)]
-
-
-def _run_as_unit(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], root: Path,
-                 echo: bool) -> int:
-    unit = machine_name(pod)
-    write_atomic(pod.path / "unit", unit + ".service\n")
-    command = ["systemd-run", "--quiet", f"--unit={unit}", "--slice=machine", "--wait",
-               f"--description=pyrkt pod {pod.uuid}",
-               "--collect", "--service-type=exec", *_unit_properties(pod, manifest["apps"][0]),
-               *_nspawn_args(pod, manifest, runtime, root, register=True)]
-    process = subprocess.Popen(command)
-    write_atomic(pod.path / "pid", f"{process.pid}\n")
-    code = process.wait()
-    # only what the unit's processes wrote, not systemd's own lines about the unit
-    output = journal_to_log(f"{unit}.service", pod.app_dir(manifest["apps"][0]["name"]) / "log")
-    if echo:
-        os.write(1, output)
-    write_atomic(pod.app_dir(manifest["apps"][0]["name"]) / "exit", f"{code}\n")
-    return code
 
 
 def _run_as_child(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], root: Path,
@@ -191,15 +443,8 @@ def _wait_child(pid: int, timeout: float = 10) -> int:
 
 
 def container_leader(pod: Pod) -> int | None:
-    """Host PID of the container's first process (what `pyrkt enter` joins), if it runs."""
-    unit_file = pod.path / "unit"
-    nspawn: int | None
-    if unit_file.exists():
-        shown = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value",
-                                unit_file.read_text().strip()], capture_output=True, text=True)
-        nspawn = int(shown.stdout.strip() or 0) or None
-    else:
-        nspawn = pod.pid()
+    """Host PID of the container's first process, if it runs."""
+    nspawn = pod.pid()
     if nspawn is None:
         return None
     try:
@@ -209,20 +454,19 @@ def container_leader(pod: Pod) -> int | None:
 
 
 def stop(pod: Pod, *, force: bool = False) -> None:
-    unit_file = pod.path / "unit"
-    if unit_file.exists():
-        unit = unit_file.read_text().strip()
-        command = ["systemctl", "kill", "--signal=KILL", unit] if force else \
-            ["systemctl", "stop", unit]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise LauncherError(f"{' '.join(command)}: {result.stderr.strip()}")
+    """`pyrkt stop`: a machine is powered off as `machinectl poweroff` does (its systemd stops
+    each app: SIGTERM, SIGKILL after 90 s), or killed at once with `force`."""
+    if (pod.path / "unit").exists():
+        leader = pod.pid()
+        if leader is None:
+            raise LauncherError(f"pod {pod.uuid} is starting; try again in a moment")
+        _signal(leader, signal.SIGKILL if force else signal.SIGRTMIN + 4)
         return
     pid = pod.pid()
     if pid is None:
         raise LauncherError(f"pod {pod.uuid} is starting; try again in a moment")
-    try:
-        os.kill(pid, signal.SIGKILL if force else signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    _signal(pid, signal.SIGKILL if force else signal.SIGTERM)
 
+
+if __name__ == "__main__":  # the supervisor, started by systemd-run --scope (see run)
+    sys.exit(supervise(Path(sys.argv[1]), int(sys.argv[2])))

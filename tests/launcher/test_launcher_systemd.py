@@ -3,7 +3,9 @@ a real systemd booted in a container when a cached Debian rootfs with systemd is
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -69,10 +71,23 @@ def _leader_of(nspawn_pid: int, timeout: float = 30) -> int:
     raise AssertionError("systemd-nspawn --boot started no init")
 
 
+# What reaches the app unchanged under the systemd stage1 (systemd would expand $ and %, and
+# split or unescape the rest, if the unit said them plainly).
+ODD_ARGS = ["a$$b", "${PATH}", "$HOME", "100%", "%n %i", "two words", 'q"uote', "back\\slash",
+            "tab\tx", "ctl\x01x", "ünï", ";", ""]
+ODD_ENV = "x $$y ${PATH} 100% \"q\" \\ end"
+
+
+def _text(message: str | list[int]) -> str:
+    """journalctl's JSON gives a message with control characters as a list of its bytes."""
+    return bytes(message).decode() if isinstance(message, list) else message
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # boots a whole Debian with systemd inside a container
-def test_under_a_booted_systemd(tmp_path, tool_image) -> None:
-    """`pyrkt run` inside a container booted with systemd: machinectl, journal, stop."""
+def test_under_a_booted_systemd(tmp_path, tool_image, shell_image) -> None:
+    """`pyrkt run` inside a container booted with systemd: every pod a machine (machinectl,
+    journalctl -M, kill/poweroff/stop codes), arguments unchanged, the launching unit stopped."""
     if not BOOT_TARBALL.exists():
         missing(f"no cached Debian rootfs with systemd at {BOOT_TARBALL}: make it once with "
                     f"tests/launcher/make_systemd_rootfs.sh (debootstrap needs a Debian mirror; "
@@ -81,6 +96,8 @@ def test_under_a_booted_systemd(tmp_path, tool_image) -> None:
     root.mkdir()
     subprocess.run(["tar", "-xf", str(BOOT_TARBALL), "-C", str(root)], check=True)
     shutil.copy2(tool_image(), root / "opt" / "tool.aci")
+    script = 'printf "[%s]\\n" "$@"; echo "env=[$ODD]"; sleep 600'
+    shutil.copy2(shell_image(script), root / "opt" / "shell.aci")
     # The container runs this very interpreter and checkout (same Debian release as the host's
     # libc), bound read-only at the same paths.
     # The host's CNI plugins too: the pod joins default-restricted (ptp, no masquerading, so the
@@ -96,10 +113,13 @@ def test_under_a_booted_systemd(tmp_path, tool_image) -> None:
     try:
         leader = _leader_of(boot.pid)
 
+        def enter(*command: str) -> list[str]:
+            return ["nsenter", f"--target={leader}", "--mount", "--uts", "--ipc", "--net",
+                    "--pid", "--cgroup", "--", "env", "PYTHONDONTWRITEBYTECODE=1", *command]
+
         def inside(*command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(["nsenter", f"--target={leader}", "--mount", "--uts", "--ipc",
-                                   "--net", "--pid", "--", "env", "PYTHONDONTWRITEBYTECODE=1",
-                                   *command], capture_output=True, text=True, timeout=timeout)
+            return subprocess.run(enter(*command), capture_output=True, text=True,
+                                  timeout=timeout)
 
         deadline = time.monotonic() + 90
         while inside("systemctl", "is-system-running").stdout.strip() not in ("running",
@@ -107,39 +127,102 @@ def test_under_a_booted_systemd(tmp_path, tool_image) -> None:
             assert time.monotonic() < deadline, "the container's systemd did not finish booting"
             time.sleep(0.5)
         pyrkt = [sys.executable, "-m", "registry.cli.main"]
-        started = inside("systemd-run", "--unit=pyrkt-test-run", *pyrkt, "run",
-                         "--insecure-options=image", "--uuid-file-save=/run/pod-uuid",
-                         "--net=default-restricted", "/opt/tool.aci", "--", "hostname",
-                         "sleep", "600")
-        assert started.returncode == 0, started.stderr
-        deadline = time.monotonic() + 30
-        while not inside("cat", "/run/pod-uuid").stdout.strip():
-            assert time.monotonic() < deadline, inside("journalctl", "-u", "pyrkt-test-run").stdout
-            time.sleep(0.2)
-        uuid = inside("cat", "/run/pod-uuid").stdout.strip()
-        unit = f"pyrkt-{uuid}.service"
-        deadline = time.monotonic() + 30
-        while f"hostname=rkt-{uuid}" not in inside("journalctl", "-o", "cat",
-                                                   f"_SYSTEMD_UNIT={unit}").stdout:
-            assert time.monotonic() < deadline, inside("journalctl", "--no-pager").stdout[-3000:]
-            time.sleep(0.2)
-        assert f"pyrkt-{uuid}" in inside("machinectl", "list").stdout
+
+        def launch(unit: str, *args: str) -> str:
+            """`pyrkt run ARGS` as the unit UNIT of the container's systemd; the pod's UUID.
+            (Through a script: systemd-run's own command line would have its $ expanded.)"""
+            command = [*pyrkt, "run", "--insecure-options=image",
+                       f"--uuid-file-save=/run/{unit}", *args]
+            (root / "var" / "tmp" / f"{unit}.sh").write_text(shlex.join(command) + "\n")
+            started = inside("systemd-run", f"--unit={unit}", "/bin/sh", f"/var/tmp/{unit}.sh")
+            assert started.returncode == 0, started.stderr
+            deadline = time.monotonic() + 30
+            while not inside("cat", f"/run/{unit}").stdout.strip():
+                assert time.monotonic() < deadline, inside("journalctl", "-u", unit).stdout
+                time.sleep(0.2)
+            return inside("cat", f"/run/{unit}").stdout.strip()
+
+        def app_codes(uuid: str) -> dict[str, str]:
+            status = inside(*pyrkt, "status", "--wait", uuid, timeout=120).stdout
+            lines = dict(line.split("=", 1) for line in status.splitlines())
+            assert lines["state"] == "exited", status
+            return {k[4:]: v for k, v in lines.items() if k.startswith("app-")}
+
+        def journal_of(uuid: str) -> str:
+            return inside("journalctl", "-M", f"pyrkt-{uuid}", "-o", "json",
+                          "--output-fields=MESSAGE,SYSLOG_IDENTIFIER,_SYSTEMD_UNIT").stdout
+
+        def wait_for(uuid: str, text: str) -> None:
+            deadline = time.monotonic() + 60
+            while text not in journal_of(uuid):
+                assert time.monotonic() < deadline, inside("journalctl", "--no-pager").stdout
+                time.sleep(0.2)
+
+        # 1. A pod of two apps is a machine; its apps log to its journal, each as itself.
+        uuid = launch("pyrkt-test-run", "--net=default-restricted", f"--set-env=ODD={ODD_ENV}",
+                      "/opt/tool.aci", "--", "hostname", "sleep", "600", "---",
+                      "/opt/shell.aci", "--", "-c", script, "sh", *ODD_ARGS)
+        wait_for(uuid, "env=[")
+        listed = inside("machinectl", "list", "--no-legend").stdout
+        assert any(line.split()[:2] == [f"pyrkt-{uuid}", "container"]
+                   for line in listed.splitlines()), listed
+        unit = f"pyrkt-{uuid}.scope"
         assert inside("systemctl", "show", "-p", "Slice", unit).stdout.strip() == \
             "Slice=machine.slice"
+        shown = inside("machinectl", "status", f"pyrkt-{uuid}").stdout
+        assert "/bin/tool hostname sleep 600" in shown and "sleep 600" in shown, shown
+        entries = [json.loads(row) for row in journal_of(uuid).splitlines()]
+        by_app = {(e.get("SYSLOG_IDENTIFIER"), e.get("_SYSTEMD_UNIT")): e for e in entries}
+        assert ("tool", "tool.service") in by_app and ("shell", "shell.service") in by_app
+        printed = [_text(e["MESSAGE"]) for e in entries if e.get("SYSLOG_IDENTIFIER") == "shell"]
+        assert printed[:len(ODD_ARGS)] == [f"[{arg}]" for arg in ODD_ARGS], printed
+        assert f"env=[{ODD_ENV}]" in printed
         running = inside(*pyrkt, "status", uuid).stdout
         assert running.startswith("state=running")
         assert "networks=default-restricted:ip4=172.16.29." in running
-        assert f"hostname=rkt-{uuid}" in inside(*pyrkt, "logs", uuid).stdout
-        entered = inside(*pyrkt, "enter", uuid, "/bin/tool", "hostname")
+        logs = inside(*pyrkt, "logs", uuid).stdout
+        assert f"tool  | hostname=rkt-{uuid}\n" in logs and "shell | [two words]\n" in logs
+        entered = inside(*pyrkt, "enter", "--app=tool", uuid, "/bin/tool", "hostname")
         assert entered.stdout == f"hostname=rkt-{uuid}\n", entered.stderr
-        assert inside(*pyrkt, "stop", uuid).returncode == 0
+        entered = inside(*pyrkt, "enter", "--app=shell", uuid, "/bin/sh", "-c", "echo $0")
+        assert entered.stdout == "/bin/sh\n", entered.stderr
+
+        # 2. The unit that ran `pyrkt run` stopped: the pod goes on, managed.
+        assert inside("systemctl", "stop", "pyrkt-test-run").returncode == 0
+        assert inside(*pyrkt, "status", uuid).stdout.startswith("state=running")
+        assert f"pyrkt-{uuid}" in inside("machinectl", "list").stdout
+        inside(*pyrkt, "gc", "--grace-period=0s")
+        assert inside(*pyrkt, "status", uuid).stdout.startswith("state=running")
+        assert "tool  | hostname" in inside(*pyrkt, "logs", uuid).stdout
+
+        # 3. machinectl kill: every app ends by SIGTERM, and says so.
+        assert inside("machinectl", "kill", f"pyrkt-{uuid}").returncode == 0
+        assert app_codes(uuid) == {"tool": "143", "shell": "143"}
         deadline = time.monotonic() + 30
-        while inside("systemctl", "is-active", unit).stdout.strip() == "active":
-            assert time.monotonic() < deadline, "pyrkt stop did not end the unit"
+        while f"pyrkt-{uuid}" in inside("machinectl", "list").stdout:
+            assert time.monotonic() < deadline, "the machine did not go away"
             time.sleep(0.2)
-        assert f"pyrkt-{uuid}" not in inside("machinectl", "list").stdout
-        status = inside(*pyrkt, "status", "--wait", uuid).stdout
-        assert "state=exited" in status
+        assert "shell | [two words]\n" in inside(*pyrkt, "logs", uuid).stdout  # after its end
+
+        # 4. machinectl poweroff, pyrkt stop, a SIGKILL: 143, 143, 137.
+        for number, how in enumerate((("machinectl", "poweroff"), ("pyrkt-stop",),
+                                      ("machinectl", "kill", "--signal=KILL"))):
+            uuid = launch(f"pyrkt-test-{number}", "--net=none", "/opt/tool.aci", "--",
+                          "hostname", "sleep", "600")
+            wait_for(uuid, "hostname=")
+            command = [*pyrkt, "stop", uuid] if how == ("pyrkt-stop",) else \
+                [*how, f"pyrkt-{uuid}"]
+            assert inside(*command).returncode == 0
+            assert app_codes(uuid) == {"tool": "137" if "--signal=KILL" in how else "143"}, how
+
+        # 5. In the foreground, the output comes as the app writes it; the code is the app's.
+        run = subprocess.Popen(enter(*pyrkt, "run", "--insecure-options=image", "--net=none",
+                                     "/opt/tool.aci", "--", "hostname", "sleep", "3", "exit",
+                                     "7"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert run.stdout is not None
+        first = run.stdout.readline()
+        assert first.startswith(b"hostname=rkt-") and run.poll() is None
+        assert run.wait(timeout=60) == 7
     finally:
         boot.terminate()  # nspawn asks the container's systemd to power off
         try:
