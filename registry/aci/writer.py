@@ -9,7 +9,6 @@ the deflate library compression.py found; the tar inside, and so the image ID, d
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import queue
@@ -24,6 +23,7 @@ from registry.aci.compression import COMPRESSIONS, GZIP, compressor
 from registry.aci.errors import ACIError
 from registry.aci.layout import MANIFEST, ROOTFS
 from registry.aci.manifest import ImageManifest
+from registry.aci.pipeline import BackgroundHash
 from registry.aci.reader import IMAGE_ID_PREFIX
 from registry.aci.tarstream import BLOCKDEV, CHAR, REGULAR, TarEntry
 from registry.progress import Progress, ProgressTask
@@ -84,7 +84,7 @@ class ACIWriter:
         self._temp: Path | None = None
         self._file: IO[bytes] | None = None
         self._compressor = compressor(compression)
-        self._hash = hashlib.sha512()
+        self._hash: BackgroundHash | None = None
         self.position = 0  # uncompressed bytes written
         self._open_size: int | None = None  # data bytes the current entry still expects
         self._buffer = bytearray()  # small writes (headers, padding) gathered into blocks
@@ -93,8 +93,11 @@ class ACIWriter:
         self._worker: threading.Thread | None = None
 
     def __enter__(self) -> ACIWriter:
-        # SHA-512 and the compressor (both release the GIL) run in a helper thread, so they
-        # overlap with whatever produces the tar (reading files, decompressing layers).
+        # SHA-512 and the compressor (both release the GIL) run in a helper thread each, so
+        # they overlap with each other and with whatever produces the tar (reading files,
+        # decompressing layers): with the deflate at about SHA-512's speed, neither one alone
+        # holds up the pass.
+        self._hash = BackgroundHash("sha512")
         self._worker = threading.Thread(target=self._run, name="aci-compress", daemon=True)
         self._worker.start()
         if self._path is None:
@@ -153,8 +156,9 @@ class ACIWriter:
     def _hand_over(self, data: Any) -> None:
         if self._failure is not None:
             raise self._failure
-        if self._worker is None:
+        if self._worker is None or self._hash is None:
             raise RuntimeError("ACIWriter is used outside its `with` block")
+        self._hash.update(data)
         self._queue.put(data)
 
     def _run(self) -> None:
@@ -162,7 +166,6 @@ class ACIWriter:
             if self._failure is not None:
                 continue  # keep draining so the producer never blocks
             try:
-                self._hash.update(data)
                 compressed = self._compressor.compress(data)
                 if compressed:
                     assert self._file is not None
@@ -170,11 +173,17 @@ class ACIWriter:
             except BaseException as error:  # raised in the producer's thread
                 self._failure = error
 
-    def _stop_worker(self) -> None:
+    def _stop_worker(self) -> str:
+        """Stop both helpers; the SHA-512 of everything written ("" when already stopped)."""
         if self._worker is not None:
             self._queue.put(None)
             self._worker.join()
             self._worker = None
+        hexdigest = ""
+        if self._hash is not None:
+            hexdigest = self._hash.close()
+            self._hash = None
+        return hexdigest
 
     # entries
 
@@ -234,12 +243,12 @@ class ACIWriter:
         if self.position % RECORD:
             self.write(bytes(RECORD - self.position % RECORD))
         self._flush()
-        self._stop_worker()
+        hexdigest = self._stop_worker()
         if self._failure is not None:
             raise self._failure
         assert self._file is not None
         self._file.write(self._compressor.flush())
-        self.image_id = IMAGE_ID_PREFIX + self._hash.hexdigest()
+        self.image_id = IMAGE_ID_PREFIX + hexdigest
         if self._temp is not None and self._path is not None:
             self._file.flush()
             os.fsync(self._file.fileno())
