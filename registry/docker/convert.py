@@ -10,12 +10,11 @@ from typing import Any
 
 from registry.aci import COMPRESSIONS, ACIWriter
 from registry.docker.archive import open_local_image
-from registry.docker.distribution import pull_image
 from registry.docker.errors import DockerError
 from registry.docker.image import SourceImage
 from registry.docker.manifest import layer_id, layer_manifest, squashed_manifest, validated_json
 from registry.docker.reference import output_filename, parse_reference
-from registry.docker.squash import emit, emit_layer, plan
+from registry.docker.squash import OnePassRefused, emit, emit_layer, plan, squash
 from registry.progress import Progress
 
 
@@ -44,6 +43,9 @@ class ConvertOptions:
 def open_source(source: str, options: ConvertOptions) -> Iterator[SourceImage]:
     """A `docker://` reference goes to its registry; anything else is a local path."""
     if source.startswith("docker://"):
+        # Function-local: requests (~0.1 s of imports) only when a registry is reached.
+        from registry.docker.distribution import pull_image
+
         with pull_image(parse_reference(source), insecure=options.insecure,
                         docker_config=options.docker_config, ca_bundle=options.ca_bundle,
                         progress=options.progress, allow_http=options.insecure_allow_http,
@@ -95,15 +97,23 @@ def convert_squashed(image: SourceImage, path: Path, compression: str = "gzip", 
     """
     if not image.layers:
         raise DockerError("the image has no layers", reason="bad-manifest")
-    squash_plan = plan(image.layers)
     manifest = squashed_manifest(image)
     if name is not None:
         manifest["name"] = name
     manifest_json = validated_json(manifest)
-    with ACIWriter(path, compression) as writer:
-        writer.add_manifest(manifest_json)
-        emit(image.layers, squash_plan, writer)
-        image_id = writer.commit()
+    try:
+        with ACIWriter(path, compression) as writer:
+            writer.add_manifest(manifest_json)
+            squash(image.layers, writer)
+            image_id = writer.commit()
+    except OnePassRefused:
+        # Rare (a duplicate path or a hidden hard-link target in the bottom layer): the
+        # partial file is gone with its writer; both passes over every layer instead.
+        squash_plan = plan(image.layers)
+        with ACIWriter(path, compression) as writer:
+            writer.add_manifest(manifest_json)
+            emit(image.layers, squash_plan, writer)
+            image_id = writer.commit()
     return ConvertedImage(path, image_id, manifest)
 
 

@@ -1,10 +1,17 @@
-"""Squashing layers into one rootfs in two streaming passes, never holding a layer in memory.
+"""Squashing layers into one rootfs in streaming passes, never holding a layer in memory.
 
 Pass 1 (`plan`) reads the layers top-down and decides, per tar member, whether it survives:
 it does unless a higher layer has the same path, whites it (or an ancestor) out, made an
 ancestor opaque, or put a non-directory at an ancestor. Only paths are remembered, plus one byte
 per member. Pass 2 (`emit`) reads the layers bottom-up again and streams the surviving members
 into the ACI, so a lower layer's hard-link target is always written before the link.
+
+The bottom layer, planned last and emitted first, is read once (`squash`): what the layers
+above hide is known by then, so each member is decided and written as it streams by. Only two
+things need the whole layer first, a later duplicate of a path already written and a hard link
+whose target is hidden; `squash` then reports OnePassRefused and the caller starts again with
+both passes. A single-layer image is so read once instead of twice, a base layer (usually
+most of an image's bytes) likewise.
 """
 
 from __future__ import annotations
@@ -77,6 +84,7 @@ class _LayerWalk:
         self.whiteouts: list[str] = []
         self.opaque: list[str] = []
         self.nondirs: list[str] = []
+        self.replaced = False  # a member replaced an earlier one of this layer
 
     def visit(self, entry: Entry) -> Sink | None:
         keep = self.plan.keep
@@ -101,9 +109,45 @@ class _LayerWalk:
         previous = self.visible.get(entry.path)
         if previous is not None:
             keep[previous] = 0  # a later entry for the same path replaces it, as tar does
+            self.replaced = True
         self.visible[entry.path] = entry.ordinal
         keep[entry.ordinal] = 1
         return None
+
+
+class Planner:
+    """Pass 1, one layer at a time from the top: `add` each layer, then `result()`."""
+
+    def __init__(self, *, collect_paths: bool = False) -> None:
+        self.covered = _Covered()
+        self._plans: list[LayerPlan] = []  # top layer first
+        self._surviving: list[str] = []
+        self._had_whiteouts = False
+        self._collect_paths = collect_paths
+
+    def add(self, layer: Layer) -> None:
+        walk = _LayerWalk(self.covered)
+        layer.walk(walk.visit)
+        self.finish(walk, layer)
+
+    def finish(self, walk: _LayerWalk, layer: Layer) -> None:
+        """Account for one walked layer in what hides the layers below it."""
+        _resolve_links(walk.plan, walk.visible, walk.files, walk.links,
+                       f"layer {layer.description}")
+        covered = self.covered
+        self._had_whiteouts = self._had_whiteouts or bool(walk.whiteouts or walk.opaque)
+        if self._collect_paths:
+            self._surviving.extend(walk.visible)
+        covered.seen.update(walk.visible)
+        for path in walk.visible:
+            covered.add_implied(path)
+        covered.seen.update(walk.nondirs)
+        covered.removed.update(walk.whiteouts)
+        covered.subtree_hidden.update(walk.whiteouts, walk.opaque, walk.nondirs)
+        self._plans.append(walk.plan)
+
+    def result(self) -> SquashPlan:
+        return SquashPlan(self._plans[::-1], self._surviving, self._had_whiteouts)
 
 
 def plan(layers: list[Layer], *, collect_paths: bool = False) -> SquashPlan:
@@ -113,27 +157,47 @@ def plan(layers: list[Layer], *, collect_paths: bool = False) -> SquashPlan:
     the number of paths, not with the image's bytes. `collect_paths` also lists the surviving
     paths (for a --nosquash path whitelist).
     """
-    covered = _Covered()
-    plans: list[LayerPlan] = []
-    surviving: list[str] = []
-    had_whiteouts = False
+    planner = Planner(collect_paths=collect_paths)
     for layer in reversed(layers):
-        walk = _LayerWalk(covered)
-        layer.walk(walk.visit)
-        _resolve_links(walk.plan, walk.visible, walk.files, walk.links,
-                       f"layer {layer.description}")
-        had_whiteouts = had_whiteouts or bool(walk.whiteouts or walk.opaque)
-        if collect_paths:
-            surviving.extend(walk.visible)
-        covered.seen.update(walk.visible)
-        for path in walk.visible:
-            covered.add_implied(path)
-        covered.seen.update(walk.nondirs)
-        covered.removed.update(walk.whiteouts)
-        covered.subtree_hidden.update(walk.whiteouts, walk.opaque, walk.nondirs)
-        plans.append(walk.plan)
-    plans.reverse()
-    return SquashPlan(plans, surviving, had_whiteouts)
+        planner.add(layer)
+    return planner.result()
+
+
+class OnePassRefused(Exception):
+    """The bottom layer cannot be decided as it streams by (see the module's docstring)."""
+
+
+def squash(layers: list[Layer], writer: ACIWriter) -> None:
+    """Both passes, the bottom layer read once: raises OnePassRefused (having written part of
+    the rootfs, so the caller starts a new writer) when it needs a pass of its own."""
+    planner = Planner()
+    for layer in reversed(layers[1:]):
+        planner.add(layer)
+    bottom = layers[0]
+    walk = _LayerWalk(planner.covered)
+
+    def visit(entry: Entry) -> Sink | None:
+        walk.visit(entry)
+        if walk.replaced:
+            raise OnePassRefused(f"{bottom.description}: {entry.path!r} appears twice")
+        if not walk.plan.kept(entry.ordinal):
+            return None
+        target = entry.link_target
+        if target is not None and (target not in walk.files
+                                   or walk.visible.get(target) != walk.files[target]):
+            # Not (yet) written from this layer: pass 1 decides what the link becomes.
+            raise OnePassRefused(f"{bottom.description}: hard link {entry.path!r}")
+        return writer.begin(output_header(entry.tar, entry.path, target or ""))
+
+    def after(entry: Entry) -> None:
+        if writer.entry_open:
+            writer.end()
+
+    bottom.walk(visit, after=after)
+    planner.finish(walk, bottom)  # its checks (hard links) as plan() would make them
+    upper = planner.result().layers[1:]
+    for layer, layer_plan in zip(layers[1:], upper, strict=True):
+        emit_layer(layer, layer_plan, writer)
 
 
 def _resolve_links(layer_plan: LayerPlan, visible: dict[str, int], files: dict[str, int],
@@ -167,7 +231,8 @@ def emit(layers: list[Layer], squash_plan: SquashPlan, writer: ACIWriter) -> Non
 def emit_layer(layer: Layer, layer_plan: LayerPlan | None, writer: ACIWriter) -> None:
     """Write one layer's kept members (all non-marker members when `layer_plan` is None).
 
-    Always runs after `plan` has read (and fully verified) the same layer once.
+    Runs after `plan` has read (and fully verified) the same layer once, so its blob digest
+    alone is checked again.
     """
 
     def visit(entry: Entry) -> Sink | None:

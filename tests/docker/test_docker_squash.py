@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import oci_images as oi
 
-from registry.docker.convert import convert
+from registry.aci import ACIWriter, read_aci
+from registry.docker.archive import open_local_image
+from registry.docker.convert import convert, convert_squashed
+from registry.docker.manifest import squashed_manifest, validated_json
+from registry.docker.squash import emit, plan
 
 
 def _squash(tmp_path, layers):
@@ -64,3 +70,62 @@ def test_aufs_metadata_and_root_entries_are_dropped(tmp_path):
     got = _squash(tmp_path, [[oi.directory("./"), oi.file(".wh..wh.aufs", ""),
                               oi.directory(".wh..wh.plnk"), oi.file("./x", "x")]])
     assert got == {"x": ("file", "x")}
+
+
+def _counted(tmp_path, layers):
+    """The image of `layers` with each layer's opens counted, and the image ID both passes over
+    every layer give (plan, then emit: the way that needs no one-pass decisions)."""
+    image_dir = oi.write_oci_layout(tmp_path / "img", layers).layout
+    opens: list[int] = [0] * len(layers)
+
+    def counting(index, opener):
+        def opened():
+            opens[index] += 1
+            return opener()
+        return opened
+
+    with open_local_image(image_dir) as image:
+        with ACIWriter(tmp_path / "two-pass.aci", "none") as writer:
+            writer.add_manifest(validated_json(squashed_manifest(image)))
+            emit(image.layers, plan(image.layers), writer)
+            two_pass_id = writer.commit()
+        image.layers = [dataclasses.replace(layer, opener=counting(i, layer.opener))
+                        for i, layer in enumerate(image.layers)]
+        result = convert_squashed(image, tmp_path / "squashed.aci", "gzip")
+    return result, opens, two_pass_id
+
+
+def test_the_bottom_layer_is_read_once(tmp_path):
+    # The sample's whiteouts, opaque directory, replacements and links, except its upper file
+    # over the target of a lower hard link (the case below).
+    lower, upper = oi.sample_layers()
+    upper = [e for e in upper if e.path != "hl-target"]
+    result, opens, two_pass_id = _counted(tmp_path, [lower, upper])
+    # The upper layer is read by both passes, the bottom one decided as it streams by...
+    assert opens == [1, 2]
+    # ...into the very tar both passes make.
+    assert result.image_id == two_pass_id
+    assert read_aci(result.path).image_id == two_pass_id
+
+
+def test_a_single_layer_image_is_read_once(tmp_path):
+    result, opens, two_pass_id = _counted(tmp_path, [[oi.directory("d"), oi.file("d/f", "f"),
+                                                      oi.hardlink("d/l", "d/f")]])
+    assert opens == [1]
+    assert result.image_id == two_pass_id
+    assert oi.rootfs_listing(result.path) == {"d": ("dir", ""), "d/f": ("file", "f"),
+                                              "d/l": ("hardlink", "d/f")}
+
+
+def test_what_one_pass_cannot_decide_gets_both_passes(tmp_path):
+    # A later duplicate and a hard link to a whited-out target, both in the bottom layer: the
+    # one-pass attempt gives up, plan + emit read it twice more, and the result is theirs.
+    result, opens, two_pass_id = _counted(tmp_path, [
+        [oi.file("f", "first"), oi.file("f", "second"), oi.file("t", "content"),
+         oi.hardlink("l", "t")],
+        [oi.whiteout("t")],
+    ])
+    assert opens == [3, 3]
+    assert result.image_id == two_pass_id
+    assert oi.rootfs_listing(result.path) == {"f": ("file", "second"), "l": ("file", "content")}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
