@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from launcher_helpers import build_tool_binary, busybox_files, make_tool_image, write_image
 from netns_helpers import own_network_namespace
+from store_cleanup import clean_store
 
 
 @pytest.fixture(autouse=True)
@@ -43,36 +43,7 @@ def store(tmp_path: Path) -> Iterator[Path]:
     directory = tmp_path / "store"
     directory.mkdir()
     yield directory
-    _clean_store(directory)
-
-
-def _clean_store(directory: Path) -> None:
-    from registry.launcher import manage
-    from registry.launcher.pods import list_pods
-
-    for pod in list_pods(directory):
-        if pod.is_running:
-            try:
-                manage.stop(directory, pod.uuid, force=True)
-            except Exception:  # noqa: BLE001 - best effort, checked below
-                pass
-    deadline = time.monotonic() + 10
-    while any(p.is_running for p in list_pods(directory)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    cgroup_dirs = [d for pod in list_pods(directory) for d in pod.cgroup_dirs()]
-    manage.gc(directory, grace_period=0, expire_prepared=0)
-    for pod in list_pods(directory):
-        if not pod.is_running:
-            manage.destroy(pod)
-    leftovers = [d for d in cgroup_dirs if d.exists()]
-    assert not leftovers, f"cgroups left behind: {leftovers}"
-    assert not list(Path(directory, "pods").glob("*/*")), "pods left behind"
-    if os.geteuid() == 0:  # and no pod's veth (the plugins name the host side veth<hex>)
-        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-        veths = [line for line in links.splitlines() if line.split(":")[1].strip()[:4] == "veth"]
-        assert not veths, f"veths left behind: {veths}"
-    mounts = Path("/proc/self/mountinfo").read_text()
-    assert f"{directory}/" not in mounts, "mounts (a pod's netns?) left under the store"
+    clean_store(directory)
 
 
 @pytest.fixture

@@ -60,17 +60,16 @@ _stores = itertools.count(1)
 
 @pytest.fixture
 def vm_store(systemd_vm: SystemdVM) -> Iterator[str]:
-    """A fresh pyrkt store (PYRKT_DIR) on the machine's own disk for one test; the pods left in
-    it are stopped and collected afterwards."""
+    """A fresh pyrkt store (PYRKT_DIR) on the machine's own disk for one test. Afterwards, as
+    tests/launcher's `store` does, every pod left in it is stopped and collected, and a cgroup,
+    veth or mount left behind fails the test (one Python run in the machine: they are slow)."""
     store = f"/var/lib/pyrkt-test/{next(_stores)}"
     systemd_vm.run("mkdir", "-p", store, check=True)
     yield store
-    listed = systemd_vm.pyrkt("list", "--no-legend", "--full", "--fields=uuid,state",
-                              store=store, timeout=120).stdout
-    running = [line.split()[0] for line in listed.splitlines() if line.split()[1:] == ["running"]]
-    if running:
-        systemd_vm.pyrkt("stop", "--force", *running, store=store, timeout=120)
-    systemd_vm.pyrkt("gc", "--grace-period=0s", store=store, timeout=300)
+    cleanup = Path(__file__).resolve().parents[1] / "launcher" / "store_cleanup.py"
+    result = systemd_vm.run(sys.executable, str(cleanup), store, timeout=300,
+                            env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert result.returncode == 0, f"the store {store} was not left clean:\n{result.stderr}"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -3,7 +3,7 @@
 # own kernel, a small initramfs that mounts the root disk, and an ext4 disk image filled from the
 # cached debootstrapped rootfs (tests/launcher/make_systemd_rootfs.sh) with `mkfs.ext4 -d`, so no
 # loop mount and no kernel on the host. Like debootstrap it needs the Debian mirror apt is
-# configured with (the kernel and kmod packages: `apt-get download`), so CI setup runs it; the
+# configured with (the kernel and a few packages: `apt-get download`), so CI setup runs it; the
 # tests never reach the network and the virtual machine gets no network device.
 #   tests/vm/make_vm_image.sh ROOTFS.tar OUTDIR      build OUTDIR/<name>/ unless it exists
 #   tests/vm/make_vm_image.sh --path ROOTFS.tar OUTDIR   print the directory it would use
@@ -25,40 +25,52 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 # Debian's kernel, resolved from the metapackage, unpacked here (installing it would touch the
-# host's /boot and initramfs hooks). kmod too: depmod on the host, modprobe inside the machine.
+# host's /boot and initramfs hooks).
 apt-cache show linux-image-amd64 >/dev/null 2>&1 || apt-get update -qq
 kpkg=$(apt-cache depends linux-image-amd64 | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
 [ -n "$kpkg" ] || { echo "cannot resolve linux-image-amd64 to a kernel package" >&2; exit 1; }
 kver=${kpkg#linux-image-}
-apt-get download -q -o APT::Sandbox::User=root "$kpkg" kmod >/dev/null
-mkdir kernel kmod root initrd
-dpkg-deb -x "$kpkg"_*.deb kernel
-dpkg-deb -x kmod_*.deb kmod
-ln -s kmod kmod/bin/depmod
-ln -s kmod kmod/bin/modprobe
+# What the tests need on the machine besides the minbase rootfs: kmod (modprobe, for the kernel's
+# own requests too), iptables (the CNI plugins' NAT and masquerading), iproute2 (ip), and those
+# of their libraries a minbase rootfs lacks (apt-cache depends --recurse, minus the rootfs').
+extras="kmod iptables iproute2 libxtables12 libip6tc2 libnftnl11 libnetfilter-conntrack3
+  libnfnetlink0 libmnl0 libbpf1 libelf1 libbsd0 libcap2-bin netbase"
+mkdir debs kernel extra root initrd
+( cd debs && apt-get download -q -o APT::Sandbox::User=root "$kpkg" $extras >/dev/null )
+dpkg-deb -x debs/"$kpkg"_*.deb kernel
+for deb in debs/*.deb; do case $deb in debs/"$kpkg"_*) ;; *) dpkg-deb -x "$deb" extra ;; esac; done
+tar -xf "$rootfs" -C root
+# (merged /usr: the packages' /bin and /sbin go through the rootfs' symlinks)
+tar -C extra -cf - . | tar -C root -xf - --keep-directory-symlink
+# What the packages' maintainer scripts would have made: iptables is the nft flavour (Debian's).
+for tool in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+  ln -sf "$tool-nft" "root/usr/sbin/$tool"
+done
+for check in "/usr/sbin/iptables --version" "/usr/bin/ip -V"; do  # every library is there
+  chroot root $check >/dev/null 2>&1 || { echo "the rootfs cannot run $check" >&2; exit 1; }
+done
 modules="lib/modules/$kver"
 
 # Modules that a test host needs (filesystems, netfilter, veth, bridge, virtio ...): everything
 # but hardware drivers, sound and radios, which keeps the disk small.
-tar -xf "$rootfs" -C root
 mkdir -p "root/$modules"
 cp -a "kernel/$modules/." "root/$modules/"
 ( cd "root/$modules/kernel" && rm -rf sound drivers/gpu drivers/media drivers/infiniband \
     drivers/usb drivers/iio drivers/staging drivers/comedi drivers/net/wireless \
     drivers/net/ethernet drivers/scsi drivers/hwmon drivers/input drivers/hid drivers/isdn \
     drivers/bluetooth net/wireless net/mac80211 net/bluetooth )
-kmod/bin/depmod -b "$work/root" "$kver"
+chroot root /usr/sbin/depmod "$kver"
 
 # The initramfs: a static busybox, the modules that mount the root disk (in the order modprobe
 # resolves them, softdeps included) and /init.
 mkdir -p initrd/bin initrd/proc initrd/sys initrd/dev initrd/newroot
 cp /bin/busybox initrd/bin/busybox
 for applet in sh mount umount insmod sleep switch_root mkdir echo cat; do ln -s busybox "initrd/bin/$applet"; done
-kmod/bin/modprobe -d "$work/root" -S "$kver" --show-depends -a virtio_pci virtio_blk ext4 crc32c_generic |
+chroot root /usr/sbin/modprobe -S "$kver" --show-depends -a virtio_pci virtio_blk ext4 crc32c_generic |
   awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
-    rel=${ko#"$work/root/"}
+    rel=${ko#/}
     mkdir -p "initrd/$(dirname "$rel")"
-    cp "$ko" "initrd/$rel"
+    cp "root/$rel" "initrd/$rel"
     echo "/$rel" >>initrd/modules
   done
 cat >initrd/init <<'INIT'
@@ -80,8 +92,6 @@ chmod 755 initrd/init
 gzip -1 initrd.cpio && mv initrd.cpio.gz initrd.img
 
 # The machine's own configuration.
-cp kmod/bin/kmod root/usr/bin/kmod
-for tool in modprobe insmod rmmod lsmod modinfo depmod; do ln -sf /usr/bin/kmod "root/usr/sbin/$tool"; done
 echo pyrkt-vm >root/etc/hostname
 # No udev in a minbase rootfs, so nothing would load these on demand.
 printf '%s\n' virtio_console 9pnet_virtio 9p overlay >root/etc/modules-load.d/pyrkt-vm.conf
