@@ -8,7 +8,7 @@
 #   tests/vm/make_vm_image.sh ROOTFS.tar OUTDIR      build OUTDIR/<name>/ unless it exists
 #   tests/vm/make_vm_image.sh --path ROOTFS.tar OUTDIR   print the directory it would use
 # <name> changes whenever this script, the agent or the rootfs tarball changes, so a stale
-# image is never booted; older images in OUTDIR are removed when a new one is built.
+# image is never booted; OUTDIR keeps the new image and the one before.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 print_only=false
@@ -19,6 +19,11 @@ outdir=${2:?usage: make_vm_image.sh [--path] ROOTFS.tar OUTDIR}
 key=$( { cat "$0" "$here/agent.py"; stat -L -c '%s %Y' "$rootfs"; } | sha256sum | cut -c1-16)
 image="$outdir/systemd-vm-$key"
 if $print_only; then echo "$image"; exit 0; fi
+[ -s "$image/disk.img" ] && exit 0
+# One build at a time (several test sessions may ask at once); the winner's image serves all.
+mkdir -p "$outdir"
+exec 9>"$outdir/.build.lock"
+flock 9
 [ -s "$image/disk.img" ] && exit 0
 
 work=$(mktemp -d)
@@ -119,11 +124,12 @@ ln -sf ../pyrkt-vm-agent.service root/etc/systemd/system/multi-user.target.wants
 truncate -s 4G disk.img
 mkfs.ext4 -q -F -L pyrkt-vm -d root disk.img
 
-mkdir -p "$outdir"
-rm -rf "$outdir"/systemd-vm-*
+rm -rf "$image.part"
 mkdir "$image.part"
 cp "kernel/boot/vmlinuz-$kver" "$image.part/vmlinuz"
 mv initrd.img "$image.part/initrd.img"
 mv disk.img "$image.part/disk.img"
 echo "$kpkg" >"$image.part/kernel"
 mv "$image.part" "$image"
+# Older images go, but the previous one stays: a checkout not yet updated may still boot it.
+ls -dt "$outdir"/systemd-vm-* | tail -n +3 | while read -r old; do rm -rf "$old"; done
