@@ -3,9 +3,12 @@ booting Debian's kernel on the image tests/vm/make_vm_image.sh caches, driven th
 (tests/vm/agent.py) on a virtio-serial port.
 
 The machine has NO network device (`-nic none`, `-nodefaults`): the port reaches only QEMU. It
-sees the host's interpreter, virtual environment and checkout read-only at the same paths
-(virtio-9p), so `vm.pyrkt(...)` runs this checkout's pyrkt with the same libraries, plus one
-read-write directory (`vm.share`, the same path inside and out) for passing files both ways.
+sees the host's interpreter, virtual environment and checkout read-only at the same paths, so
+`vm.pyrkt(...)` runs this checkout's pyrkt with the same libraries: they come as read-only ext4
+disks made with `mkfs.ext4 -d` (the interpreter's and venv's cached while unchanged, the
+checkout's made at each boot), because Python's many small reads are slow over 9p under TCG.
+Over virtio-9p come /usr/lib/cni (read-only) and one read-write directory (`vm.share`, the same
+path inside and out) for passing files both ways.
 Its disk is opened with snapshot=on: whatever a session writes is gone when QEMU exits, and the
 cached image never changes.
 
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import compileall
+import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -43,6 +48,7 @@ VM_CACHE = CACHE_DIR / "vm"
 QEMU = "qemu-system-x86_64"
 # Directories of the machine's own system a share must never cover (a venv made from Debian's
 # python3 has base_prefix /usr: the machine's /usr holds the same Debian build of it).
+PYTHON_IMAGE_FORMAT = 1  # change when python_trees() or ext4_image() change what an image holds
 SYSTEM_DIRS = {Path(p) for p in ("/", "/usr", "/usr/local", "/bin", "/lib", "/etc", "/var")}
 
 
@@ -60,12 +66,118 @@ def image_dir() -> Path | None:
     return image if (image / "disk.img").exists() else None
 
 
-def shared_paths(extra: Iterable[Path] = ()) -> list[Path]:
-    """The host directories the machine mounts read-only at the same paths: the interpreter,
-    the venv, the checkout, the CNI plugins (nested ones are covered by their parent)."""
-    wanted = [Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT, Path("/usr/lib/cni"), *extra]
-    paths = sorted({p.resolve() for p in wanted if p.is_dir()} - SYSTEM_DIRS)
-    return [p for p in paths if not any(p != q and p.is_relative_to(q) for q in paths)]
+def _without_nested(paths: Iterable[Path]) -> list[Path]:
+    unique = sorted({p.resolve() for p in paths if p.is_dir()} - SYSTEM_DIRS)
+    return [p for p in unique if not any(p != q and p.is_relative_to(q) for q in unique)]
+
+
+def python_trees() -> dict[Path, tuple[str, ...]]:
+    """The interpreter and the venv, each with the parts the machine never needs."""
+    trees: dict[Path, tuple[str, ...]] = {}
+    base, venv = Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()
+    if base not in SYSTEM_DIRS:
+        stdlib = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}"
+        skip = [f"{stdlib}/test", f"{stdlib}/idlelib"]
+        skip += [str(p.relative_to(base)) for p in (base / stdlib).glob("config-*")]
+        if base != venv and not _includes_system_site_packages(venv):
+            skip.append(f"{stdlib}/site-packages")  # the base's own packages, unseen by the venv
+        trees[base] = tuple(skip)
+    if venv != base:
+        trees[venv] = ()
+    return trees
+
+
+def _includes_system_site_packages(venv: Path) -> bool:
+    try:
+        config = (venv / "pyvenv.cfg").read_text()
+    except OSError:
+        return False
+    return "include-system-site-packages = true" in config.replace("\t", " ").lower()
+
+
+def checkout_trees() -> dict[Path, tuple[str, ...]]:
+    """The checkout, without its history, its venv (a tree of its own) and the test cache."""
+    return {REPO_ROOT: (".git", ".venv", ".test-cache", "test-output")}
+
+
+def _stage(staging: Path, trees: dict[Path, tuple[str, ...]]) -> None:
+    """Each tree at its own path under `staging`, by hard links where the filesystem allows (the
+    excluded parts stay as empty directories: another tree may be mounted there)."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    for root, skip in trees.items():
+        target = staging / root.relative_to("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        skipped = {(root / s).resolve() for s in skip}
+
+        def ignore(directory: str, names: list[str], skipped: set[Path] = skipped) -> list[str]:
+            return [n for n in names if Path(directory, n) in skipped]
+
+        shutil.copytree(root, target, symlinks=True, ignore=ignore, copy_function=link)
+        for path in skipped:
+            if path.is_dir():
+                (staging / path.relative_to("/")).mkdir(parents=True, exist_ok=True)
+
+
+def ext4_image(out: Path, trees: dict[Path, tuple[str, ...]]) -> Path:
+    """An ext4 disk image at `out` holding `trees` at their own paths (mkfs.ext4 -d, no mount).
+    The machine reads it as a block device: Python's thousands of small reads then come from the
+    guest's page cache, where over 9p each open costs a round trip through QEMU."""
+    staging = out.with_name(out.name + ".tree")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        _stage(staging, trees)
+        size = files = 0
+        for directory, _, names in os.walk(staging):
+            for name in names:
+                files += 1
+                size += os.lstat(os.path.join(directory, name)).st_blocks * 512
+        part = out.with_name(out.name + ".part")
+        with open(part, "wb") as image:
+            image.truncate(size + size // 4 + (64 << 20))
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-N", str(files * 2 + 4096), "-d", str(staging),
+                        str(part)], check=True, capture_output=True)
+        part.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def python_image() -> Path:
+    """The interpreter and venv as an ext4 image, cached in VM_CACHE while they are unchanged
+    (installing or removing a package changes the site-packages directory's mtime)."""
+    trees = python_trees()
+    stamp = []
+    for root in trees:
+        for directory in [root, *root.glob("lib/python*"), *root.glob("lib/python*/site-packages"),
+                          root / "pyvenv.cfg"]:
+            if directory.exists():
+                stamp.append(f"{directory} {directory.stat().st_mtime_ns}")
+    stamp.append(f"format {PYTHON_IMAGE_FORMAT}")
+    key = hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:16]
+    out = VM_CACHE / f"python-{key}.img"
+    VM_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(VM_CACHE / ".python.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.exists():
+            ext4_image(out, trees)
+            # Other checkouts' images stay a day (several worktrees may share a cache).
+            for old in VM_CACHE.glob("python-*.img"):
+                if time.time() - old.stat().st_mtime > 86400:
+                    old.unlink(missing_ok=True)
+    os.utime(out)
+    return out
+
+
+def shared_paths() -> list[Path]:
+    """What the machine mounts read-only over 9p at the same paths: the CNI plugins."""
+    return _without_nested([Path("/usr/lib/cni")])
 
 
 class SystemdVM:
@@ -92,6 +204,12 @@ class SystemdVM:
         socket_path = workdir / "agent.sock"
         share = share.resolve()
         ro = shared_paths()
+        # The shares are read-only in the machine, so Python could not cache what it compiles
+        # there: compile the checkout here, natively, once (the rest ships compiled).
+        compileall.compile_dir(str(REPO_ROOT / "registry"), quiet=1)
+        disks = {"pyrkt-python": (python_image(), python_trees()),
+                 "pyrkt-checkout": (ext4_image(workdir / "checkout.img", checkout_trees()),
+                                    checkout_trees())}
         command = [
             QEMU, "-accel", "tcg", "-cpu", "max", "-m", memory, "-smp", str(cpus),
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
@@ -100,7 +218,10 @@ class SystemdVM:
             "-append", "console=ttyS0 panic=-1 systemd.unified_cgroup_hierarchy=1 "
                        # a minbase rootfs has no udev: the serial getty would wait 90 s for it
                        "systemd.mask=serial-getty@ttyS0.service",
-            "-drive", f"file={image / 'disk.img'},format=raw,if=virtio,snapshot=on",
+            # The root disk's device comes first (vda, which the initramfs mounts), then the
+            # read-only ones, in command line order.
+            "-drive", f"file={image / 'disk.img'},format=raw,if=none,id=root,snapshot=on",
+            "-device", "virtio-blk-pci,drive=root,serial=pyrkt-root",
             "-serial", f"file:{workdir / 'console.log'}",
             "-device", "virtio-serial",
             "-chardev", f"socket,path={socket_path},server=on,wait=off,id=agent",
@@ -113,9 +234,9 @@ class SystemdVM:
             command += ["-virtfs", f"local,path={path},mount_tag={tag},security_model=none"
                                    + (",readonly=on" if readonly else "")]
             mounts.append((tag, path, readonly))
-        # The shares are read-only in the machine, so Python could not cache what it compiles
-        # there: compile the checkout here, natively, once (the rest ships compiled).
-        compileall.compile_dir(str(REPO_ROOT / "registry"), quiet=1)
+        for serial, (disk, _) in disks.items():
+            command += ["-drive", f"file={disk},format=raw,if=none,id={serial},readonly=on",
+                        "-device", f"virtio-blk-pci,drive={serial},serial={serial}"]
         started = time.monotonic()
         log = open(workdir / "qemu.log", "wb")
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -124,6 +245,7 @@ class SystemdVM:
         try:
             vm._connect(socket_path, started + timeout)
             vm._wait_for_agent(started + timeout)
+            vm._mount_disks({serial: list(trees) for serial, (_, trees) in disks.items()})
             vm._mount(mounts)
             state = vm.run("systemctl", "is-system-running", "--wait",
                            timeout=max(10.0, started + timeout - time.monotonic()))
@@ -165,6 +287,22 @@ class SystemdVM:
                     self._pending = {k: v for k, v in self._pending.items() if v is not future}
                 if time.monotonic() > deadline:
                     raise VMError(f"the agent never answered\n{self.console_tail()}") from None
+
+    def _mount_disks(self, disks: dict[str, list[Path]]) -> None:
+        """Mount each read-only disk (found by its serial: no udev here) and bind its trees at
+        their own paths, parents first."""
+        binds: list[tuple[Path, str]] = []
+        for serial, trees in disks.items():
+            found = self.run("sh", "-c", f"grep -lx {serial} /sys/block/vd*/serial",
+                             check=True).stdout.strip().split("/")[-2]
+            mountpoint = f"/run/{serial}"
+            self.run("mkdir", "-p", mountpoint, check=True)
+            self.run("mount", "-t", "ext4", "-o", "ro,noload", f"/dev/{found}", mountpoint,
+                     check=True)
+            binds += [(tree, f"{mountpoint}{tree}") for tree in trees]
+        for tree, source in sorted(binds, key=lambda bind: len(bind[0].parts)):
+            self.run("mkdir", "-p", str(tree), check=True)
+            self.run("mount", "--bind", source, str(tree), check=True)
 
     def _mount(self, mounts: list[tuple[str, Path, bool]]) -> None:
         for tag, path, readonly in mounts:
