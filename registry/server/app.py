@@ -98,8 +98,12 @@ def create_app(config: RegistryConfig | None = None, **flask_config: Any) -> Fla
     from registry.server import outage
 
     outage.register(app, config.retry_after)
-    app.wsgi_app = discovery.DiscoveryFastPath(  # type: ignore[method-assign]
-        app.wsgi_app, config.base_url, config.domains)
+    fast_path = discovery.DiscoveryFastPath(app.wsgi_app, config.base_url, config.domains)
+    app.wsgi_app = fast_path  # type: ignore[method-assign]
+    from registry.server import lane
+
+    # The gevent worker answers plain discovery requests from this before any WSGI layer.
+    app.extensions[lane.EXTENSION] = lane.DiscoveryLane(fast_path, metrics=config.metrics)
     from registry.server.headers import SecurityHeaders
 
     # CSP, framing, nosniff, Referrer-Policy on every answer, fast-path pages included.

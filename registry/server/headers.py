@@ -37,20 +37,26 @@ def security_headers(content_type: str | None) -> dict[str, str]:
     return headers
 
 
+def add_security_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Append to an answer's headers those above that it does not set itself (in place)."""
+    present = {name.lower() for name, _ in headers}
+    content_type = next((v for n, v in headers if n.lower() == "content-type"), None)
+    headers.extend((name, value) for name, value in security_headers(content_type).items()
+                   if name.lower() not in present)
+    return headers
+
+
 class SecurityHeaders:
     """WSGI middleware (outside Flask, so the discovery fast path's pages get them too): adds
-    the headers above to every answer that does not set them itself."""
+    the headers above to every answer that does not set them itself. The worker's discovery
+    lane (registry/server/lane.py) applies the same `add_security_headers`."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         def with_headers(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            present = {name.lower() for name, _ in headers}
-            content_type = next((v for n, v in headers if n.lower() == "content-type"), None)
-            headers.extend((name, value) for name, value in security_headers(content_type).items()
-                           if name.lower() not in present)
-            return start_response(status, headers, exc_info)
+            return start_response(status, add_security_headers(headers), exc_info)
 
         return self.app(environ, with_headers)
 

@@ -97,15 +97,24 @@ class DiscoveryFastPath:
         self.domains = frozenset(domains)
         self.base_host = _base_host(base_url)
 
+    def body_for(self, host_header: str, path: str) -> bytes | None:
+        """The answer to `?ac-discovery=1` for a Host header and a path, or None when the Flask
+        view must answer (a name this registry does not host: a mirror, a 404)."""
+        name = hosted_name(request_host(host_header), path, self.base_host, self.domains)
+        return None if name is None else discovery_body(self.base_url, name)
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("QUERY_STRING") == "ac-discovery=1" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            host = (environ.get("HTTP_HOST") or "").rsplit(":", 1)[0].lower()
-            name = hosted_name(host, environ.get("PATH_INFO", ""), self.base_host, self.domains)
-            if name is not None:
-                body = discovery_body(self.base_url, name)
+            body = self.body_for(environ.get("HTTP_HOST") or "", environ.get("PATH_INFO", ""))
+            if body is not None:
                 start_response("200 OK", [*DISCOVERY_HEADERS, ("Content-Length", str(len(body)))])
                 return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
         return self.app(environ, start_response)
+
+
+def request_host(host_header: str) -> str:
+    """The host a Host header names, without its port, lower case."""
+    return host_header.rsplit(":", 1)[0].lower()
 
 
 @bp.route("/", defaults={"path": ""}, methods=["GET", "HEAD"])

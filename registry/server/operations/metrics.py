@@ -115,24 +115,42 @@ def allowed(remote_addr: str | None, authorization: str | None, *, networks: str
     return any(address in network for network in parse_networks(networks))
 
 
+_children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
+
+
+def _children_for(endpoint: str, method: str, code: str) -> tuple[Any, Any, Any, Any]:
+    # The labelled children are looked up once per (endpoint, method, status) and kept:
+    # `labels()` costs as much as the increment, and discovery answers in a few microseconds.
+    key = (endpoint, method, code)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = (
+            REQUESTS.labels(endpoint, method, code), LATENCY.labels(endpoint),
+            BYTES_SENT.labels(endpoint), BYTES_RECEIVED.labels(endpoint))
+    return found
+
+
+def count_request(endpoint: str, method: str, code: str, seconds: float,
+                  sent: int | None, received: int | None = None) -> None:
+    """One answered request: the one rule for what is counted, used by `MetricsMiddleware` and
+    by the gevent worker's discovery lane (registry/server/worker.py), which answers
+    `?ac-discovery=1` before any WSGI layer. `sent` is the response's Content-Length (None:
+    unknown, or a HEAD answer), `received` the request body's."""
+    requests, latency, sent_total, received_total = _children_for(endpoint, method, code)
+    requests.inc()
+    latency.observe(seconds)
+    if sent is not None and method != "HEAD":
+        sent_total.inc(sent)
+    if received is not None and method in BODY_METHODS:
+        received_total.inc(received)
+
+
 class MetricsMiddleware:
     """Counts every request (WSGI, outermost), leaving the response iterable untouched so
-    gunicorn still sends local files with sendfile(2). The labelled children are looked up
-    once per (endpoint, method, status) and kept: `labels()` costs as much as the increment,
-    and discovery, the hottest path, answers in a few microseconds."""
+    gunicorn still sends local files with sendfile(2)."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
-        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
-
-    def _for(self, endpoint: str, method: str, code: str) -> tuple[Any, Any, Any, Any]:
-        key = (endpoint, method, code)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = (
-                REQUESTS.labels(endpoint, method, code), LATENCY.labels(endpoint),
-                BYTES_SENT.labels(endpoint), BYTES_RECEIVED.labels(endpoint))
-        return found
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -158,14 +176,10 @@ class MetricsMiddleware:
                 IN_FLIGHT.dec()
             endpoint = environ.get(ENDPOINT_KEY) or (
                 "discovery" if environ.get("QUERY_STRING") == "ac-discovery=1" else "other")
-            requests, latency, sent, received = self._for(endpoint, method, seen[0])
-            requests.inc()
-            latency.observe(time.perf_counter() - started)
-            if seen[1].isdigit() and method != "HEAD":
-                sent.inc(int(seen[1]))
             length = environ.get("CONTENT_LENGTH")
-            if with_body and length and length.isdigit():
-                received.inc(int(length))
+            count_request(endpoint, method, seen[0], time.perf_counter() - started,
+                          int(seen[1]) if seen[1].isdigit() else None,
+                          int(length) if length and length.isdigit() else None)
 
 
 def worker_exited(pid: int) -> None:
