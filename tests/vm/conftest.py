@@ -72,6 +72,21 @@ def vm_store(systemd_vm: SystemdVM) -> Iterator[str]:
     assert result.returncode == 0, f"the store {store} was not left clean:\n{result.stderr}"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """A failing test that used the machine shows the tail of its journal and console."""
+    report = yield
+    if report.failed and _booted and "systemd_vm" in getattr(item, "fixturenames", ()):
+        vm = _booted[-1]
+        try:
+            journal = vm.journal(lines=60)
+        except Exception as error:  # noqa: BLE001 - the machine may be what failed
+            journal = f"(no journal: {error})"
+        report.sections.append(("systemd VM journal (last lines)", journal))
+        report.sections.append(("systemd VM console", vm.console_tail(20)))
+    return report
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for vm in _booted:
         terminalreporter.write_line(f"systemd VM: booted to systemd running in "

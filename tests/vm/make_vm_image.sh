@@ -102,6 +102,13 @@ echo pyrkt-vm >root/etc/hostname
 printf '%s\n' virtio_console 9pnet_virtio 9p overlay >root/etc/modules-load.d/pyrkt-vm.conf
 # /tmp is not emptied at boot (files may be copied there before the machine boots).
 echo 'd /tmp 1777 root root -' >root/etc/tmpfiles.d/tmp.conf
+# Nothing starts behind the tests' back (timers would disturb CPU and memory measurements),
+# and nothing waits for a console or hardware the machine does not have.
+for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
+    fstrim.timer systemd-tmpfiles-clean.timer e2scrub_reap.service getty@tty1.service \
+    modprobe@drm.service; do
+  ln -sf /dev/null "root/etc/systemd/system/$unit"
+done
 mkdir -p root/usr/local/lib/pyrkt-vm
 cp "$here/agent.py" root/usr/local/lib/pyrkt-vm/agent.py
 cat >root/etc/systemd/system/pyrkt-vm-agent.service <<'UNIT'

@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -448,7 +449,10 @@ class SystemdVM:
             text = self.console.read_text(errors="replace")
         except OSError:
             return "(no console output)"
-        return "--- serial console (last lines) ---\n" + "\n".join(text.splitlines()[-lines:])
+        # systemd colours its status lines and rewrites them with carriage returns
+        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).replace("\r", "\n")
+        kept = [line for line in text.splitlines() if line.strip()]
+        return "--- serial console (last lines) ---\n" + "\n".join(kept[-lines:])
 
     def journal(self, *args: str, lines: int = 80) -> str:
         """The tail of the machine's journal (extra journalctl arguments allowed)."""
