@@ -73,6 +73,11 @@ def app_unit(app: str) -> str:
 class Machine:
     root: Path
     binds: list[str] = field(default_factory=list)  # nspawn --bind/--bind-ro flags
+    # the host's directories bound read-only into the root before nspawn looks at it (it reads
+    # the systemd version there to choose the machine's cgroup layout: an empty /usr would
+    # give a cgroup v2 host's machine the legacy one, where its systemd cannot make the apps'
+    # cgroups)
+    host_dirs: list[str] = field(default_factory=list)
 
 
 def _exit_status_script(apps: list[str]) -> str:
@@ -227,16 +232,17 @@ def _write_ids(etc: Path, ids: set[tuple[str, int, int]]) -> None:
 
 
 def _link_host_dirs(root: Path) -> list[str]:
-    """/bin, /lib... as the host has them: a symlink into /usr (merged /usr) or a bind."""
-    binds = ["--bind-ro=/usr"]
+    """/usr, and /bin, /lib... as the host has them: a symlink into /usr (merged /usr) or a
+    directory to bind; returns the directories to bind."""
+    host_dirs = ["/usr"]
     for name in HOST_TOP_DIRS:
         host = Path("/") / name
         if host.is_symlink():
             os.symlink(os.readlink(host), root / name)
         elif host.is_dir():
             (root / name).mkdir()
-            binds.append(f"--bind-ro={host}")
-    return binds
+            host_dirs.append(str(host))
+    return host_dirs
 
 
 def build(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any]) -> Machine:
@@ -255,7 +261,8 @@ def build(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any]) -> Machin
                 INNER.lstrip("/") + "/units", INNER.lstrip("/") + "/generators",
                 INNER.lstrip("/") + "/apps"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    binds = _link_host_dirs(root)
+    host_dirs = _link_host_dirs(root)
+    binds: list[str] = []
     write_atomic(root / "etc" / "machine-id", machine_id(pod) + "\n")
     for candidate in ("/etc/os-release", "/usr/lib/os-release"):
         if os.path.exists(candidate):  # nspawn boots only what looks like an OS tree
@@ -293,14 +300,15 @@ def build(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any]) -> Machin
                  f"[Unit]\nDescription=pyrkt pod {pod.uuid}\nWants={' '.join(wants)}\n")
     _write_ids(root / "etc", ids)
     write_atomic(inner / "exit-status", _exit_status_script(apps))
-    write_atomic(inner / BINDS_FILE, json.dumps(binds))
-    return Machine(root, binds)
+    write_atomic(inner / BINDS_FILE, json.dumps({"binds": binds, "host": host_dirs}))
+    return Machine(root, binds, host_dirs)
 
 
 def load(pod: Pod) -> Machine:
     """The machine `build` wrote (for the supervisor, which boots it)."""
     root = machine_root(pod)
-    return Machine(root, json.loads((root / INNER.lstrip("/") / BINDS_FILE).read_text()))
+    saved = json.loads((root / INNER.lstrip("/") / BINDS_FILE).read_text())
+    return Machine(root, saved["binds"], saved["host"])
 
 
 def nspawn_args(pod: Pod, runtime: dict[str, Any], machine: Machine) -> list[str]:

@@ -207,10 +207,11 @@ def supervise(pod_dir: Path, lock_fd: int) -> int:
     forwarder = None
     try:
         forwards = bind_listeners(userspace_forwards(runtime))  # a busy port fails the start
-        _mount_roots(pod, apps, runtime)
+        booted = machine.load(pod)
+        _mount_roots(pod, apps, runtime, booted)
         # nspawn's and the booting systemd's own words go to a file of the pod, not the terminal
         with open(pod.path / "nspawn.log", "ab") as console:
-            nspawn = subprocess.Popen(nspawn_args(pod, runtime, machine.load(pod)),
+            nspawn = subprocess.Popen(nspawn_args(pod, runtime, booted),
                                       stdin=subprocess.DEVNULL, stdout=console, stderr=console)
         leader = _wait_leader(pod, nspawn)
         _record_unit_cgroup(pod)
@@ -263,11 +264,16 @@ def _record_unit_cgroup(pod: Pod) -> None:
     write_atomic(pod.path / "cgroups", json.dumps([str(d) for d in found]))
 
 
-def _mount_roots(pod: Pod, apps: list[dict[str, Any]], runtime: dict[str, Any]) -> None:
-    """The apps' roots, mounted where only this machine sees them: they go with it, however it
-    ends (nothing is left on the host for gc to find)."""
+def _mount_roots(pod: Pod, apps: list[dict[str, Any]], runtime: dict[str, Any],
+                 booted: machine.Machine) -> None:
+    """The host's /usr (read-only) and the apps' roots, mounted where only this machine sees
+    them: they go with it, however it ends (nothing is left on the host for gc to find)."""
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE)
+    for host in booted.host_dirs:
+        target = str(booted.root / host.lstrip("/"))
+        linux.mount(host, target, None, linux.MS_BIND | linux.MS_REC)
+        linux.mount(None, target, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
     for app in apps:
         app_dir = pod.app_dir(app["name"])
         root = app_dir / "rootfs"
