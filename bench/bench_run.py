@@ -9,8 +9,11 @@
    against `--net=none`, same run. Goal: ratio <= 1.5. Runs in a network namespace of its own.
 2. Pod preparation time for an image of 10,000 files: overlayfs (cold: the store renders its
    shared tree once; warm: later pods reuse it) against a private copy.
+3. Where systemd is PID 1: the same start-to-exit under the systemd stage1 (a machine booted
+   with the host's systemd) against the builtin stage1 in the same run. Goal: <= 1 s.
+   `--systemd-only` runs just this part (in a booted container or the VM of tests/vm).
 
-    python bench/bench_run.py [--runs 20] [--files 10000] [--json out.json]
+    python bench/bench_run.py [--runs 20] [--files 10000] [--systemd-runs 10] [--json out.json]
 """
 
 from __future__ import annotations
@@ -100,6 +103,28 @@ def _in_process(store_dir: Path, image_id: str, runs: int) -> dict[str, float]:
             "stage1_run_s": statistics.median(run[1:])}
 
 
+def bench_systemd(work: Path, env: dict[str, str], runs: int,
+                  static_app: Path | None = None) -> dict[str, float]:
+    """Start-to-exit of a one-app pod under the systemd stage1 (its machine boots and powers
+    off) against the builtin stage1, same image, same run."""
+    rootfs = work / "tiny-rootfs"
+    if not rootfs.exists():
+        rootfs.mkdir()
+        if static_app is not None:  # a host without a compiler (a minimal booted container)
+            shutil.copy2(static_app, rootfs / "app")
+        else:
+            (work / "tiny.c").write_text(TINY_C)
+            subprocess.run(["cc", "-static", "-Os", "-o", str(rootfs / "app"),
+                            str(work / "tiny.c")], check=True)
+    aci = _image(work, "bench.example/tiny", rootfs, ["/app"])
+    image_id = subprocess.run(_pyrkt("fetch", "--insecure-options=image", str(aci)), env=env,
+                              check=True, capture_output=True, text=True).stdout.split()[-1]
+    result = {flavour + "_s": _median_seconds(_pyrkt("run", f"--stage1={flavour}", "--net=none",
+                                                     image_id), runs, env)
+              for flavour in ("systemd", "builtin")}
+    return result
+
+
 def bench_prepare(work: Path, env: dict[str, str], files: int, runs: int) -> dict[str, float]:
     rootfs = work / "many-rootfs"
     for index in range(files):
@@ -129,7 +154,7 @@ def _own_network_namespace() -> None:
     from registry.launcher import linux
 
     linux.unshare(linux.CLONE_NEWNET)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    linux.loopback_up()
 
 
 def main() -> int:
@@ -137,6 +162,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--prepare-runs", type=int, default=3)
     parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--systemd-runs", type=int, default=10)
+    parser.add_argument("--systemd-only", action="store_true")
+    parser.add_argument("--static-app", type=Path, help="a static program exiting 0 (else cc)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -150,6 +178,15 @@ def main() -> int:
                PYTHONPYCACHEPREFIX=str(work / "pycache"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     try:
+        if os.path.isdir("/run/systemd/system"):
+            unit = bench_systemd(work, env, args.systemd_runs, args.static_app)
+            print(f"systemd stage1 start-to-exit (median of {args.systemd_runs}): "
+                  f"{unit['systemd_s'] * 1000:.0f} ms, builtin stage1 {unit['builtin_s'] * 1000:.0f}"
+                  f" ms (goal <= 1000 ms: a minimal systemd boots and powers off per pod)")
+        else:
+            print("systemd stage1: not measured (systemd is not PID 1 here)")
+        if args.systemd_only:
+            return 0
         start = bench_start(work, env, args.runs)
         print(f"start-to-exit (median of {args.runs}): unshare+chroot "
               f"{start['unshare_chroot_s'] * 1000:.1f} ms, pyrkt run "
