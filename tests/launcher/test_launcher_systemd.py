@@ -85,7 +85,7 @@ def _text(message: str | list[int]) -> str:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # boots a whole Debian with systemd inside a container
-def test_under_a_booted_systemd(tmp_path, tool_image, shell_image) -> None:
+def test_under_a_booted_systemd(tmp_path, tool_image, shell_image, tool_binary) -> None:
     """`pyrkt run` inside a container booted with systemd: every pod a machine (machinectl,
     journalctl -M, kill/poweroff/stop codes), arguments unchanged, the launching unit stopped."""
     if not BOOT_TARBALL.exists():
@@ -96,6 +96,9 @@ def test_under_a_booted_systemd(tmp_path, tool_image, shell_image) -> None:
     root.mkdir()
     subprocess.run(["tar", "-xf", str(BOOT_TARBALL), "-C", str(root)], check=True)
     shutil.copy2(tool_image(), root / "opt" / "tool.aci")
+    shutil.copy2(tool_image("example.com/web", app={"ports": [
+        {"name": "http", "protocol": "tcp", "port": 8080}]}), root / "opt" / "web.aci")
+    shutil.copy2(tool_binary, root / "opt" / "tool")
     script = 'printf "[%s]\\n" "$@"; echo "env=[$ODD]"; sleep 600'
     shutil.copy2(shell_image(script), root / "opt" / "shell.aci")
     # The container runs this very interpreter and checkout (same Debian release as the host's
@@ -205,15 +208,25 @@ def test_under_a_booted_systemd(tmp_path, tool_image, shell_image) -> None:
         assert "shell | [two words]\n" in inside(*pyrkt, "logs", uuid).stdout  # after its end
 
         # 4. machinectl poweroff, pyrkt stop, a SIGKILL: 143, 143, 137.
+        # (the one pyrkt stops also serves a port: the supervisor's userspace forwarder)
         for number, how in enumerate((("machinectl", "poweroff"), ("pyrkt-stop",),
                                       ("machinectl", "kill", "--signal=KILL"))):
-            uuid = launch(f"pyrkt-test-{number}", "--net=none", "/opt/tool.aci", "--",
-                          "hostname", "sleep", "600")
-            wait_for(uuid, "hostname=")
+            if how == ("pyrkt-stop",):
+                uuid = launch(f"pyrkt-test-{number}", "--net=none",
+                              "--port=http:127.0.0.1:18080", "/opt/web.aci", "--", "serve",
+                              "8080", "hello-over-the-port")
+                wait_for(uuid, "serving on 8080")
+                assert inside("/opt/tool", "client", "18080").stdout == \
+                    "client got: hello-over-the-port\n"
+            else:
+                uuid = launch(f"pyrkt-test-{number}", "--net=none", "/opt/tool.aci", "--",
+                              "hostname", "sleep", "600")
+                wait_for(uuid, "hostname=")
             command = [*pyrkt, "stop", uuid] if how == ("pyrkt-stop",) else \
                 [*how, f"pyrkt-{uuid}"]
             assert inside(*command).returncode == 0
-            assert app_codes(uuid) == {"tool": "137" if "--signal=KILL" in how else "143"}, how
+            expected = "137" if "--signal=KILL" in how else "143"
+            assert app_codes(uuid) == {"web" if how == ("pyrkt-stop",) else "tool": expected}
 
         # 5. In the foreground, the output comes as the app writes it; the code is the app's.
         run = subprocess.Popen(enter(*pyrkt, "run", "--insecure-options=image", "--net=none",
