@@ -163,8 +163,13 @@ def plan(layers: list[Layer], *, collect_paths: bool = False) -> SquashPlan:
     return planner.result()
 
 
-class OnePassRefused(Exception):
-    """The bottom layer cannot be decided as it streams by (see the module's docstring)."""
+class OnePassRefused(DockerError):
+    """The bottom layer cannot be decided as it streams by (see the module's docstring).
+    convert_squashed catches it and runs both passes; it never reaches a user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message}: this layer needs a planning pass of its own",
+                         reason="one-pass")
 
 
 def squash(layers: list[Layer], writer: ACIWriter) -> None:
