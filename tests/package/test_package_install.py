@@ -124,3 +124,13 @@ def test_host_side_installs_and_works_without_the_server(host_venv: Path, tmp_pa
     ran = _ok(_run(["pyrkt", "run", *client, "127.0.0.1/demo/hello:1.0"], cwd=tmp_path,
                    env=env, timeout=120))
     assert "Hello from pyrkt" in ran and "arg=hi" in ran
+
+
+def test_host_side_installs_the_fast_deflate(host_venv: Path, tmp_path: Path) -> None:
+    """isal comes with `pip install .` (offline, from the wheelhouse): the host tools' gzip
+    (docker2aci, acbuild write, fetch) uses ISA-L, not the zlib fallback."""
+    env = _venv_env(host_venv)
+    used = _ok(_run([host_venv / "bin/python", "-c",
+                     "from registry.aci.compression import DEFLATE; print(DEFLATE.name)"],
+                    cwd=tmp_path, env=env))
+    assert used.split() == ["isal"]
