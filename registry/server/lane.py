@@ -27,13 +27,14 @@ This module holds the two halves that do not touch sockets:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
 from registry.server.blueprints.discovery import DISCOVERY_HEADERS, DiscoveryFastPath
 from registry.server.headers import add_security_headers
-from registry.server.operations.metrics import count_request
+from registry.server.operations.metrics import Tally
 
 EXTENSION = "pyrkt.discovery_lane"
 # A discovery head is a few hundred bytes; one this long goes to gunicorn, which has the limits.
@@ -104,11 +105,16 @@ def parse_head(buffer: bytes) -> LaneRequest | str | None:
 
 
 class DiscoveryLane:
-    """What the worker sends after its own status line, Server, Date and Connection fields."""
+    """What the worker sends after its own status line, Server, Date and Connection fields,
+    and the counting of it."""
 
     def __init__(self, fast_path: DiscoveryFastPath, *, metrics: bool) -> None:
         self.fast_path = fast_path
-        self.metrics = metrics
+        self.tally = Tally("discovery") if metrics else None
+        # How the tally's flush is run: the gevent worker sets its event loop's run_callback
+        # (once per loop round); anywhere else it runs at once.
+        self.schedule: Callable[[Callable[[], None]], object] = _now
+        self._flush_due = False
         # Bounded: the key is what a client sends. Rendered once per Host and path.
         self.rendered = lru_cache(maxsize=4096)(self._render)
 
@@ -130,5 +136,18 @@ class DiscoveryLane:
         return (fields if request.method == "HEAD" else fields + body), len(body)
 
     def count(self, request: LaneRequest, seconds: float, body_length: int) -> None:
-        if self.metrics:
-            count_request("discovery", request.method, "200", seconds, body_length)
+        if self.tally is None:
+            return
+        self.tally.add(request.method, "200", seconds, body_length)
+        if not self._flush_due:
+            self._flush_due = True
+            self.schedule(self.flush)
+
+    def flush(self) -> None:
+        self._flush_due = False
+        if self.tally is not None:
+            self.tally.flush()
+
+
+def _now(callback: Callable[[], None]) -> None:
+    callback()

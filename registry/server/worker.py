@@ -34,7 +34,7 @@ import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-from gevent import Timeout, getcurrent
+from gevent import Timeout, get_hub, getcurrent
 from gevent import socket as gsocket
 from gunicorn import SERVER
 from gunicorn.workers.ggevent import GeventWorker
@@ -153,8 +153,10 @@ class RegistryGeventWorker(GeventWorker):
 
         cfg = self.cfg
         lane = getattr(self.wsgi, "extensions", {}).get(EXTENSION)
-        if not (cfg.is_ssl or cfg.accesslog or cfg.statsd_host or cfg.proxy_protocol != "off"
-                or os.environ.get("SCRIPT_NAME")):
+        if lane is not None and not (cfg.is_ssl or cfg.accesslog or cfg.statsd_host
+                                     or cfg.proxy_protocol != "off" or os.environ.get("SCRIPT_NAME")):
+            # The lane's metrics are added up once per loop round (metrics.Tally).
+            lane.schedule = get_hub().loop.run_callback
             self.lane = lane
         super().run()
 
@@ -195,20 +197,22 @@ class RegistryGeventWorker(GeventWorker):
 
         buffer = b""
         while True:
+            # The header deadline as gunicorn's (close without an answer), kept as the socket's
+            # timeout for each read: cheaper than a gevent Timeout per request.
             deadline = time.monotonic() + self.header_timeout
-            timer = Timeout.start_new(self.header_timeout)
-            try:
-                while (request := parse_head(buffer)) == NEED_MORE:
+            while (request := parse_head(buffer)) == NEED_MORE:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                client.settimeout(remaining)
+                try:
                     chunk = client.recv(8192)
-                    if not chunk:
-                        return None
-                    buffer += chunk
-            except Timeout as expired:
-                if expired is not timer:
-                    raise
-                return None  # the header deadline, as gunicorn's: close without an answer
-            finally:
-                timer.close()
+                except TimeoutError:
+                    return None
+                if not chunk:
+                    return None
+                buffer += chunk
+            client.settimeout(self.io_timeout)
             started = time.perf_counter()
             answer = lane.answer(request) if isinstance(request, LaneRequest) else None
             if answer is None or not isinstance(request, LaneRequest):
@@ -222,8 +226,12 @@ class RegistryGeventWorker(GeventWorker):
                 self.alive = False
             close = request.close or not self.alive
             data, body_length = answer
-            client.sendall(b"".join((_STATUS, _Date.now(), _CLOSE if close else _KEEP_ALIVE,
-                                     data)))
+            payload = b"".join((_STATUS, _Date.now(), _CLOSE if close else _KEEP_ALIVE, data))
+            # One send takes it all unless the socket buffer is full (sendall asks the socket
+            # for its buffer size each time, a system call the common case need not make).
+            sent = client.send(payload)
+            if sent < len(payload):
+                client.sendall(payload[sent:])
             lane.count(request, time.perf_counter() - started, body_length)
             if close:
                 return None

@@ -94,3 +94,37 @@ def test_access_is_limited_to_allowed_networks_or_the_token(tmp_path, registry_k
     started = time.monotonic()
     assert off.client.get("/_health").status_code == 200
     assert time.monotonic() - started < 5
+
+
+def test_a_tally_counts_what_count_request_counts() -> None:
+    # The discovery lane adds its answers up in a Tally and flushes them in one go; the
+    # figures must be those of counting each answer with count_request (the WSGI path).
+    from prometheus_client import REGISTRY
+
+    from registry.server.operations.metrics import LATENCY_BUCKETS, Tally, count_request
+
+    answers = [("GET", "200", 0.0004, 369), ("HEAD", "200", 0.003, 369), ("GET", "200", 0.2, 369),
+               ("GET", "200", 0.001, 369), ("POST", "201", 99.0, 10)]
+    tally = Tally("tally-test")
+    for method, code, seconds, sent in answers:
+        tally.add(method, code, seconds, sent, 7)
+        count_request("direct-test", method, code, seconds, sent, 7)
+    tally.flush()
+    tally.flush()  # nothing more to add
+
+    def figures(endpoint: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {(sample.name, tuple(sorted((k, v) for k, v in sample.labels.items()
+                                           if k != "endpoint"))): sample.value
+                for family in REGISTRY.collect() for sample in family.samples
+                if sample.labels.get("endpoint") == endpoint
+                and not sample.name.endswith("_created")}
+
+    direct = figures("direct-test")
+    assert figures("tally-test") == direct
+    assert direct[("pyrkt_http_requests_total", (("code", "200"), ("method", "GET")))] == 3
+    assert direct[("pyrkt_http_response_bytes_total", ())] == 3 * 369 + 10
+    assert direct[("pyrkt_http_request_bytes_total", ())] == 7
+    assert direct[("pyrkt_http_request_duration_seconds_bucket", (("le", "0.001"),))] == 2
+    assert direct[("pyrkt_http_request_duration_seconds_count", ())] == len(answers)
+    assert len(LATENCY_BUCKETS) == sum(1 for name, _ in direct
+                                       if name == "pyrkt_http_request_duration_seconds_bucket")

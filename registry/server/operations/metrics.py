@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,10 +49,11 @@ BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 
 REQUESTS = Counter("pyrkt_http_requests_total", "HTTP requests answered.",
                    ["endpoint", "method", "code"])
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+                   float("inf"))
 LATENCY = Histogram("pyrkt_http_request_duration_seconds",
                     "Seconds from a request's arrival to its response's headers.", ["endpoint"],
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-                             10, 30))
+                    buckets=LATENCY_BUCKETS)
 BYTES_SENT = Counter("pyrkt_http_response_bytes_total",
                      "Bytes of response bodies (by Content-Length).", ["endpoint"])
 BYTES_RECEIVED = Counter("pyrkt_http_request_bytes_total",
@@ -115,34 +117,97 @@ def allowed(remote_addr: str | None, authorization: str | None, *, networks: str
     return any(address in network for network in parse_networks(networks))
 
 
-_children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
+# The labelled children are looked up once and kept: `labels()` costs as much as the
+# increment, and discovery answers in a few microseconds.
+_request_children: dict[tuple[str, str, str], Any] = {}
+_endpoint_children: dict[str, tuple[Any, Any, Any]] = {}
 
 
-def _children_for(endpoint: str, method: str, code: str) -> tuple[Any, Any, Any, Any]:
-    # The labelled children are looked up once per (endpoint, method, status) and kept:
-    # `labels()` costs as much as the increment, and discovery answers in a few microseconds.
+def _requests_child(endpoint: str, method: str, code: str) -> Any:
     key = (endpoint, method, code)
-    found = _children.get(key)
+    found = _request_children.get(key)
     if found is None:
-        found = _children[key] = (
-            REQUESTS.labels(endpoint, method, code), LATENCY.labels(endpoint),
-            BYTES_SENT.labels(endpoint), BYTES_RECEIVED.labels(endpoint))
+        found = _request_children[key] = REQUESTS.labels(endpoint, method, code)
+    return found
+
+
+def _children_of(endpoint: str) -> tuple[Any, Any, Any]:
+    """(latency, bytes sent, bytes received) of an endpoint."""
+    found = _endpoint_children.get(endpoint)
+    if found is None:
+        found = _endpoint_children[endpoint] = (
+            LATENCY.labels(endpoint), BYTES_SENT.labels(endpoint), BYTES_RECEIVED.labels(endpoint))
     return found
 
 
 def count_request(endpoint: str, method: str, code: str, seconds: float,
                   sent: int | None, received: int | None = None) -> None:
-    """One answered request: the one rule for what is counted, used by `MetricsMiddleware` and
-    by the gevent worker's discovery lane (registry/server/worker.py), which answers
-    `?ac-discovery=1` before any WSGI layer. `sent` is the response's Content-Length (None:
-    unknown, or a HEAD answer), `received` the request body's."""
-    requests, latency, sent_total, received_total = _children_for(endpoint, method, code)
-    requests.inc()
+    """One answered request, counted by `MetricsMiddleware` (the discovery lane, which answers
+    before any WSGI layer, counts the same through a `Tally`). `sent` is the response's
+    Content-Length (None: unknown; never counted for HEAD), `received` the request body's."""
+    _requests_child(endpoint, method, code).inc()
+    latency, sent_total, received_total = _children_of(endpoint)
     latency.observe(seconds)
-    if sent is not None and method != "HEAD":
+    sent, received = _bytes_counted(method, sent, received)
+    if sent:
         sent_total.inc(sent)
-    if received is not None and method in BODY_METHODS:
+    if received:
         received_total.inc(received)
+
+
+def _bytes_counted(method: str, sent: int | None, received: int | None) -> tuple[int, int]:
+    return ((sent or 0) if method != "HEAD" else 0,
+            (received or 0) if method in BODY_METHODS else 0)
+
+
+class Tally:
+    """Requests counted in memory, added to the Prometheus values in one go by `flush`.
+
+    For the discovery lane (registry/server/lane.py), whose answers take a few microseconds:
+    in multiprocess mode every increment takes a lock and writes a memory-mapped file, and
+    four of them per request would cost as much again as the answer. The worker flushes once
+    its event loop comes round, right after the answers of that round are sent (a scrape,
+    even one answered by another worker, sees them). What is counted is what
+    `count_request` counts for each request."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.requests: dict[tuple[str, str], int] = {}  # (method, code) -> answers
+        self.buckets = [0] * len(LATENCY_BUCKETS)  # observations per latency bucket
+        self.seconds = 0.0
+        self.sent = 0
+        self.received = 0
+
+    def add(self, method: str, code: str, seconds: float, sent: int | None,
+            received: int | None = None) -> None:
+        key = (method, code)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.seconds += seconds
+        sent, received = _bytes_counted(method, sent, received)
+        self.sent += sent
+        self.received += received
+
+    def flush(self) -> None:
+        if not self.requests:
+            return
+        for (method, code), count in self.requests.items():
+            _requests_child(self.endpoint, method, code).inc(count)
+        latency, sent_total, received_total = _children_of(self.endpoint)
+        # A histogram child keeps one counter per bucket and one for the sum (what observe()
+        # increments); tests/server/test_server_metrics.py checks this equals observe().
+        for bucket, count in zip(latency._buckets, self.buckets, strict=True):
+            if count:
+                bucket.inc(count)
+        latency._sum.inc(self.seconds)
+        if self.sent:
+            sent_total.inc(self.sent)
+        if self.received:
+            received_total.inc(self.received)
+        self.requests = {}
+        self.buckets = [0] * len(LATENCY_BUCKETS)
+        self.seconds = 0.0
+        self.sent = self.received = 0
 
 
 class MetricsMiddleware:
