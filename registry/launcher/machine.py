@@ -4,7 +4,9 @@
 
     etc/machine-id, etc/os-release, etc/systemd/journald.conf
     usr/                   the host's /usr, bound read-only by nspawn (bin, lib... as on the host)
-    var/log/journal/<id>/  the machine's journal: `journalctl -M`, `pyrkt logs`
+    var/log/journal/<id>/  the machine's journal: `journalctl -M`, `pyrkt logs` (bound at the
+                           machine's /run/log/journal: journald writes it from its start, with
+                           no flush from /run to /var to wait for)
     pyrkt/units/           default.target, <app>.service and its companion pyrkt-exit-<app>.service
                            per app (SYSTEMD_UNIT_PATH)
     pyrkt/generators/      empty: none of the host's generators runs in a pod
@@ -165,8 +167,7 @@ def _app_unit_text(pod: Pod, manifest: dict[str, Any], app: dict[str, Any],
         "[Unit]",
         f"Description=pyrkt app {name}",
         "DefaultDependencies=no",
-        # the journal is on disk before the app writes its first line
-        "After=systemd-journald.socket systemd-journal-flush.service",
+        "After=systemd-journald.socket",
         # stopped (SIGTERM, then SIGKILL after TimeoutStopSec) when the machine shuts down,
         # not left for the final kill of every process that would record no end
         "Conflicts=shutdown.target",
@@ -268,12 +269,13 @@ def build(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any]) -> Machin
         if os.path.exists(candidate):  # nspawn boots only what looks like an OS tree
             shutil.copyfile(candidate, root / "etc" / "os-release")
             break
-    # Everything on disk (so `pyrkt logs` reads it after the end), nothing dropped: an app that
-    # prints fast would otherwise lose lines to journald's rate limit.
+    # The "volatile" journal is on disk (see the layout above), so `pyrkt logs` reads it after
+    # the end; nothing dropped: an app that prints fast would lose lines to the rate limit.
     write_atomic(root / "etc" / "systemd" / "journald.conf",
-                 "[Journal]\nStorage=persistent\nRateLimitIntervalSec=0\nRateLimitBurst=0\n"
+                 "[Journal]\nStorage=volatile\nRateLimitIntervalSec=0\nRateLimitBurst=0\n"
                  "ForwardToConsole=no\nForwardToWall=no\n")
     binds.append(f"--bind={pod.path / 'apps'}:{INNER}/apps")
+    binds.append(f"--bind={journal_dir(pod)}:/run/log/journal")
     volume_dirs: dict[str, str] = {}
     for volume in manifest.get("volumes") or []:
         source = volume["source"] if volume["kind"] == "host" else \
@@ -289,7 +291,7 @@ def build(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any]) -> Machin
             binds.append(f"--bind-ro={entry['source']}:{inner_path}")
             bind_dirs.append((inner_path, entry["target"], True))
     units = inner / "units"
-    wants = ["systemd-journald.service", "systemd-journal-flush.service"]
+    wants = ["systemd-journald.service"]
     ids: set[tuple[str, int, int]] = set()
     for app in manifest["apps"]:
         text = _app_unit_text(pod, manifest, app, runtime, volume_dirs, bind_dirs, ids)
