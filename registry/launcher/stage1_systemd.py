@@ -217,8 +217,7 @@ def supervise(pod_dir: Path, lock_fd: int) -> int:
         _record_unit_cgroup(pod)
         record_pid(pod.path / "pid", leader)
         if forwards:
-            forwarder = Forwarder(forwards, os.open(f"/proc/{leader}/ns/net",
-                                                    os.O_RDONLY | os.O_CLOEXEC))
+            forwarder = Forwarder(forwards, _machine_netns(pod, runtime, leader))
             forwarder.start()
     except (LauncherError, OSError) as error:
         write_atomic(pod.path / START_ERROR, f"{error}\n")
@@ -262,6 +261,22 @@ def _record_unit_cgroup(pod: Pod) -> None:
         elif controllers == "name=systemd":
             found.append(CGROUP_ROOT / "systemd" / path.lstrip("/"))
     write_atomic(pod.path / "cgroups", json.dumps([str(d) for d in found]))
+
+
+def _machine_netns(pod: Pod, runtime: dict[str, Any], leader: int,
+                   timeout: float = 30) -> int:
+    """A descriptor of the machine's network namespace: stage0's, or the one nspawn makes for
+    its init (which may join it a moment after it appears: we wait until it differs from
+    ours)."""
+    if (pod.path / "netns").exists():
+        return os.open(pod.path / "netns", os.O_RDONLY | os.O_CLOEXEC)
+    ours = os.stat("/proc/self/ns/net").st_ino
+    deadline = time.monotonic() + timeout
+    while runtime["net"] != "host" and os.stat(f"/proc/{leader}/ns/net").st_ino == ours:
+        if time.monotonic() > deadline:
+            raise LauncherError("the pod's machine got no network namespace of its own")
+        time.sleep(0.01)
+    return os.open(f"/proc/{leader}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _mount_roots(pod: Pod, apps: list[dict[str, Any]], runtime: dict[str, Any],
