@@ -66,8 +66,14 @@ def describe(pod: Pod) -> PodInfo:
         manifest = pod.manifest()
     except LauncherError:
         manifest = {}
+    # a machine SIGKILLed with its supervisor (and no `pyrkt run` left) recorded nothing: its
+    # apps died with it
+    killed_machine = pod.state == "exited" and (pod.path / "unit").exists() and \
+        (pod.path / "pid").exists()
     for app in manifest.get("apps", []):
         code = pod.exit_code(app["name"])
+        if code is None and killed_machine:
+            code = 128 + signal.SIGKILL
         apps.append(AppInfo(app["name"], app["image"].get("name", ""), app["image"]["id"],
                             code, end_reason(pod, app["name"], code)))
     # the network package (subprocess, ipaddress) loads when a pod is described, not at import
