@@ -36,10 +36,11 @@ def realistic_files(limit: int = REALISTIC_BYTES) -> list[Path]:
     total = 0
     for directory in (stdlib / "lib-dynload", stdlib):
         for path in sorted(directory.rglob("*")):
-            if "site-packages" in path.parts or "__pycache__" in path.parts:
+            if {"site-packages", "__pycache__"} & set(path.parts) or (
+                    directory == stdlib and path.is_relative_to(stdlib / "lib-dynload")):
                 continue
-            if path.is_symlink() or not path.is_file():
-                continue
+            if path.is_symlink() or not path.is_file() or path.stat().st_size > 4 << 20:
+                continue  # (the static libpython alone would be most of the bytes)
             found.append(path)
             total += path.stat().st_size
             if total >= limit:
