@@ -65,28 +65,37 @@ def read(directory: Path, apps: list[str], *,
 
 def follow(directory: Path, apps: list[str], running: Callable[[], bool], *,
            since: float | None = None, tail: int | None = None,
-           interval: float = 0.1) -> Iterator[LogLine]:
+           interval: float = 0.1, ended_fd: int | None = None) -> Iterator[LogLine]:
     """What is there (after `since`, the last `tail`), then each line as journald stores it,
-    until `running()` turns false; a last read then takes what the end wrote."""
+    until `running()` turns false (or `ended_fd`, a pidfd of the pod's supervisor, becomes
+    readable: no polling delay at the end); a last read then takes what the end wrote."""
     first, cursor = read(directory, apps)
     yield from select(first, since=since, tail=tail)
     units = {app_unit(app): app for app in apps}
-    while running():
+    state = {"running": True}
+
+    def still() -> bool:
+        state["running"] = state["running"] and running()
+        return state["running"]
+
+    while still():
         # journalctl gives up on a directory that holds no journal file yet (the machine's
         # journald is still starting): start it again from where we are
         start = cursor
-        for line, last in _follow_once(directory, apps, units, start, running, interval):
+        for line, last in _follow_once(directory, apps, units, start, still, interval,
+                                       ended_fd, state):
             cursor = last
             if since is None or line.when >= since:
                 yield line
-        time.sleep(interval)
+        if state["running"]:
+            time.sleep(interval)
     rest, _ = read(directory, apps, after_cursor=cursor)
     yield from select(rest, since=since, tail=None)
 
 
 def _follow_once(directory: Path, apps: list[str], units: dict[str, str], cursor: str | None,
-                 running: Callable[[], bool],
-                 interval: float) -> Iterator[tuple[LogLine, str | None]]:
+                 running: Callable[[], bool], interval: float, ended_fd: int | None,
+                 state: dict[str, bool]) -> Iterator[tuple[LogLine, str | None]]:
     """`journalctl --follow` until it ends or `running()` is false with nothing left to read."""
     extra = [f"--after-cursor={cursor}"] if cursor else ["--lines=all"]
     process = subprocess.Popen(_command(directory, apps, "--follow", *extra),
@@ -94,11 +103,17 @@ def _follow_once(directory: Path, apps: list[str], units: dict[str, str], cursor
     assert process.stdout is not None
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
+    if ended_fd is not None:
+        selector.register(ended_fd, selectors.EVENT_READ)
     pending = b""
     try:
         while True:
             alive = running()
-            if selector.select(interval):
+            ready = {key.fd for key, _ in selector.select(interval)}
+            if ended_fd in ready:
+                state["running"] = False  # the rest comes from the last read
+                return
+            if ready:
                 chunk = os.read(process.stdout.fileno(), 65536)
                 if not chunk:
                     return

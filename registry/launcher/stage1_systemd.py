@@ -135,9 +135,13 @@ def _run_machine(pod: Pod, lock: PodLock, manifest: dict[str, Any], runtime: dic
     names = [app["name"] for app in manifest["apps"]]
     try:
         if echo:
-            for line in journal.follow(machine.journal_dir(pod), names,
-                                       lambda: supervisor.poll() is None):
-                _echo(line.data)
+            ended = os.pidfd_open(supervisor.pid)
+            try:
+                for line in journal.follow(machine.journal_dir(pod), names,
+                                           lambda: supervisor.poll() is None, ended_fd=ended):
+                    _echo(line.data)
+            finally:
+                os.close(ended)
         status = supervisor.wait()
     except _Detach:
         sys.stderr.write(f"pyrkt: pod {pod.uuid} keeps running as {unit_name(pod)} "
