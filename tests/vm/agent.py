@@ -63,6 +63,19 @@ class Channel:
                     yield line
 
 
+def drain(stream: Any, chunks: list[bytes]) -> None:
+    for chunk in iter(lambda: stream.read1(1 << 16), b""):
+        chunks.append(chunk)
+
+
+def feed(stream: Any, data: bytes) -> None:
+    try:
+        stream.write(data)
+        stream.close()
+    except OSError:  # the command did not read it all
+        pass
+
+
 def run(request: dict[str, Any]) -> dict[str, Any]:
     answer: dict[str, Any] = {"id": request.get("id"), "rc": None, "stdout": "", "stderr": "",
                               "timeout": False, "error": None}
@@ -81,19 +94,30 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     except OSError as error:
         answer["error"] = f"cannot run {argv[0]}: {error}"
         return answer
+    # The answer comes when the command exits, not when its pipes close: a daemon it leaves
+    # behind (a pod's supervisor, say) may hold them open for as long as it lives.
+    chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+    readers = [threading.Thread(target=drain, args=(stream, chunks[name]), daemon=True)
+               for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))]
+    for reader in readers:
+        reader.start()
+    if stdin is not None:
+        threading.Thread(target=feed, args=(process.stdin, base64.b64decode(stdin)),
+                         daemon=True).start()
     try:
-        out, err = process.communicate(
-            base64.b64decode(stdin) if stdin is not None else None, timeout=request.get("timeout"))
-        answer["rc"] = process.returncode
+        answer["rc"] = process.wait(timeout=request.get("timeout"))
     except subprocess.TimeoutExpired:
         try:  # the whole session: a shell's children too
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        out, err = process.communicate()
+        process.wait()
         answer["timeout"] = True
-    answer["stdout"] = base64.b64encode(out).decode()
-    answer["stderr"] = base64.b64encode(err).decode()
+    for reader in readers:
+        reader.join(timeout=2)
+    answer["pipes_left_open"] = any(reader.is_alive() for reader in readers)
+    answer["stdout"] = base64.b64encode(b"".join(chunks["stdout"])).decode()
+    answer["stderr"] = base64.b64encode(b"".join(chunks["stderr"])).decode()
     return answer
 
 

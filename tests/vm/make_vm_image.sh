@@ -36,10 +36,11 @@ kpkg=$(apt-cache depends linux-image-amd64 | awk '$1 == "Depends:" && $2 ~ /^lin
 [ -n "$kpkg" ] || { echo "cannot resolve linux-image-amd64 to a kernel package" >&2; exit 1; }
 kver=${kpkg#linux-image-}
 # What the tests need on the machine besides the minbase rootfs: kmod (modprobe, for the kernel's
-# own requests too), iptables (the CNI plugins' NAT and masquerading), iproute2 (ip), and those
-# of their libraries a minbase rootfs lacks (apt-cache depends --recurse, minus the rootfs').
-extras="kmod iptables iproute2 libxtables12 libip6tc2 libnftnl11 libnetfilter-conntrack3
-  libnfnetlink0 libmnl0 libbpf1 libelf1 libbsd0 libcap2-bin netbase"
+# own requests too), iptables (the CNI plugins' NAT and masquerading), iproute2 (ip), procps (ps,
+# kill, pgrep), and those of their libraries a minbase rootfs lacks (apt-cache depends --recurse,
+# minus the rootfs').
+extras="kmod iptables iproute2 procps libxtables12 libip6tc2 libnftnl11 libnetfilter-conntrack3
+  libnfnetlink0 libmnl0 libbpf1 libelf1 libbsd0 libcap2-bin libproc2-0 netbase"
 mkdir debs kernel extra root initrd
 ( cd debs && apt-get download -q -o APT::Sandbox::User=root "$kpkg" $extras >/dev/null )
 dpkg-deb -x debs/"$kpkg"_*.deb kernel
@@ -51,8 +52,10 @@ tar -C extra -cf - . | tar -C root -xf - --keep-directory-symlink
 for tool in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
   ln -sf "$tool-nft" "root/usr/sbin/$tool"
 done
-for check in "/usr/sbin/iptables --version" "/usr/bin/ip -V"; do  # every library is there
-  chroot root $check >/dev/null 2>&1 || { echo "the rootfs cannot run $check" >&2; exit 1; }
+for tool in /usr/sbin/xtables-nft-multi /usr/bin/ip /usr/bin/ps; do  # every library is there
+  if chroot root /lib64/ld-linux-x86-64.so.2 --list "$tool" | grep 'not found' >&2; then
+    echo "the rootfs lacks libraries of $tool" >&2; exit 1
+  fi
 done
 modules="lib/modules/$kver"
 

@@ -4,6 +4,8 @@ pyrkt under both stage1 flavours."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -34,6 +36,25 @@ def test_cgroup_v2_with_cpu_memory_pids(systemd_vm) -> None:
         assert {"cpu", "memory", "pids"} <= set(enabled.split())
     finally:
         systemd_vm.run("rmdir", group)
+
+
+def test_agent_bytes_and_daemons(systemd_vm) -> None:
+    """What a test sends and gets back is byte for byte; a command's answer comes when it
+    exits, even if a process it left behind still holds its output open."""
+    import time
+
+    data = bytes(range(256)) * 3
+    assert systemd_vm.run("cat", input=data, text=False, check=True).stdout == data
+    started = time.monotonic()
+    left = systemd_vm.run("sh", "-c", "sleep 120 & echo $!; echo done >&2", check=True)
+    assert time.monotonic() - started < 60 and left.stderr == "done\n"
+    systemd_vm.run("kill", left.stdout.strip(), check=True)
+    timed_out = False
+    try:
+        systemd_vm.run("sleep", "30", timeout=1)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    assert timed_out
 
 
 def test_no_network_device(systemd_vm) -> None:
