@@ -8,15 +8,18 @@ Where systemd is PID 1 (the `machine` path), a pod is what systemd's own tools m
     └── systemd-nspawn --boot --register=yes --keep-unit   machine pyrkt-<uuid>, class container
         └── systemd (the host's binaries: /usr bound read-only)
             ├── systemd-journald     writes <pod>/machine/var/log/journal/<machine-id>
-            └── <app>.service        one per app: RootDirectory= the app's rootfs, its exec,
-                                     environment, user; ExecStopPost records its exit code
+            ├── <app>.service        one per app: RootDirectory= the app's rootfs, its exec,
+            │                        environment, user, limits
+            └── pyrkt-exit-<app>.service   bound to it: records its exit code when it stops,
+                                     powers the machine off after the last app
 
 Why systemd inside the pod (rkt's `host` flavour), and not the apps as units of the host or a
 pod init of ours: `journalctl -M <machine>` reads the journal files *inside* the machine's root,
 so only a journald in the machine makes it show the apps' lines, each attributed to its app
 (its unit, its SyslogIdentifier); `machinectl poweroff` asks the machine's init for an orderly
 shutdown, which only an init that stops services and reports how each ended can honour (the
-codes come from systemd's $EXIT_CODE/$EXIT_STATUS, so a signal is 128+N and not "success");
+codes come from systemd's record of each app's main process, so a signal is 128+N and not
+"success");
 `machinectl status` shows the processes of each app under its own unit. The host's binaries
 are used so that the stage1 needs nothing the host does not have (rkt's coreos flavour shipped
 its own systemd in a stage1 image). The cost is a boot of a minimal systemd (journald and the
