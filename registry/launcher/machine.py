@@ -201,7 +201,8 @@ def _app_unit_text(pod: Pod, manifest: dict[str, Any], app: dict[str, Any],
         lines.append(f"WorkingDirectory={directory}")
     if "capabilities" not in insecure:
         keep = sorted(retained(section))
-        lines.append(f"CapabilityBoundingSet={' '.join(keep) if keep else '~'}")
+        # (an empty value is the empty set; "~" alone would be every capability)
+        lines.append(f"CapabilityBoundingSet={' '.join(keep)}")
     if no_new_privileges(section):
         lines.append("NoNewPrivileges=yes")
     lines += systemd_properties(enforced(pod)[name])  # the app's own limits (see `limits`)
