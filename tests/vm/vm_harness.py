@@ -194,6 +194,7 @@ class SystemdVM:
         self._pending: dict[int, Future[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
+        self._gone = False  # the agent's connection ended: no answer will ever come
 
     # -- starting and stopping ---------------------------------------------------------------
 
@@ -344,6 +345,9 @@ class SystemdVM:
     def _send(self, request: dict[str, Any]) -> Future[dict[str, Any]]:
         future: Future[dict[str, Any]] = Future()
         with self._lock:
+            if self._gone:
+                raise VMError(f"the virtual machine stopped answering (QEMU "
+                              f"{self.process.poll()})\n{self.console_tail()}")
             request_id = next(self._ids)
             self._pending[request_id] = future
         data = json.dumps({**request, "id": request_id}).encode() + b"\n"
@@ -366,6 +370,15 @@ class SystemdVM:
                     future.set_result(answer)
         except (OSError, ValueError):
             pass
+        # The connection is gone (QEMU exited: a panic, a poweroff): nobody will answer.
+        time.sleep(0.5)  # QEMU's exit status and last console lines, for the message
+        with self._lock:
+            self._gone = True
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(VMError(f"the virtual machine stopped answering (QEMU "
+                                             f"{self.process.poll()})\n{self.console_tail()}"))
 
     def run_async(self, *argv: str, timeout: float = 60, env: dict[str, str] | None = None,
                   input: str | bytes | None = None, cwd: str | None = None,
