@@ -7,7 +7,9 @@ One short-lived connection per operation, WAL mode and a generous busy timeout, 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,34 +72,56 @@ def _retry_locked(action: Callable[[], object], attempts: int = 100) -> None:
 
 
 class Index:
+    """The index of one store. One connection serves every operation of the process (each
+    operation is a transaction of its own): opening a WAL database costs a few system calls
+    and writes to its shared-memory file, and a run of `pyrkt run` asks the index five or six
+    questions. A forked child or another thread opens a connection of its own."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
-            _retry_locked(lambda: db.execute("PRAGMA journal_mode = WAL"))
-            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                # CREATE ... IF NOT EXISTS: harmless when two processes create the store at once
-                db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} "
-                                 f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        finally:
-            db.close()
+        self._db: sqlite3.Connection | None = None
+        self._owner: tuple[int, int] | None = None
+        self._durable = True
+        db = self._connection()
+        _retry_locked(lambda: db.execute("PRAGMA journal_mode = WAL"))
+        if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            # CREATE ... IF NOT EXISTS: harmless when two processes create the store at once
+            db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} "
+                             f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
-    @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection whose block is one transaction (committed on success)."""
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
+    def _connection(self) -> sqlite3.Connection:
+        owner = (os.getpid(), threading.get_ident())
+        if self._db is None or self._owner != owner:
+            # a connection is not shared across fork or threads: this one is the caller's own
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                                 check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA foreign_keys = ON")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+            self._db, self._owner, self._durable = db, owner, True
+        return self._db
+
+    def close(self) -> None:
+        """Close this process's connection (the next operation opens one again)."""
+        if self._db is not None and self._owner == (os.getpid(), threading.get_ident()):
+            self._db.close()
+        self._db = self._owner = None
+
+    @contextmanager
+    def connect(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """The connection, its block one transaction (committed on success). `durable=False`:
+        the commit is not synced to disk (WAL's synchronous=NORMAL: after a power cut the
+        change may be lost, the database is never damaged), for what is only a hint."""
+        db = self._connection()
+        if durable != self._durable:
+            db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     # images ----------------------------------------------------------------------------------
 
@@ -119,15 +143,17 @@ class Index:
         with self.connect() as db:
             return db.execute(f"SELECT * FROM images {where}", params).fetchall()
 
-    def ids_with_prefix(self, prefix: str) -> list[str]:
+    def rows_with_prefix(self, prefix: str) -> list[sqlite3.Row]:
+        """The rows whose ID starts with `prefix` (one query for `get`: the row and whether
+        the prefix is ambiguous)."""
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self.connect() as db:
-            rows = db.execute("SELECT id FROM images WHERE id LIKE ? ESCAPE '\\'",
+            return db.execute("SELECT * FROM images WHERE id LIKE ? ESCAPE '\\'",
                               (escaped + "%",)).fetchall()
-        return [row["id"] for row in rows]
 
     def touch(self, image_id: str) -> None:
-        with self.connect() as db:
+        # `LAST USED` is a hint: not worth a sync to disk on every run
+        with self.connect(durable=False) as db:
             db.execute("UPDATE images SET last_used = ? WHERE id = ?", (time.time(), image_id))
 
     def remove_image(self, image_id: str) -> bool:

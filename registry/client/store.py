@@ -126,6 +126,10 @@ class ImageStore:
     def __repr__(self) -> str:
         return f"ImageStore({str(self.directory)!r})"
 
+    def close(self) -> None:
+        """Let go of the index's connection (a later call opens it again)."""
+        self.index.close()
+
     # paths -----------------------------------------------------------------------------------
 
     def _blob(self, image_id: str) -> Path:
@@ -231,15 +235,13 @@ class ImageStore:
     def get(self, id_or_prefix: str) -> StoredImage:
         """The image with this ID or unambiguous ID prefix (`sha512-` optional)."""
         wanted = normalize_id(id_or_prefix)
-        ids = self.index.ids_with_prefix(wanted)
-        if not ids:
-            raise ImageNotFound(f"no image with ID {wanted} in the store")
-        if len(ids) > 1:
-            raise ImageNotFound(f"image ID {wanted} is ambiguous: it matches "
-                                f"{', '.join(i[:39] for i in ids)}; give more digits")
-        rows = self.index.image_rows("WHERE id = ?", (ids[0],))
+        rows = self.index.rows_with_prefix(wanted)
         if not rows:
             raise ImageNotFound(f"no image with ID {wanted} in the store")
+        if len(rows) > 1:
+            ids = sorted(row["id"] for row in rows)
+            raise ImageNotFound(f"image ID {wanted} is ambiguous: it matches "
+                                f"{', '.join(i[:39] for i in ids)}; give more digits")
         return self._row_to_image(rows[0])
 
     def find(self, name: str, labels: dict[str, str] | None = None) -> StoredImage | None:

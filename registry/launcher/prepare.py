@@ -330,6 +330,7 @@ def prepare_pod(store_dir: Path, options: PodOptions, *, log: Any = lambda messa
                 "insecure": options.run_insecure(),
             }
             _render_apps(store, pod, manifest, overlay)
+            store.close()  # done with the index: the pod's forked processes keep no handle on it
             _make_empty_volumes(pod, manifest)
             write_atomic(pod.path / "runtime.json", json.dumps(runtime, indent=2))
             write_atomic(pod.path / "pod", json.dumps(manifest, indent=2))
