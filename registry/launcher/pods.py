@@ -50,7 +50,6 @@ import json
 import os
 import shutil
 import time
-import uuid as uuidlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,10 +286,20 @@ def write_atomic(path: Path, text: str | bytes) -> None:
     os.replace(temp, path)
 
 
+def random_uuid() -> str:
+    """A random (version 4) UUID, as str(uuid.uuid4()) writes it; the uuid module imports
+    platform, ~1.5 ms of every `pyrkt run`."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def new_embryo(store_dir: Path) -> tuple[Pod, PodLock]:
     """Create a pod directory in `embryo/`, locked by the caller; returns the pod and its lock."""
     root = _ensure_layout(Path(store_dir))
-    pod_uuid = str(uuidlib.uuid4())
+    pod_uuid = random_uuid()
     path = root / "embryo" / pod_uuid
     path.mkdir(mode=0o750)
     lock = PodLock(path)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from .errors import LauncherError
 
-_SUFFIXES: dict[str, int | Decimal] = {
-    "": 1, "m": Decimal("0.001"),
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+# exact factors (strings for the fractional one): Decimal is imported when a quantity is
+# parsed, not by every `pyrkt run` that has no limits (~1 ms)
+_SUFFIXES: dict[str, int | str] = {
+    "": 1, "m": "0.001",
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
 }
@@ -18,6 +23,8 @@ _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$")
 
 
 def parse_quantity(text: str, what: str, examples: str = "500m, 2, 512M, 1Gi") -> Decimal:
+    from decimal import Decimal, InvalidOperation
+
     match = _QUANTITY.match(str(text).strip())
     if not match or match.group(2) not in _SUFFIXES:
         raise LauncherError(f'{what}: "{text}" is not a quantity (examples: {examples})')

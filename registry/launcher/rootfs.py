@@ -7,7 +7,6 @@ the app and no mount is ever left on the host. A pod prepared in copy mode needs
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from . import linux
@@ -37,6 +36,8 @@ def overlay_supported(work_parent: Path) -> bool:
             return False
     except OSError:
         return False
+    import tempfile  # here: the probe runs once per filesystem and kernel (see the cache above)
+
     probe = Path(tempfile.mkdtemp(prefix=".overlay-probe-", dir=work_parent))
     try:
         for sub in ("lower", "upper", "work", "merged"):

@@ -8,6 +8,7 @@ import time
 import pytest
 from launcher_helpers import needs_root, pod_json, status_of, wait_for_file
 
+from registry.aci import PodManifest
 from registry.launcher import images_in_use
 from registry.launcher.pods import find_pod
 
@@ -84,6 +85,31 @@ def test_list_status_logs_stop_gc_round_trip(tmp_path, tool_image, start_pyrkt, 
     assert pyrkt("status", uuid).returncode != 0 and pod_json(pyrkt) == []
 
 
+def test_every_kind_of_flag_makes_a_pod_manifest_the_format_core_and_actool_accept(
+        tmp_path, tool_image, pyrkt, actool_validate) -> None:
+    """prepare writes the manifest it builds without asking the format core (each part was
+    checked where it came from): pods made with every kind of flag are judged here instead."""
+    image = tool_image(app={"ports": [{"name": "http", "port": 80, "protocol": "tcp"}],
+                            "mountPoints": [{"name": "data", "path": "/data"}],
+                            "environment": [{"name": "FROM_IMAGE", "value": "x"}]})
+    prepared = pyrkt(
+        "prepare", "-q", "--insecure-options=image", "--net=none", "--hostname=box.example",
+        "--volume=v,kind=empty,mode=0700,uid=1,gid=2",
+        f"--volume=h,kind=host,source={tmp_path},readOnly=true", "--set-env=A=1",
+        "--port=http:18080", "--caps-retain=CAP_NET_BIND_SERVICE,CAP_CHOWN",
+        "--seccomp=mode=remove,errno=ENOTSUP,socket", "--dns=10.0.0.1", "--hosts-entry=10.0.0.2=db",
+        str(image), "--name=web", "--mount=volume=v,target=/v", "--mount=volume=h,target=/h",
+        "--environment=B=2", "--user=worker", "--group=workers", "--working-dir=/tmp",
+        "--readonly-rootfs=true", "--memory=64M", "--cpu=500m", "--", "echo", "hi", check=True)
+    manifest = json.loads(pyrkt("cat-manifest", prepared.stdout.strip(), check=True).stdout)
+    parsed = PodManifest.from_dict(manifest)
+    assert [app.name for app in parsed.apps] == ["web"]
+    assert {v["name"] for v in manifest["volumes"]} == {"v", "h", "data"}
+    pod_file = tmp_path / "pod-manifest.json"
+    pod_file.write_text(json.dumps(manifest))
+    actool_validate(pod_file)
+
+
 def test_prepare_then_run_prepared_and_cat_manifest(tmp_path, tool_image, pyrkt, store,
                                                     actool_validate) -> None:
     image = tool_image()
@@ -100,6 +126,7 @@ def test_prepare_then_run_prepared_and_cat_manifest(tmp_path, tool_image, pyrkt,
     pod_file = tmp_path / "pod-manifest.json"
     pod_file.write_text(json.dumps(manifest))
     actool_validate(pod_file)
+    PodManifest.from_dict(manifest)  # the format core's judgement too (prepare does not ask it)
     assert manifest["apps"][0]["image"]["id"] in images_in_use(store)
 
     ran = pyrkt("run-prepared", uuid[:8])

@@ -10,8 +10,6 @@ from typing import Any
 
 from ..errors import LauncherError
 from ..options import parse_net
-from .cni import plugin_path
-from .config import Network, net_dirs, resolve
 
 
 def plan(net_text: str, config_dirs: Any) -> dict[str, Any]:
@@ -19,6 +17,10 @@ def plan(net_text: str, config_dirs: Any) -> dict[str, Any]:
     parsed = parse_net(net_text)
     if isinstance(parsed, str):  # host or none: no CNI at all
         return {"net": parsed, "networks": [], "cniPath": []}
+    # here, not above: host and none pods load none of the CNI machinery (subprocess, ...)
+    from .cni import plugin_path
+    from .config import net_dirs, resolve
+
     chosen = resolve(parsed, config_dirs)
     return {
         "net": ",".join(network.name for network, _ in chosen),
@@ -41,6 +43,8 @@ def assign_ports(forwards: list[dict[str, Any]], planned: dict[str, Any]) -> Non
     if planned["net"] == "host":
         raise LauncherError("--port has no effect with --net=host: the apps already listen on "
                             "the host's own ports")
+    from .config import Network  # here: as in `plan`, only pods with networks load it
+
     routable = [Network(n["name"], n["source"], n["conf"]) for n in planned["networks"]]
     routable = [n for n in routable if n.routes_from_host()]
     target = next((n for n in routable if n.masquerades()), routable[-1] if routable else None)

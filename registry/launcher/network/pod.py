@@ -24,12 +24,15 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import linux
 from ..errors import LauncherError
 from ..pods import Pod, list_pods, write_atomic
-from . import cni, dns
+from . import dns
+
+if TYPE_CHECKING:
+    from . import cni
 
 NETNS = "netns"
 NET_DIR = "net"
@@ -195,6 +198,8 @@ def setup(pod: Pod, runtime: dict[str, Any], *, log: Callable[[str], None]) -> N
     state: dict[str, Any] = {"hostNetns": _netns_id(), "tornDown": False, "networks": []}
     results: list[dict[str, Any]] = []
     if networks:
+        from . import cni  # here: pods without networks (host, none) never load the CNI machinery
+
         check_host_ports(pod, runtime.get("forwards") or [])
         _save(pod.path, state)  # written first: a crash from here on is cleaned up by gc
         netns = pod.path / NETNS
@@ -228,11 +233,15 @@ def setup(pod: Pod, runtime: dict[str, Any], *, log: Callable[[str], None]) -> N
             raise
     for forward in runtime.get("forwards") or []:
         log(describe_forward(forward, state))
-    first = next((str(a.interface.ip) for r in results for a in cni.addresses(r)), None)
+    first = None
+    if results:
+        first = next((str(a.interface.ip) for r in results for a in cni.addresses(r)), None)
     dns.write_pod_files(net_dir, runtime.get("dns") or {}, runtime["hostname"], results, first)
 
 
 def _request(uuid: str, record: dict[str, Any], netns: str) -> cni.Request:
+    from . import cni  # here: pods without networks (host, none) never load the CNI machinery
+
     return cni.Request(container_id=uuid, netns=netns, ifname=record["ifName"],
                        args=record["args"], path=[Path(p) for p in record["path"]])
 
@@ -241,6 +250,8 @@ def describe_forward(forward: dict[str, Any], state: dict[str, Any] | None) -> s
     host = f"{forward.get('hostIP') or '0.0.0.0'}:{forward['hostPort']}"
     via = str(forward.get("via", "userspace"))
     if via.startswith("portmap:"):
+        from . import cni  # here: pods without networks (host, none) never load the CNI machinery
+
         network = via.split(":", 1)[1]
         record = next((r for r in (state or {}).get("networks", []) if r["netName"] == network),
                       None)
@@ -271,6 +282,8 @@ def teardown(pod_dir: Path, uuid: str) -> None:
         # what lives on the host side (leases) when given none.
         netns_arg = str(netns) if _is_netns(netns) else ""
         errors = []
+        from . import cni  # here: pods without networks (host, none) never load the CNI machinery
+
         for record in reversed(state.get("networks") or []):
             problems = cni.del_network(record["conf"], _request(uuid, record, netns_arg),
                                        record.get("runtimeConfig") or {}, record.get("result"))
@@ -288,7 +301,10 @@ def info(pod_dir: Path) -> list[dict[str, Any]]:
     """Each network of the pod as rkt's net-info described it (netName, ifName, ip, ...)."""
     state = _load(pod_dir)
     shown = []
-    for record in (state or {}).get("networks") or []:
+    records = (state or {}).get("networks") or []
+    if records:
+        from . import cni  # here: pods without networks (host, none) never load the CNI machinery
+    for record in records:
         found = cni.addresses(record.get("result"))
         v4 = next((a for a in found if a.interface.version == 4), None)
         v6 = next((a for a in found if a.interface.version == 6), None)
