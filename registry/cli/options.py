@@ -12,86 +12,85 @@ the command in `reported_errors`: `pyrkt: <message>` on stderr and exit status 2
 from __future__ import annotations
 
 import functools
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from registry.client.dirs import ConfigDirs, default_store_dir
-from registry.client.insecure import ALL_NAMES, InsecureOptions
-from registry.errors import PyrktError
+from .context import EXIT_FAILURE, ClientContext, client_context, reported_errors
+from .flags import (
+    GLOBAL_FLAGS,
+    GLOBAL_NAMES,
+    PATH_ANY,
+    PATH_DIR,
+    PATH_EXISTING_FILE,
+    PATH_FILE,
+    Option,
+)
 
-# Function-local imports keep start-up fast: each command loads only the parts it runs.
-
-if TYPE_CHECKING:
-    from registry.client.store import ImageStore
-
-EXIT_FAILURE = 254  # what rkt exits with on errors
+__all__ = ["EXIT_FAILURE", "ClientContext", "client_options", "click_options", "global_options",
+           "human_bytes", "reported_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-
-@dataclass
-class ClientContext:
-    store_dir: Path
-    dirs: ConfigDirs
-    insecure: InsecureOptions
-    debug: bool
-    trust_keys_from_https: bool = False
-
-    def store(self) -> ImageStore:
-        from registry.client.store import ImageStore
-
-        return ImageStore(self.store_dir)
-
-    def warn(self, message: str) -> None:
-        click.echo(f"pyrkt: warning: {message}", err=True)
-
-    def info(self, message: str) -> None:
-        click.echo(f"pyrkt: {message}", err=True)
+_PATH_TYPES = {
+    PATH_DIR: click.Path(file_okay=False, path_type=Path),
+    PATH_ANY: click.Path(path_type=Path),
+    PATH_FILE: click.Path(dir_okay=False),
+    PATH_EXISTING_FILE: click.Path(exists=True, dir_okay=False),
+}
 
 
-def _insecure(_ctx: click.Context, _param: click.Parameter,
-              value: str | None) -> InsecureOptions | None:
-    if value is None:
-        return None
-    try:
-        return InsecureOptions.parse(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+def _converted(convert: Callable[[str], Any]) -> Callable[..., Any]:
+    def callback(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return convert(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+
+    return callback
 
 
-GLOBAL_FLAGS = ("store_dir", "system_config", "local_config", "user_config", "insecure", "debug",
-                "trust_keys_from_https")
+def click_option(option: Option) -> Callable[[F], F]:
+    """click's option for one `flags.Option` (the declaration the lean entry reads too)."""
+    decls = [option.name, *([option.short] if option.short else []), option.dest]
+    attrs: dict[str, Any] = {"help": option.help}
+    if option.is_flag:
+        attrs.update(is_flag=True, default=option.default)
+    else:
+        attrs["multiple"] = option.multiple
+        if option.default is not None:
+            attrs["default"] = option.default
+        if option.choices is not None:
+            attrs["type"] = click.Choice(option.choices)
+        elif option.path is not None:
+            attrs["type"] = _PATH_TYPES[option.path]
+        if option.convert is not None:
+            attrs["callback"] = _converted(option.convert)
+        if option.metavar:
+            attrs["metavar"] = option.metavar
+        if option.show_default:
+            attrs["show_default"] = True
+    return click.option(*decls, **attrs)
+
+
+def click_options(options: Sequence[Option]) -> Callable[[F], F]:
+    """All of `options` as click options, in their order in `--help`."""
+
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = click_option(option)(func)
+        return func
+
+    return decorate
 
 
 def global_options(func: F) -> F:
     """rkt's global flags as click options (every default None: "not given here")."""
-    options = [
-        click.option("--dir", "store_dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=None, help="the image store [default: $PYRKT_DIR, /var/lib/pyrkt "
-                     "for root, else ~/.local/share/pyrkt]"),
-        click.option("--system-config", type=click.Path(path_type=Path), default=None,
-                     help="system configuration directory [default: /usr/lib/pyrkt]"),
-        click.option("--local-config", type=click.Path(path_type=Path), default=None,
-                     help="local configuration directory [default: /etc/pyrkt]"),
-        click.option("--user-config", type=click.Path(path_type=Path), default=None,
-                     help="user configuration directory [default: ~/.config/pyrkt]"),
-        click.option("--insecure-options", "insecure", default=None, callback=_insecure,
-                     metavar="OPTS", help="comma-separated checks to switch off: "
-                     + ", ".join(ALL_NAMES)),
-        click.option("--debug", is_flag=True, default=None, help="show details and tracebacks"),
-        click.option("--trust-keys-from-https", is_flag=True, default=None,
-                     help="trust the keys an image's name discovers over HTTPS when none is "
-                          "trusted for it yet (rkt's flag; never with --insecure-options=tls)"),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return click_options(GLOBAL_FLAGS)(func)
 
 
 def _before_subcommand() -> dict[str, Any]:
@@ -106,46 +105,13 @@ def client_options(command: F) -> F:
 
     @global_options
     @functools.wraps(command)
-    def wrapper(*args: Any, store_dir: Path | None, system_config: Path | None,
-                local_config: Path | None, user_config: Path | None,
-                insecure: InsecureOptions | None, debug: bool | None,
-                trust_keys_from_https: bool | None, **kwargs: Any) -> Any:
-        given: dict[str, Any] = dict(store_dir=store_dir, system_config=system_config, local_config=local_config,
-                     user_config=user_config, insecure=insecure, debug=debug,
-                     trust_keys_from_https=trust_keys_from_https)
-        for name, value in _before_subcommand().items():
-            if given.get(name) is None:
-                given[name] = value
-        debug = bool(given["debug"])
-        client = ClientContext(
-            store_dir=given["store_dir"] or default_store_dir(),
-            dirs=ConfigDirs.from_env(given["system_config"], given["local_config"],
-                                     given["user_config"]),
-            insecure=given["insecure"] or InsecureOptions.parse("none"), debug=debug,
-            trust_keys_from_https=bool(given["trust_keys_from_https"]))
-        with reported_errors(debug=debug):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in GLOBAL_NAMES}
+        client = client_context(given, _before_subcommand())
+        with reported_errors(debug=client.debug):
             return command(*args, client=client, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-@contextmanager
-def reported_errors(*, debug: bool = False, before: Callable[[], None] | None = None
-                    ) -> Iterator[None]:
-    """The one place a `pyrkt` command's PyrktError becomes `pyrkt: <message>` and exit 254.
-
-    `before` runs first (e.g. to end a progress bar's line); `debug` prints the traceback."""
-    try:
-        yield
-    except PyrktError as error:
-        if before is not None:
-            before()
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        click.echo(f"pyrkt: {error}", err=True)
-        sys.exit(EXIT_FAILURE)
 
 
 def human_bytes(count: float) -> str:

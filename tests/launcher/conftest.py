@@ -82,7 +82,7 @@ def pyrkt(store: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(*args: str, timeout: float = 60, check: bool = False,
             **kwargs: Any) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, PYRKT_DIR=str(store))
-        result = subprocess.run([sys.executable, "-m", "registry.cli.main", *args], env=env,
+        result = subprocess.run([sys.executable, "-m", "registry.cli.entry", *args], env=env,
                                 capture_output=True, text=True, timeout=timeout, **kwargs)
         if check:
             assert result.returncode == 0, f"pyrkt {' '.join(args)}: {result.stdout}{result.stderr}"
@@ -98,7 +98,7 @@ def start_pyrkt(store: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
     def start(*args: str) -> subprocess.Popen[str]:
         env = dict(os.environ, PYRKT_DIR=str(store))
-        process = subprocess.Popen([sys.executable, "-m", "registry.cli.main", *args], env=env,
+        process = subprocess.Popen([sys.executable, "-m", "registry.cli.entry", *args], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started.append(process)
         return process

@@ -56,7 +56,7 @@ def test_endless_writer_piped_into_head_ends_promptly(tmp_path, tool_image, pyrk
     image = tool_image()
     pyrkt("fetch", "--insecure-options=image", str(image), check=True)
     uuid_file = tmp_path / "uuid"
-    command = [sys.executable, "-m", "registry.cli.main", "run", f"--uuid-file-save={uuid_file}",
+    command = [sys.executable, "-m", "registry.cli.entry", "run", f"--uuid-file-save={uuid_file}",
                *(["--interactive"] if interactive else []), "example.com/tool", "--", "yes"]
     env = dict(os.environ, PYRKT_DIR=str(store))
     started = time.monotonic()

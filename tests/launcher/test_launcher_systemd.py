@@ -129,7 +129,7 @@ def test_under_a_booted_systemd(tmp_path, tool_image, shell_image, tool_binary) 
                                                                              "degraded"):
             assert time.monotonic() < deadline, "the container's systemd did not finish booting"
             time.sleep(0.5)
-        pyrkt = [sys.executable, "-m", "registry.cli.main"]
+        pyrkt = [sys.executable, "-m", "registry.cli.entry"]
 
         def launch(unit: str, *args: str) -> str:
             """`pyrkt run ARGS` as the unit UNIT of the container's systemd; the pod's UUID.

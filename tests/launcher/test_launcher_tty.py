@@ -50,7 +50,7 @@ def _spawn(store, *args: str) -> tuple[int, int]:
     pid, master = pty.fork()
     if pid == 0:  # the child: becomes pyrkt, on the pty's slave side
         os.environ["PYRKT_DIR"] = str(store)
-        os.execv(sys.executable, [sys.executable, "-m", "registry.cli.main", *args])
+        os.execv(sys.executable, [sys.executable, "-m", "registry.cli.entry", *args])
     return pid, master
 
 

@@ -1,0 +1,91 @@
+"""What every `pyrkt` command shares once its flags are read, without click: the client context
+(store, configuration layers, insecure options) and the one place a PyrktError ends a command.
+
+Both readers of the command line use it: click's commands (`options.client_options`) and the
+lean entry (`registry.cli.entry`), so a command behaves the same whichever read its flags.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from registry.client.dirs import ConfigDirs, default_store_dir
+from registry.client.insecure import InsecureOptions
+from registry.errors import PyrktError
+
+if TYPE_CHECKING:
+    from registry.client.store import ImageStore
+
+EXIT_FAILURE = 254  # what rkt exits with on errors
+
+
+def say(message: str) -> None:
+    """One line on stderr, written at once (as click.echo(err=True) writes it)."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def echo(message: str) -> None:
+    """One line on stdout, written at once (as click.echo writes it)."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+@dataclass
+class ClientContext:
+    store_dir: Path
+    dirs: ConfigDirs
+    insecure: InsecureOptions
+    debug: bool
+    trust_keys_from_https: bool = False
+
+    def store(self) -> ImageStore:
+        from registry.client.store import ImageStore  # here: sqlite and the store load on use
+
+        return ImageStore(self.store_dir)
+
+    def warn(self, message: str) -> None:
+        say(f"pyrkt: warning: {message}")
+
+    def info(self, message: str) -> None:
+        say(f"pyrkt: {message}")
+
+
+def client_context(given: dict[str, Any], before: dict[str, Any]) -> ClientContext:
+    """The context from the global flags given after the subcommand (`given`) and before it
+    (`before`); one given in both places: the one after wins (as the last of two rkt flags)."""
+    merged = dict(given)
+    for name, value in before.items():
+        if merged.get(name) is None:
+            merged[name] = value
+    return ClientContext(
+        store_dir=merged.get("store_dir") or default_store_dir(),
+        dirs=ConfigDirs.from_env(merged.get("system_config"), merged.get("local_config"),
+                                 merged.get("user_config")),
+        insecure=merged.get("insecure") or InsecureOptions.parse("none"),
+        debug=bool(merged.get("debug")),
+        trust_keys_from_https=bool(merged.get("trust_keys_from_https")))
+
+
+@contextmanager
+def reported_errors(*, debug: bool = False, before: Callable[[], None] | None = None
+                    ) -> Iterator[None]:
+    """The one place a `pyrkt` command's PyrktError becomes `pyrkt: <message>` and exit 254.
+
+    `before` runs first (e.g. to end a progress bar's line); `debug` prints the traceback."""
+    try:
+        yield
+    except PyrktError as error:
+        if before is not None:
+            before()
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        say(f"pyrkt: {error}")
+        sys.exit(EXIT_FAILURE)

@@ -1,0 +1,90 @@
+"""The `pyrkt` console script: the commands that must start fast, read without click.
+
+`pyrkt run` of a stored image should cost little more than its namespaces, and a Python
+process that imports click (and its own imports: inspect, typing, gettext, ...) pays ~10 ms
+before reading its first flag. So the entry reads `pyrkt [GLOBAL FLAGS] run ...` itself, from
+the same flag declarations click's commands are made of (`flags`, `pod_flags`), and runs the
+same body click's command runs. Everything else, and any command line it does not take
+exactly as click would (`--help`, a short or unknown option, a bad value: `flags.Defer`), goes
+to click's `pyrkt` group unchanged, so help, usage errors and their exit statuses are click's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from .context import client_context, reported_errors
+from .flags import GLOBAL_FLAGS, GLOBAL_NAMES, Defer, parse
+
+# Function-local imports keep start-up fast: each command loads only the parts it runs.
+
+COMPLETION_VARIABLE = "_PYRKT_COMPLETE"  # click's shell completion for `pyrkt`: click's to answer
+
+
+def _run(before: dict[str, object], args: Sequence[str]) -> Callable[[], int]:
+    """`pyrkt run` read as click's command reads it (registry/cli/run.py)."""
+    from .launcher_errors import launcher_errors  # here: only the commands read here need it
+    from .pod_flags import (  # here: `run`'s flags and body, loaded only for `run`
+        HOISTED,
+        POD_FLAGS,
+        FlagError,
+        hoist_pod_flags,
+        lean_convert,
+        run_command,
+    )
+
+    flags, images = parse((*POD_FLAGS, *GLOBAL_FLAGS), args, interspersed=False)
+    given = {name: flags.pop(name) for name in GLOBAL_NAMES}
+    flags["images"] = tuple(images)
+    client = client_context(given, before)
+    debug = client.debug  # as click's command: errors are reported per the flags before IMAGE
+    try:
+        hoist_pod_flags(flags, client, HOISTED, lean_convert)
+    except FlagError:
+        raise Defer("run") from None
+
+    def command() -> int:
+        with reported_errors(debug=debug):
+            return int(launcher_errors(run_command)(client, flags))
+
+    return command
+
+
+LEAN = {"run": _run}
+
+
+def _lean(argv: Sequence[str]) -> Callable[[], int]:
+    """The command to run, when the lean reader takes `argv` (Defer otherwise)."""
+    if os.environ.get(COMPLETION_VARIABLE):
+        raise Defer(COMPLETION_VARIABLE)
+    before, rest = parse(GLOBAL_FLAGS, argv, interspersed=False)
+    if not rest or rest[0] not in LEAN:
+        raise Defer(rest[0] if rest else "no command")
+    return LEAN[rest[0]]({k: v for k, v in before.items() if v is not None}, rest[1:])
+
+
+def main() -> None:
+    """The console script. A command read here ends with os._exit once its output is flushed:
+    what is left to do at that point is the interpreter's teardown, a few ms of freeing memory
+    the exit frees anyway."""
+    try:
+        command = _lean(sys.argv[1:])
+    except Defer:
+        from .main import pyrkt  # here: click's group for every other command line
+
+        pyrkt()
+        return
+    try:
+        code = command()
+    except (EOFError, KeyboardInterrupt):
+        sys.stderr.write("\nAborted!\n")  # what click's group says and does
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
