@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "registry"
 GROUND_FLOOR = {"aci", "discovery", "signing"}
 # Modules of the package root every part may use: they import nothing of ours.
 ROOT_MODULES = {"registry", "registry.cooperative", "registry.errors", "registry.progress",
-                "registry.resources"}
+                "registry.records", "registry.resources"}
 
 
 @dataclass(frozen=True)

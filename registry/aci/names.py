@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import cache
 from urllib.parse import urlparse
 
 from registry.aci.errors import ManifestError
@@ -15,16 +16,24 @@ AC_IDENTIFIER = re.compile(r"[a-z0-9]+(?:[-._~/][a-z0-9]+)*")
 AC_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9.-]*")
 # Semantic Versioning 2.0.0 (the Go spec uses coreos/go-semver, which follows it).
-SEMVER = re.compile(
+_SEMVER = (
     r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
     r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
 )
 IMAGE_ID = re.compile(r"sha512-[0-9a-f]+")
 # Kubernetes-style resource quantities, as appc's resource package parses them.
-QUANTITY = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+)?")
-RFC3339 = re.compile(
+_QUANTITY = r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+)?"
+_RFC3339 = (
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """The long patterns above, compiled on first use: compiling SEMVER alone costs ~1 ms, paid
+    otherwise by every command that imports this module (`pyrkt run` among them)."""
+    return re.compile(pattern)
+
 
 # What a registry, a store and a URL can hold (the rules every part applies to an image it
 # accepts, whoever made it): image names are AC Identifiers of at most MAX_NAME_LENGTH
@@ -68,7 +77,7 @@ def check_name(value: object, field: str) -> str:
 def check_semver(value: object, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise ManifestError(f"{field}: must be set (a semantic version such as 0.8.11)")
-    if not SEMVER.fullmatch(value):
+    if not _compiled(_SEMVER).fullmatch(value):
         raise ManifestError(f"{field}: {value!r} is not a semantic version")
     return value
 
@@ -84,7 +93,7 @@ def parse_quantity(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ManifestError(f"{field}: {value!r} is not a quantity")
     text = str(value)
-    match = QUANTITY.fullmatch(text)
+    match = _compiled(_QUANTITY).fullmatch(text)
     if not match:
         raise ManifestError(f"{field}: {text!r} is not a quantity (e.g. 500m, 512M, 1Gi)")
     number, suffix = float(match.group(1)), match.group(2) or ""
@@ -102,7 +111,7 @@ def _suffix_scale(suffix: str) -> float:
 
 
 def check_date(value: str, field: str) -> None:
-    if not RFC3339.fullmatch(value):
+    if not _compiled(_RFC3339).fullmatch(value):
         raise ManifestError(f"{field}: {value!r} is not an RFC 3339 date")
     try:
         datetime.fromisoformat(value.upper().replace("Z", "+00:00"))

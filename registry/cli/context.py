@@ -10,13 +10,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.client.dirs import ConfigDirs, default_store_dir
 from registry.client.insecure import InsecureOptions
 from registry.errors import PyrktError
+from registry.records import record
 
 if TYPE_CHECKING:
     from registry.client.store import ImageStore
@@ -36,7 +36,7 @@ def echo(message: str) -> None:
     sys.stdout.flush()
 
 
-@dataclass
+@record
 class ClientContext:
     store_dir: Path
     dirs: ConfigDirs
@@ -89,3 +89,11 @@ def reported_errors(*, debug: bool = False, before: Callable[[], None] | None = 
             traceback.print_exc()
         say(f"pyrkt: {error}")
         sys.exit(EXIT_FAILURE)
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"

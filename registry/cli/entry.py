@@ -52,7 +52,51 @@ def _run(before: dict[str, object], args: Sequence[str]) -> Callable[[], int]:
     return command
 
 
-LEAN = {"run": _run}
+def _view(before: dict[str, object], args: Sequence[str], name: str) -> Callable[[], int]:
+    """`pyrkt list`, `pyrkt status UUID`, `pyrkt image list`, read as click's commands read
+    them (registry/cli/pods.py, image.py): their options anywhere, `status` one argument."""
+    from . import views  # here: the listings' flags and bodies, loaded for them alone
+    from .launcher_errors import launcher_errors  # here: only the commands read here need it
+
+    options = {"list": views.LIST_FLAGS, "status": views.STATUS_FLAGS,
+               "image list": views.IMAGE_LIST_FLAGS}[name]
+    flags, arguments = parse((*options, *GLOBAL_FLAGS), args)
+    if len(arguments) != (1 if name == "status" else 0):
+        raise Defer(name)  # click says what is missing or extra
+    client = client_context({name: flags.pop(name) for name in GLOBAL_NAMES}, before)
+    try:  # a bad column name is click's to word, before anything is printed
+        if name == "list":
+            views.list_fields(flags["fields"], flags["full"])
+        elif name == "image list":
+            views.check_image_list(flags["fields"], flags["sort_by"])
+    except views.FieldError:
+        raise Defer(name) from None
+    bodies: dict[str, Callable[..., None]] = {
+        "list": launcher_errors(views.list_command),
+        "status": launcher_errors(views.status_command),
+        "image list": views.image_list_command}  # as click's: not a launcher command
+    if name == "status":
+        flags["uuid"] = arguments[0]
+
+    def command() -> int:
+        with reported_errors(debug=client.debug):
+            bodies[name](client, **flags)
+        return 0
+
+    return command
+
+
+def _image(before: dict[str, object], args: Sequence[str]) -> Callable[[], int]:
+    if not args or args[0] != "list":  # `image` takes no option of its own but --help
+        raise Defer("image")
+    return _view(before, args[1:], "image list")
+
+
+LEAN: dict[str, Callable[[dict[str, object], Sequence[str]], Callable[[], int]]] = {
+    "run": _run, "image": _image,
+    "list": lambda before, args: _view(before, args, "list"),
+    "status": lambda before, args: _view(before, args, "status"),
+}
 
 
 def _lean(argv: Sequence[str]) -> Callable[[], int]:

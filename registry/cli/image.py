@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -11,15 +11,10 @@ import click
 from registry.client.errors import ImageNotFound, StoreError
 from registry.client.store import ImageStore, StoredImage, looks_like_id
 
-from .options import ClientContext, client_options, human_bytes
+from . import views
+from .options import ClientContext, click_options, client_options
 
 # Function-local imports keep start-up fast: each command loads only the parts it runs.
-
-FIELDS = {  # --fields name -> (column title, value for a table, value for JSON)
-    "id": "ID", "name": "NAME", "size": "SIZE", "importtime": "IMPORT TIME",
-    "lastused": "LAST USED", "labels": "LABELS",
-}
-DEFAULT_FIELDS = "id,name,size,importtime,lastused"
 
 
 @click.group("image", epilog="""\b
@@ -53,11 +48,7 @@ def _resolve(store: ImageStore, ref: str) -> StoredImage:
         return found
 
 
-def _existing_store(client: ClientContext) -> ImageStore | None:
-    """The store, or None when nothing was ever stored there (reading never creates it)."""
-    if not (client.store_dir / "index.db").is_file():
-        return None
-    return client.store()
+_existing_store = views.existing_store
 
 
 def _store_for(client: ClientContext, ref: str) -> ImageStore:
@@ -67,81 +58,21 @@ def _store_for(client: ClientContext, ref: str) -> ImageStore:
     return store
 
 
-def _ago(moment: datetime, now: datetime) -> str:
-    seconds = int((now - moment).total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count > 1 else ''} ago"
-    return "just now" if seconds < 5 else f"{seconds} seconds ago"
-
-
-def _cell(img: StoredImage, field: str, full: bool, now: datetime) -> str:
-    if field == "id":
-        return img.id if full else img.short_id
-    if field == "name":
-        version = img.labels.get("version")
-        return f"{img.name}:{version}" if version else img.name
-    if field == "size":
-        return str(img.size) if full else human_bytes(img.size)
-    if field in ("importtime", "lastused"):
-        moment = img.import_time if field == "importtime" else img.last_used
-        return moment.isoformat(timespec="seconds") if full else _ago(moment, now)
-    return ",".join(f"{k}={v}" for k, v in sorted(img.labels.items()))
-
-
-def _sort_key(field: str):  # type: ignore[no-untyped-def]
-    keys = {"id": lambda i: i.id, "name": lambda i: i.name, "size": lambda i: i.size,
-            "importtime": lambda i: i.import_time, "lastused": lambda i: i.last_used,
-            "labels": lambda i: sorted(i.labels.items())}
-    return keys[field]
-
-
-def _fields(text: str) -> list[str]:
-    fields = [f.strip().lower() for f in text.split(",") if f.strip()]
-    bad = [f for f in fields if f not in FIELDS]
-    if bad or not fields:
-        raise click.BadParameter(f"unknown field(s) {', '.join(bad) or '(none)'}; choose from "
-                                 + ", ".join(FIELDS))
-    return fields
-
-
 @image.command("list", epilog="""\b
 Examples:
   pyrkt image list --fields=id,name,labels --sort=name
   pyrkt image list --format=json-pretty
 """)
-@click.option("--fields", default=DEFAULT_FIELDS, show_default=True,
-              help="comma-separated columns: " + ", ".join(FIELDS))
-@click.option("--sort", "sort_by", default="importtime", show_default=True,
-              help="the field to sort by")
-@click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
-@click.option("--full", is_flag=True, help="full IDs, exact sizes and absolute times")
-@click.option("--no-legend", is_flag=True, help="no header line")
-@click.option("--format", "output", type=click.Choice(["table", "json", "json-pretty"]),
-              default="table", show_default=True)
+@click_options(views.IMAGE_LIST_FLAGS)
 @client_options
 def list_images(fields: str, sort_by: str, order: str, full: bool, no_legend: bool, output: str,
                 client: ClientContext) -> None:
     """List the stored images (rkt's columns)."""
-    columns = _fields(fields)
-    sort_field = _fields(sort_by)[0]
-    store = _existing_store(client)
-    stored = store.list() if store is not None else []
-    images = sorted(stored, key=_sort_key(sort_field), reverse=order == "desc")
-    if output != "table":
-        docs = [{"id": i.id, "name": i.name, "labels": i.labels, "size": i.size,
-                 "import_time": i.import_time.isoformat(), "last_used": i.last_used.isoformat(),
-                 "signed": i.has_signature} for i in images]
-        click.echo(json.dumps(docs, indent=2 if output == "json-pretty" else None))
-        return
-    now = datetime.now(UTC)
-    rows = [[_cell(i, f, full, now) for f in columns] for i in images]
-    if not no_legend:
-        rows.insert(0, [FIELDS[f] for f in columns])
-    widths = [max(len(row[c]) for row in rows) for c in range(len(columns))] if rows else []
-    for row in rows:
-        click.echo("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip())
+    try:
+        views.check_image_list(fields, sort_by)
+    except views.FieldError as error:
+        raise click.BadParameter(str(error)) from None
+    views.image_list_command(client, fields, sort_by, order, full, no_legend, output)
 
 
 @image.command("rm", epilog="""\b

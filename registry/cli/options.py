@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .context import EXIT_FAILURE, ClientContext, client_context, reported_errors
+from .context import EXIT_FAILURE, ClientContext, client_context, human_bytes, reported_errors
 from .flags import (
     GLOBAL_FLAGS,
     GLOBAL_NAMES,
@@ -68,7 +68,9 @@ def click_option(option: Option) -> Callable[[F], F]:
             attrs["type"] = click.Choice(option.choices)
         elif option.path is not None:
             attrs["type"] = _PATH_TYPES[option.path]
-        if option.convert is not None:
+        if option.convert in (float, int):  # click's own number types (FLOAT, their errors)
+            attrs["type"] = option.convert
+        elif option.convert is not None:
             attrs["callback"] = _converted(option.convert)
         if option.metavar:
             attrs["metavar"] = option.metavar
@@ -112,11 +114,3 @@ def client_options(command: F) -> F:
             return command(*args, client=client, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TiB"

@@ -14,12 +14,12 @@ from typing import Any
 
 import click
 
+from registry.cli import views
 from registry.cli.launcher_errors import launcher_errors
-from registry.cli.options import EXIT_FAILURE, ClientContext, client_options
+from registry.cli.options import EXIT_FAILURE, ClientContext, click_options, client_options
 from registry.launcher import manage
 from registry.launcher.errors import LauncherError
 from registry.launcher.pods import find_pod
-from registry.launcher.pods import list_pods as pods_on_disk
 
 # Function-local imports keep start-up fast: each command loads only the parts it runs.
 
@@ -53,110 +53,37 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float
     return parse_duration(value)
 
 
-def _ago(stamp: float | None) -> str:
-    if stamp is None:
-        return ""
-    seconds = max(0, int(time.time() - stamp))
-    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
-    return "just now"
-
-
-LIST_FIELDS = {  # --fields name -> column title (rkt's columns)
-    "uuid": "UUID", "app": "APP", "imagename": "IMAGE NAME", "imageid": "IMAGE ID",
-    "state": "STATE", "created": "CREATED", "started": "STARTED", "networks": "NETWORKS",
-}
-POD_FIELDS = ("uuid", "state", "created", "started", "networks")  # shown once per pod
-
-
-def _list_fields(text: str | None, full: bool) -> list[str]:
-    if text is None:
-        return [f for f in LIST_FIELDS if f != "imageid" or full]
-    fields = [f.strip().lower().replace(" ", "").replace("_", "") for f in text.split(",")
-              if f.strip()]
-    bad = [f for f in fields if f not in LIST_FIELDS]
-    if bad or not fields:
-        raise click.BadParameter(f"unknown field(s) {', '.join(bad) or '(none)'}; choose from "
-                                 + ", ".join(LIST_FIELDS), param_hint="--fields")
-    return fields
-
-
-def _list_cell(info: manage.PodInfo, app: manage.AppInfo, field: str, full: bool) -> str:
-    when = manage.format_time if full else _ago
-    values = {
-        "uuid": lambda: info.uuid if full else info.uuid[:8], "app": lambda: app.name,
-        "imagename": lambda: app.image_name,
-        "imageid": lambda: app.image_id if full else app.image_id[:19],
-        "state": lambda: info.state, "created": lambda: when(info.created),
-        "started": lambda: when(info.started), "networks": lambda: ",".join(info.networks),
-    }
-    return values[field]()
-
-
 @click.command("list", context_settings=CONTEXT, epilog="""\b
 Examples:
   pyrkt list --full
   pyrkt list --fields=uuid,state,app --no-legend
   pyrkt list --format=json-pretty
 """)
-@click.option("--full", is_flag=True, help="Full UUIDs, image IDs and absolute times.")
-@click.option("--no-legend", is_flag=True, help="No header line.")
-@click.option("--fields", default=None,
-              help="Comma-separated columns: " + ", ".join(LIST_FIELDS) + " (default: all but "
-              "imageid, which --full adds).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "json-pretty"]),
-              default="table", show_default=True)
+@click_options(views.LIST_FLAGS)
 @client_options
 @launcher_errors
 def list_pods_command(client: ClientContext, full: bool, no_legend: bool, fields: str | None,
                       fmt: str) -> None:
     """List pods: UUID APP IMAGE NAME STATE CREATED STARTED NETWORKS."""
-    columns = _list_fields(fields, full)
-    infos = [manage.describe(pod) for pod in pods_on_disk(client.store_dir)]
-    if fmt != "table":
-        click.echo(json.dumps([info.to_json() for info in infos],
-                              indent=2 if fmt == "json-pretty" else None))
-        return
-    rows: list[list[str]] = []
-    for info in infos:
-        apps = info.apps or [manage.AppInfo("", "", "", None)]
-        for index, app in enumerate(apps):
-            rows.append(["" if index and field in POD_FIELDS else
-                         _list_cell(info, app, field, full) for field in columns])
-    table = rows if no_legend else [[LIST_FIELDS[f] for f in columns]] + rows
-    if not table:
-        return
-    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
-    for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    try:
+        views.list_fields(fields, full)
+    except views.FieldError as error:
+        raise click.BadParameter(str(error), param_hint="--fields") from None
+    views.list_command(client, full, no_legend, fields, fmt)
 
 
 list_pods = list_pods_command  # the name main.SUBCOMMANDS imports
 
 
 @click.command("status", context_settings=CONTEXT)
-@click.option("--wait", is_flag=True, help="Wait for the pod to exit first.")
-@click.option("--wait-timeout", type=float, default=None, help="Give up waiting after N seconds.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "json-pretty"]),
-              default="text", show_default=True,
-              help="text: rkt's key=value lines; json: one document for scripts.")
+@click_options(views.STATUS_FLAGS)
 @click.argument("uuid")
 @client_options
 @launcher_errors
 def status(client: ClientContext, wait: bool, wait_timeout: float | None, fmt: str,
            uuid: str) -> None:
     """Show a pod's state and its apps' exit codes (key=value lines, as rkt)."""
-    pod = find_pod(client.store_dir, uuid)
-    if wait:
-        pod = manage.wait_for_exit(pod, wait_timeout)
-    if fmt != "text":
-        click.echo(json.dumps(manage.status_document(pod),
-                              indent=2 if fmt == "json-pretty" else None))
-        return
-    for line in manage.status_lines(pod):
-        click.echo(line)
+    views.status_command(client, wait, wait_timeout, fmt, uuid)
 
 
 @click.command("stop", context_settings=CONTEXT, epilog="""\b

@@ -12,8 +12,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from registry.records import record
 
 SYSTEM_CONFIG = Path("/usr/lib/pyrkt")
 LOCAL_CONFIG = Path("/etc/pyrkt")
@@ -43,7 +44,7 @@ def default_user_config() -> Path:
     return _home_subdir("XDG_CONFIG_HOME", ".config") / "pyrkt"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConfigDirs:
     """The three configuration layers, lowest precedence first."""
 

@@ -13,8 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+
+from registry.records import record
 
 SCHEMA_VERSION = 1
 
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS remotes (
 """
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Remote:
     """Where an image came from, and what HTTP said about caching it."""
 

@@ -9,7 +9,7 @@ seccomp, limits) and all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from registry.records import record
 
 FETCH_OPTIONS = ("image", "tls", "http", "pubkey")
 RUN_OPTIONS = ("ondisk", "capabilities", "paths", "seccomp", "limits")
@@ -28,7 +28,7 @@ WARNINGS = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InsecureOptions:
     enabled: frozenset[str] = frozenset()
 

@@ -21,14 +21,14 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
+
+from registry.records import record
 
 from .dirs import default_store_dir
 from .errors import ImageNotFound, StoreError
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 ID_PREFIX = "sha512-"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StoredImage:
     """One image of the store, as its index row describes it."""
 
@@ -144,6 +144,8 @@ class ImageStore:
 
         The caller keeps it by renaming or linking it away before the block ends.
         """
+        import tempfile  # here: a run of a stored image writes no temporary file (~1 ms)
+
         handle = tempfile.NamedTemporaryFile(dir=self.directory / "tmp", suffix=suffix,
                                              delete=False)
         path = Path(handle.name)
@@ -431,6 +433,8 @@ class ImageStore:
         from registry.aci import ACIError
 
         target.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # here: only a render that is not cached yet needs it
+
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}.render-", dir=target.parent))
         try:
             layers = [(img.path, level, img.manifest_dict) for img, level in

@@ -22,8 +22,9 @@ statistics (cpu.stat, memory.events, memory.max_usage_in_bytes...) can still be 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from registry.records import field, record
 
 from .errors import LauncherError
 from .limits import CGROUP_ROOT, INSECURE_OPTION, OPTIONAL_FILES, Limits, v1_files, v2_files
@@ -51,7 +52,7 @@ def v1_mountpoints() -> dict[str, Path]:
     return found
 
 
-@dataclass
+@record
 class AppCgroup:
     """The cgroup directories of one app, or of the pod's own processes (one per hierarchy)."""
 
@@ -70,7 +71,7 @@ class AppCgroup:
             (directory / ("cgroup.procs" if self.unified else "tasks")).write_text("0")
 
 
-@dataclass
+@record
 class PodCgroups:
     pod_dirs: list[Path] = field(default_factory=list)  # pyrkt/<uuid> in each hierarchy
     apps: dict[str, AppCgroup] = field(default_factory=dict)

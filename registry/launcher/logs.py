@@ -18,8 +18,9 @@ import heapq
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+from registry.records import record
 
 INDEX_SUFFIX = ".times"
 
@@ -45,7 +46,7 @@ class LogWriter:
         self.index.close()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LogLine:
     when: float
     app: str

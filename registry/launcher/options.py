@@ -7,11 +7,11 @@ that name the flag, so every front end (the `pyrkt` CLI, `acbuild run`, tests) s
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from registry.aci.names import AC_NAME
+from registry.records import field, record
 
 from .capabilities import check_names
 from .errors import LauncherError
@@ -30,7 +30,7 @@ INSECURE_OPTIONS = {"none", "image", "tls", "http", "pubkey", "ondisk", "capabil
                     "seccomp", "limits", "all-fetch", "all-run", "all"}
 
 
-@dataclass
+@record
 class Volume:
     name: str
     kind: str  # host | empty
@@ -50,20 +50,20 @@ class Volume:
         return entry
 
 
-@dataclass
+@record
 class Mount:
     volume: str
     target: str
 
 
-@dataclass
+@record
 class PortMap:
     name: str
     host_port: int
     host_ip: str = "0.0.0.0"
 
 
-@dataclass
+@record
 class NetRequest:
     """One network of `--net=NAME[:KEY=VALUE;...]`; `args` become the plugins' CNI_ARGS."""
 
@@ -79,7 +79,7 @@ class NetRequest:
         return ";".join(f"{key}={value}" for key, value in pairs.items())
 
 
-@dataclass
+@record
 class DnsOptions:
     """rkt's --dns, --dns-search, --dns-opt, --dns-domain and --hosts-entry."""
 
@@ -96,7 +96,7 @@ class DnsOptions:
                 "hostsFromHost": self.hosts_from_host}
 
 
-@dataclass
+@record
 class AppOptions:
     """Per-app flags: given before the first image they apply to every app."""
 
@@ -122,7 +122,7 @@ class AppOptions:
 RUN_INSECURE = ("capabilities", "paths", "seccomp", "limits")
 
 
-@dataclass
+@record
 class PodOptions:
     apps: list[AppOptions] = field(default_factory=list)
     volumes: list[Volume] = field(default_factory=list)

@@ -51,9 +51,10 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from registry.records import field, record
 
 from .errors import LauncherError, PodNotFound
 
@@ -152,7 +153,7 @@ def cgroup_populated(directory: Path) -> bool:
     return False
 
 
-@dataclass
+@record
 class Pod:
     """A pod found on disk, at the moment it was looked at."""
 

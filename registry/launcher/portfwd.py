@@ -15,14 +15,15 @@ from __future__ import annotations
 import select
 import socket
 import threading
-from dataclasses import dataclass
 from typing import Any
+
+from registry.records import record
 
 from . import linux
 from .errors import LauncherError
 
 
-@dataclass
+@record
 class Forward:
     listener: socket.socket
     pod_port: int

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from registry.records import record
 
 from .errors import LauncherError
 from .options import AppOptions, PodOptions, Volume
@@ -35,7 +36,7 @@ HOSTNAME = re.compile(r"(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass
+@record
 class ResolvedApp:
     options: AppOptions
     image_id: str

@@ -33,9 +33,10 @@ import errno as errnos
 import json
 import os
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from registry.records import record
 
 from .errors import LauncherError
 
@@ -110,7 +111,7 @@ NAMESPACE_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
 CACHE_FORMAT = "2"  # bump when the compiled program for the same spec would change
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FilterSpec:
     mode: str  # "retain": only `syscalls`; "remove": all but `syscalls`
     syscalls: tuple[str, ...]

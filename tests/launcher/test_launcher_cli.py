@@ -130,7 +130,7 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path, tool_image, pyrkt, sto
         read_end, write_end = os.pipe()
         os.close(read_end)  # the reader is gone before the first write
         try:
-            result = subprocess.run([sys.executable, "-m", "registry.cli.main", *args],
+            result = subprocess.run([sys.executable, "-m", "registry.cli.entry", *args],
                                     stdout=write_end, stderr=subprocess.PIPE, text=True,
                                     env=dict(os.environ, PYRKT_DIR=str(store)), timeout=60)
         finally:

@@ -7,6 +7,7 @@ to click unread, so help and usage errors stay click's.
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from launcher_helpers import needs_root
 
 import registry.cli.pod_flags as pod_flags
 import registry.cli.run as click_run
+import registry.cli.views as views
 from registry.cli import entry
 from registry.cli.flags import Defer
 from registry.cli.main import pyrkt
@@ -132,3 +134,51 @@ def test_console_script_runs_a_stored_image_without_click_or_the_http_stack(
                           "'--pull-policy=sometimes', 'x']\nfrom registry.cli.entry import "
                           "main\nmain()"], capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "Invalid value for '--pull-policy'" in bad.stderr, bad.stderr
+
+
+VIEWS = {"list": "list_command", "status": "status_command", "image": "image_list_command"}
+SIGNATURES = {name: inspect.signature(getattr(views, name)) for name in VIEWS.values()}
+
+
+def _view_read(argv: list[str], monkeypatch: pytest.MonkeyPatch, lean: bool) -> dict:
+    """The arguments the view's body gets (by name), through either reader."""
+    name = VIEWS[next(a for a in argv if a in VIEWS)]
+    signature = SIGNATURES[name]
+    seen: list[dict] = []
+    monkeypatch.setattr(views, name, lambda *args, **kwargs: seen.append(
+        dict(signature.bind(*args, **kwargs).arguments)))
+    if lean:
+        assert entry._lean(argv)() == 0
+    else:
+        result = CliRunner().invoke(pyrkt, argv)
+        assert result.exit_code == 0, (result.output, result.exception)
+    assert len(seen) == 1
+    return seen[0]
+
+
+def test_the_listings_read_as_clicks_commands_read_them(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYRKT_DIR", raising=False)
+    for argv in (["list"], ["list", "--full", "--no-legend", "--fields=uuid,state", "--format",
+                            "json"],
+                 ["--debug", "list", "--dir", str(tmp_path)],
+                 ["list", "--format=json-pretty", "--insecure-options=image"],
+                 ["status", "abc"], ["status", "--wait", "--wait-timeout", "2.5", "abc",
+                                     "--format=json"],
+                 ["status", "abc", "--dir", str(tmp_path)],
+                 ["image", "list"], ["image", "list", "--fields=id,labels", "--sort", "name",
+                                     "--order=desc", "--full", "--no-legend", "--format", "json"],
+                 ["--dir", str(tmp_path), "image", "list", "--sort=size"]):
+        assert _view_read(argv, monkeypatch, lean=True) == \
+            _view_read(argv, monkeypatch, lean=False), argv
+
+
+@pytest.mark.parametrize("argv", [
+    ["list", "extra"], ["status"], ["status", "a", "b"], ["list", "--fields=bogus"],
+    ["list", "--fields", ","], ["image", "list", "--sort=bogus"], ["image", "--help"],
+    ["image", "rm", "x"], ["image"], ["status", "--wait-timeout=x", "a"], ["list", "-h"],
+    ["image", "list", "x"], ["list", "--format=yaml"], ["status", "--wait=1", "a"],
+])
+def test_listings_the_lean_entry_does_not_take_exactly_go_to_click(argv: list[str]) -> None:
+    with pytest.raises(Defer):
+        entry._lean(argv)

@@ -16,7 +16,6 @@ Host-local address leases live in `<store>/networks/<network>/` (rkt kept them u
 
 from __future__ import annotations
 
-import copy
 import fcntl
 import json
 import os
@@ -131,6 +130,8 @@ class _NetLock:
 def effective_conf(network: dict[str, Any], leases_dir: Path, with_portmap: bool
                    ) -> dict[str, Any]:
     """The configuration list as it is run: leases under the store, portmap chained if asked."""
+    import copy  # here: only pods with networks need it
+
     conf = copy.deepcopy(network)
     for plugin in conf["plugins"]:
         ipam = plugin.get("ipam")
