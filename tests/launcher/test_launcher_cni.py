@@ -338,6 +338,7 @@ def test_named_bridge_network_with_a_static_address(served, pyrkt, tmp_path) -> 
     assert "pyrkt-lan0" in ip("-o", "link")
     # several networks: eth0 on default, eth1 on lan
     both = served("on-both", *config, "--net=default,lan")
+    _pod_ip(pyrkt, both, "lan")  # the UUID is saved before the networks are: wait for the last
     listed = {p["name"]: p for p in json.loads(pyrkt("list", "--format", "json").stdout)}
     names = [(n["netName"], n["ifName"]) for n in listed[both]["networks"]]
     assert names == [("default", "eth0"), ("lan", "eth1")]
