@@ -107,6 +107,11 @@ class Index:
             self._db.close()
         self._db = self._owner = None
 
+    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        """The rows of one SELECT: a statement is a consistent snapshot of its own (WAL), so a
+        read takes no write lock and needs no BEGIN/COMMIT around it."""
+        return self._connection().execute(sql, params).fetchall()
+
     @contextmanager
     def connect(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """The connection, its block one transaction (committed on success). `durable=False`:
@@ -141,16 +146,13 @@ class Index:
             return cursor.rowcount == 1
 
     def image_rows(self, where: str = "", params: tuple = ()) -> list[sqlite3.Row]:
-        with self.connect() as db:
-            return db.execute(f"SELECT * FROM images {where}", params).fetchall()
+        return self.query(f"SELECT * FROM images {where}", params)
 
     def rows_with_prefix(self, prefix: str) -> list[sqlite3.Row]:
         """The rows whose ID starts with `prefix` (one query for `get`: the row and whether
         the prefix is ambiguous)."""
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        with self.connect() as db:
-            return db.execute("SELECT * FROM images WHERE id LIKE ? ESCAPE '\\'",
-                              (escaped + "%",)).fetchall()
+        return self.query("SELECT * FROM images WHERE id LIKE ? ESCAPE '\\'", (escaped + "%",))
 
     def touch(self, image_id: str) -> None:
         # `LAST USED` is a hint: not worth a sync to disk on every run
@@ -164,10 +166,10 @@ class Index:
     # remotes ---------------------------------------------------------------------------------
 
     def remote(self, url: str) -> Remote | None:
-        with self.connect() as db:
-            row = db.execute("SELECT * FROM remotes WHERE url = ?", (url,)).fetchone()
-        if row is None:
+        rows = self.query("SELECT * FROM remotes WHERE url = ?", (url,))
+        if not rows:
             return None
+        row = rows[0]
         return Remote(row["url"], row["signature_url"], row["etag"], row["max_age"],
                       row["download_time"], row["image_id"])
 

@@ -310,7 +310,9 @@ def new_embryo(store_dir: Path) -> tuple[Pod, PodLock]:
     return pod, lock
 
 
-def iter_pods(store_dir: Path) -> Iterator[Pod]:
+def iter_pods(store_dir: Path, prefix: str = "") -> Iterator[Pod]:
+    """The pods on disk (those whose UUID starts with `prefix`: the others are not opened to
+    test their lock, which would cost `pyrkt run` a descriptor and a flock per pod in the store)."""
     root = pods_root(Path(store_dir))
     for state_dir in STATE_DIRS:
         try:
@@ -318,9 +320,9 @@ def iter_pods(store_dir: Path) -> Iterator[Pod]:
         except FileNotFoundError:
             continue
         for name in names:
-            path = root / state_dir / name
-            if name.startswith("."):
+            if name.startswith(".") or not name.startswith(prefix):
                 continue
+            path = root / state_dir / name
             yield Pod(Path(store_dir), name, state_dir, path, _is_locked(path))
 
 
@@ -338,7 +340,7 @@ def find_pod(store_dir: Path, uuid_or_prefix: str) -> Pod:
     if not wanted:
         raise PodNotFound("no pod UUID given")
     for _attempt in range(5):
-        matches = {p.uuid: p for p in iter_pods(store_dir) if p.uuid.startswith(wanted)}
+        matches = {p.uuid: p for p in iter_pods(store_dir, wanted)}
         if len(matches) > 1:
             raise PodNotFound(f"UUID prefix {wanted} is ambiguous: it matches "
                               f"{', '.join(sorted(matches))}")
