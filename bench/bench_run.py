@@ -22,8 +22,11 @@
    with the host's systemd) against the builtin stage1 in the same run. Goal: <= 1 s.
    `--systemd-only` runs just this part (in a booted container or the VM of tests/vm).
 
-The machine this runs on may be shared: the figures are medians of interleaved rounds, and
-`python -c pass` of the same interpreter is printed as the floor any Python command pays.
+The machine this runs on may be shared: the figures are medians of interleaved rounds,
+`python -c pass` of the same interpreter is printed as the floor any Python command pays, and
+each command's CPU time (user + system of all its processes) is printed too: on a busy machine
+wall time mostly measures the wait for a core (and the kernel's RCU grace periods that
+unmounting and dropping mount namespaces wait for), CPU time what the command itself does.
 
     python bench/bench_run.py [--runs 21] [--files 10000] [--before DIR] [--systemd-runs 10]
                               [--json out.json]
@@ -35,6 +38,7 @@ import argparse
 import configparser
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -96,21 +100,33 @@ def _tree_env(env: dict[str, str], tree: Path) -> dict[str, str]:
     return dict(env, PYTHONPATH=str(tree))
 
 
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _interleaved(commands: dict[str, tuple[list[str], dict[str, str]]], runs: int,
                  between: list[tuple[list[str], dict[str, str]]]) -> dict[str, float]:
     """Median wall time of each command over `runs` rounds, each round running every command
-    once (after one untimed warm-up round); `between` runs untimed after each round."""
+    once (after one untimed warm-up round); `between` runs untimed after each round. Also the
+    median CPU time (user + system, every process of the command): on a busy machine it is
+    the steadier figure of the two."""
     samples: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for round_ in range(runs + 1):
         for name, (command, env) in commands.items():
+            used = _cpu_of_children()
             start = time.perf_counter()
             subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
             if round_:
                 samples[name].append(time.perf_counter() - start)
+                cpu[name].append(_cpu_of_children() - used)
         for command, env in between:
             subprocess.run(command, env=env, check=True, capture_output=True)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    result = {name: statistics.median(values) for name, values in samples.items()}
+    result.update({f"{name}_cpu": statistics.median(values) for name, values in cpu.items()})
+    return result
 
 
 def bench_start(work: Path, env: dict[str, str], runs: int,
@@ -244,6 +260,11 @@ def report(start: dict[str, float], labels: list[str], runs: int) -> None:
         print(f"  [{label}] pyrkt run --net=host {_ms(host)}, {start[f'{label}_ratio']:.1f}x "
               f"unshare+chroot (goal <= {RUN_GOAL_S * 1000:.0f} ms and <= {RUN_GOAL_RATIO:.0f}x:"
               f" {'met' if met else 'NOT met'})")
+        print(f"  [{label}] CPU time: pyrkt run --net=host {_ms(start[f'{label}_run_host_cpu'])}, "
+              f"pyrkt list {_ms(start[f'{label}_list_cpu'])}, pyrkt image list "
+              f"{_ms(start[f'{label}_image_list_cpu'])} (python -c pass "
+              f"{_ms(start['python_pass_cpu'])}, unshare+chroot "
+              f"{_ms(start['unshare_chroot_cpu'])})")
         print(f"  [{label}] pyrkt run --net=none {_ms(start[f'{label}_run_none'])}; "
               f"pyrkt list {_ms(start[f'{label}_list'])}, pyrkt image list "
               f"{_ms(start[f'{label}_image_list'])}, pyrkt status "
