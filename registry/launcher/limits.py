@@ -27,9 +27,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from registry.records import record
 
 from .errors import LauncherError
 from .pods import Pod, write_atomic
@@ -44,7 +45,7 @@ LIMITS_FILE = "limits.json"
 STAGE1_MEMORY_ALLOWANCE = 64 * 2**20  # the pod's own processes, above its apps' limits
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """An app's (or a pod's) limits; None: unlimited."""
 
