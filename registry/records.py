@@ -119,6 +119,7 @@ def _build(cls: type[T], frozen: bool) -> type[T]:
         methods.update(__setattr__=__setattr__, __delattr__=__delattr__, __hash__=__hash__)
     elif "__hash__" not in cls.__dict__:
         methods["__hash__"] = None  # mutable and compared by value: unhashable, as dataclasses
+    cls.__record_fields__ = names  # type: ignore[attr-defined]
     for name, method in methods.items():
         if name not in cls.__dict__:
             if method is not None:
@@ -142,3 +143,13 @@ def record(cls: type[T] | None = None, /, *, frozen: bool = False
     if cls is None:
         return lambda bare: _build(bare, frozen)
     return _build(cls, frozen)
+
+
+def replace(obj: T, /, **changes: Any) -> T:
+    """A copy of the record `obj` with some fields changed (as dataclasses.replace)."""
+    names = getattr(type(obj), "__record_fields__", None)
+    if names is None:
+        raise TypeError("replace() should be called on record instances")
+    values = {name: getattr(obj, name) for name in names}
+    values.update(changes)
+    return type(obj)(**values)

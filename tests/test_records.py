@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from registry.records import FrozenRecordError, field, record
+from registry.records import FrozenRecordError, field, record, replace
 
 
 @record
@@ -64,6 +64,23 @@ def test_frozen_records_refuse_assignment_and_hash_by_value() -> None:
         del one.name  # type: ignore[misc]
     assert hash(one) == hash(Frozen("x", frozenset({"a"})))
     assert {one, Frozen("x", frozenset({"a"}))} == {one}
+
+
+@record
+class WithHidden:
+    name: str
+    cache: int | None = field(default=None, repr=False, compare=False)
+
+
+def test_fields_left_out_of_repr_and_eq_and_replace() -> None:
+    one = WithHidden("a", 1)
+    assert repr(one) == "WithHidden(name='a')" and one == WithHidden("a", 2)
+    assert WithHidden.cache is None and WithHidden("b").cache is None
+    other = replace(one, cache=None)
+    assert other is not one and other.name == "a" and other.cache is None and one.cache == 1
+    assert replace(Frozen("x"), name="y") == Frozen("y")
+    with pytest.raises(TypeError):
+        replace(MutableDataclass("a"), name="b")  # a dataclass is not a record
 
 
 def test_the_start_path_does_not_import_dataclasses() -> None:

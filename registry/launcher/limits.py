@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from registry.records import record
+from registry import records  # (this module's own `record` writes a pod's limits)
 
 from .errors import LauncherError
 from .pods import Pod, write_atomic
@@ -45,7 +45,7 @@ LIMITS_FILE = "limits.json"
 STAGE1_MEMORY_ALLOWANCE = 64 * 2**20  # the pod's own processes, above its apps' limits
 
 
-@record(frozen=True)
+@records.record(frozen=True)
 class Limits:
     """An app's (or a pod's) limits; None: unlimited."""
 

@@ -7,10 +7,12 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from registry.records import replace  # Pod is a record (registry/records.py)
 
 from . import cgroups, logs
 from .errors import LauncherError
