@@ -11,6 +11,7 @@ to click's `pyrkt` group unchanged, so help, usage errors and their exit statuse
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -125,8 +126,15 @@ def main() -> None:
     except (EOFError, KeyboardInterrupt):
         sys.stderr.write("\nAborted!\n")  # what click's group says and does
         code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
+    except OSError as error:
+        if error.errno != errno.EPIPE:
+            raise
+        code = 1  # as click's group: the reader went away (`pyrkt image list | head -1`)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            pass  # nobody is reading any more
     os._exit(code)
 
 

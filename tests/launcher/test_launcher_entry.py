@@ -182,3 +182,22 @@ def test_the_listings_read_as_clicks_commands_read_them(tmp_path: Path,
 def test_listings_the_lean_entry_does_not_take_exactly_go_to_click(argv: list[str]) -> None:
     with pytest.raises(Defer):
         entry._lean(argv)
+
+
+def test_a_reader_gone_ends_image_list_as_clicks_group_ends_it(tmp_path: Path) -> None:
+    """`pyrkt image list | head -0`: exit status 1 and nothing on stderr, through either reader
+    (the launcher's own commands end as SIGPIPE would: tests/launcher/test_launcher_cli.py)."""
+    env = dict(os.environ, PYRKT_DIR=str(tmp_path / "store"))
+    codes = []
+    for module in ("registry.cli.entry", "registry.cli.main"):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            result = subprocess.run([sys.executable, "-m", module, "image", "list"],
+                                    stdout=write_end, stderr=subprocess.PIPE, text=True,
+                                    env=env, timeout=60)
+        finally:
+            os.close(write_end)
+        assert result.stderr == "", (module, result.stderr)
+        codes.append(result.returncode)
+    assert codes == [1, 1]
