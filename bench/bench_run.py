@@ -132,10 +132,11 @@ def _interleaved(commands: dict[str, tuple[list[str], dict[str, str]]], runs: in
 def bench_start(work: Path, env: dict[str, str], runs: int,
                 before: Path | None) -> dict[str, float]:
     rootfs = work / "tiny-rootfs"
-    rootfs.mkdir()
-    (work / "tiny.c").write_text(TINY_C)
-    subprocess.run(["cc", "-static", "-Os", "-o", str(rootfs / "app"), str(work / "tiny.c")],
-                   check=True)
+    if not (rootfs / "app").exists():  # bench_systemd may have made it
+        rootfs.mkdir(exist_ok=True)
+        (work / "tiny.c").write_text(TINY_C)
+        subprocess.run(["cc", "-static", "-Os", "-o", str(rootfs / "app"), str(work / "tiny.c")],
+                       check=True)
     aci = _image(work, "bench.example/tiny", rootfs, ["/app"])
     image_id = subprocess.run(_pyrkt("fetch", "--insecure-options=image", str(aci)), env=env,
                               check=True, capture_output=True, text=True).stdout.split()[-1]
