@@ -14,7 +14,7 @@ twenty-odd classes it loads. Type checkers see a record as a dataclass (PEP 681)
         cache: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
 Fields are the class's own annotations, in order (no inheritance of fields); a method the class
-defines itself is kept, as dataclasses keeps it. Imports nothing of ours.
+defines itself is kept, as dataclasses keeps it. Imports nothing of ours but registry.errors.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, dataclass_transform, overload
 
+from registry.errors import PyrktError
+
 T = TypeVar("T")
 
 
-class FrozenRecordError(AttributeError):
+class FrozenRecordError(PyrktError, AttributeError):
     """Assigning to a field of a frozen record (dataclasses' FrozenInstanceError)."""
 
 

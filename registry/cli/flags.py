@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from registry.client.insecure import ALL_NAMES, InsecureOptions
+from registry.errors import PyrktError
 
 
-class Defer(Exception):  # noqa: N818 - not an error: "click decides"
-    """The lean reader does not take this command line: click reads it (and words any error)."""
+class Defer(PyrktError):
+    """The lean reader does not take this command line: click reads it (and words any error).
+    A PyrktError as every exception of the package is, though no user ever sees it."""
 
 
 # How a value of a path option is checked and given, as click.Path does it

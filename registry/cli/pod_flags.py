@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from registry.errors import PyrktError
 from registry.launcher.options import (
     PER_APP_FLAGS,
     PULL_POLICIES,
@@ -75,7 +76,7 @@ POD_FLAGS = (
 )
 
 
-class FlagError(Exception):
+class FlagError(PyrktError):
     """A flag given where or how it cannot be (click's readers make it a usage error)."""
 
 

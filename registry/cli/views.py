@@ -13,6 +13,8 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from registry.errors import PyrktError
+
 from .context import ClientContext, echo, human_bytes
 from .flags import Option
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 # Function-local imports keep start-up fast: each view loads only the parts it shows.
 
 
-class FieldError(ValueError):
+class FieldError(PyrktError, ValueError):
     """A `--fields` or `--sort` value naming no column (click: a bad parameter)."""
 
 
