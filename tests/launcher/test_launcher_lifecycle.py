@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import pytest
 from launcher_helpers import needs_root, pod_json, status_of, wait_for_file
@@ -20,11 +21,12 @@ def _root() -> None:
     needs_root()
 
 
-def _wait_state(pyrkt, uuid: str, state: str, timeout: float = 20) -> dict[str, str]:
+def _wait_state(pyrkt, uuid: str, state: str, timeout: float = 20,
+                ready: Callable[[dict[str, str]], bool] = lambda status: True) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = status_of(pyrkt, uuid)
-        if status["state"] == state:
+        if status["state"] == state and ready(status):
             return status
         time.sleep(0.1)
     raise AssertionError(f"pod {uuid} never became {state}: {status}")
@@ -37,8 +39,9 @@ def test_list_status_logs_stop_gc_round_trip(tmp_path, tool_image, start_pyrkt, 
     process = start_pyrkt("run", "--insecure-options=image", f"--uuid-file-save={uuid_file}",
                           str(image), "--", "hostname", "sleep", "60")
     uuid = wait_for_file(uuid_file)
-    running = _wait_state(pyrkt, uuid, "running")
-    assert int(running["pid"]) > 1 and running["exited"] == "false"
+    # running from the moment its supervisor holds it; its init writes the pid a moment later
+    running = _wait_state(pyrkt, uuid, "running", ready=lambda status: int(status["pid"]) > 1)
+    assert running["exited"] == "false"
     assert "app-tool" not in running
 
     [entry] = pod_json(pyrkt)
