@@ -15,7 +15,7 @@ wrapper and the registry gives it 1 MiB blocks (registry/server/tls/middleware.p
 block is read into one buffer, encrypted by OpenSSL and written, then dropped — memory stays
 at one block per download however large the image.
 
-    python bench/bench_registry_download.py [--size-mib 512] [--rounds 9] [--tls-rounds 5]
+    python bench/bench_registry_download.py [--size-mib 512] [--rounds 9] [--tls-rounds 5] [--json]
 """
 
 from __future__ import annotations
@@ -203,6 +203,17 @@ def alternate(rounds: int, ours_url: str, theirs_url: str,
     return ours, theirs
 
 
+def summary(ours: list[float], theirs: list[float], goal: float,
+            rss: tuple[float, float]) -> dict[str, object]:
+    mib = 2**20
+    reg, ngx = statistics.median(ours), statistics.median(theirs)
+    return {"registry_mib_s": reg / mib, "nginx_mib_s": ngx / mib, "ratio": reg / ngx,
+            "goal_ratio": goal, "meets_goal": reg / ngx >= goal,
+            "registry_runs_mib_s": [s / mib for s in ours],
+            "nginx_runs_mib_s": [s / mib for s in theirs],
+            "worker_rss_baseline_mib": rss[0], "worker_rss_growth_mib": rss[1]}
+
+
 def report(label: str, ours: list[float], theirs: list[float], goal: float,
            rss: tuple[float, float], rounds: int, size_mib: int) -> None:
     mib = 2**20
@@ -221,17 +232,21 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--tls-rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    progress = sys.stderr if args.json else sys.stdout  # stdout holds only the JSON then
     with tempfile.TemporaryDirectory(prefix="pyrkt-bench-") as scratch:
         work = Path(scratch)
         work.chmod(0o755)  # nginx workers run unprivileged and must reach the docroot
         started = time.monotonic()
         image = build_image(work / "build", args.size_mib << 20)
-        print(f"built {image.stat().st_size / 2**20:.0f} MiB ACI in {time.monotonic() - started:.1f}s")
+        print(f"built {image.stat().st_size / 2**20:.0f} MiB ACI in {time.monotonic() - started:.1f}s",
+              file=progress)
         with LiveRegistry(work / "registry", workers=2) as registry:
             started = time.monotonic()
             result = push_image(image, registry_url=registry.base_url, token=registry.token)
-            print(f"pushed (stream, validate, hash, sign) in {time.monotonic() - started:.1f}s")
+            print(f"pushed (stream, validate, hash, sign) in {time.monotonic() - started:.1f}s",
+                  file=progress)
             digest = result.digest.split(":", 1)[1]
             blob = work / "registry" / "storage" / "blobs" / "sha256" / digest[:2] / digest
             docroot = work / "docroot"
@@ -268,6 +283,16 @@ def main() -> None:
                                negotiated(nginx.tls_port, tls.ca_file))
             finally:
                 nginx.stop()
+    if args.json:
+        import json
+
+        print(json.dumps({"size_mib": args.size_mib, "rounds": args.rounds,
+                          "tls_rounds": args.tls_rounds,
+                          "plain": summary(ours, theirs, 0.9, plain_rss),
+                          "tls": {**summary(tls_ours, tls_theirs, 0.8, tls_rss),
+                                  "negotiated_registry": ciphers[0],
+                                  "negotiated_nginx": ciphers[1]}}, indent=2))
+        return
     report("plain:", ours, theirs, 0.9, plain_rss, args.rounds, args.size_mib)
     report("TLS:  ", tls_ours, tls_theirs, 0.8, tls_rss, args.tls_rounds, args.size_mib)
     print(f"TLS:   negotiated: registry {ciphers[0]}, nginx {ciphers[1]}")
