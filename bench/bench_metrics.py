@@ -50,8 +50,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pyrkt-bench-metrics-") as scratch:
         work = Path(scratch)
         image = build_image(work / "build", args.size_mib << 20)
-        with LiveRegistry(work / "on", workers=2) as on, \
-                LiveRegistry(work / "off", workers=2, env={"PYRKT_REGISTRY_METRICS": "0"}) as off:
+        # No access log (the registry's default; the test helper turns it on): with one, the
+        # worker's discovery lane is off and discovery would not be measured as served.
+        quiet = {"PYRKT_REGISTRY_ACCESS_LOG": ""}
+        with LiveRegistry(work / "on", workers=2, env=quiet) as on, \
+                LiveRegistry(work / "off", workers=2,
+                             env={**quiet, "PYRKT_REGISTRY_METRICS": "0"}) as off:
             urls = {}
             for label, registry in (("on", on), ("off", off)):
                 urls[label] = push_image(image, registry_url=registry.base_url,
