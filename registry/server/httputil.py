@@ -4,9 +4,12 @@ handling, and draining the body of a refused request."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
 
 from flask import Response, abort, redirect, request, send_file
 from werkzeug.wrappers import Response as WsgiResponse
+from werkzeug.wsgi import wrap_file
 
 from registry.server.context import config, storage
 from registry.server.storage import BlobNotFound, InvalidRange, iter_chunks
@@ -96,6 +99,8 @@ def blob_response(key: str, *, etag: str, size: int, mimetype: str, modified: da
         response = send_file(path, mimetype=mimetype, conditional=True, etag=etag,
                              last_modified=modified, max_age=None)
         response.headers["Cache-Control"] = cache_control
+        if response.status_code == 206 and request.method != "HEAD":
+            _range_from_the_file(response, path)
         return response
     try:
         return streamed_response(key, etag=etag, size=size, mimetype=mimetype,
@@ -103,3 +108,45 @@ def blob_response(key: str, *, etag: str, size: int, mimetype: str, modified: da
                                  cache_control=cache_control)
     except (BlobNotFound, InvalidRange):
         abort(404)
+
+
+class _FileRange:
+    """The bytes [start, start + length) of an open file, positioned at start: gunicorn sends a
+    file wrapper with sendfile(2) from the descriptor's offset for Content-Length bytes, and
+    whoever iterates it instead (TLS, the development server) reads no further than the end."""
+
+    def __init__(self, file: BinaryIO, start: int, length: int) -> None:
+        file.seek(start)
+        self.file = file
+        self.remaining = length
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.remaining if size < 0 else min(size, self.remaining)
+        data = self.file.read(size) if size else b""
+        self.remaining -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _range_from_the_file(response: WsgiResponse, path: Path) -> None:
+    """Werkzeug answers a Range request (206, after every conditional rule) with a wrapper
+    that reads the file through Python in 8 KiB blocks, reading and dropping everything before
+    the range's start under gunicorn, where the file wrapper cannot seek: a resumed download
+    of a large image read it all. The same range, served from a file positioned at its start,
+    goes out with sendfile like a whole download."""
+    content_range = response.content_range
+    if content_range.start is None or content_range.stop is None:
+        return
+    opened = response.response
+    if hasattr(opened, "close"):
+        opened.close()  # the file send_file opened
+    length = content_range.stop - content_range.start
+    body = _FileRange(path.open("rb"), content_range.start, length)
+    # The file wrappers need only fileno, read and close of it (IO[bytes] is what they declare).
+    response.response = wrap_file(request.environ, body)  # type: ignore[arg-type]
+    response.content_length = length

@@ -136,3 +136,21 @@ def test_downloads_from_local_storage_use_sendfile(registry) -> None:
     # Copying 32 MiB through Python (gevent's fallback reads 8 KiB at a time) costs over 4,000
     # read calls; sendfile moves it without any, so what remains is the request itself.
     assert after - before < 500, after - before
+
+
+def test_range_downloads_from_local_storage_use_sendfile_too(registry) -> None:
+    # A resumed download (Range, as the client's If-Range resume sends) must not read the
+    # bytes before the range through Python, nor the range itself.
+    url = registry.url(f"/_aci/{NAME}/1.0/linux/amd64/image.aci")
+    image = registry.image.read_bytes()
+    start = len(image) // 2
+    before = _worker_read_syscalls(registry)
+    resumed = requests.get(url, headers={"Range": f"bytes={start}-"}, timeout=30)
+    after = _worker_read_syscalls(registry)
+    assert resumed.status_code == 206 and resumed.content == image[start:]
+    assert resumed.headers["Content-Range"] == f"bytes {start}-{len(image) - 1}/{len(image)}"
+    assert after - before < 500, after - before
+    inner = requests.get(url, headers={"Range": "bytes=1000-1999"}, timeout=30)
+    assert inner.status_code == 206 and inner.content == image[1000:2000]
+    assert requests.head(url, headers={"Range": "bytes=10-"}, timeout=30).headers[
+        "Content-Length"] == str(len(image) - 10)
