@@ -88,8 +88,17 @@ def describe(pod: Pod) -> PodInfo:
 
 
 def end_reason(pod: Pod, app: str, code: int | None) -> str | None:
-    """"oom-killed" for an app killed by SIGKILL whose cgroup's memory events count an OOM
-    kill (the kernel's word, from memory.events or v1's memory.oom_control)."""
+    """How the app ended when its code alone does not say: "oom-killed" for an app killed by
+    SIGKILL whose cgroup's memory events count an OOM kill (the kernel's word, from
+    memory.events or v1's memory.oom_control), or what the stage1 recorded in
+    `apps/<app>/reason` (a unit's cgroup is gone with the unit: systemd's $SERVICE_RESULT
+    oom-kill is recorded there instead)."""
+    try:
+        recorded = (pod.app_dir(app) / "reason").read_text().strip()
+    except OSError:
+        recorded = ""
+    if recorded:
+        return recorded
     if code != 128 + signal.SIGKILL:
         return None
     if cgroups.memory_events(pod.cgroup_dirs_of(app)).get("oom_kill", 0) > 0:
