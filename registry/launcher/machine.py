@@ -98,6 +98,10 @@ case "$how" in
   *) code=255 ;;
 esac
 dir={INNER}/apps/$app
+# the kernel's OOM killer ended it (over its MemoryMax): `pyrkt status` says oom-killed
+if [ "$(systemctl show --property=Result --value "$app.service")" = oom-kill ]; then
+  printf 'oom-killed\\n' > "$dir/reason"
+fi
 printf '%s\\n' "$code" > "$dir/.exit.stop" && mv -f "$dir/.exit.stop" "$dir/exit"
 for other in {others}; do
   [ -e "{INNER}/apps/$other/exit" ] || exit 0

@@ -50,6 +50,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -216,12 +217,14 @@ def supervise(pod_dir: Path, lock_fd: int) -> int:
         forwards = bind_listeners(userspace_forwards(runtime))  # a busy port fails the start
         booted = machine.load(pod)
         _mount_roots(pod, apps, runtime, booted)
+        _record_unit_cgroup(pod)
+        back_to_unit = _leave_unit_root()
         # nspawn's and the booting systemd's own words go to a file of the pod, not the terminal
         with open(pod.path / "nspawn.log", "ab") as console:
             nspawn = subprocess.Popen(nspawn_args(pod, runtime, booted),
-                                      stdin=subprocess.DEVNULL, stdout=console, stderr=console)
+                                      stdin=subprocess.DEVNULL, stdout=console, stderr=console,
+                                      preexec_fn=back_to_unit)
         leader = _wait_leader(pod, nspawn)
-        _record_unit_cgroup(pod)
         record_pid(pod.path / "pid", leader)
         if forwards:
             forwarder = Forwarder(forwards, _machine_netns(pod, runtime, leader))
@@ -255,6 +258,40 @@ def supervise(pod_dir: Path, lock_fd: int) -> int:
     write_atomic(pod.path / "cgroups", "[]")
     os.close(lock_fd)
     return code
+
+
+SUPERVISOR_LEAF = "pyrkt-supervisor"
+
+
+def _leave_unit_root() -> Callable[[], None] | None:
+    """cgroup v2: move us out of the root of the pod's (delegated) unit, into a leaf of ours,
+    and return what puts nspawn back there before it execs.
+
+    The apps' limits are their units' MemoryMax/CPUQuota inside the machine, which its systemd
+    can only write if the memory and cpu controllers reach the machine's cgroup: nspawn
+    (--keep-unit) moves itself and the machine into `supervisor` and `payload` below the unit
+    and enables the controllers in the unit's subtree_control, which cgroup v2 refuses (EBUSY)
+    while the unit's own directory still holds a process (us). Without this the apps' limits
+    were silently not enforced (only the pod's ceiling was)."""
+    if not (CGROUP_ROOT / "cgroup.controllers").exists():
+        return None  # v1: nspawn delegates no controllers there (limits.plan refuses them)
+    own = next((line.split(":", 2)[2] for line in
+                Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::")),
+               "/")
+    if own in ("", "/"):
+        return None
+    unit = CGROUP_ROOT / own.lstrip("/")
+    leaf = unit / SUPERVISOR_LEAF
+    try:
+        leaf.mkdir(exist_ok=True)
+        (leaf / "cgroup.procs").write_text("0")
+    except OSError:
+        return None  # not ours to arrange (not delegated): nspawn does what it can
+
+    def back() -> None:
+        (unit / "cgroup.procs").write_text("0")
+
+    return back
 
 
 def _record_unit_cgroup(pod: Pod) -> None:
