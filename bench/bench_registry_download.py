@@ -197,9 +197,15 @@ class RSSSampler:
 def alternate(rounds: int, ours_url: str, theirs_url: str,
               ca: Path | None = None) -> tuple[list[float], list[float]]:
     ours, theirs = [], []
-    for _ in range(rounds):
-        ours.append(curl_speed(ours_url, ca))
-        theirs.append(curl_speed(theirs_url, ca))
+    for round_ in range(rounds):
+        # Who goes first alternates, so a machine getting busier or quieter during the run
+        # does not favour one side.
+        if round_ % 2:
+            theirs.append(curl_speed(theirs_url, ca))
+            ours.append(curl_speed(ours_url, ca))
+        else:
+            ours.append(curl_speed(ours_url, ca))
+            theirs.append(curl_speed(theirs_url, ca))
     return ours, theirs
 
 
