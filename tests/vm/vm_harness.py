@@ -47,6 +47,7 @@ CACHE_DIR = Path(os.environ.get("PYRKT_TEST_CACHE", REPO_ROOT / ".test-cache"))
 ROOTFS_TARBALL = CACHE_DIR / "debian-systemd-rootfs.tar"
 VM_CACHE = CACHE_DIR / "vm"
 QEMU = "qemu-system-x86_64"
+QBOOT = Path("/usr/share/qemu/qboot.rom")
 # Directories of the machine's own system a share must never cover (a venv made from Debian's
 # python3 has base_prefix /usr: the machine's /usr holds the same Debian build of it).
 PYTHON_IMAGE_FORMAT = 1  # change when python_trees() or ext4_image() change what an image holds
@@ -212,8 +213,11 @@ class SystemdVM:
         disks = {"pyrkt-python": (python_image(), python_trees()),
                  "pyrkt-checkout": (ext4_image(workdir / "checkout.img", checkout_trees()),
                                     checkout_trees())}
+        # qboot (Debian's qemu-system-data) loads the kernel seconds sooner than SeaBIOS
+        # under TCG; SeaBIOS, QEMU's default, when it is not there.
+        firmware = ["-bios", str(QBOOT)] if QBOOT.exists() else []
         command = [
-            QEMU, "-accel", "tcg", "-cpu", "max", "-m", memory, "-smp", str(cpus),
+            QEMU, "-accel", "tcg", "-cpu", "max", "-m", memory, "-smp", str(cpus), *firmware,
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-nic", "none",  # the network rule: no network device at all
             "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
