@@ -435,11 +435,12 @@ class SystemdVM:
 
     def pyrkt(self, *args: str, store: str | None = None, **kwargs: Any) -> \
             subprocess.CompletedProcess[Any]:
-        """This checkout's `pyrkt` in the machine (optionally with PYRKT_DIR=store)."""
+        """This checkout's `pyrkt` in the machine (optionally with PYRKT_DIR=store): the console
+        script's module, as tests/launcher runs it."""
         env = {"PYTHONDONTWRITEBYTECODE": "1", **kwargs.pop("env", {})}
         if store is not None:
             env["PYRKT_DIR"] = store
-        return self.run(sys.executable, "-m", "registry.cli.main", *args, env=env, **kwargs)
+        return self.run(sys.executable, "-m", "registry.cli.entry", *args, env=env, **kwargs)
 
     def wait_until(self, check: Callable[[], Any], timeout: float = 30, interval: float = 0.5,
                    what: str = "the condition") -> Any:
