@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import compileall
+import ctypes
 import fcntl
 import hashlib
 import itertools
@@ -52,6 +53,15 @@ QBOOT = Path("/usr/share/qemu/qboot.rom")
 # python3 has base_prefix /usr: the machine's /usr holds the same Debian build of it).
 PYTHON_IMAGE_FORMAT = 1  # change when python_trees() or ext4_image() change what an image holds
 SYSTEM_DIRS = {Path(p) for p in ("/", "/usr", "/usr/local", "/bin", "/lib", "/etc", "/var")}
+
+
+def _die_with_parent() -> None:
+    """In QEMU's child before exec: SIGKILL when the test process ends however it ends (killed
+    by a timeout, say), so no machine is left spinning on the host's CPUs."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        os._exit(127)
 
 
 class VMError(AssertionError):
@@ -245,7 +255,8 @@ class SystemdVM:
                         "-device", f"virtio-blk-pci,drive={serial},serial={serial}"]
         started = time.monotonic()
         log = open(workdir / "qemu.log", "wb")
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   preexec_fn=_die_with_parent)
         log.close()
         vm = cls(process, workdir, share)
         try:
