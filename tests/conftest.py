@@ -42,8 +42,10 @@ def actool() -> str:
             pytest.fail("actool missing: apt-get install golang-go golang-github-appc-spec-dev")
         env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOPROXY="off",
                    GOCACHE=str(_cache() / "gocache"), GOFLAGS="")
-        subprocess.run(["go", "build", "-o", str(target), "github.com/appc/spec/actool"],
+        partial = target.with_name(f".actool.{os.getpid()}")  # renamed when whole, as above
+        subprocess.run(["go", "build", "-o", str(partial), "github.com/appc/spec/actool"],
                        check=True, env=env)
+        os.replace(partial, target)
     return str(target)
 
 
@@ -52,9 +54,14 @@ def static_hello() -> Path:
     """A small static Linux program (prints a greeting, its cwd and its arguments)."""
     target = _cache() / "hello"
     if not target.exists():
-        source = _cache() / "hello.c"
+        # Built under a private name, then renamed: .ci/run's parallel workers (pytest -n) may
+        # build it at the same time, and neither may run the other's half-written file.
+        source = _cache() / f".hello.{os.getpid()}.c"
         source.write_text(HELLO_C)
-        subprocess.run(["cc", "-static", "-Os", "-o", str(target), str(source)], check=True)
+        partial = target.with_name(f".hello.{os.getpid()}")
+        subprocess.run(["cc", "-static", "-Os", "-o", str(partial), str(source)], check=True)
+        source.unlink()
+        os.replace(partial, target)
     return target
 
 

@@ -7,6 +7,7 @@ folder's conftest was imported last when several folders are collected in one ru
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -67,10 +68,14 @@ def build_tool_binary() -> Path:
     """tests/launcher/tool.c built with `cc -static` once (runs the commands given as arguments)."""
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     source = HERE / "tool.c"
-    target = CACHE_DIR / f"launcher-tool-{int(source.stat().st_mtime)}"
+    # Keyed by the source's content (a fresh clone's mtime is new every CI run), built under a
+    # private name and renamed: parallel workers (pytest -n) never run a half-written binary.
+    target = CACHE_DIR / f"launcher-tool-{hashlib.sha256(source.read_bytes()).hexdigest()[:12]}"
     if not target.exists():
-        subprocess.run(["cc", "-static", "-O1", "-o", str(target), str(source)], check=True,
+        partial = target.with_name(f".{target.name}.{os.getpid()}")
+        subprocess.run(["cc", "-static", "-O1", "-o", str(partial), str(source)], check=True,
                        capture_output=True)
+        os.replace(partial, target)
     return target
 
 
