@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# .ci/run's parallel run (-n 2 --dist loadfile): the longest files first, tests/vm as one unit.
+pytest_plugins = ["xdist_schedule"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("PYRKT_TEST_CACHE", REPO_ROOT / ".test-cache"))
 
