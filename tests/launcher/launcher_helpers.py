@@ -103,6 +103,20 @@ def wait_for_file(path: Path, timeout: float = 20) -> str:
     raise AssertionError(f"{path} did not appear within {timeout}s")
 
 
+def wait_for_app_pid(store: Path, uuid: str, app: str, timeout: float = 20) -> str:
+    """The app's pid once it runs. The pod is looked up at every poll: the uuid file is written
+    while the pod is still prepared, and it moves to pods/run/ when the stage1 starts."""
+    from registry.launcher.pods import find_pod
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = find_pod(store, uuid).app_dir(app) / "pid"
+        if pid.exists() and pid.read_text().strip():
+            return pid.read_text().strip()
+        time.sleep(0.05)
+    raise AssertionError(f"app {app} of pod {uuid} wrote no pid within {timeout}s")
+
+
 def status_of(pyrkt: Callable[..., Any], uuid: str, *extra: str) -> dict[str, str]:
     result = pyrkt("status", *extra, uuid, check=True)
     return dict(line.split("=", 1) for line in result.stdout.splitlines())

@@ -8,10 +8,8 @@ and with both off, where the attempts that only these two stop succeed (the test
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from launcher_helpers import needs_root, wait_for_file
+from launcher_helpers import needs_root, wait_for_app_pid, wait_for_file
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -228,12 +226,7 @@ def test_enter_runs_confined_as_the_app(tmp_path, tool_image, start_pyrkt, pyrkt
     start_pyrkt("run", "--insecure-options=image", f"--uuid-file-save={uuid_file}", str(image),
                 "--caps-remove=CAP_NET_RAW", "--", "sleep", "60")
     uuid = wait_for_file(uuid_file)
-    from registry.launcher.pods import find_pod
-
-    deadline = time.monotonic() + 20
-    while not (find_pod(store, uuid).app_dir("tool") / "pid").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_app_pid(store, uuid, "tool")
     entered = pyrkt("enter", uuid, "/bin/tool", "cat", "/proc/self/status", "env", "FROM_IMAGE",
                     "env", "PYRKT_DIR", "try", "mount", "try", "raw-socket", "ls", "/proc/1/root",
                     "cat", "/proc/self/cgroup", check=True).stdout

@@ -17,7 +17,7 @@ import sys
 import time
 
 import pytest
-from launcher_helpers import needs_root, status_of, wait_for_file
+from launcher_helpers import needs_root, status_of, wait_for_app_pid, wait_for_file
 
 from registry.launcher.oneshot import run_in_rootfs
 
@@ -97,20 +97,6 @@ def test_run_in_rootfs_starts_with_no_ignored_signals(tmp_path, tool_binary, cap
     assert int(_status_field(out, "SigBlk"), 16) == 0, out
 
 
-def _app_pid(store, uuid: str, app: str, timeout: float = 20) -> str:
-    """The app's pid once it runs. The pod is looked up at every poll: the uuid file is written
-    while the pod is still prepared, and it moves to pods/run/ when the stage1 starts."""
-    from registry.launcher.pods import find_pod
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pid = find_pod(store, uuid).app_dir(app) / "pid"
-        if pid.exists() and pid.read_text().strip():
-            return pid.read_text().strip()
-        time.sleep(0.05)
-    raise AssertionError(f"app {app} of pod {uuid} wrote no pid within {timeout}s")
-
-
 def test_apps_killed_by_signals_exit_128_plus_n(tmp_path, tool_image, start_pyrkt, pyrkt,
                                                 store) -> None:
     """An app's code is its own: SIGKILL 137, SIGTERM 143 (the shell's 128+N), whoever sends it;
@@ -122,7 +108,7 @@ def test_apps_killed_by_signals_exit_128_plus_n(tmp_path, tool_image, start_pyrk
                           str(image), "--name=killed", "--", "sleep", "60", "---",
                           str(image), "--name=termed", "--", "sleep", "60")
     uuid = wait_for_file(uuid_file)
-    pids = {name: _app_pid(store, uuid, name) for name in ("killed", "termed")}
+    pids = {name: wait_for_app_pid(store, uuid, name) for name in ("killed", "termed")}
     os.kill(int(pids["killed"]), signal.SIGKILL)
     os.kill(int(pids["termed"]), signal.SIGTERM)
     assert process.wait(timeout=30) == 137

@@ -24,6 +24,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _wait_logged(pyrkt, uuid: str, text: str, timeout: float = 10) -> None:
+    """Until the pod's logs hold `text` (the app says it has set its traps), or the timeout;
+    the assertions after it say what went wrong."""
+    deadline = time.monotonic() + timeout
+    while text not in pyrkt("logs", uuid).stdout and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _wait_running(pyrkt, store, uuid: str, processes: int, timeout: float = 20) -> None:
     """Until the pod runs and its app's cgroup holds `processes` processes."""
     from registry.launcher.cgroups import pids_in
@@ -84,9 +92,7 @@ def test_stop_gives_the_app_its_grace_period_and_keeps_its_exit_code(tmp_path, s
                         "while true; do sleep 0.1; done")
     uuid = _start(start_pyrkt, tmp_path, str(image))
     _wait_running(pyrkt, store, uuid, processes=1)
-    deadline = time.monotonic() + 10
-    while "ready" not in pyrkt("logs", uuid).stdout and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_logged(pyrkt, uuid, "ready")
     pyrkt("stop", "--grace-period=20s", uuid, check=True)
     assert status_of(pyrkt, uuid)["app-shell"] == "3"  # its own exit code, not a kill
     assert "shell | got TERM\n" in pyrkt("logs", uuid, check=True).stdout
@@ -211,9 +217,7 @@ def test_the_pod_init_passes_reload_signals_on_to_the_apps(tmp_path, shell_image
                         "while true; do sleep 0.1; done")
     uuid = _start(start_pyrkt, tmp_path, str(image))
     _wait_running(pyrkt, store, uuid, processes=1)
-    deadline = time.monotonic() + 10
-    while "ready" not in pyrkt("logs", uuid).stdout and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_logged(pyrkt, uuid, "ready")
     init = find_pod(store, uuid).pid()
     assert init
     for signum in (signal.SIGHUP, signal.SIGUSR1):

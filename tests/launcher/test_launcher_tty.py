@@ -104,19 +104,14 @@ def test_interactive_without_a_terminal_and_ctrl_c_ends_the_app(tool_image, pyrk
 
 def test_enter_from_a_terminal_gets_a_terminal_of_the_pod(tmp_path, tool_image, pyrkt,
                                                           start_pyrkt, store) -> None:
-    from launcher_helpers import wait_for_file
-
-    from registry.launcher.pods import find_pod
+    from launcher_helpers import wait_for_app_pid, wait_for_file
 
     image = tool_image()
     uuid_file = tmp_path / "uuid"
     start_pyrkt("run", "--insecure-options=image", f"--uuid-file-save={uuid_file}", str(image),
                 "--", "sleep", "60")
     uuid = wait_for_file(uuid_file)
-    deadline = time.monotonic() + 20
-    while not (find_pod(store, uuid).app_dir("tool") / "pid").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_app_pid(store, uuid, "tool")
     pid, master = _spawn(store, "enter", uuid, "/bin/tool", "tty", "winsize", "exit", "4")
     try:
         _set_size(master, 33, 99)
