@@ -19,8 +19,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "registry"
 GROUND_FLOOR = {"aci", "discovery", "signing"}
 # Modules of the package root every part may use: they import nothing of ours.
-ROOT_MODULES = {"registry", "registry.cooperative", "registry.errors", "registry.progress",
-                "registry.records", "registry.resources"}
+ROOT_MODULES = {"registry", "registry.cooperative", "registry.errors", "registry.lazy",
+                "registry.progress", "registry.records", "registry.resources"}
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from registry.lazy import lazy_exports
 
 # Public name -> the submodule defining it, loaded on first use. `pyrkt run` of a stored image
 # needs names, manifests and pod manifests, not the reader, writer, extractor or the bz2/lzma
@@ -50,19 +51,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    submodule = _EXPORTS.get(name)
-    if submodule is None:
-        # AttributeError (not ImportError): `from registry.aci import paths` still falls back to
-        # the submodule, and hasattr() behaves.
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # type checkers and IDEs see the names statically

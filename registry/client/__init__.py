@@ -15,8 +15,9 @@ Public API:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from registry.lazy import lazy_exports
 
 # Public name -> the submodule defining it. Nothing is imported until a name is first used:
 # `fetch` pulls in requests/urllib3/ssl (100-260 ms), which `pyrkt run` of a stored image, `pyrkt
@@ -44,19 +45,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    submodule = _EXPORTS.get(name)
-    if submodule is None:
-        # AttributeError (not ImportError) so `from registry.client import store` still falls
-        # back to importing the submodule, and hasattr() behaves.
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # type checkers and IDEs see the names statically

@@ -22,8 +22,9 @@ Contract for other parts: `images_in_use(store_dir) -> set[str]` (the client's `
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from registry.lazy import lazy_exports
 
 # Imported on first use: every `from registry.launcher.X import ...` runs this file first, and
 # `pyrkt run --help`, `acbuild run` or the client's `image gc` should not pay for `manage`
@@ -34,14 +35,7 @@ _EXPORTS: dict[str, str] = {"LauncherError": "errors", "PodNotFound": "errors",
 __all__ = ["LauncherError", "PodNotFound", "images_in_use"]
 
 
-def __getattr__(name: str) -> Any:
-    submodule = _EXPORTS.get(name)
-    if submodule is None:
-        # AttributeError keeps `from registry.launcher import manage` importing the submodule.
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
