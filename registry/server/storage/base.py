@@ -366,9 +366,24 @@ def buffered(raw: io.RawIOBase) -> BinaryIO:
 
 
 def iter_chunks(reader: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """Yield a reader's bytes in chunks and close it at the end (e.g. for a WSGI body)."""
+    """A reader's bytes in chunks, closing it at the end (e.g. for a WSGI body).
+
+    The first chunk is read now, by the caller: a storage that fails between opening the blob
+    and its first byte (S3 answering GetObject, then stalling) raises inside the request, where
+    its handler answers 503, instead of inside the WSGI body, where the server can only send 500."""
     try:
-        while chunk := reader.read(chunk_size):
+        first = reader.read(chunk_size)
+    except BaseException:
+        reader.close()
+        raise
+    return _chunks(first, reader, chunk_size)
+
+
+def _chunks(first: bytes, reader: BinaryIO, chunk_size: int) -> Iterator[bytes]:
+    try:
+        chunk = first
+        while chunk:
             yield chunk
+            chunk = reader.read(chunk_size)
     finally:
         reader.close()
