@@ -37,7 +37,7 @@ RECORD = tarfile.RECORDSIZE  # tar pads the archive to whole records, as tarfile
 Sink = Callable[[Any], object]
 
 
-_XATTR_PREFIXES = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
+XATTR_PREFIXES = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
 
 
 def header_from(entry: TarEntry, name: str, linkname: str | None = None) -> tarfile.TarInfo:
@@ -55,7 +55,7 @@ def header_from(entry: TarEntry, name: str, linkname: str | None = None) -> tarf
     if entry.type in (CHAR, BLOCKDEV):
         info.devmajor, info.devminor = entry.devmajor, entry.devminor
     # Keep extended attributes (file capabilities, SELinux labels); names are set anew.
-    info.pax_headers = {k: v for k, v in entry.pax.items() if k.startswith(_XATTR_PREFIXES)}
+    info.pax_headers = {k: v for k, v in entry.pax.items() if k.startswith(XATTR_PREFIXES)}
     return info
 
 
@@ -93,10 +93,10 @@ class ACIWriter:
         self._worker: threading.Thread | None = None
 
     def __enter__(self) -> ACIWriter:
-        # SHA-512 and the compressor (both release the GIL) run in a helper thread each, so
-        # they overlap with each other and with whatever produces the tar (reading files,
-        # decompressing layers): with the deflate at about SHA-512's speed, neither one alone
-        # holds up the pass.
+        # SHA-512 and the compressor (both release the GIL) run in helper threads, so they
+        # overlap with each other and with whatever produces the tar (reading files,
+        # decompressing layers); gzip's deflate, the costliest stage, is spread over threads of
+        # its own (compression.ParallelGzip), so it uses whatever CPU the other stages leave.
         self._hash = BackgroundHash("sha512")
         self._worker = threading.Thread(target=self._run, name="aci-compress", daemon=True)
         self._worker.start()
@@ -115,6 +115,7 @@ class ACIWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop_worker()
+        self._compressor.close()
         if self._temp is not None:
             if self._file is not None:
                 try:
