@@ -14,7 +14,7 @@ from registry.docker.errors import DockerError
 from registry.docker.image import SourceImage
 from registry.docker.manifest import layer_id, layer_manifest, squashed_manifest, validated_json
 from registry.docker.reference import output_filename, parse_reference
-from registry.docker.squash import OnePassRefused, emit, emit_layer, plan, squash
+from registry.docker.squash import Attempts, OnePassRefused, emit_layer, plan, squash
 from registry.progress import Progress
 
 
@@ -101,20 +101,19 @@ def convert_squashed(image: SourceImage, path: Path, compression: str = "gzip", 
     if name is not None:
         manifest["name"] = name
     manifest_json = validated_json(manifest)
-    try:
-        with ACIWriter(path, compression) as writer:
-            writer.add_manifest(manifest_json)
-            squash(image.layers, writer)
-            image_id = writer.commit()
-    except OnePassRefused:
-        # Rare (a duplicate path or a hidden hard-link target in the bottom layer): the
-        # partial file is gone with its writer; both passes over every layer instead.
-        squash_plan = plan(image.layers)
-        with ACIWriter(path, compression) as writer:
-            writer.add_manifest(manifest_json)
-            emit(image.layers, squash_plan, writer)
-            image_id = writer.commit()
-    return ConvertedImage(path, image_id, manifest)
+    attempts = Attempts()
+    while True:
+        try:
+            with ACIWriter(path, compression) as writer:
+                writer.add_manifest(manifest_json)
+                squash(image.layers, writer, attempts)
+                image_id = writer.commit()
+            return ConvertedImage(path, image_id, manifest)
+        except OnePassRefused:
+            # Rare (a duplicate path, or a hard link to a hidden target, in one layer): the
+            # partial file is gone with its writer; the next attempt writes that layer by the
+            # plan this one made (at most three attempts, see squash.Attempts).
+            continue
 
 
 def layer_filename(image: SourceImage, index: int, out: Path) -> Path:

@@ -1,17 +1,19 @@
 """Squashing layers into one rootfs in streaming passes, never holding a layer in memory.
 
-Pass 1 (`plan`) reads the layers top-down and decides, per tar member, whether it survives:
-it does unless a higher layer has the same path, whites it (or an ancestor) out, made an
-ancestor opaque, or put a non-directory at an ancestor. Only paths are remembered, plus one byte
-per member. Pass 2 (`emit`) reads the layers bottom-up again and streams the surviving members
-into the ACI, so a lower layer's hard-link target is always written before the link.
+The rootfs is written top layer first, as docker2aci v0.17.2 writes it (its renderer's order:
+the image, then its dependencies). Going down, what the layers above hide is always known
+already, so `squash` decides each member as it streams by and writes it at once: every layer is
+read once, and compression has work from the first layer on. A member survives unless a
+higher layer has the same path, whites it (or an ancestor) out, made an ancestor opaque, or put
+a non-directory at an ancestor. Only paths are remembered, plus one byte per member. Hard links
+never cross layers (a link to another layer's file is refused), so within each layer a link's
+target is written before the link, as tar extraction needs.
 
-The bottom layer, planned last and emitted first, is read once (`squash`): what the layers
-above hide is known by then, so each member is decided and written as it streams by. Only two
-things need the whole layer first, a later duplicate of a path already written and a hard link
-whose target is hidden; `squash` then reports OnePassRefused and the caller starts again with
-both passes. A single-layer image is so read once instead of twice, a base layer (usually
-most of an image's bytes) likewise.
+Only two things need a layer's whole listing before its first member is written: a later
+duplicate of a path already written, and a hard link whose target is hidden (its content then
+lives on as the link). `squash` then reports OnePassRefused and the caller starts again with
+two passes over every layer: `plan` (top-down, deciding every member) and `emit` (writing in
+the same order, to the very tar one pass makes when it can).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from registry.aci import ACIWriter
+from registry.aci.writer import XATTR_PREFIXES
 from registry.docker.errors import DockerError
 from registry.docker.image import Layer
 from registry.docker.layers import Entry, Sink, ancestors, output_header
@@ -84,6 +87,8 @@ class _LayerWalk:
         self.whiteouts: list[str] = []
         self.opaque: list[str] = []
         self.nondirs: list[str] = []
+        # path -> (ordinal, what its header says) of this layer's surviving directories
+        self.dirs: dict[str, tuple[int, int]] = {}
         self.replaced = False  # a member replaced an earlier one of this layer
 
     def visit(self, entry: Entry) -> Sink | None:
@@ -107,12 +112,28 @@ class _LayerWalk:
         if self.covered.hides(entry):
             return None
         previous = self.visible.get(entry.path)
+        described = _directory_key(entry) if entry.is_dir else 0
         if previous is not None:
+            if entry.is_dir and self.dirs.get(entry.path) == (previous, described):
+                # The same directory again (concatenated tars repeat their parents): applying
+                # it changes nothing, so the earlier entry stands and nothing is replaced.
+                return None
             keep[previous] = 0  # a later entry for the same path replaces it, as tar does
             self.replaced = True
         self.visible[entry.path] = entry.ordinal
         keep[entry.ordinal] = 1
+        if entry.is_dir:
+            self.dirs[entry.path] = (entry.ordinal, described)
         return None
+
+
+def _directory_key(entry: Entry) -> int:
+    """What the ACI's header of a directory says besides its name (as header_from copies it),
+    hashed: two entries with equal keys are the same directory."""
+    tar = entry.tar
+    return hash((tar.mode, tar.uid, tar.gid, tar.uname, tar.gname,
+                 tar.mtime if "mtime" in tar.pax else int(tar.mtime),
+                 tuple(sorted((k, v) for k, v in tar.pax.items() if k.startswith(XATTR_PREFIXES)))))
 
 
 class Planner:
@@ -146,6 +167,11 @@ class Planner:
         covered.subtree_hidden.update(walk.whiteouts, walk.opaque, walk.nondirs)
         self._plans.append(walk.plan)
 
+    @property
+    def last_plan(self) -> LayerPlan:
+        """The plan of the layer `finish` saw last."""
+        return self._plans[-1]
+
     def result(self) -> SquashPlan:
         return SquashPlan(self._plans[::-1], self._surviving, self._had_whiteouts)
 
@@ -164,45 +190,100 @@ def plan(layers: list[Layer], *, collect_paths: bool = False) -> SquashPlan:
 
 
 class OnePassRefused(DockerError):
-    """The bottom layer cannot be decided as it streams by (see the module's docstring).
-    convert_squashed catches it and runs both passes; it never reaches a user."""
+    """A layer cannot be decided as it streams by (see the module's docstring).
+    convert_squashed catches it and writes again; it never reaches a user."""
 
     def __init__(self, message: str) -> None:
         super().__init__(f"{message}: this layer needs a planning pass of its own",
                          reason="one-pass")
 
 
-def squash(layers: list[Layer], writer: ACIWriter) -> None:
-    """Both passes, the bottom layer read once: raises OnePassRefused (having written part of
-    the rootfs, so the caller starts a new writer) when it needs a pass of its own."""
+@dataclass
+class Attempts:
+    """What earlier `squash` attempts over the same layers learnt, so the next one reads less:
+    the plan of every layer they walked to the end (index -> plan; written by its plan, never
+    refused again) and which layers were read whole (their digests verified once)."""
+
+    plans: dict[int, LayerPlan] = field(default_factory=dict)
+    verified: set[int] = field(default_factory=set)
+    # After one refusal, the next refusal plans every layer below it in the same read, so a
+    # third attempt writes them all by plan: at most three reads of a layer, however many of
+    # them refuse.
+    plan_rest: bool = False
+
+
+def squash(layers: list[Layer], writer: ACIWriter, attempts: Attempts | None = None) -> None:
+    """One pass over every layer, top first, each member decided and written as it streams by
+    (the layers `attempts` knows the plan of are written by it).
+
+    When a layer cannot be decided so, its walk goes on to the end as a plan, the layers above
+    it being planned already (a by-product of deciding them), and OnePassRefused is raised with
+    the rootfs half-written: the caller starts a new writer and calls again with the same
+    `attempts`, which then writes that layer by its plan. The result is the very tar `plan` and
+    `emit` make.
+    """
+    attempts = attempts if attempts is not None else Attempts()
     planner = Planner()
-    for layer in reversed(layers[1:]):
-        planner.add(layer)
-    bottom = layers[0]
+    refusal: str | None = None
+    for index in reversed(range(len(layers))):
+        layer = layers[index]
+        refused = _squash_layer(layer, planner, None if refusal else writer,
+                                attempts.plans.get(index), again=index in attempts.verified)
+        attempts.verified.add(index)
+        attempts.plans.setdefault(index, planner.last_plan)
+        refusal = refusal or refused
+        if refusal and not attempts.plan_rest:
+            break
+    if refusal:
+        attempts.plan_rest = True
+        raise OnePassRefused(refusal)
+
+
+def _squash_layer(layer: Layer, planner: Planner, writer: ACIWriter | None,
+                  layer_plan: LayerPlan | None, *, again: bool) -> str | None:
+    """Walk one layer for `planner`, writing its members into `writer` (None: planning only)
+    as decided on the way, or by `layer_plan` when known. Returns why it could not be decided
+    as it streamed by (None when it could); then nothing was written after that point."""
     walk = _LayerWalk(planner.covered)
+    refused: str | None = None
 
     def visit(entry: Entry) -> Sink | None:
+        nonlocal refused
         walk.visit(entry)
+        if writer is None or refused is not None:
+            return None
+        if layer_plan is not None:
+            return _planned_sink(entry, layer_plan, writer)
         if walk.replaced:
-            raise OnePassRefused(f"{bottom.description}: {entry.path!r} appears twice")
+            refused = f"{layer.description}: {entry.path!r} appears twice"
+            return None
         if not walk.plan.kept(entry.ordinal):
             return None
         target = entry.link_target
         if target is not None and (target not in walk.files
                                    or walk.visible.get(target) != walk.files[target]):
-            # Not (yet) written from this layer: pass 1 decides what the link becomes.
-            raise OnePassRefused(f"{bottom.description}: hard link {entry.path!r}")
+            # Not written from this layer: its plan decides what the link becomes.
+            refused = f"{layer.description}: hard link {entry.path!r}"
+            return None
         return writer.begin(output_header(entry.tar, entry.path, target or ""))
 
     def after(entry: Entry) -> None:
-        if writer.entry_open:
+        if writer is not None and writer.entry_open:
             writer.end()
 
-    bottom.walk(visit, after=after)
-    planner.finish(walk, bottom)  # its checks (hard links) as plan() would make them
-    upper = planner.result().layers[1:]
-    for layer, layer_plan in zip(layers[1:], upper, strict=True):
-        emit_layer(layer, layer_plan, writer)
+    layer.walk(visit, again=again, after=after)
+    planner.finish(walk, layer)  # what it hides below, and its checks as plan() makes them
+    return refused
+
+
+def _planned_sink(entry: Entry, layer_plan: LayerPlan, writer: ACIWriter) -> Sink | None:
+    """Write `entry` as its layer's plan says (kept, promoted or relinked), or skip it."""
+    if entry.ordinal in layer_plan.promote:
+        return writer.begin(output_header(entry.tar, layer_plan.promote[entry.ordinal]))
+    if not layer_plan.kept(entry.ordinal):
+        return None
+    linkname = layer_plan.relink.get(entry.ordinal, entry.link_target or "")
+    return writer.begin(output_header(entry.tar, entry.path, linkname))
 
 
 def _resolve_links(layer_plan: LayerPlan, visible: dict[str, int], files: dict[str, int],
@@ -228,8 +309,8 @@ def _resolve_links(layer_plan: LayerPlan, visible: dict[str, int], files: dict[s
 
 
 def emit(layers: list[Layer], squash_plan: SquashPlan, writer: ACIWriter) -> None:
-    """Pass 2: stream the surviving members into the ACI, bottom layer first."""
-    for layer, layer_plan in zip(layers, squash_plan.layers, strict=True):
+    """Pass 2: stream the surviving members into the ACI, top layer first (as `squash`)."""
+    for layer, layer_plan in reversed(list(zip(layers, squash_plan.layers, strict=True))):
         emit_layer(layer, layer_plan, writer)
 
 
@@ -241,15 +322,11 @@ def emit_layer(layer: Layer, layer_plan: LayerPlan | None, writer: ACIWriter) ->
     """
 
     def visit(entry: Entry) -> Sink | None:
-        if layer_plan is not None and entry.ordinal in layer_plan.promote:
-            return writer.begin(output_header(entry.tar, layer_plan.promote[entry.ordinal]))
-        keep = not entry.is_marker if layer_plan is None else layer_plan.kept(entry.ordinal)
-        if not keep:
+        if layer_plan is not None:
+            return _planned_sink(entry, layer_plan, writer)
+        if entry.is_marker:
             return None
-        linkname = entry.link_target or ""
-        if layer_plan is not None and entry.ordinal in layer_plan.relink:
-            linkname = layer_plan.relink[entry.ordinal]
-        return writer.begin(output_header(entry.tar, entry.path, linkname))
+        return writer.begin(output_header(entry.tar, entry.path, entry.link_target or ""))
 
     def after(entry: Entry) -> None:
         if writer.entry_open:

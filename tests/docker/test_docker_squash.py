@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tarfile
 
 import oci_images as oi
 
@@ -95,17 +96,32 @@ def _counted(tmp_path, layers):
     return result, opens, two_pass_id
 
 
-def test_the_bottom_layer_is_read_once(tmp_path):
+def test_every_layer_is_read_once(tmp_path):
     # The sample's whiteouts, opaque directory, replacements and links, except its upper file
     # over the target of a lower hard link (the case below).
     lower, upper = oi.sample_layers()
     upper = [e for e in upper if e.path != "hl-target"]
     result, opens, two_pass_id = _counted(tmp_path, [lower, upper])
-    # The upper layer is read by both passes, the bottom one decided as it streams by...
-    assert opens == [1, 2]
+    # Top layer first, each member decided as it streams by...
+    assert opens == [1, 1]
     # ...into the very tar both passes make.
     assert result.image_id == two_pass_id
     assert read_aci(result.path).image_id == two_pass_id
+
+
+def test_the_rootfs_is_written_top_layer_first(tmp_path):
+    # As docker2aci v0.17.2 writes it; within a layer, the layer's own order.
+    image = oi.write_oci_layout(tmp_path / "img", [
+        [oi.directory("d"), oi.file("d/low", "l"), oi.file("shared", "old")],
+        [oi.file("d/up", "u"), oi.file("shared", "new")],
+    ])
+    (tmp_path / "out").mkdir()
+    [result] = convert(str(image.layout), tmp_path / "out")
+    with tarfile.open(result.path) as tar:
+        names = tar.getnames()
+    assert names == ["manifest", "rootfs", "rootfs/d/up", "rootfs/shared", "rootfs/d",
+                     "rootfs/d/low"]
+    assert read_aci(result.path).image_id == result.image_id  # a child before its parent is fine
 
 
 def test_a_single_layer_image_is_read_once(tmp_path):
@@ -117,15 +133,52 @@ def test_a_single_layer_image_is_read_once(tmp_path):
                                               "d/l": ("hardlink", "d/f")}
 
 
-def test_what_one_pass_cannot_decide_gets_both_passes(tmp_path):
-    # A later duplicate and a hard link to a whited-out target, both in the bottom layer: the
-    # one-pass attempt gives up, plan + emit read it twice more, and the result is theirs.
+def test_a_repeated_identical_directory_keeps_one_pass(tmp_path):
+    # Concatenated tars repeat their parent directories: the same directory twice changes
+    # nothing, so the layer is still decided as it streams by.
+    result, opens, two_pass_id = _counted(tmp_path, [
+        [oi.directory("d"), oi.file("d/a", "a")],
+        [oi.directory("e"), oi.file("e/x", "x"), oi.directory("e"), oi.file("e/y", "y")],
+    ])
+    assert opens == [1, 1]
+    assert result.image_id == two_pass_id
+    with tarfile.open(result.path) as tar:
+        assert [m.name for m in tar if m.name == "rootfs/e"] == ["rootfs/e"]
+
+
+def test_a_repeated_directory_that_differs_is_the_later_one(tmp_path):
+    # Not the same directory (another mode): the later entry wins, as tar applies it; the top
+    # layer cannot be decided as it streams by, so it is written again by its plan.
+    result, opens, two_pass_id = _counted(tmp_path, [
+        [oi.file("base", "b")],
+        [oi.directory("e"), oi.file("e/x", "x"), oi.directory("e", mode=0o700)],
+    ])
+    assert opens == [1, 2]  # (bottom first) the top layer twice: one pass, then by its plan
+    assert result.image_id == two_pass_id
+    with tarfile.open(result.path) as tar:
+        assert [oct(m.mode) for m in tar if m.name == "rootfs/e"] == ["0o700"]
+
+
+def test_what_one_pass_cannot_decide_is_written_by_its_plan(tmp_path):
+    # A later duplicate and a hard link to a whited-out target, both in the bottom layer: its
+    # one-pass walk turns into its plan, and the second attempt writes it by that plan.
     result, opens, two_pass_id = _counted(tmp_path, [
         [oi.file("f", "first"), oi.file("f", "second"), oi.file("t", "content"),
          oi.hardlink("l", "t")],
         [oi.whiteout("t")],
     ])
-    assert opens == [3, 3]
+    assert opens == [2, 2]
     assert result.image_id == two_pass_id
     assert oi.rootfs_listing(result.path) == {"f": ("file", "second"), "l": ("file", "content")}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_many_undecidable_layers_cost_at_most_three_reads(tmp_path):
+    layers = [[oi.file(f"f{n}", "first"), oi.file(f"f{n}", "second")] for n in range(4)]
+    result, opens, two_pass_id = _counted(tmp_path, layers)
+    # The top one refuses and is planned; the next attempt's first refusal plans every layer
+    # below it in the same read; the third writes them all by plan.
+    assert opens == [2, 2, 2, 3]  # (bottom first)
+    assert max(opens) <= 3
+    assert result.image_id == two_pass_id
+    assert oi.rootfs_listing(result.path) == {f"f{n}": ("file", "second") for n in range(4)}
