@@ -11,10 +11,13 @@
    - `pyrkt list`, `pyrkt image list`, `pyrkt status UUID`: goal <= 35 ms each;
    - `pyrkt run --net=default` (CNI ptp + host-local + masquerade, ADD and DEL) against
      `--net=none`: goal ratio <= 1.5.
-   `pyrkt` is the console script as pip writes it (`from registry.cli.main import pyrkt`, or
-   whatever the checkout's setup.cfg names), with byte-code compiled once beforehand (an
-   installed package has its .pyc files). `--before DIR` times a second checkout (e.g. a `git
-   worktree` of main at an earlier commit) with the same interpreter in the same rounds.
+   `pyrkt` is the command as a user has it after `pip install .`: the checkout's wheel is built
+   and installed offline into a fresh virtual environment of this interpreter (the host side's
+   dependencies: those installed beside this interpreter, see `_installed`), and that
+   environment's console script is timed. (A development checkout's editable install costs every command ~10 ms more: setuptools'
+   finder for the package's mapped folders loads at each start. Its `pyrkt run` is printed
+   too, as "editable", not as the figure of record.) `--before DIR` installs and times a second
+   checkout (e.g. a `git worktree` of main at an earlier commit) the same way in the same rounds.
 2. In-process: prepare and the stage1 run called from this process (no start-up, no imports).
 3. Pod preparation time for an image of 10,000 files: overlayfs (cold: the store renders its
    shared tree once; warm: later pods reuse it) against a private copy.
@@ -35,7 +38,6 @@ unmounting and dropping mount namespaces wait for), CPU time what the command it
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import os
 import resource
@@ -43,6 +45,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -78,26 +81,52 @@ def _pyrkt(*args: str) -> list[str]:
     return [sys.executable, "-m", "registry.cli.main", *args]
 
 
-def _console_script(tree: Path, work: Path, label: str) -> Path:
-    """The `pyrkt` script pip would write for the checkout at `tree` (its setup.cfg's entry)."""
-    config = configparser.ConfigParser()
-    config.read(tree / "setup.cfg")
-    entries = config["options.entry_points"]["console_scripts"]
-    target = next(line.split("=", 1)[1].strip() for line in entries.splitlines()
-                  if line.split("=", 1)[0].strip() == "pyrkt")
-    module, function = target.split(":")
-    script = work / f"pyrkt-{label}"
-    script.write_text(f"#!{sys.executable}\n# -*- coding: utf-8 -*-\nimport re\nimport sys\n"
-                      f"from {module} import {function}\nif __name__ == '__main__':\n"
-                      f"    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
-                      f"    sys.exit({function}())\n")
-    script.chmod(0o755)
-    return script
+WHEEL_SOURCES = ("setup.py", "setup.cfg", "pyproject.toml", "README.md", "registry",
+                 "templates", "migrations")
 
 
-def _tree_env(env: dict[str, str], tree: Path) -> dict[str, str]:
-    # PYTHONPATH comes before the editable install's finder: this checkout's `registry` loads
-    return dict(env, PYTHONPATH=str(tree))
+def _installed(tree: Path, work: Path, label: str) -> Path:
+    """`pip install` of the checkout at `tree` into a fresh virtual environment of this
+    interpreter; returns its `pyrkt` script.
+
+    The wheel is built from a copy of the sources (an in-tree build would reuse a stale build/
+    folder of the checkout) and installed offline without its dependencies; those are the ones
+    installed beside this interpreter, added to the new environment's path by a .pth file (the
+    benchmark runs in a network namespace of its own, where no index is reachable). A path line
+    of a .pth file only extends sys.path: the .pth files of that folder (the development venv's
+    editable finder) do not load, and the installed copy of `registry` comes first."""
+    source, wheels, venv = work / f"src-{label}", work / f"wheels-{label}", work / f"venv-{label}"
+    source.mkdir()
+    for name in WHEEL_SOURCES:
+        if (tree / name).is_dir():
+            shutil.copytree(tree / name, source / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif (tree / name).exists():
+            shutil.copy2(tree / name, source / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    python = venv / "bin" / "python"
+
+    def step(*argv: str | Path) -> str:
+        done = subprocess.run([str(a) for a in argv], env=env, cwd=work, capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"installing {tree} ({label}): {' '.join(map(str, argv))} failed:"
+                             f"\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    step(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", wheels, source)
+    step(sys.executable, "-m", "venv", venv)
+    step(python, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+         *sorted(wheels.glob("pyrkt-*.whl")))
+    site_packages = Path(step(python, "-c", "import sysconfig; "
+                              "print(sysconfig.get_paths()['purelib'])").strip())
+    ours = {sysconfig.get_paths()[kind] for kind in ("purelib", "platlib")}
+    (site_packages / "bench-dependencies.pth").write_text("".join(f"{d}\n" for d in ours))
+    where = step(python, "-c", "import registry; print(registry.__file__)").strip()
+    if not where.startswith(str(venv)):
+        raise SystemExit(f"installing {tree} ({label}): registry loads from {where}")
+    return venv / "bin" / "pyrkt"
 
 
 def _cpu_of_children() -> float:
@@ -145,21 +174,24 @@ def bench_start(work: Path, env: dict[str, str], runs: int,
     trees = {"after": HERE, **({"before": before.resolve()} if before else {})}
     commands: dict[str, tuple[list[str], dict[str, str]]] = {
         "unshare_chroot": (["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork",
-                            "chroot", str(rootfs), "/app"], env),
-        "python_pass": ([sys.executable, "-c", "pass"], env)}
+                            "chroot", str(rootfs), "/app"], env)}
+    user_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     for label, tree in trees.items():
-        script, tree_env = str(_console_script(tree, work, label)), _tree_env(env, tree)
+        script = _installed(tree, work, label)
+        if label == "after":  # the floor any command of that environment pays
+            commands["python_pass"] = ([str(script.with_name("python")), "-c", "pass"],
+                                       user_env)
         for name, args in (("run_host", ("run", "--net=host", image_id)),
                            ("run_none", ("run", "--net=none", image_id)),
                            ("list", ("list",)), ("image_list", ("image", "list")),
                            ("status", ("status", uuid))):
-            commands[f"{label}_{name}"] = ([script, *args], tree_env)
-    commands["after_run_default"] = ([str(_console_script(HERE, work, "after")), "run",
-                                      "--net=default", image_id], _tree_env(env, HERE))
-    # byte-code compiled beforehand, as an installed package has it
-    subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(tree / "registry")
-                                                                for tree in trees.values())],
-                   env=env, check=True)
+            commands[f"{label}_{name}"] = ([str(script), *args], user_env)
+    commands["after_run_default"] = ([commands["after_run_host"][0][0], "run", "--net=default",
+                                      image_id], user_env)
+    editable = Path(sys.executable).with_name("pyrkt")
+    if editable.exists():  # this checkout's development venv (see the docstring)
+        commands["editable_run_host"] = ([str(editable), "run", "--net=host", image_id],
+                                         dict(env, PYTHONPATH=str(HERE)))
     # exited pods are removed between rounds: `pyrkt list` always sees the same store
     gc = (_pyrkt("gc", "--grace-period=0s"), env)
     result = _interleaved(commands, runs, [gc, gc])
@@ -254,7 +286,8 @@ def _ms(seconds: float) -> str:
 def report(start: dict[str, float], labels: list[str], runs: int) -> None:
     base = start["unshare_chroot"]
     print(f"start-to-exit, median of {runs} interleaved rounds (unshare+chroot baseline "
-          f"{_ms(base)}, python -c pass {_ms(start['python_pass'])}):")
+          f"{_ms(base)}, python -c pass {_ms(start['python_pass'])}); pyrkt is the console "
+          f"script of `pip install .` of each checkout into a fresh venv:")
     for label in labels:
         host = start[f"{label}_run_host"]
         met = host <= RUN_GOAL_S and start[f"{label}_ratio"] <= RUN_GOAL_RATIO
@@ -263,13 +296,18 @@ def report(start: dict[str, float], labels: list[str], runs: int) -> None:
               f" {'met' if met else 'NOT met'})")
         print(f"  [{label}] CPU time: pyrkt run --net=host {_ms(start[f'{label}_run_host_cpu'])}, "
               f"pyrkt list {_ms(start[f'{label}_list_cpu'])}, pyrkt image list "
-              f"{_ms(start[f'{label}_image_list_cpu'])} (python -c pass "
+              f"{_ms(start[f'{label}_image_list_cpu'])}, pyrkt status "
+              f"{_ms(start[f'{label}_status_cpu'])} (python -c pass "
               f"{_ms(start['python_pass_cpu'])}, unshare+chroot "
               f"{_ms(start['unshare_chroot_cpu'])})")
         print(f"  [{label}] pyrkt run --net=none {_ms(start[f'{label}_run_none'])}; "
               f"pyrkt list {_ms(start[f'{label}_list'])}, pyrkt image list "
               f"{_ms(start[f'{label}_image_list'])}, pyrkt status "
               f"{_ms(start[f'{label}_status'])} (goal <= {RUN_GOAL_S * 1000:.0f} ms each)")
+    if "editable_run_host" in start:
+        print(f"  [editable] the development venv's pyrkt (setuptools' editable finder loads at "
+              f"each start): pyrkt run --net=host {_ms(start['editable_run_host'])}, CPU "
+              f"{_ms(start['editable_run_host_cpu'])} (not the figure of record)")
     print(f"network: pyrkt run --net=default {_ms(start['after_run_default'])} against "
           f"--net=none {_ms(start['after_run_none'])}, ratio {start['network_ratio']:.2f} "
           f"(goal <= 1.5: a veth, an address, a route and NAT from the CNI plugins, added and "
