@@ -12,20 +12,21 @@ to click's `pyrkt` group unchanged, so help, usage errors and their exit statuse
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .context import client_context, reported_errors
-from .flags import GLOBAL_FLAGS, GLOBAL_NAMES, Defer, parse
-
-# Function-local imports keep start-up fast: each command loads only the parts it runs.
+# Function-local imports keep start-up fast: each command loads only the parts it runs, and
+# `main` loads them after switching the garbage collector off (see there).
 
 COMPLETION_VARIABLE = "_PYRKT_COMPLETE"  # click's shell completion for `pyrkt`: click's to answer
 
 
 def _run(before: dict[str, object], args: Sequence[str]) -> Callable[[], int]:
     """`pyrkt run` read as click's command reads it (registry/cli/run.py)."""
+    from .context import client_context, reported_errors
+    from .flags import GLOBAL_FLAGS, GLOBAL_NAMES, Defer, parse
     from .launcher_errors import launcher_errors  # here: only the commands read here need it
     from .pod_flags import (  # here: `run`'s flags and body, loaded only for `run`
         HOISTED,
@@ -57,6 +58,8 @@ def _view(before: dict[str, object], args: Sequence[str], name: str) -> Callable
     """`pyrkt list`, `pyrkt status UUID`, `pyrkt image list`, read as click's commands read
     them (registry/cli/pods.py, image.py): their options anywhere, `status` one argument."""
     from . import views  # here: the listings' flags and bodies, loaded for them alone
+    from .context import client_context, reported_errors
+    from .flags import GLOBAL_FLAGS, GLOBAL_NAMES, Defer, parse
     from .launcher_errors import launcher_errors  # here: only the commands read here need it
 
     options = {"list": views.LIST_FLAGS, "status": views.STATUS_FLAGS,
@@ -88,6 +91,8 @@ def _view(before: dict[str, object], args: Sequence[str], name: str) -> Callable
 
 
 def _image(before: dict[str, object], args: Sequence[str]) -> Callable[[], int]:
+    from .flags import Defer
+
     if not args or args[0] != "list":  # `image` takes no option of its own but --help
         raise Defer("image")
     return _view(before, args[1:], "image list")
@@ -102,6 +107,8 @@ LEAN: dict[str, Callable[[dict[str, object], Sequence[str]], Callable[[], int]]]
 
 def _lean(argv: Sequence[str]) -> Callable[[], int]:
     """The command to run, when the lean reader takes `argv` (Defer otherwise)."""
+    from .flags import GLOBAL_FLAGS, Defer, parse
+
     if os.environ.get(COMPLETION_VARIABLE):
         raise Defer(COMPLETION_VARIABLE)
     before, rest = parse(GLOBAL_FLAGS, argv, interspersed=False)
@@ -113,10 +120,20 @@ def _lean(argv: Sequence[str]) -> Callable[[], int]:
 def main() -> None:
     """The console script. A command read here ends with os._exit once its output is flushed:
     what is left to do at that point is the interpreter's teardown, a few ms of freeing memory
-    the exit frees anyway."""
+    the exit frees anyway.
+
+    The garbage collector is off while the command starts: it lives a few ms and makes next
+    to no reference cycles, and the collector's passes over the objects its imports make cost
+    every start ~2-3 ms and free nothing. Click's commands get it back on at once (they may
+    run long: fetches, builds), `pyrkt run` once its pod is about to start
+    (registry.launcher.run: the processes that live as long as the pod need it)."""
+    gc.disable()
+    from .flags import Defer  # (after gc.disable(), as every import of the command)
+
     try:
         command = _lean(sys.argv[1:])
     except Defer:
+        gc.enable()
         from .main import pyrkt  # here: click's group for every other command line
 
         pyrkt()

@@ -13,8 +13,6 @@ is the time of the chunk in which it *started*; `pyrkt logs` merges the apps of 
 
 from __future__ import annotations
 
-import bisect
-import heapq
 import os
 import time
 from collections.abc import Iterator
@@ -79,6 +77,8 @@ class AppLog:
         self.pending = b""  # a line whose end has not been written yet
 
     def _time_of(self, offsets: list[int], stamps: list[float], position: int) -> float:
+        import bisect  # here: the readers' (the holder writing logs at every run needs neither)
+
         at = bisect.bisect_right(offsets, position) - 1
         return stamps[at] if at >= 0 else self.fallback_time
 
@@ -115,6 +115,8 @@ class AppLog:
 
 def merge(batches: list[list[LogLine]]) -> list[LogLine]:
     """Lines of several apps in time order; an app's own lines keep their order."""
+    import heapq  # here: see bisect above
+
     keyed = [[(line.when, index, number, line) for number, line in enumerate(batch)]
              for index, batch in enumerate(batches)]
     return [entry[3] for entry in heapq.merge(*keyed)]

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from registry.aci.names import AC_NAME
 from registry.records import field, record
 
 from .capabilities import check_names
@@ -168,6 +167,10 @@ def _key_values(text: str, flag: str) -> tuple[str, dict[str, str]]:
 
 
 def _check_name(name: str, flag: str, what: str) -> str:
+    # here: only a flag naming an app or volume needs the format core's rule (loading it costs
+    # every `pyrkt run` ~1.5 ms)
+    from registry.aci.names import AC_NAME
+
     if not AC_NAME.fullmatch(name):
         raise LauncherError(f'{flag}: {what} "{name}" is not an AC Name (lower-case letters, '
                             f"digits and -, starting and ending with a letter or digit)")

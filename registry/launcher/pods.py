@@ -48,7 +48,6 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -362,4 +361,6 @@ def remove_tree(path: Path) -> None:
         if error.errno == errno.ENOENT:
             return
         raise
+    import shutil  # here: `pyrkt list` and `status` start without it (bz2, lzma: ~2 ms)
+
     shutil.rmtree(trash, ignore_errors=True)

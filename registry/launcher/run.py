@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from pathlib import Path
@@ -80,9 +81,11 @@ def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
                 if flavour == "systemd":
                     from . import stage1_systemd
 
+                    _start_is_over()
                     return pod, stage1_systemd.run(pod, lock, as_unit=machine, echo=echo)
                 from . import stage1_builtin
 
+                _start_is_over()
                 return pod, stage1_builtin.run(pod, echo=echo)
             finally:
                 if not machine:
@@ -98,6 +101,19 @@ def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
             raise
     finally:
         lock.close()
+
+
+def _start_is_over() -> None:
+    """The garbage collector back on, for the processes that live as long as the pod.
+
+    The lean entry (registry.cli.entry) starts with it off. Everything made until now is
+    frozen first: no collection in this process or in the stage1's forks (holder, pod init)
+    walks those objects, so no page of them is copied into a child for the collector's sake.
+    A caller that runs with the collector on (a test, the click commands) is left as it is.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def run_pod(store_dir: Path, options: PodOptions, *, uuid_file: str | None = None,

@@ -1,7 +1,8 @@
 """Inside the pod: turn a forked child into the app (mounts, pivot_root, identity, exec).
 
-Everything here is imported before the fork: once an app is in its own root it could not
-import a module from the host any more.
+Everything here is imported before the fork (the terminal's module, for --interactive alone,
+before the app's pivot_root): once an app is in its own root it could not import a module from
+the host any more.
 
 Runs in the pod's PID, UTS, IPC and network namespaces, in a mount namespace of its own, as root
 until the last moment. Order matters: join the cgroups while the host's /sys is still visible,
@@ -12,18 +13,19 @@ tree (after that no host path outside the volumes is reachable), then drop to th
 from __future__ import annotations
 
 import os
-import socket
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import linux, seccomp
 from .capabilities import limit_bounding_set, no_new_privileges, retained, set_no_new_privs
 from .cgroups import AppCgroup
 from .network.dns import bind_pod_files
 from .rootfs import mount_overlay, resolve_in_root
-from .terminal import attach_app
+
+if TYPE_CHECKING:
+    import socket
 
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
            "urandom": (1, 9), "tty": (5, 0)}
@@ -191,6 +193,8 @@ def become_app(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
     section = app["app"]
     insecure = set(runtime.get("insecure") or ())
     try:
+        if terminal is not None:  # here, while the host's files are still there to load it
+            from .terminal import attach_app
         linux.unshare(linux.CLONE_NEWNS)
         unshared()
         record_pid(int(os.readlink("/proc/self")))  # host /proc still mounted: the host's PID

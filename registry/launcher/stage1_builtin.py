@@ -3,11 +3,12 @@
 Process tree, from the host's point of view:
 
     pyrkt run (supervisor: holds the pod lock, forwards signals and ports, tears down networks)
-    └── holder: joins the pod's `_init` cgroup, unshares the mount, UTS, IPC, network and PID
+    └── holder: joins the pod's `_init` cgroup, unshares the UTS, IPC, network and PID
         │       namespaces, sets the hostname, brings up loopback; pumps the apps' output into
         │       their logs (and onto our stdout), waits for the pod's init, records the end
-        └── pod init (PID 1 of the pod): forks the apps, reaps every process, writes each
-            │   app's exit code, forwards SIGTERM/SIGINT and escalates to SIGKILL after a grace
+        └── pod init (PID 1 of the pod): the pod's (private) mount namespace; forks the apps,
+            │   reaps every process, writes each app's exit code, forwards SIGTERM/SIGINT and
+            │   escalates to SIGKILL after a grace
             └── app: own mount namespace, cgroups joined, pivot_root, user/group, exec
 
 All namespaces are made with unshare(2) through ctypes (see `linux`).
@@ -25,23 +26,29 @@ from __future__ import annotations
 import functools
 import json
 import os
-import selectors
+import select
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import cgroups, limits, linux, podinit
 from .errors import LauncherError
 from .logs import LogWriter
 from .network.pod import join_netns
 from .pods import Pod, record_pid, write_atomic
-from .portfwd import Forwarder, bind_listeners, userspace_forwards
 from .sandbox import become_app, filter_for
 from .seccomp import cache_dir as seccomp_cache
-from .terminal import Relay
+
+if TYPE_CHECKING:
+    import socket
+
+    from .portfwd import Forward
+
+# Function-local imports keep start-up fast: sockets (port forwards, --interactive's terminal)
+# load only for the pods that use them, before any fork (an app in its own root could not load
+# a module any more).
 
 # The pod init's own escalation (a SIGTERM from `pyrkt run`'s Ctrl-C, or from outside): the
 # same 90 s as `pyrkt stop`'s default grace (see manage.DEFAULT_STOP_GRACE).
@@ -92,23 +99,24 @@ def _pump_logs(pod: Pod, reads: dict[str, int], echo: bool) -> None:
     """Copy the apps' output to their log files (with the time of each chunk, see `logs`) and,
     when asked, to our stdout, until every app's pipe is at its end.
 
-    One thread, one select loop: the holder that runs this has unshared its PID namespace, and
+    One thread, one poll loop: the holder that runs this has unshared its PID namespace, and
     the kernel refuses a thread to such a process (clone(CLONE_THREAD) is EINVAL there).
     """
-    selector = selectors.DefaultSelector()
+    poller = select.poll()  # (not selectors: its import costs every run ~1 ms)
     writers: dict[int, LogWriter] = {}
     for name, fd in reads.items():
         writers[fd] = LogWriter(pod.app_dir(name) / "log")
-        selector.register(fd, selectors.EVENT_READ)
+        poller.register(fd, select.POLLIN)
 
     def done(fd: int) -> None:
-        selector.unregister(fd)
+        poller.unregister(fd)
         writers.pop(fd).close()
         os.close(fd)
 
     while writers:
-        for key, _events in selector.select():
-            fd = int(key.fd)
+        for fd, _events in poller.poll():
+            if fd not in writers:
+                continue  # ended by an earlier entry of this batch
             try:
                 data = os.read(fd, 65536)
             except OSError:
@@ -128,7 +136,6 @@ def _pump_logs(pod: Pod, reads: dict[str, int], echo: bool) -> None:
                 done(fd)
             except OSError:
                 echo = False  # our stdout failed otherwise; keep logging
-    selector.close()
 
 
 def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
@@ -137,9 +144,11 @@ def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
     """PID 1 of the pod: hides the host (see `podinit`), starts the apps, reaps every process,
     records each app's exit code, forwards SIGTERM/SIGINT to the whole pod. Never returns."""
     try:
-        # a mount namespace of its own: the empty root it pivots into below must not become
-        # the holder's, which still writes the pod's logs and its end
+        # The pod's first mount namespace, the init's alone (the holder stays in the host's: it
+        # mounts nothing, and its exit then has no namespace to tear down), private so that
+        # nothing mounted in the pod reaches the host. The apps' copies are made from it.
         linux.unshare(linux.CLONE_NEWNS)
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         record_pid(pod.path / "pid", int(os.readlink("/proc/self")))
         for read_end, _ in pipes.values():  # the holder's: it pumps the logs
             os.close(read_end)
@@ -258,12 +267,12 @@ def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         groups.init.join_self()  # the pod's own processes, in the pod's cgroup (see cgroups)
         for fd in host_fds:  # the host's listening sockets stay with the supervisor alone
             os.close(fd)
-        flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWPID
+        # (the mount namespace is the init's to make: see _pod_init)
+        flags = linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWPID
         # the namespace stage0 made and wired with CNI; --net=none: a fresh one, loopback only
         if runtime["net"] != "host" and not join_netns(pod.path):
             flags |= linux.CLONE_NEWNET
         linux.unshare(flags)
-        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)  # nothing leaks to the host
         linux.sethostname(runtime["hostname"])
         if runtime["net"] != "host":
             linux.loopback_up()
@@ -302,8 +311,12 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     manifest, runtime = pod.manifest(), pod.runtime()
     apps = manifest["apps"]
     programs = app_filters(pod, apps, runtime)
-    # a busy host port fails the run before anything else is made
-    forwards = bind_listeners(userspace_forwards(runtime))
+    forwards: list[Forward] = []
+    if runtime.get("forwards"):
+        from .portfwd import bind_listeners, userspace_forwards
+
+        # a busy host port fails the run before anything else is made
+        forwards = bind_listeners(userspace_forwards(runtime))
     try:
         groups = make_pod_cgroups(pod)
     except BaseException:
@@ -312,7 +325,14 @@ def run(pod: Pod, *, echo: bool = True) -> int:
         raise
     interactive = bool(runtime.get("interactive"))
     pipes = {} if interactive else {app["name"]: os.pipe() for app in apps}
-    relay_end, app_end = socket.socketpair() if interactive else (None, None)
+    relay_end: socket.socket | None = None
+    app_end: socket.socket | None = None
+    if interactive:
+        import socket
+
+        from .terminal import Relay  # (loaded before the fork: the apps attach with it too)
+
+        relay_end, app_end = socket.socketpair()
     _init_root(pod).mkdir(mode=0o555, exist_ok=True)
     ready_r, ready_w = os.pipe()
     sys.stdout.flush()
@@ -342,6 +362,8 @@ def run(pod: Pod, *, echo: bool = True) -> int:
         raise LauncherError(f"cannot start pod {pod.uuid}: {answer or 'stage1 died'}")
     forwarder = None
     if forwards:
+        from .portfwd import Forwarder
+
         forwarder = Forwarder(forwards, os.open(f"/proc/{holder}/ns/net", os.O_RDONLY | os.O_CLOEXEC))
         forwarder.start()
     relay = None

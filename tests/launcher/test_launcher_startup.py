@@ -79,3 +79,61 @@ def test_stored_image_by_name_is_prepared_without_the_fetch_machinery(
     missing = pyrkt("prepare", "--pull-policy=never", "example.com/not-stored")
     assert missing.returncode != 0
     assert "not in the local store and --pull-policy=never forbids fetching it" in missing.stderr
+
+
+# What the lean entry's commands must not load on their way (each is paid by every start):
+# click (the lean entry exists to skip it), dataclasses (inspect, ast, dis: registry.records
+# instead), sockets and the terminal's modules (only for pods with ports or --interactive).
+NEVER_ON_START = ("click", "dataclasses", "inspect", "ast", "socket", "selectors", "termios")
+# ... and for the listings, nothing of the stage1 either: ctypes, shutil (bz2, lzma), sqlite3
+NOT_FOR_LISTINGS = ("ctypes", "shutil", "sqlite3", "bz2", "lzma")
+
+LEAN_PROBE = """
+import os, sys
+main_pid, exit_ = os.getpid(), os._exit
+def report(code):  # the lean entry ends with os._exit: list what was loaded by then
+    if os.getpid() == main_pid:
+        sys.stdout.flush()
+        os.write(1, ("\\nMODULES " + " ".join(sorted(sys.modules)) + "\\n").encode())
+    exit_(code)
+os._exit = report
+sys.argv = ["pyrkt", *sys.argv[1:]]
+from registry.cli.entry import main
+main()
+"""
+
+
+def _lean_modules(store: Path, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    result = subprocess.run([sys.executable, "-c", LEAN_PROBE, *args], capture_output=True,
+                            text=True, timeout=60, env=dict(os.environ, PYRKT_DIR=str(store)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = result.stdout.rsplit("\nMODULES ", 1)[1]
+    return set(line.split()), result
+
+
+def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in names)
+
+
+def test_lean_commands_load_only_what_they_run(tool_image, pyrkt, store: Path) -> None:
+    """`pyrkt run` of a stored image, `list`, `status` and `image list`, as the console script
+    runs them."""
+    needs_root()
+    image = tool_image(name="example.com/lean")
+    image_id = pyrkt("fetch", "--insecure-options=image", str(image), check=True).stdout.split()[-1]
+    # the first run renders the image's tree into the store (extraction: the format core); a
+    # start is every run after it
+    pyrkt("run", "--net=host", image_id, check=True)
+    saved = store.parent / "uuid"
+    modules, result = _lean_modules(store, "run", "--net=host", f"--uuid-file-save={saved}",
+                                    image_id, "--", "exit", "0")
+    assert "registry.launcher.stage1_builtin" in modules, result.stderr  # the pod did run
+    assert _loaded(modules, NEVER_ON_START) == []
+    uuid = saved.read_text().strip()
+    assert "exited" in pyrkt("status", uuid, check=True).stdout
+    for args in (("list",), ("status", uuid), ("image", "list")):
+        modules, result = _lean_modules(store, *args)
+        assert result.stdout.startswith(("UUID", "state=", "ID")), result.stdout
+        assert _loaded(modules, NEVER_ON_START) == [], args
+        if args[0] != "image":  # the image store is sqlite's
+            assert _loaded(modules, NOT_FOR_LISTINGS) == [], args

@@ -19,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,13 +28,13 @@ from .. import linux
 from ..errors import LauncherError
 from ..pods import Pod, list_pods, write_atomic
 from . import dns
+from .info import INFO, NET_DIR
+from .info import load as _load
 
 if TYPE_CHECKING:
     from . import cni
 
 NETNS = "netns"
-NET_DIR = "net"
-INFO = "net-info.json"
 
 
 # -- the network namespace ----------------------------------------------------------------------
@@ -102,11 +101,6 @@ def join_netns(pod_dir: Path) -> bool:
 
 # -- what was done, on disk ---------------------------------------------------------------------
 
-def _load(pod_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((pod_dir / NET_DIR / INFO).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _save(pod_dir: Path, state: dict[str, Any]) -> None:
@@ -165,6 +159,8 @@ def check_host_ports(pod: Pod, forwards: list[dict[str, Any]]) -> None:
                     raise LauncherError(f"--port {forward['name']}: host port "
                                         f"{forward['hostPort']} is already forwarded to pod "
                                         f"{other.uuid}")
+    import socket  # here: only pods with ports load it (~2 ms of every other run)
+
     for forward in mine:
         kind = socket.SOCK_DGRAM if forward.get("protocol") == "udp" else socket.SOCK_STREAM
         with socket.socket(socket.AF_INET, kind) as probe:
@@ -297,36 +293,3 @@ def teardown(pod_dir: Path, uuid: str) -> None:
 
 
 # -- what list and status show ------------------------------------------------------------------
-
-def info(pod_dir: Path) -> list[dict[str, Any]]:
-    """Each network of the pod as rkt's net-info described it (netName, ifName, ip, ...)."""
-    state = _load(pod_dir)
-    shown = []
-    records = (state or {}).get("networks") or []
-    if records:
-        from . import cni  # here: pods without networks (host, none) never load the CNI machinery
-    for record in records:
-        found = cni.addresses(record.get("result"))
-        v4 = next((a for a in found if a.interface.version == 4), None)
-        v6 = next((a for a in found if a.interface.version == 6), None)
-        first = v4 or v6
-        shown.append({
-            "netName": record["netName"], "netConf": record["netConf"],
-            "pluginPath": record["conf"]["plugins"][0]["type"], "ifName": record["ifName"],
-            "ip": str(first.interface.ip) if first else None,
-            "mask": str(first.interface.netmask) if first else None,
-            "hostIP": first.gateway if first else None,
-            "ip4": str(v4.interface.ip) if v4 else None,
-            "ip6": str(v6.interface.ip) if v6 else None,
-            "args": record.get("args", ""),
-        })
-    return shown
-
-
-def summary(entry: dict[str, Any]) -> str:
-    """`default:ip4=172.16.28.2`, as rkt's list and status print a network."""
-    if entry.get("ip4"):
-        return f"{entry['netName']}:ip4={entry['ip4']}"
-    if entry.get("ip6"):
-        return f"{entry['netName']}:ip6={entry['ip6']}"
-    return str(entry["netName"])
