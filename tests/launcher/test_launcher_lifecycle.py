@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from launcher_helpers import needs_root, pod_json, status_of, wait_for_file
+from launcher_helpers import needs_root, pod_json, status_of, wait_for_app_pid, wait_for_file
 
 from registry.aci import PodManifest
 from registry.launcher import images_in_use
@@ -187,6 +187,9 @@ def test_pod_outlives_its_killed_launcher_and_stays_managed(tmp_path, tool_image
                           str(image), "--", "hostname", "sleep", "2", "cwd", "sleep", "60")
     uuid = wait_for_file(uuid_file)
     _wait_state(pyrkt, uuid, "running")
+    # the pod's processes exist (a pod reads running from its lock on, before its stage1 has
+    # forked anything: a kill then leaves nothing to outlive it)
+    wait_for_app_pid(store, uuid, "tool")
     process.kill()
     assert process.wait(timeout=10) == -9
 
