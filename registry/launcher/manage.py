@@ -9,16 +9,19 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # records, not dataclasses: `pyrkt list` and `status` start without inspect and ast (~8 ms)
 from registry.records import field, record, replace
 
-from . import cgroups, logs
 from .errors import LauncherError
 from .pods import Pod, PodLock, find_pod, list_pods, remove_tree
 
-# Function-local imports keep start-up fast: a pod command loads only what it runs.
+if TYPE_CHECKING:
+    from .logs import LogLine
+
+# Function-local imports keep start-up fast: a pod command loads only what it runs (`list` and
+# `status` describe pods without the cgroups' machinery and the log readers).
 
 ACTIVE_STATES = ("embryo", "preparing", "prepared", "running")
 
@@ -101,6 +104,8 @@ def end_reason(pod: Pod, app: str, code: int | None) -> str | None:
         return recorded
     if code != 128 + signal.SIGKILL:
         return None
+    from . import cgroups
+
     if cgroups.memory_events(pod.cgroup_dirs_of(app)).get("oom_kill", 0) > 0:
         return "oom-killed"
     return None
@@ -193,6 +198,8 @@ def signal_pod(pod: Pod, signum: int) -> None:
     init = pod.live_pid()
     if signum == signal.SIGKILL and init:
         _kill(init, signum)
+    from . import cgroups
+
     seen: set[int] = set()
     dirs = pod.cgroup_dirs()
     for _round in range(5):  # a process may fork while we signal: go again for its children
@@ -312,6 +319,8 @@ def destroy(pod: Pod) -> None:
 
         network.teardown(pod.path, pod.uuid)  # CNI DEL first: it needs the pod's namespace
         _unmount_under(pod.path)
+        from . import cgroups
+
         cgroups.remove(pod.cgroup_dirs() + pod.pod_cgroup_dirs())
         remove_tree(pod.path)
     finally:
@@ -390,8 +399,9 @@ def log_path(pod: Pod, app: str) -> Path:
 
 
 def read_logs(store_dir: Path, uuid: str, app: str | None, *, follow: bool = False,
-              since: float | None = None, tail: int | None = None) -> Iterator[logs.LogLine]:
+              since: float | None = None, tail: int | None = None) -> Iterator[LogLine]:
     """The lines of the pod's apps (or of one app) in time order; live with `follow`."""
+    from . import logs
     pod = find_pod(store_dir, uuid)
     names = [app] if app else pod.app_names()
     paths = {name: log_path(pod, name) for name in names}
