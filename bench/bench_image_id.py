@@ -27,6 +27,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_fetch import compile_package  # noqa: E402
 
 from registry.aci import ImageManifest, write_aci  # noqa: E402
 
@@ -111,6 +114,7 @@ def main() -> None:
     parser.add_argument("--small-mib", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    compile_package()
     with tempfile.TemporaryDirectory(prefix="bench-image-id-") as scratch:
         for size in dict.fromkeys([args.size_mib, args.small_mib]):
             started = time.perf_counter()

@@ -1,14 +1,17 @@
 """Reading an ACI in one streaming pass: compression by magic bytes, the image ID (SHA-512
 of the uncompressed tar), the layout and the manifest, in bounded memory.
 
-Decompression, hashing and parsing overlap in threads (see pipeline.py)."""
+Decompression, hashing and parsing overlap in threads (see pipeline.py).
+
+Computing an image ID is a whole process of its own (`image_id_of` behind `pyrkt image` and
+the benchmarks): at 128 MiB its import cost is a tenth of the run, so this module loads only
+what hashing needs, and the tar parser, layout checker and manifest model when a caller
+parses (`read_aci`, a handler given to `stream_archive`)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from registry.aci.compression import (
     MAGIC_LENGTH,
@@ -20,10 +23,14 @@ from registry.aci.compression import (
     detect,
 )
 from registry.aci.errors import ArchiveError
-from registry.aci.layout import LayoutChecker
-from registry.aci.manifest import ImageManifest
 from registry.aci.pipeline import BackgroundHash, Prefetch
-from registry.aci.tarstream import EntryHandler, TarStreamParser
+from registry.records import record
+
+if TYPE_CHECKING:
+    from registry.aci.manifest import ImageManifest
+    from registry.aci.tarstream import EntryHandler
+
+# Function-local imports of the tar parser, layout checker and manifest keep image_id_of lean.
 
 IMAGE_ID_PREFIX = "sha512-"
 SHORT_ID_HEX_DIGITS = 32
@@ -37,7 +44,7 @@ BOMB_FLOOR = 64 << 20
 Source = Readable | str | os.PathLike[str]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ACIInfo:
     image_id: str
     manifest: ImageManifest
@@ -51,13 +58,23 @@ def short_id(image_id: str) -> str:
     return image_id[: len(IMAGE_ID_PREFIX) + SHORT_ID_HEX_DIGITS]
 
 
-@contextmanager
-def opened(source: Source) -> Iterator[Readable]:
-    if isinstance(source, str | os.PathLike):
-        with open(source, "rb") as handle:
-            yield handle
-    else:
-        yield source
+class opened:  # noqa: N801 - used as a function, as contextlib's generator version was
+    """`with opened(source) as stream`: a path opened for reading (closed after), or the
+    binary stream itself (left open). A class: contextlib costs the image-ID path an import."""
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+        self._handle: Readable | None = None
+
+    def __enter__(self) -> Readable:
+        if isinstance(self._source, str | os.PathLike):
+            self._handle = open(self._source, "rb")  # noqa: SIM115 - closed in __exit__
+            return self._handle
+        return self._source
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()  # type: ignore[attr-defined]
 
 
 class Limits:
@@ -94,7 +111,11 @@ def stream_archive(fileobj: Readable, handler: EntryHandler | None, limits: Limi
         raise ArchiveError("empty file: not an ACI", reason="empty")
     compression = detect(prefix)
     source = CountingReader(fileobj, prefix)
-    parser = TarStreamParser(handler, allow_empty=allow_empty) if handler is not None else None
+    parser = None
+    if handler is not None:
+        from registry.aci.tarstream import TarStreamParser
+
+        parser = TarStreamParser(handler, allow_empty=allow_empty)
     hasher = BackgroundHash(digest) if digest else None
     chunks = Prefetch(decompressed_chunks(source, compression))
     total = 0
@@ -144,6 +165,9 @@ def read_aci(fileobj: Source, *, max_uncompressed: int | None = None,
     `fileobj` (a binary file object, or a path) is read to EOF. `max_uncompressed` caps the
     tar's size (default 32 GiB); `max_ratio` is the bomb guard (None disables it).
     """
+    from registry.aci.layout import LayoutChecker
+    from registry.aci.manifest import ImageManifest
+
     with opened(fileobj) as stream:
         checker = LayoutChecker(allow_devices=allow_devices)
         digest, compression, total = stream_archive(

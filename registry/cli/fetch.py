@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 from pathlib import Path
 
 import click
@@ -53,6 +55,11 @@ def fetch(images: tuple[str, ...], pull_policy: str, full: bool, port: int | Non
         progress=None if quiet else renderer(),
         log=(lambda message: None) if quiet else client.info,
         fetch_dependencies=not no_deps, trust_keys_from_https=client.trust_keys_from_https)
+    # At exit, before the interpreter's teardown: its garbage collections walk every object
+    # the fetch made (the HTTP stack, key rings, click), 60-160 ms measured after a 256 MiB
+    # fetch, 10-25 ms once they are frozen; the exit frees that memory anyway. At exit only:
+    # a process that runs this command in-process (tests) keeps its collector until then.
+    atexit.register(gc.freeze)
     store = client.store()
     for image in images:
         stored = fetch_image(image, store, options)

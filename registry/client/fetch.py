@@ -61,6 +61,7 @@ from .refs import classify, label_mismatch
 from .session import ClientSession, build_session
 from .signatures import SignatureCheck
 from .store import ImageStore, StoredImage
+from .streams import BackgroundFeed
 from .trust import TrustStore
 
 # Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
@@ -420,6 +421,7 @@ class Fetcher:
     def _receive(self, download: Download, asc_url: str, signature: bytes | None,
                  deferred: bool, expect: AppRef | None) -> StoredImage:
         from registry.aci import ACIError, check_hostable, read_aci
+        from registry.aci.pipeline import Prefetch
 
         label = urlsplit(download.url).path.rsplit("/", 1)[-1] or download.url
         bar = self.options.progress(label, download.total) if self.options.progress else None
@@ -427,10 +429,15 @@ class Fetcher:
         candidates = self.signatures.issuer_keys(signature) if signature is not None else []
         verifier = (StreamingVerifier(signature, candidates)
                     if signature is not None and candidates else None)
+        feed = BackgroundFeed(verifier.update, depth=4, name="verify-feed") if verifier else None
         keep_partial = False
         try:
+            # One pass, each stage in its own thread so the two cores stay busy: the network
+            # and the partial file here; the signature's SHA-512 over the compressed bytes in
+            # its process, fed from a queue; inflating, the image's SHA-512 and the tar checks
+            # in read_aci's threads. Bounded queues keep memory flat.
             chunks = download.stream(bar.update if bar else None)
-            reader = ChunkReader(_tee(chunks, verifier.update) if verifier else chunks)
+            reader = ChunkReader(Prefetch(_tee(chunks, feed.put) if feed else chunks, depth=4))
             try:
                 info = read_aci(reader)
                 while reader.read(1024 * 1024):
@@ -456,6 +463,8 @@ class Fetcher:
             name = str(info.manifest.name)
             if deferred:
                 signature = self._signature_after_wait(asc_url)
+            if feed is not None:
+                feed.close()  # every byte is in the verifier's pipe
             if self._url_insecure(download.url).skip_image_check:
                 pass
             elif verifier is not None:
@@ -476,6 +485,11 @@ class Fetcher:
         finally:
             if verifier is not None:
                 verifier.abort()  # after finish() this only removes its scratch files
+            if feed is not None:
+                try:
+                    feed.close()  # a no-op after the success path's close
+                except Exception:  # noqa: BLE001, S110 - the verifier is gone (its writes fail);
+                    pass  # the error that brought us here is the one to report
             if bar:
                 bar.close()
             if keep_partial:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable
 from typing import BinaryIO, Protocol
 
@@ -74,3 +76,42 @@ class TeeReader:
         """Read whatever is left, so every byte reaches the sinks."""
         while self.read(CHUNK):
             pass
+
+
+class BackgroundFeed:
+    """Hands every chunk `put` to `sink` in a helper thread, at most `depth` chunks behind.
+
+    For a consumer with its own pace, such as the signature check's process on a pipe: the
+    producer (the download) then stalls only when that consumer is a whole queue behind, not
+    each time the pipe is full, and both keep their cores busy. A failing sink stops being
+    fed (the rest is dropped, so the producer never blocks on it); `close` raises its error.
+    """
+
+    _DONE = None
+
+    def __init__(self, sink: Callable[[bytes], object], depth: int = 8,
+                 name: str = "feed") -> None:
+        self._sink = sink
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not self._DONE:
+            if self._error is None:
+                try:
+                    self._sink(chunk)
+                except BaseException as error:  # kept for close(), raised in the caller
+                    self._error = error
+
+    def put(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        """Wait until every chunk put so far has reached the sink (or the sink failed)."""
+        if self._thread.is_alive():
+            self._queue.put(self._DONE)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error

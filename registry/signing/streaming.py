@@ -42,9 +42,12 @@ class StreamingVerifier:
         # stderr goes to a file: a chatty worker can then never block on a full pipe.
         self._stderr_file = Path(self._scratch.name, "stderr")
         with open(self._stderr_file, "wb") as stderr:
+            # A 1 MiB pipe (Linux's default cap for unprivileged processes; the default is
+            # 64 KiB): a 1 MiB update is then one write and one wake-up of the worker, not 16.
             self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
                 [sys.executable, str(_WORKER), str(signature_file), str(keys_file)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                pipesize=CHUNK)
         self.bytes_seen = 0
 
     def update(self, chunk: bytes | bytearray | memoryview) -> None:

@@ -189,3 +189,28 @@ def test_reads_and_extracts_what_actool_builds(tmp_path: Path, actool: str) -> N
     assert (tmp_path / "out" / "rootfs" / "etc" / "config").read_text().startswith("key =")
     make_writable(tmp_path / "out")
     make_writable(layout)
+
+
+def test_image_id_of_loads_only_what_hashing_needs(plain_aci: Path, tmp_path: Path) -> None:
+    """Computing an ID is often a process of its own (`pyrkt image`, scripts, the benchmark):
+    it imports no tar parser, layout checker, manifest model or dataclasses, and reading an
+    ACI afterwards still loads them and gives the same ID."""
+    import ast
+    import sys
+
+    image = compress_with_tool(plain_aci, "gzip", tmp_path / "image.aci")
+    probe = ("import sys\n"
+             "from registry.aci import image_id_of\n"
+             f"image_id = image_id_of({str(image)!r})\n"
+             "before = sorted(sys.modules)\n"
+             "from registry.aci import read_aci\n"
+             f"same = read_aci({str(image)!r}).image_id == image_id\n"
+             "print(repr([image_id, before, same, sorted(sys.modules)]))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, timeout=60)
+    image_id, loaded, same, after = ast.literal_eval(result.stdout)
+    assert image_id == sha512sum(plain_aci)
+    heavy = {"registry.aci.tarstream", "registry.aci.layout", "registry.aci.manifest",
+             "registry.aci.parts", "dataclasses", "json"}
+    assert heavy & set(loaded) == set()
+    assert same and {"registry.aci.layout", "registry.aci.manifest"} <= set(after)

@@ -174,3 +174,52 @@ def test_url_signed_by_an_unknown_key_is_refused_before_the_download(
     assert "not trusted for any image name" in result.output and "pyrkt trust" in result.output
     assert server.paths() == ["/app.aci.asc"]
     assert env.snapshot() == before
+
+
+def _helpers() -> tuple[list[str], list[int]]:
+    """The fetch pipeline's threads still alive, and the verifier processes still running."""
+    import threading
+
+    names = sorted(t.name for t in threading.enumerate()
+                   if t.name in ("verify-feed", "write-behind", "aci-inflate", "aci-sha512"))
+    workers = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"_worker.py" in (entry / "cmdline").read_bytes() \
+                    and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) \
+                    == os.getpid():
+                workers.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return names, workers
+
+
+def test_every_helper_of_the_pipeline_ends_with_the_fetch(served, env: ClientEnv,
+                                                          trusted_key) -> None:
+    """The download, the signature check's feed and process, inflating and hashing run beside
+    each other; whether the fetch succeeds, is refused or is cut off, none of them outlives
+    it and the store holds only what was verified."""
+    root, image_id = served
+    before = _helpers()
+    big = build_aci(root / "big.aci", NAME, host_labels("2.0"),
+                    {"blob": os.urandom(40 << 20)}, key=trusted_key)  # past a write-behind step
+    signature = (root / "app.aci.asc").read_bytes()
+    (root / "tampered.aci").write_bytes((root / "big.aci").read_bytes())
+    (root / "tampered.aci.asc").write_bytes(signature)  # the signature of another file
+    with FileServer(root) as server:
+        ok = _fetch(env, f"{server.url}/big.aci")
+        assert ok.exit_code == 0, ok.output
+        assert _last_line(ok.output) == big
+        assert _helpers() == before
+        refused = _fetch(env, f"{server.url}/tampered.aci")
+        assert refused.exit_code != 0
+        assert "signature does not verify" in refused.output
+        assert _helpers() == before
+        server.drop_after["/app.aci"] = (root / "app.aci").stat().st_size // 2
+        cut = _fetch(env, f"{server.url}/app.aci")
+        assert cut.exit_code != 0 and "interrupted" in cut.output
+        assert _helpers() == before
+    assert [image.id for image in env.store().list()] == [big]
+    assert env.store().get(big).path.read_bytes() == (root / "big.aci").read_bytes()
+    assert [p.name for p in (env.store_dir / "tmp").iterdir()
+            if not p.name.startswith("partial-")] == []  # only the resumable partial file
