@@ -12,6 +12,9 @@ machine may be shared and noisy), each command in its own process with its own p
   gzip, before    the same from another checkout (--before DIR, e.g. a `git worktree` of main)
   none            pyrkt docker2aci --compression none
 
+and then, the same way, `acbuild write` (write_aci, as the builder calls it) of the squashed
+rootfs that `tar -xzf` extracted, against `tar -czf` of that tree (and the before checkout).
+
 Goal: the gzip ACI in at most 1.0x the tar baseline, peak RSS flat (well under 64 MiB, the same
 for an image a quarter the size) and a file within about 10% of `gzip -6` of the same tar
 (measured once, outside the timings).
@@ -69,6 +72,15 @@ from registry.docker.convert import ConvertOptions, convert
 [image] = convert({layout!r}, {out!r}, ConvertOptions(compression={compression!r}))
 print(image.image_id)
 """
+
+
+# acbuild write's writer: write_aci of a rootfs tree, gzip, reproducible (its defaults).
+WRITE = """
+from registry.aci import write_aci
+print(write_aci({manifest!r}, {rootfs!r}, {out!r}, compression="gzip"))
+"""
+WRITE_MANIFEST = ('{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/bench",'
+                  '"labels":[{"name":"os","value":"linux"},{"name":"arch","value":"amd64"}]}')
 
 
 def host_files(total: int) -> list[Path]:
@@ -219,6 +231,25 @@ def main() -> None:
                 if output:
                     ids[label] = output.strip()
             say(f"round {round_number + 1}/{args.rounds} done")
+        # acbuild write of the rootfs tar extracted (its last round left it in place).
+        writes: list[tuple[str, list[str], dict[str, str] | None]] = [
+            ("tar -czf of the rootfs (baseline)",
+             ["tar", "-czf", str(root / "rootfs.tgz"), "-C", str(extract), "."], None)]
+        for label, env in (("pyrkt acbuild write (write_aci), gzip", here),
+                           ("pyrkt acbuild write, before",
+                            python_env(args.before) if args.before else None)):
+            if env is not None:
+                code = WRITE.format(manifest=WRITE_MANIFEST, rootfs=str(extract),
+                                    out=str(root / f"write-{len(writes)}.aci"))
+                writes.append((label, [sys.executable, "-P", "-c", code], env))
+        for round_number in range(args.rounds):
+            shift = round_number % len(writes)
+            for label, command, env in writes[shift:] + writes[:shift]:
+                seconds, peak, used, _ = measure(command, env)
+                times.setdefault(label, []).append(seconds)
+                cpu.setdefault(label, []).append(used)
+                rss.setdefault(label, []).append(peak)
+            say(f"acbuild write round {round_number + 1}/{args.rounds} done")
         baseline_label = variants[0][0]
         gzip_label = "pyrkt docker2aci, gzip"
         outputs = {v[0]: Path(v[3]) for v in variants}
@@ -232,14 +263,15 @@ def main() -> None:
                                     out=str(root / "out-small"), compression="gzip")
         small_rss = measure([sys.executable, "-P", "-c", small_code], here)[1]
         rows: list[dict[str, Any]] = []
-        baseline = statistics.median(times[baseline_label])
-        for label, *_ in variants:
-            median = statistics.median(times[label])
-            rows.append({"label": label, "median_s": round(median, 3),
-                         "runs_s": [round(t, 3) for t in times[label]],
-                         "ratio": round(median / baseline, 3),
-                         "cpu_s": round(statistics.median(cpu[label]), 3),
-                         "peak_rss_mib": round(max(rss[label]) / 1024, 1)})
+        for section, base_label in ((variants, baseline_label), (writes, writes[0][0])):
+            baseline = statistics.median(times[base_label])
+            for label, *_ in section:
+                median = statistics.median(times[label])
+                rows.append({"label": label, "median_s": round(median, 3),
+                             "runs_s": [round(t, 3) for t in times[label]],
+                             "ratio": round(median / baseline, 3),
+                             "cpu_s": round(statistics.median(cpu[label]), 3),
+                             "peak_rss_mib": round(max(rss[label]) / 1024, 1)})
         result = {
             "layers": args.layers, "layer_blob_mib": round(layer_bytes / 2**20, 1),
             "tar_mib": round(tar_size / 2**20, 1), "rounds": args.rounds,
@@ -262,6 +294,8 @@ def main() -> None:
         print(f"\n{'':40} {'median':>8} {'ratio':>6} {'CPU':>7} {'peak RSS':>10}   "
               f"({args.rounds} interleaved rounds; launcher floor {floor / 1024:.1f} MiB)")
         for row in rows:
+            if row["label"] == writes[0][0]:
+                print()  # the acbuild write section, against its own baseline
             print(f"{row['label']:40} {row['median_s']:7.2f}s {row['ratio']:5.2f}x "
                   f"{row['cpu_s']:6.2f}s {row['peak_rss_mib']:8.1f} MiB")
         print(f"\ngzip ACI: {result['gzip_ratio']:.2f}x the tar -xzf baseline "
