@@ -15,6 +15,7 @@ import bz2
 import collections
 import lzma
 import os
+import sys
 import zlib
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -132,6 +133,19 @@ def deflate_threads() -> int:
     return max(1, min(available, 4))
 
 
+def _native_pool(threads: int) -> ThreadPoolExecutor:
+    """Threads of the operating system for the deflate. In a process whose `threading` gevent
+    has patched (the registry's gevent workers converting OCI pushes), threads are greenlets of
+    one OS thread, which would deflate one block after the other and hold up every connection
+    meanwhile: gevent's own pool then gives native threads, whose futures greenlets wait on."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        from gevent.threadpool import ThreadPoolExecutor as NativeThreadPoolExecutor
+
+        return NativeThreadPoolExecutor(threads)
+    return ThreadPoolExecutor(threads, thread_name_prefix="aci-deflate")
+
+
 def _deflate_block(block: Any, window: Any) -> bytes:
     """One block as raw deflate, primed with `window` (the bytes before it), ended by a sync
     flush (byte-aligned, not final) so blocks concatenate into one stream."""
@@ -208,7 +222,7 @@ class ParallelGzip:
             future.set_result(_deflate_block(block, window))
         else:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="aci-deflate")
+                self._pool = _native_pool(self._threads)
             future = self._pool.submit(_deflate_block, block, window)
         self._pending.append(future)
 

@@ -24,7 +24,7 @@ import pytest
 from components import missing
 
 from registry.aci import ACIWriter, image_id_of, read_aci
-from registry.aci.compression import DEFLATE, GZIP_BLOCK, ParallelGzip
+from registry.aci.compression import DEFLATE, GZIP_BLOCK, ParallelGzip, deflate_threads
 
 DEFLATE_MODULE: types.ModuleType = zlib  # the module behind DEFLATE, to check its bytes with
 if DEFLATE.name == "isal":
@@ -220,3 +220,43 @@ def test_parallel_gzip_threads_end_with_the_writer(tmp_path: Path) -> None:
             raise RuntimeError("stop")
     assert deflaters() == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done.aci"]
+
+
+# gevent's monkey-patching makes threads greenlets of one OS thread (the registry's gevent
+# workers convert OCI pushes so): the deflate must still get OS threads of its own.
+UNDER_GEVENT = """
+from gevent import monkey
+monkey.patch_all()
+import io, sys, tarfile, threading
+sys.path[:0] = [{tests!r}, {shared!r}]
+import registry.aci.compression as compression
+from registry.aci import read_aci
+from test_aci_compression import realistic_files, write_realistic
+os_thread = monkey.get_original("_thread", "get_ident")
+deflaters = set()
+deflate = compression._deflate_block
+def spied(block, window):
+    deflaters.add(os_thread())
+    return deflate(block, window)
+compression._deflate_block = spied
+result = {{}}
+def convert():
+    result["id"] = write_realistic({out!r}, realistic_files(8 << 20))
+worker = threading.Thread(target=convert)  # a greenlet, as the registry's conversions are
+worker.start()
+worker.join()
+print(len(deflaters - {{os_thread()}}), result["id"] == read_aci({out!r}).image_id)
+"""
+
+
+def test_under_gevent_the_deflate_runs_in_threads_of_the_os(tmp_path: Path) -> None:
+    code = UNDER_GEVENT.format(tests=str(Path(__file__).parent), shared=str(REPO / "tests"),
+                               out=str(tmp_path / "gevent.aci"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    others, readable = result.stdout.split()
+    # Off the event loop's OS thread (the compression helper itself is a greenlet there);
+    # with one CPU the blocks are deflated in place, by design.
+    assert int(others) >= (1 if deflate_threads() > 1 else 0) and readable == "True"
