@@ -7,7 +7,8 @@ gzip (deflate) both ways goes through one library, chosen here and nowhere else:
 deflate at its level 3 is about ten times zlib's level 6 on image content and its inflate about
 twice zlib's, for files about 9% larger than `gzip -6` (measured in bench/bench_docker2aci.py).
 Both write ordinary gzip streams that every reader accepts; the compressed bytes differ between
-the two, the tar inside (and so the image ID) does not."""
+the two, the tar inside (and so the image ID) does not. Writing, the deflate is spread over
+threads (ParallelGzip), since it costs more than everything else an ACI writer does."""
 
 from __future__ import annotations
 
