@@ -7,7 +7,7 @@ import tarfile
 
 import oci_images as oi
 
-from registry.aci import ACIWriter, read_aci
+from registry.aci import ACIWriter, extract_aci, read_aci
 from registry.docker.archive import open_local_image
 from registry.docker.convert import convert, convert_squashed
 from registry.docker.manifest import squashed_manifest, validated_json
@@ -112,7 +112,7 @@ def test_every_layer_is_read_once(tmp_path):
 def test_the_rootfs_is_written_top_layer_first(tmp_path):
     # As docker2aci v0.17.2 writes it; within a layer, the layer's own order.
     image = oi.write_oci_layout(tmp_path / "img", [
-        [oi.directory("d"), oi.file("d/low", "l"), oi.file("shared", "old")],
+        [oi.directory("d", mode=0o750), oi.file("d/low", "l"), oi.file("shared", "old")],
         [oi.file("d/up", "u"), oi.file("shared", "new")],
     ])
     (tmp_path / "out").mkdir()
@@ -121,7 +121,11 @@ def test_the_rootfs_is_written_top_layer_first(tmp_path):
         names = tar.getnames()
     assert names == ["manifest", "rootfs", "rootfs/d/up", "rootfs/shared", "rootfs/d",
                      "rootfs/d/low"]
-    assert read_aci(result.path).image_id == result.image_id  # a child before its parent is fine
+    # A child before its parent's entry is fine: the directory gets its own mode all the same.
+    assert read_aci(result.path).image_id == result.image_id
+    extract_aci(result.path, tmp_path / "x", rootfs_only=True)
+    assert (tmp_path / "x/d/up").read_text() == "u" and (tmp_path / "x/shared").read_text() == "new"
+    assert (tmp_path / "x/d").stat().st_mode & 0o7777 == 0o750
 
 
 def test_a_single_layer_image_is_read_once(tmp_path):
