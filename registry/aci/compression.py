@@ -143,7 +143,8 @@ def _native_pool(threads: int) -> ThreadPoolExecutor:
     if monkey is not None and monkey.is_module_patched("threading"):
         from gevent.threadpool import ThreadPoolExecutor as NativeThreadPoolExecutor
 
-        return NativeThreadPoolExecutor(threads)
+        native: ThreadPoolExecutor = NativeThreadPoolExecutor(threads)  # (gevent is untyped)
+        return native
     return ThreadPoolExecutor(threads, thread_name_prefix="aci-deflate")
 
 
