@@ -10,7 +10,10 @@
    - `pyrkt run --net=none IMAGE-ID` (a network namespace of its own, loopback only);
    - `pyrkt list`, `pyrkt image list`, `pyrkt status UUID`: goal <= 35 ms each;
    - `pyrkt run --net=default` (CNI ptp + host-local + masquerade, ADD and DEL) against
-     `--net=none`: goal ratio <= 1.5.
+     `--net=none`: goal ratio <= 1.5;
+   - the floor: `python -c pass`, and the same interpreter importing just the standard-library
+     modules `pyrkt run` loads (found by running it once), which no change to pyrkt's own code
+     makes cheaper.
    `pyrkt` is the command as a user has it after `pip install .`: the checkout's wheel is built
    and installed offline into a fresh virtual environment of this interpreter (the host side's
    dependencies: those installed beside this interpreter, see `_installed`), and that
@@ -188,6 +191,9 @@ def bench_start(work: Path, env: dict[str, str], runs: int,
             commands[f"{label}_{name}"] = ([str(script), *args], user_env)
     commands["after_run_default"] = ([commands["after_run_host"][0][0], "run", "--net=default",
                                       image_id], user_env)
+    python = str(Path(commands["after_run_host"][0][0]).with_name("python"))
+    commands["stdlib_floor"] = ([python, "-c", "import gc; gc.disable(); import " + ", ".join(
+        _stdlib_of_run(python, image_id, user_env))], user_env)
     editable = Path(sys.executable).with_name("pyrkt")
     if editable.exists():  # this checkout's development venv (see the docstring)
         commands["editable_run_host"] = ([str(editable), "run", "--net=host", image_id],
@@ -201,6 +207,37 @@ def bench_start(work: Path, env: dict[str, str], runs: int,
     result.update(_in_process(Path(env["PYRKT_DIR"]), image_id, runs))
     result["stage1_ratio"] = result["stage1_run_s"] / result["unshare_chroot"]
     return result
+
+
+# `pyrkt run` as its console script runs it, listing the modules loaded by its os._exit
+_MODULES_PROBE = """
+import os, sys
+main_pid, exit_ = os.getpid(), os._exit
+def report(code):
+    if os.getpid() == main_pid:
+        sys.stdout.flush()
+        os.write(1, ("\\nMODULES " + " ".join(sorted(sys.modules)) + "\\n").encode())
+    exit_(code)
+os._exit = report
+sys.argv = ["pyrkt", *sys.argv[1:]]
+from registry.cli.entry import main
+main()
+"""
+
+
+def _stdlib_of_run(python: str, image_id: str, env: dict[str, str]) -> list[str]:
+    """The top-level standard-library modules `pyrkt run --net=host IMAGE` loads beyond what
+    `python -c pass` has: importing them alone is a floor no change to pyrkt's own code lowers
+    (what of them pyrkt's modules need, and what other parts' modules on the path need)."""
+    def modules(*argv: str) -> set[str]:
+        out = subprocess.run([python, *argv], env=env, check=True, capture_output=True,
+                             text=True).stdout
+        return set(out.rsplit("MODULES ", 1)[1].split())
+
+    loaded = modules("-c", _MODULES_PROBE, "run", "--net=host", image_id)
+    floor = modules("-c", "import sys; print('MODULES', *sys.modules)")
+    return sorted(m for m in loaded - floor
+                  if "." not in m and m not in ("__main__", "registry"))
 
 
 def _in_process(store_dir: Path, image_id: str, runs: int) -> dict[str, float]:
@@ -308,6 +345,10 @@ def report(start: dict[str, float], labels: list[str], runs: int) -> None:
         print(f"  [editable] the development venv's pyrkt (setuptools' editable finder loads at "
               f"each start): pyrkt run --net=host {_ms(start['editable_run_host'])}, CPU "
               f"{_ms(start['editable_run_host_cpu'])} (not the figure of record)")
+    print(f"  floor: python -c pass {_ms(start['python_pass'])} (CPU "
+          f"{_ms(start['python_pass_cpu'])}), importing the standard-library modules "
+          f"`pyrkt run` loads, alone: {_ms(start['stdlib_floor'])} (CPU "
+          f"{_ms(start['stdlib_floor_cpu'])})")
     print(f"network: pyrkt run --net=default {_ms(start['after_run_default'])} against "
           f"--net=none {_ms(start['after_run_none'])}, ratio {start['network_ratio']:.2f} "
           f"(goal <= 1.5: a veth, an address, a route and NAT from the CNI plugins, added and "
