@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import PyrktError
@@ -19,6 +18,8 @@ from .context import ClientContext, echo, human_bytes
 from .flags import Option
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from registry.client.store import ImageStore, StoredImage
     from registry.launcher import manage
 
@@ -220,6 +221,8 @@ def image_list_command(client: ClientContext, fields: str, sort_by: str, order: 
                  "signed": i.has_signature} for i in images]
         echo(json.dumps(docs, indent=2 if output == "json-pretty" else None))
         return
+    from datetime import UTC, datetime  # here: the image store's times (the pod listings have none)
+
     now = datetime.now(UTC)
     rows = [[_image_cell(i, f, full, now) for f in columns] for i in images]
     if not no_legend:

@@ -17,12 +17,14 @@ from .errors import LauncherError
 from .quantities import cpu_millis, memory_bytes
 from .seccomp import parse_flag as parse_seccomp_flag
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z_0-9.-]*$")
+# Patterns as text, matched with re's functions: compiled (and cached by re) on first use, so a
+# run that gives none of these flags does not compile them at every start (~0.1 ms each).
+ENV_NAME = r"^[A-Za-z_][A-Za-z_0-9.-]*$"
 NET_MODES = ("default", "host", "none")  # the shortcuts; --net also takes network names
-NET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # CNI's rule for network names
-CNI_ARG_KEY = re.compile(r"^[A-Za-z0-9_]+$")
-HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
-                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+NET_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # CNI's rule for network names
+CNI_ARG_KEY = r"^[A-Za-z0-9_]+$"
+HOST_NAME = (r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+             r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 PULL_POLICIES = ("new", "update", "never")
 STAGE1S = ("auto", "builtin", "systemd")
 INSECURE_OPTIONS = {"none", "image", "tls", "http", "pubkey", "ondisk", "capabilities", "paths",
@@ -279,13 +281,13 @@ def parse_net(text: str) -> list[NetRequest] | str:
     requests: list[NetRequest] = []
     for item in items:
         name, sep, arg_text = item.partition(":")
-        if not NET_NAME.match(name):
+        if not re.match(NET_NAME, name):
             raise LauncherError(f'--net={text}: "{name}" is not a network name (letters, digits, '
                                 f"and . _ - after the first character)")
         args: dict[str, str] = {}
         for part in arg_text.split(";") if sep else []:
             key, eq, value = part.strip().partition("=")
-            if not eq or not CNI_ARG_KEY.match(key) or not value:
+            if not eq or not re.match(CNI_ARG_KEY, key) or not value:
                 raise LauncherError(f'--net={text}: "{part}" is not KEY=VALUE (e.g. '
                                     f"{name}:IP=172.16.28.42)")
             if key == "IP":
@@ -330,10 +332,10 @@ def parse_dns(servers: list[str], search: list[str], options: list[str], domain:
                 item = item.strip()
                 if not item or any(c.isspace() for c in item):
                     raise LauncherError(f'{flag} "{value}": one word per value')
-                if flag == "--dns-search" and not HOST_NAME.match(item.rstrip(".")):
+                if flag == "--dns-search" and not re.match(HOST_NAME, item.rstrip(".")):
                     raise LauncherError(f'{flag} "{item}" is not a domain name')
                 target.append(item)
-    if domain is not None and not HOST_NAME.match(domain.rstrip(".")):
+    if domain is not None and not re.match(HOST_NAME, domain.rstrip(".")):
         raise LauncherError(f'--dns-domain "{domain}" is not a domain name')
     for value in hosts_entries:
         if value == "host":
@@ -346,7 +348,7 @@ def parse_dns(servers: list[str], search: list[str], options: list[str], domain:
             except ValueError:
                 raise LauncherError(f'--hosts-entry "{item}": expected IP=HOST (or "host" to use '
                                     f"the host's /etc/hosts)") from None
-            if not eq or not HOST_NAME.match(host):
+            if not eq or not re.match(HOST_NAME, host):
                 raise LauncherError(f'--hosts-entry "{item}": "{host}" is not a host name')
             dns.hosts.append((address, host))
     if dns.hosts_from_host and dns.hosts:
@@ -356,7 +358,7 @@ def parse_dns(servers: list[str], search: list[str], options: list[str], domain:
 
 def parse_env(text: str, flag: str = "--set-env") -> tuple[str, str]:
     name, sep, value = text.partition("=")
-    if not sep or not ENV_NAME.match(name):
+    if not sep or not re.match(ENV_NAME, name):
         raise LauncherError(f'{flag} "{text}": expected NAME=VALUE with a valid variable name')
     return name, value
 

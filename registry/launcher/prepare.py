@@ -32,7 +32,7 @@ RUN_WARNINGS = {  # said once per pod, as the client says its own insecure optio
 }
 CAPS_RETAIN, CAPS_REMOVE = "os/linux/capabilities-retain-set", "os/linux/capabilities-remove-set"
 SECCOMP_RETAIN, SECCOMP_REMOVE = "os/linux/seccomp-retain-set", "os/linux/seccomp-remove-set"
-HOSTNAME = re.compile(r"(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+HOSTNAME = r"(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"  # re compiles it on use
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -220,7 +220,7 @@ def _ports(apps: list[dict[str, Any]], pod: PodOptions) -> list[dict[str, Any]]:
 def build_manifest(resolved: list[ResolvedApp], pod: PodOptions) -> tuple[dict[str, Any],
                                                                            list[dict[str, Any]]]:
     """The PodManifest (as a dict) and the port forwards it implies."""
-    if pod.hostname is not None and not HOSTNAME.fullmatch(pod.hostname):
+    if pod.hostname is not None and not re.fullmatch(HOSTNAME, pod.hostname):
         raise LauncherError(f'--hostname "{pod.hostname}": letters, digits, dashes and dots, '
                             f"at most 64 characters")
     volumes = {v.name: v for v in pod.volumes}

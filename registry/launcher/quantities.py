@@ -19,13 +19,13 @@ _SUFFIXES: dict[str, int | str] = {
 }
 CPU_EXAMPLES = "500m, 1, 2.5"  # CPUs; m: thousandths
 MEMORY_EXAMPLES = "512M, 1Gi"  # bytes; M: 10^6, Mi: 2^20
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$")
+_QUANTITY = r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$"  # compiled by re on first use (see options)
 
 
 def parse_quantity(text: str, what: str, examples: str = "500m, 2, 512M, 1Gi") -> Decimal:
     from decimal import Decimal, InvalidOperation
 
-    match = _QUANTITY.match(str(text).strip())
+    match = re.match(_QUANTITY, str(text).strip())
     if not match or match.group(2) not in _SUFFIXES:
         raise LauncherError(f'{what}: "{text}" is not a quantity (examples: {examples})')
     try:

@@ -23,7 +23,8 @@ def systemd_is_pid1() -> bool:
 def choose_stage1(requested: str, *, interactive: bool = False) -> str:
     """`auto`: systemd when it is PID 1 and systemd-nspawn exists, the builtin flavour otherwise
     (and for --interactive, which only the builtin flavour gives a terminal)."""
-    if requested == "builtin" or (requested == "auto" and interactive):
+    if requested == "builtin" or (requested == "auto" and (interactive or
+                                                           not systemd_is_pid1())):
         return "builtin"
     has_nspawn = shutil.which("systemd-nspawn") is not None
     if requested == "systemd":
@@ -33,8 +34,7 @@ def choose_stage1(requested: str, *, interactive: bool = False) -> str:
             raise LauncherError("--interactive needs --stage1=builtin (the systemd stage1 gives "
                                 "its apps no terminal)")
         return "systemd"
-    return "systemd" if systemd_is_pid1() and has_nspawn and shutil.which("systemd-run") \
-        else "builtin"
+    return "systemd" if has_nspawn and shutil.which("systemd-run") else "builtin"
 
 
 def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
@@ -45,16 +45,24 @@ def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
     Stage0 owns the pod's networks: they are set up before the stage1 starts (it joins the
     prepared namespace) and torn down when the pod is over, whichever flavour ran it.
     """
-    pod = find_pod(store_dir, uuid)
+    return _run_found(find_pod(store_dir, uuid), echo=echo, stage1=stage1, log=log)
+
+
+def _run_found(pod: Pod, *, echo: bool, stage1: str | None, log: Any) -> tuple[Pod, int]:
     if pod.state != "prepared":
         raise LauncherError(f"pod {pod.uuid} is {pod.state}, not prepared")
-    lock = PodLock(pod.path)
+    try:
+        lock = PodLock(pod.path)
+    except FileNotFoundError:  # moved on (started, or removed) since it was found
+        pod = pod.refresh()
+        raise LauncherError(f"pod {pod.uuid} is {pod.state}, not prepared") from None
     try:
         if not lock.try_exclusive():
             raise LauncherError(f"pod {pod.uuid} is being started by another command")
-        pod = pod.refresh()  # it may have moved while we waited for the lock
-        if pod.state_dir != "prepared":
+        if not pod.path.is_dir():  # it moved after we opened it (a rename keeps the lock)
+            pod = pod.refresh()
             raise LauncherError(f"pod {pod.uuid} is {pod.state}, not prepared")
+        pod.locked = True
         runtime = pod.runtime()
         flavour = choose_stage1(stage1 or runtime.get("stage1", "auto"),
                                 interactive=bool(runtime.get("interactive")))
@@ -67,7 +75,6 @@ def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
         enforced = limits.plan(pod.manifest()["apps"], runtime.get("insecure") or (),
                                lambda message: log(f"warning: {message}"))
         pod.move("run")
-        pod.locked = True
         pod.write_timestamp("started")
         write_atomic(pod.path / "stage1", flavour + "\n")
         limits.record(pod, enforced)
@@ -123,7 +130,7 @@ def run_pod(store_dir: Path, options: PodOptions, *, uuid_file: str | None = Non
     if uuid_file:
         save_uuid(pod, uuid_file)
     try:
-        return run_prepared(store_dir, pod.uuid, echo=echo, log=log)
+        return _run_found(pod, echo=echo, stage1=None, log=log)  # (not looked up again)
     except LauncherError:
         _discard_unstarted(pod)  # refused before it started (e.g. a limit): nothing is left
         raise

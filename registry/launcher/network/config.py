@@ -85,7 +85,7 @@ def _normalise(data: Any, where: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise LauncherError(f"{where}: a network configuration is a JSON object")
     name = data.get("name")
-    if not isinstance(name, str) or not NET_NAME.match(name):
+    if not isinstance(name, str) or not re.match(NET_NAME, name):
         raise LauncherError(f'{where}: "name" must be a network name (letters, digits, . _ -)')
     if name in ("host", "none", "all"):
         raise LauncherError(f'{where}: "{name}" is reserved (--net={name} has its own meaning)')
