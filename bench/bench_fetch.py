@@ -11,9 +11,12 @@ Baseline, over the same file from the same nginx, in the same run:
 gzip -dc big.aci | sha512sum`.
 
 Reports the median wall time of each, their ratio (goal: <= 0.5, what issue 17 keeps ahead)
-and peak memory (goal: under 64 MiB for pyrkt). Peak memory is measured two ways: `ru_maxrss` of the process (which also
-counts file pages the signature check maps from the page cache) and the peak of its anonymous
-memory (RssAnon, sampled every 20 ms: what the process itself holds).
+and peak memory (goal: under 64 MiB for pyrkt). Peak memory is measured two ways: `ru_maxrss`
+of the process (which also counts file pages the signature check maps from the page cache) and
+the peak of its anonymous memory (RssAnon of the process tree, sampled every 20 ms: what the
+processes themselves hold).
+`pyrkt` is the command as a user has it: the checkout's wheel installed into a fresh venv
+(bench_run.py's `_installed`), not the development venv's editable install.
 The test image (random data, so gzip cannot shrink it) and a gpg key are made once and cached
 under .test-cache/bench-fetch/. Needs nginx, curl, gpg, gzip, sha512sum. Nothing leaves 127.0.0.1.
 """
@@ -229,10 +232,15 @@ def main() -> int:
         if trust.returncode != 0:
             raise RuntimeError(trust.stderr)
 
+        sys.path.insert(0, str(REPO / "bench"))
+        from bench_run import _installed
+
+        pyrkt = str(_installed(REPO, work, "after"))
+
         def pyrkt_run() -> dict[str, float]:
             store = work / "store"
             shutil.rmtree(store, ignore_errors=True)
-            result = measure([sys.executable, "-m", "registry.cli.main", "fetch", "--dir",
+            result = measure([pyrkt, "fetch", "--dir",
                               str(store), "--local-config", str(config), "--user-config",
                               str(config), "--system-config", str(work / "none"),
                               "--insecure-options=http", "-q", server.url])
