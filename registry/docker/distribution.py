@@ -243,8 +243,9 @@ def pull_image(ref: DockerReference, *, insecure: bool = False, docker_config: P
     """Pull manifest, config and layers (to a temporary directory) and yield the SourceImage;
     `progress` gets one task per layer download.
 
-    Layers are downloaded once to disk because conversion reads each twice; the directory is
-    removed when the block ends.
+    Layers are downloaded once to disk because conversion may read one more than once (a layer
+    squash cannot decide in one pass, --nosquash's planning pass); the directory is removed
+    when the block ends.
     """
     client = RegistryClient(ref, insecure=insecure, docker_config=docker_config,
                             ca_bundle=ca_bundle, session=session, allow_http=allow_http,
