@@ -66,8 +66,13 @@ def pods_root(store_dir: Path) -> Path:
 
 def _ensure_layout(store_dir: Path) -> Path:
     root = pods_root(store_dir)
+    try:  # one read of pods/ rather than six mkdirs refused as existing, at every prepare
+        present = set(os.listdir(root))
+    except FileNotFoundError:
+        present = set()
     for name in STATE_DIRS:
-        (root / name).mkdir(parents=True, exist_ok=True)
+        if name not in present:
+            (root / name).mkdir(parents=True, exist_ok=True)
     return root
 
 
