@@ -205,7 +205,7 @@ class ParallelGzip:
 
     def flush(self) -> bytes:
         """The rest of the stream: the last block, the final empty block and the trailer."""
-        if self._held or not self._started:
+        if self._held or not self._size:  # (an empty stream still gets its one empty block)
             self._submit()
         tail = self._ready(wait=True)
         ending = DEFLATE.compressobj(DEFLATE.level, zlib.DEFLATED, -15).flush()

@@ -201,6 +201,8 @@ def test_parallel_gzip_is_the_same_stream_however_it_is_fed() -> None:
 def test_parallel_gzip_of_nothing_is_a_valid_empty_stream() -> None:
     empty = ParallelGzip(2).flush()
     assert gzip.decompress(empty) == b""
+    fed_nothing = ParallelGzip(2)
+    assert fed_nothing.compress(b"") + fed_nothing.flush() == empty
     assert empty == blockwise_gzip(b"", DEFLATE_MODULE, DEFLATE.level, DEFLATE.mem_level)
 
 
