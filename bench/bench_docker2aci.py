@@ -11,6 +11,10 @@ machine may be shared and noisy), each command in its own process with its own p
   gzip, zlib      the same with the fast deflate/inflate library hidden: the zlib fallback
   gzip, before    the same from another checkout (--before DIR, e.g. a `git worktree` of main)
   none            pyrkt docker2aci --compression none
+  registry        the same gzip conversion as the registry's gevent workers run it for an OCI
+                  push (gevent's monkey-patching, the conversion in a greenlet), with the
+                  longest time the event loop was held (no other connection served), and
+                  its before row
 
 and then, the same way, `acbuild write` (write_aci, as the builder calls it) of the squashed
 rootfs that `tar -xzf` extracted, against `tar -czf` of that tree (and the before checkout).
@@ -46,6 +50,8 @@ SOURCES = ("/usr/lib", "/usr/share", "/usr/bin")
 MAX_FILE = 8 << 20  # larger host files are skipped: many ordinary files, as images have
 GOAL_RATIO = 1.0
 BEFORE = "pyrkt docker2aci, gzip, before"
+REGISTRY = "pyrkt registry conversion (gevent)"
+REGISTRY_BEFORE = "pyrkt registry conversion, before"
 GOAL_SIZE = 1.10
 
 # Linux charges a child's rusage with the memory of whoever exec'd it, so the measured
@@ -73,6 +79,34 @@ from registry.docker.convert import ConvertOptions, convert
 print(image.image_id)
 """
 
+
+# The registry's conversion of an OCI push: gevent-patched, in a greenlet, while a ticker greenlet
+# measures how long the event loop is held at a time (every other connection waits that long).
+CONVERT_GEVENT = """
+from gevent import monkey
+monkey.patch_all()
+import threading, time
+import gevent
+from registry.docker.convert import ConvertOptions, convert
+gaps = [0.0]
+def ticker():
+    last = time.perf_counter()
+    while True:
+        gevent.sleep(0.001)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+watch = gevent.spawn(ticker)
+done = []
+worker = threading.Thread(target=lambda: done.extend(
+    convert({layout!r}, {out!r}, ConvertOptions(compression="gzip"))))
+worker.start()
+worker.join()
+watch.kill()
+with open({out!r} + "/stall", "w") as note:
+    note.write(str(max(gaps)))
+print(done[0].image_id)
+"""
 
 # acbuild write's writer: write_aci of a rootfs tree, gzip, reproducible (its defaults).
 WRITE = """
@@ -219,6 +253,13 @@ def main() -> None:
             code = CONVERT.format(hidden=list(hidden), layout=str(image.layout), out=str(out),
                                   compression=compression)
             variants.append((label, [sys.executable, "-P", "-c", code], env, str(out)))
+        for label, env in ((REGISTRY, here), (REGISTRY_BEFORE, python_env(args.before)
+                                              if args.before else None)):
+            if env is not None:
+                out = root / f"out-{len(variants)}"
+                code = CONVERT_GEVENT.format(layout=str(image.layout), out=str(out))
+                variants.append((label, [sys.executable, "-P", "-c", code], env, str(out)))
+        stalls: dict[str, float] = {}
         floor = measure(["true"])[1]
         times: dict[str, list[float]] = {v[0]: [] for v in variants}
         rss: dict[str, list[int]] = {v[0]: [] for v in variants}
@@ -240,6 +281,9 @@ def main() -> None:
                 rss[label].append(peak)
                 if output:
                     ids[label] = output.strip()
+                if label in (REGISTRY, REGISTRY_BEFORE):
+                    stalls[label] = max(stalls.get(label, 0.0),
+                                        float((Path(out) / "stall").read_text()))
             say(f"round {round_number + 1}/{args.rounds} done")
         # acbuild write of the rootfs tar extracted (its last round left it in place).
         writes: list[tuple[str, list[str], dict[str, str] | None]] = [
@@ -293,10 +337,12 @@ def main() -> None:
             "goal_size_vs_gzip6": GOAL_SIZE,
             # The rows of this checkout write the same tar whatever the deflate library; another
             # checkout (--before) may order the rootfs differently.
-            "same_image_id": len({v for k, v in ids.items() if k != BEFORE}) == 1,
+            "same_image_id": len({v for k, v in ids.items()
+                                  if k not in (BEFORE, REGISTRY_BEFORE)}) == 1,
             "before_same_image_id": ids.get(BEFORE) == ids.get(gzip_label) if BEFORE in ids
             else None,
             "gzip_peak_rss_mib_at_quarter_size": round(small_rss / 1024, 1),
+            "event_loop_held_max_ms": {k: round(v * 1000, 1) for k, v in stalls.items()},
         }
         if args.json:
             print(json.dumps(result, indent=1))
@@ -317,6 +363,8 @@ def main() -> None:
         gzip_rss = next(r["peak_rss_mib"] for r in rows if r["label"] == gzip_label)
         print(f"peak RSS of the gzip row: {gzip_rss:.1f} MiB at {tar_size / 2**20:.0f} MiB, "
               f"{small_rss / 1024:.1f} MiB at a quarter of that (flat; goal < 64 MiB)")
+        for label, held in stalls.items():
+            print(f"{label}: the event loop held at most {held * 1000:.0f} ms at a time")
         print(f"image IDs of this checkout's rows identical: {result['same_image_id']}")
         if result["before_same_image_id"] is not None:
             print(f"image ID of the before row the same: {result['before_same_image_id']}"
