@@ -15,7 +15,6 @@ import json
 import os
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import requests
 
 from .errors import FetchError
 from .insecure import InsecureOptions
-from .streams import CHUNK
+from .streams import CHUNK, WriteBehind
 
 # Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
 
@@ -205,49 +204,6 @@ class Download:
         if self._lock is not None:
             release_lock(self._lock)
             self._lock = None
-
-
-class WriteBehind:
-    """Pushes a file being written to disk as it grows: every `every` bytes a helper thread
-    fdatasyncs it, so the fsync that must precede the import (an image in the store survives
-    a crash) waits for the last stretch only, not for the whole download to be written back.
-    Errors are left to that final fsync, which reports them."""
-
-    def __init__(self, fd: int, every: int = 32 << 20) -> None:
-        self._fd = fd
-        self._every = every
-        self._pending = 0
-        self._wake = threading.Event()
-        self._done = False
-        self._thread: threading.Thread | None = None
-
-    def wrote(self, count: int) -> None:
-        self._pending += count
-        if self._pending >= self._every:
-            self._pending = 0
-            if self._thread is None:  # only downloads that are large enough pay for a thread
-                self._thread = threading.Thread(target=self._run, name="write-behind",
-                                                daemon=True)
-                self._thread.start()
-            self._wake.set()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._done:
-                return
-            try:
-                os.fdatasync(self._fd)
-            except OSError:
-                return
-
-    def close(self) -> None:
-        """Stop the helper (before the file is closed)."""
-        self._done = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
 
 
 def partial_paths(tmp_dir: Path, url: str) -> tuple[Path, Path]:

@@ -486,10 +486,7 @@ class Fetcher:
             if verifier is not None:
                 verifier.abort()  # after finish() this only removes its scratch files
             if feed is not None:
-                try:
-                    feed.close()  # a no-op after the success path's close
-                except Exception:  # noqa: BLE001, S110 - the verifier is gone (its writes fail);
-                    pass  # the error that brought us here is the one to report
+                _close_quietly(feed)
             if bar:
                 bar.close()
             if keep_partial:
@@ -527,19 +524,35 @@ class Fetcher:
                                  f"unsigned image (use --insecure-options=image to skip the "
                                  f"signature check)")
             signature = asc.read_bytes()
-        with path.open("rb") as source, self.store.temporary_file() as (temp, handle):
-            try:
-                info = self.store.read_into(source, handle)
-            except ACIError as error:
-                raise FetchError(f"refusing {path}: not a valid ACI: {error}") from None
-            if signature is not None:
-                self.signatures.verify_file(signature, temp, str(info.manifest.name), str(path))
-            self._local_parent = path
-            try:
-                self.fetch_dependencies(info.manifest_bytes)
-            finally:
-                self._local_parent = None
-            return self.store.commit(temp, info, signature=signature)
+        # As for a download: the signature checked in the same pass as the copy into the
+        # store (in its process, fed from a queue), not over the copy afterwards.
+        candidates = self.signatures.issuer_keys(signature) if signature is not None else []
+        verifier = StreamingVerifier(signature, candidates) if signature and candidates else None
+        feed = BackgroundFeed(verifier.update, depth=4, name="verify-feed") if verifier else None
+        try:
+            with path.open("rb") as source, self.store.temporary_file() as (temp, handle):
+                try:
+                    info = self.store.read_into(source, handle, also=feed)
+                except ACIError as error:
+                    raise FetchError(f"refusing {path}: not a valid ACI: {error}") from None
+                name = str(info.manifest.name)
+                if verifier is not None:
+                    assert feed is not None and signature is not None
+                    feed.close()  # every byte is in the verifier's pipe
+                    self.signatures.check_streamed(verifier, signature, name, str(path))
+                elif signature is not None:
+                    self.signatures.verify_file(signature, temp, name, str(path))
+                self._local_parent = path
+                try:
+                    self.fetch_dependencies(info.manifest_bytes)
+                finally:
+                    self._local_parent = None
+                return self.store.commit(temp, info, signature=signature)
+        finally:
+            if verifier is not None:
+                verifier.abort()  # after finish() this only removes its scratch files
+            if feed is not None:
+                _close_quietly(feed)
 
     # dependencies ----------------------------------------------------------------------------
 
@@ -610,6 +623,16 @@ def _missing_layer_hint(parent: Path, name: str, image_id: str | None,
                f"layer next to the top one, in {parent.parent})")
     cause = f" ({error})" if error is not None else ""
     return f"{parent.name} needs the layer {wanted}, which is not in the store: {how}{cause}"
+
+
+def _close_quietly(feed: BackgroundFeed) -> None:
+    """On the way out of a fetch: a no-op after the success path's close; after a refusal the
+    verifier is gone (its writes fail), and the error that brought us here is the one to
+    report."""
+    try:
+        feed.close()
+    except Exception:  # noqa: BLE001, S110 - see the docstring
+        pass
 
 
 def _tee(chunks: Iterator[bytes], sink: Callable[[bytes], None]) -> Iterator[bytes]:

@@ -34,7 +34,7 @@ from .dirs import default_store_dir
 from .errors import ImageNotFound, StoreError
 from .index import Index, Remote
 from .render import DependencyError, render_layers
-from .streams import TeeReader
+from .streams import Sink, TeeReader, WriteBehind
 
 # Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
 
@@ -175,19 +175,31 @@ class ImageStore:
             return self.commit(temp, info, remote=remote, signature=signature)
 
     def read_into(self, source: BinaryIO | Any, sink: BinaryIO,
-                  on_bytes: Callable[[int], None] | None = None) -> ACIInfo:
-        """Validate and hash `source` with registry.aci.read_aci while copying it into `sink`.
+                  on_bytes: Callable[[int], None] | None = None,
+                  also: Sink | None = None) -> ACIInfo:
+        """Validate and hash `source` with registry.aci.read_aci while copying it into `sink`
+        (and into `also`, e.g. the signature check's feed, in the same pass).
 
         The image must also be one a registry could host (registry.aci.check_hostable: its
         name, and a version label usable as a URL segment), as the registry checks on upload.
         """
         from registry.aci import check_hostable, read_aci
 
-        tee = TeeReader(source, sink, on_bytes=on_bytes)
-        info = read_aci(tee)
-        check_hostable(str(info.manifest.name),
-                       {label.name: label.value for label in info.manifest.labels})
-        tee.drain()  # read_aci reads to EOF; anything after it must still be stored verbatim
+        behind = WriteBehind(sink.fileno())  # the fsync below then waits for the tail only
+
+        def written(count: int) -> None:
+            behind.wrote(count)
+            if on_bytes is not None:
+                on_bytes(count)
+
+        tee = TeeReader(source, sink, *([also] if also is not None else []), on_bytes=written)
+        try:
+            info = read_aci(tee)
+            check_hostable(str(info.manifest.name),
+                           {label.name: label.value for label in info.manifest.labels})
+            tee.drain()  # read_aci reads to EOF; anything after it must still be stored verbatim
+        finally:
+            behind.close()
         sink.flush()
         os.fsync(sink.fileno())
         return info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable
@@ -108,6 +109,8 @@ class BackgroundFeed:
     def put(self, chunk: bytes) -> None:
         self._queue.put(chunk)
 
+    write = put  # a Sink, for TeeReader
+
     def close(self) -> None:
         """Wait until every chunk put so far has reached the sink (or the sink failed)."""
         if self._thread.is_alive():
@@ -115,3 +118,46 @@ class BackgroundFeed:
             self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+class WriteBehind:
+    """Pushes a file being written to disk as it grows: every `every` bytes a helper thread
+    fdatasyncs it, so the fsync that must precede the import (an image in the store survives
+    a crash) waits for the last stretch only, not for the whole download to be written back.
+    Errors are left to that final fsync, which reports them."""
+
+    def __init__(self, fd: int, every: int = 32 << 20) -> None:
+        self._fd = fd
+        self._every = every
+        self._pending = 0
+        self._wake = threading.Event()
+        self._done = False
+        self._thread: threading.Thread | None = None
+
+    def wrote(self, count: int) -> None:
+        self._pending += count
+        if self._pending >= self._every:
+            self._pending = 0
+            if self._thread is None:  # only downloads that are large enough pay for a thread
+                self._thread = threading.Thread(target=self._run, name="write-behind",
+                                                daemon=True)
+                self._thread.start()
+            self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._done:
+                return
+            try:
+                os.fdatasync(self._fd)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        """Stop the helper (before the file is closed)."""
+        self._done = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()

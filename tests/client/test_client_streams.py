@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from registry.aci.pipeline import Prefetch
-from registry.client.download import ChunkReader, WriteBehind
-from registry.client.streams import BackgroundFeed
+from registry.client.download import ChunkReader
+from registry.client.streams import BackgroundFeed, WriteBehind
 
 
 def _chunks(seed: int) -> list[bytes]:
