@@ -486,7 +486,7 @@ class Fetcher:
             if verifier is not None:
                 verifier.abort()  # after finish() this only removes its scratch files
             if feed is not None:
-                _close_quietly(feed)
+                feed.close_quietly()
             if bar:
                 bar.close()
             if keep_partial:
@@ -552,7 +552,7 @@ class Fetcher:
             if verifier is not None:
                 verifier.abort()  # after finish() this only removes its scratch files
             if feed is not None:
-                _close_quietly(feed)
+                feed.close_quietly()
 
     # dependencies ----------------------------------------------------------------------------
 
@@ -623,16 +623,6 @@ def _missing_layer_hint(parent: Path, name: str, image_id: str | None,
                f"layer next to the top one, in {parent.parent})")
     cause = f" ({error})" if error is not None else ""
     return f"{parent.name} needs the layer {wanted}, which is not in the store: {how}{cause}"
-
-
-def _close_quietly(feed: BackgroundFeed) -> None:
-    """On the way out of a fetch: a no-op after the success path's close; after a refusal the
-    verifier is gone (its writes fail), and the error that brought us here is the one to
-    report."""
-    try:
-        feed.close()
-    except Exception:  # noqa: BLE001, S110 - see the docstring
-        pass
 
 
 def _tee(chunks: Iterator[bytes], sink: Callable[[bytes], None]) -> Iterator[bytes]:

@@ -333,14 +333,20 @@ class ImageStore:
 
     # reading images back ---------------------------------------------------------------------
 
-    def verify(self, image_id: str) -> ACIInfo:
-        """Re-read a stored image: it must still hash to its ID and be a valid ACI."""
+    def verify(self, image_id: str, also: Sink | None = None) -> ACIInfo:
+        """Re-read a stored image: it must still hash to its ID and be a valid ACI. Every byte
+        read is also written to `also` (e.g. the signature check's feed), in the same pass."""
         from registry.aci import ACIError, read_aci
 
         image = self.get(image_id)
         try:
             with image.path.open("rb") as handle:
-                info = read_aci(handle)
+                if also is None:
+                    info = read_aci(handle)
+                else:
+                    tee = TeeReader(handle, also)
+                    info = read_aci(tee)
+                    tee.drain()
         except (OSError, ACIError) as error:
             raise StoreError(f"image {image.short_id} is damaged: {error}") from error
         if info.image_id != image.id:

@@ -119,6 +119,15 @@ class BackgroundFeed:
         if self._error is not None:
             raise self._error
 
+    def close_quietly(self) -> None:
+        """close() on the way out, whatever happened: after a success it is a no-op; after a
+        refusal the sink is gone (its writes fail) and the error that got us here is the one
+        to report, not this one."""
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 - see the docstring
+            pass
+
 
 class WriteBehind:
     """Pushes a file being written to disk as it grows: every `every` bytes a helper thread

@@ -90,3 +90,39 @@ def test_a_local_file_without_a_signature_is_refused(tmp_path: Path, env: Client
     assert result.exit_code != 0
     assert "no signature next to" in result.output
     assert env.store().list() == []
+
+
+def test_image_verify_rehashes_and_rechecks_the_signature_in_one_pass(
+        tmp_path: Path, env: ClientEnv, trusted_key) -> None:
+    from registry.client import TrustStore
+
+    image, other = tmp_path / "app.aci", tmp_path / "other.aci"
+    image_id = build_aci(image, NAME, host_labels(), {"blob": os.urandom(2 << 20)},
+                         key=trusted_key)
+    build_aci(other, NAME, host_labels("2.0"), {"hello.txt": "other"}, key=trusted_key)
+    env.trust_key(trusted_key, NAME)
+    assert _fetch(env, image).exit_code == 0
+    stored = env.store().get(image_id)
+    ok = env.run(["image", "verify"], image_id)
+    assert ok.exit_code == 0 and f"{NAME}: ok" in ok.output, ok.output
+
+    # the stored signature replaced by a valid signature of another file, by the same key
+    assert stored.signature_path is not None
+    stored.signature_path.write_bytes(other.with_name("other.aci.asc").read_bytes())
+    bad = env.run(["image", "verify"], image_id)
+    assert bad.exit_code != 0 and "FAILED: signature: bad signature" in bad.output, bad.output
+    assert _pipeline_threads() == []
+
+    # damage is reported first, whatever the signature
+    data = bytearray(stored.path.read_bytes())
+    data[len(data) // 2] ^= 1
+    stored.path.write_bytes(bytes(data))
+    damaged = env.run(["image", "verify"], image_id)
+    assert damaged.exit_code != 0 and "is damaged" in damaged.output, damaged.output
+
+    # the key no longer trusted for the name
+    stored.path.write_bytes(image.read_bytes())
+    TrustStore(env.dirs()).remove(trusted_key.fingerprint)
+    untrusted = env.run(["image", "verify"], image_id)
+    assert untrusted.exit_code != 0 and "no key is trusted" in untrusted.output
+    assert _pipeline_threads() == []
