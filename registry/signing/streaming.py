@@ -13,6 +13,7 @@ signature check runs on another core in the same pass as the download, in bounde
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
 import tempfile
@@ -42,12 +43,17 @@ class StreamingVerifier:
         # stderr goes to a file: a chatty worker can then never block on a full pipe.
         self._stderr_file = Path(self._scratch.name, "stderr")
         with open(self._stderr_file, "wb") as stderr:
-            # A 1 MiB pipe (Linux's default cap for unprivileged processes; the default is
-            # 64 KiB): a 1 MiB update is then one write and one wake-up of the worker, not 16.
             self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
                 [sys.executable, str(_WORKER), str(signature_file), str(keys_file)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                pipesize=CHUNK)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+        # A 1 MiB pipe (Linux's default cap for unprivileged processes; the default is 64 KiB):
+        # a 1 MiB update is then one write and one wake-up of the worker, not 16. Refused (a
+        # user over the kernel's pipe-buffer quota), the default pipe works, only slower.
+        assert self._process.stdin is not None
+        try:
+            fcntl.fcntl(self._process.stdin.fileno(), fcntl.F_SETPIPE_SZ, CHUNK)
+        except (OSError, AttributeError):  # AttributeError: a Python without F_SETPIPE_SZ
+            pass
         self.bytes_seen = 0
 
     def update(self, chunk: bytes | bytearray | memoryview) -> None:
