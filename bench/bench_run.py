@@ -234,6 +234,8 @@ def _stdlib_of_run(python: str, image_id: str, env: dict[str, str]) -> list[str]
                              text=True).stdout
         return set(out.rsplit("MODULES ", 1)[1].split())
 
+    # the second run: the first of a store compiles and caches the seccomp filter (libseccomp)
+    modules("-c", _MODULES_PROBE, "run", "--net=host", image_id)
     loaded = modules("-c", _MODULES_PROBE, "run", "--net=host", image_id)
     floor = modules("-c", "import sys; print('MODULES', *sys.modules)")
     return sorted(m for m in loaded - floor
