@@ -6,10 +6,10 @@ One short-lived connection per operation, WAL mode and a generous busy timeout, 
 
 from __future__ import annotations
 
+import _thread  # the thread ident alone: threading costs every `pyrkt` command ~1 ms
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,7 +91,7 @@ class Index:
                              f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
     def _connection(self) -> sqlite3.Connection:
-        owner = (os.getpid(), threading.get_ident())
+        owner = (os.getpid(), _thread.get_ident())
         if self._db is None or self._owner != owner:
             # a connection is not shared across fork or threads: this one is the caller's own
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
@@ -103,7 +103,7 @@ class Index:
 
     def close(self) -> None:
         """Close this process's connection (the next operation opens one again)."""
-        if self._db is not None and self._owner == (os.getpid(), threading.get_ident()):
+        if self._db is not None and self._owner == (os.getpid(), _thread.get_ident()):
             self._db.close()
         self._db = self._owner = None
 

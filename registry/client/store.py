@@ -20,7 +20,6 @@ import builtins
 import fcntl
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,13 +32,14 @@ from registry.records import record
 from .dirs import default_store_dir
 from .errors import ImageNotFound, StoreError
 from .index import Index, Remote
-from .render import DependencyError, render_layers
-from .streams import Sink, TeeReader, WriteBehind
+from .render import DependencyError, remove_tree, render_layers
 
 # Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
 
 if TYPE_CHECKING:
     from registry.aci import ACIInfo, ImageManifest
+
+    from .streams import Sink
 
 ID_PREFIX = "sha512-"
 
@@ -185,6 +185,8 @@ class ImageStore:
         """
         from registry.aci import check_hostable, read_aci
 
+        from .streams import TeeReader, WriteBehind  # here: threads and queues, for imports only
+
         behind = WriteBehind(sink.fileno())  # the fsync below then waits for the tail only
 
         def written(count: int) -> None:
@@ -299,7 +301,7 @@ class ImageStore:
         if tree.exists():
             trash = self.directory / "tmp" / f"trash-{image.id}-{os.getpid()}-{time.time_ns()}"
             os.replace(tree, trash)  # vanish atomically, then delete at leisure
-            shutil.rmtree(trash, ignore_errors=True)
+            remove_tree(trash)
         return image
 
     def gc(self, grace_period: timedelta = timedelta(hours=24), *,
@@ -327,7 +329,7 @@ class ImageStore:
                 continue
             try:
                 if moment.timestamp() - entry.lstat().st_mtime > 86400:
-                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                    remove_tree(entry, ignore_errors=False) if entry.is_dir() else entry.unlink()
             except OSError:
                 pass
 
@@ -337,6 +339,8 @@ class ImageStore:
         """Re-read a stored image: it must still hash to its ID and be a valid ACI. Every byte
         read is also written to `also` (e.g. the signature check's feed), in the same pass."""
         from registry.aci import ACIError, read_aci
+
+        from .streams import TeeReader  # here: see read_into
 
         image = self.get(image_id)
         try:
@@ -361,6 +365,8 @@ class ImageStore:
         if target.exists() and not overwrite:
             raise StoreError(f"{target} exists; pass --overwrite to replace it")
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        import shutil  # here: see render.remove_tree
+
         try:
             shutil.copyfile(image.path, temp)
             os.replace(temp, target)
@@ -469,7 +475,7 @@ class ImageStore:
             raise StoreError(f"cannot render {image.short_id} into {target}: "
                              f"{error.strerror or error}") from error
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            remove_tree(work)
 
     def _shared_tree(self, image: StoredImage) -> Path:
         tree = self._tree(image.id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ def choose_stage1(requested: str, *, interactive: bool = False) -> str:
     if requested == "builtin" or (requested == "auto" and (interactive or
                                                            not systemd_is_pid1())):
         return "builtin"
+    import shutil  # here: only where systemd is PID 1 (bz2, lzma: ~2 ms of every start)
+
     has_nspawn = shutil.which("systemd-nspawn") is not None
     if requested == "systemd":
         if not has_nspawn:

@@ -29,7 +29,6 @@ import os
 import select
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -407,9 +406,11 @@ def _forward_signals_to(pod: Pod) -> dict[int, Any]:
         asked.append(True)
 
     previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
             previous[signum] = signal.signal(signum, forward)
+        except ValueError:  # not the main thread (an in-process caller): it keeps its own
+            break
     return previous
 
 

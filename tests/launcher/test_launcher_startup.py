@@ -87,6 +87,10 @@ def test_stored_image_by_name_is_prepared_without_the_fetch_machinery(
 NEVER_ON_START = ("click", "dataclasses", "inspect", "ast", "socket", "selectors", "termios")
 # ... and for the listings, nothing of the stage1 either: ctypes, shutil (bz2, lzma), sqlite3
 NOT_FOR_LISTINGS = ("ctypes", "shutil", "sqlite3", "bz2", "lzma")
+# ... and for `run --net=host` and `image list`: no tree is deleted (shutil: bz2, lzma), no
+# thread started (threading; the network namespace's thread is for pods that have one), no
+# image imported (the store's download and import queues)
+NOT_FOR_RUN_OR_IMAGES = ("shutil", "bz2", "lzma", "threading", "queue")
 
 LEAN_PROBE = """
 import os, sys
@@ -129,6 +133,7 @@ def test_lean_commands_load_only_what_they_run(tool_image, pyrkt, store: Path) -
                                     image_id, "--", "exit", "0")
     assert "registry.launcher.stage1_builtin" in modules, result.stderr  # the pod did run
     assert _loaded(modules, NEVER_ON_START) == []
+    assert _loaded(modules, NOT_FOR_RUN_OR_IMAGES) == []
     uuid = saved.read_text().strip()
     assert "exited" in pyrkt("status", uuid, check=True).stdout
     for args in (("list",), ("status", uuid), ("image", "list")):
@@ -137,3 +142,5 @@ def test_lean_commands_load_only_what_they_run(tool_image, pyrkt, store: Path) -
         assert _loaded(modules, NEVER_ON_START) == [], args
         if args[0] != "image":  # the image store is sqlite's
             assert _loaded(modules, NOT_FOR_LISTINGS) == [], args
+        else:
+            assert _loaded(modules, NOT_FOR_RUN_OR_IMAGES) == [], args

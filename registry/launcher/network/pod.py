@@ -19,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +67,8 @@ def create_netns(target: Path) -> None:
             linux.mount("/proc/thread-self/ns/net", str(target), None, linux.MS_BIND)
         except BaseException as error:  # noqa: BLE001 - reported by the caller
             failure.append(error)
+
+    import threading  # here: only pods with a network namespace of their own need the thread
 
     thread = threading.Thread(target=make, name="netns")
     thread.start()
