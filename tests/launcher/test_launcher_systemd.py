@@ -180,8 +180,9 @@ def test_under_a_booted_systemd(tmp_path, tool_image, shell_image, tool_binary) 
         printed = [_text(e["MESSAGE"]) for e in entries if e.get("SYSLOG_IDENTIFIER") == "shell"]
         assert printed[:len(ODD_ARGS)] == [f"[{arg}]" for arg in ODD_ARGS], printed
         assert f"env=[{ODD_ENV}]" in printed
-        running = inside(*pyrkt, "status", uuid).stdout
-        assert running.startswith("state=running")
+        shown_status = inside(*pyrkt, "status", uuid)
+        running = shown_status.stdout
+        assert running.startswith("state=running"), shown_status.stderr
         assert "networks=default-restricted:ip4=172.16.29." in running
         logs = inside(*pyrkt, "logs", uuid).stdout
         assert f"tool  | hostname=rkt-{uuid}\n" in logs and "shell | [two words]\n" in logs
