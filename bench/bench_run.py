@@ -55,6 +55,9 @@ from pathlib import Path
 
 TINY_C = "int main(void) { return 0; }\n"
 HERE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(HERE / "tests"))
+from module_probe import PROBE, modules_of  # noqa: E402  (the probe the startup test uses)
+
 RUN_GOAL_S, RUN_GOAL_RATIO = 0.035, 12.0
 
 
@@ -209,34 +212,17 @@ def bench_start(work: Path, env: dict[str, str], runs: int,
     return result
 
 
-# `pyrkt run` as its console script runs it, listing the modules loaded by its os._exit
-_MODULES_PROBE = """
-import os, sys
-main_pid, exit_ = os.getpid(), os._exit
-def report(code):
-    if os.getpid() == main_pid:
-        sys.stdout.flush()
-        os.write(1, ("\\nMODULES " + " ".join(sorted(sys.modules)) + "\\n").encode())
-    exit_(code)
-os._exit = report
-sys.argv = ["pyrkt", *sys.argv[1:]]
-from registry.cli.entry import main
-main()
-"""
-
-
 def _stdlib_of_run(python: str, image_id: str, env: dict[str, str]) -> list[str]:
     """The top-level standard-library modules `pyrkt run --net=host IMAGE` loads beyond what
     `python -c pass` has: importing them alone is a floor no change to pyrkt's own code lowers
     (what of them pyrkt's modules need, and what other parts' modules on the path need)."""
     def modules(*argv: str) -> set[str]:
-        out = subprocess.run([python, *argv], env=env, check=True, capture_output=True,
-                             text=True).stdout
-        return set(out.rsplit("MODULES ", 1)[1].split())
+        return modules_of(subprocess.run([python, *argv], env=env, check=True,
+                                         capture_output=True, text=True).stdout)
 
     # the second run: the first of a store compiles and caches the seccomp filter (libseccomp)
-    modules("-c", _MODULES_PROBE, "run", "--net=host", image_id)
-    loaded = modules("-c", _MODULES_PROBE, "run", "--net=host", image_id)
+    modules("-c", PROBE, "run", "--net=host", image_id)
+    loaded = modules("-c", PROBE, "run", "--net=host", image_id)
     floor = modules("-c", "import sys; print('MODULES', *sys.modules)")
     return sorted(m for m in loaded - floor
                   if "." not in m and m not in ("__main__", "registry"))

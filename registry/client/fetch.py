@@ -61,7 +61,7 @@ from .refs import classify, label_mismatch
 from .session import ClientSession, build_session
 from .signatures import SignatureCheck
 from .store import ImageStore, StoredImage
-from .streams import BackgroundFeed
+from .streams import verifier_feed
 from .trust import TrustStore
 
 # Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
@@ -429,7 +429,7 @@ class Fetcher:
         candidates = self.signatures.issuer_keys(signature) if signature is not None else []
         verifier = (StreamingVerifier(signature, candidates)
                     if signature is not None and candidates else None)
-        feed = BackgroundFeed(verifier.update, depth=4, name="verify-feed") if verifier else None
+        feed = verifier_feed(verifier)
         keep_partial = False
         try:
             # One pass, each stage in its own thread so the two cores stay busy: the network
@@ -528,7 +528,7 @@ class Fetcher:
         # store (in its process, fed from a queue), not over the copy afterwards.
         candidates = self.signatures.issuer_keys(signature) if signature is not None else []
         verifier = StreamingVerifier(signature, candidates) if signature and candidates else None
-        feed = BackgroundFeed(verifier.update, depth=4, name="verify-feed") if verifier else None
+        feed = verifier_feed(verifier)
         try:
             with path.open("rb") as source, self.store.temporary_file() as (temp, handle):
                 try:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterable
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from registry.aci.pipeline import BackgroundFeed
+
+if TYPE_CHECKING:
+    from registry.signing.streaming import StreamingVerifier
 
 CHUNK = 1024 * 1024
 
@@ -79,56 +83,6 @@ class TeeReader:
             pass
 
 
-class BackgroundFeed:
-    """Hands every chunk `put` to `sink` in a helper thread, at most `depth` chunks behind.
-
-    For a consumer with its own pace, such as the signature check's process on a pipe: the
-    producer (the download) then stalls only when that consumer is a whole queue behind, not
-    each time the pipe is full, and both keep their cores busy. A failing sink stops being
-    fed (the rest is dropped, so the producer never blocks on it); `close` raises its error.
-    """
-
-    _DONE = None
-
-    def __init__(self, sink: Callable[[bytes], object], depth: int = 8,
-                 name: str = "feed") -> None:
-        self._sink = sink
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not self._DONE:
-            if self._error is None:
-                try:
-                    self._sink(chunk)
-                except BaseException as error:  # kept for close(), raised in the caller
-                    self._error = error
-
-    def put(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
-
-    write = put  # a Sink, for TeeReader
-
-    def close(self) -> None:
-        """Wait until every chunk put so far has reached the sink (or the sink failed)."""
-        if self._thread.is_alive():
-            self._queue.put(self._DONE)
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def close_quietly(self) -> None:
-        """close() on the way out, whatever happened: after a success it is a no-op; after a
-        refusal the sink is gone (its writes fail) and the error that got us here is the one
-        to report, not this one."""
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001, S110 - see the docstring
-            pass
-
-
 class WriteBehind:
     """Pushes a file being written to disk as it grows: every `every` bytes a helper thread
     fdatasyncs it, so the fsync that must precede the import (an image in the store survives
@@ -170,3 +124,9 @@ class WriteBehind:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
+
+
+def verifier_feed(verifier: StreamingVerifier | None) -> BackgroundFeed | None:
+    """The queue that feeds a signature check's process from the same pass as the read, at most
+    four chunks behind (None: no signature to check)."""
+    return BackgroundFeed(verifier.update, depth=4, name="verify-feed") if verifier else None

@@ -11,7 +11,7 @@ from registry.signing import SigningError, StreamingVerifier
 from .dirs import ConfigDirs
 from .errors import StoreError
 from .store import ImageStore, StoredImage
-from .streams import BackgroundFeed
+from .streams import verifier_feed
 from .trust import TrustStore
 
 
@@ -26,7 +26,7 @@ def verify_stored(store: ImageStore, image: StoredImage, dirs: ConfigDirs) -> st
             verifier = StreamingVerifier(signature.read_bytes(), keys)
         except SigningError as error:
             refused = f"signature: {error}"
-    feed = BackgroundFeed(verifier.update, depth=4, name="verify-feed") if verifier else None
+    feed = verifier_feed(verifier)
     try:
         try:
             store.verify(image.id, also=feed)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from registry.aci.pipeline import Prefetch
+from registry.aci.pipeline import BackgroundFeed, Prefetch
 from registry.client.download import ChunkReader
-from registry.client.streams import BackgroundFeed, WriteBehind
+from registry.client.streams import WriteBehind
 
 
 def _chunks(seed: int) -> list[bytes]:

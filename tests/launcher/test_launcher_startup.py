@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from launcher_helpers import needs_root
+from module_probe import PROBE, modules_of
 
 HTTP_STACK = ("requests", "urllib3", "ssl", "http.client")
 
@@ -92,27 +93,11 @@ NOT_FOR_LISTINGS = ("ctypes", "shutil", "sqlite3", "bz2", "lzma")
 # image imported (the store's download and import queues)
 NOT_FOR_RUN_OR_IMAGES = ("shutil", "bz2", "lzma", "threading", "queue")
 
-LEAN_PROBE = """
-import os, sys
-main_pid, exit_ = os.getpid(), os._exit
-def report(code):  # the lean entry ends with os._exit: list what was loaded by then
-    if os.getpid() == main_pid:
-        sys.stdout.flush()
-        os.write(1, ("\\nMODULES " + " ".join(sorted(sys.modules)) + "\\n").encode())
-    exit_(code)
-os._exit = report
-sys.argv = ["pyrkt", *sys.argv[1:]]
-from registry.cli.entry import main
-main()
-"""
-
-
 def _lean_modules(store: Path, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
-    result = subprocess.run([sys.executable, "-c", LEAN_PROBE, *args], capture_output=True,
+    result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
                             text=True, timeout=60, env=dict(os.environ, PYRKT_DIR=str(store)))
     assert result.returncode == 0, result.stdout + result.stderr
-    line = result.stdout.rsplit("\nMODULES ", 1)[1]
-    return set(line.split()), result
+    return modules_of(result.stdout), result
 
 
 def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
