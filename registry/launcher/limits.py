@@ -26,15 +26,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from registry import records  # (this module's own `record` writes a pod's limits)
 
 from .errors import LauncherError
 from .pods import Pod, write_atomic
 from .quantities import cpu_millis, memory_bytes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CPU_PERIOD_US = 100_000  # the kernel's and systemd's default CFS period

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from . import linux, seccomp
 from .capabilities import limit_bounding_set, no_new_privileges, retained, set_no_new_privs
@@ -24,8 +22,11 @@ from .cgroups import AppCgroup
 from .network.dns import bind_pod_files
 from .rootfs import mount_overlay, resolve_in_root
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
+    from typing import Any
 
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
            "urandom": (1, 9), "tty": (5, 0)}

@@ -34,11 +34,14 @@ import json
 import os
 import zlib
 from pathlib import Path
-from typing import Any
 
 from registry.records import record
 
 from .errors import LauncherError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 RETAIN, REMOVE = "os/linux/seccomp-retain-set", "os/linux/seccomp-remove-set"
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from .. import linux
 from ..pods import write_atomic
 from ..rootfs import resolve_in_root
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 BINDS_FILE = "pod-files.json"
 # The standard entries of rkt's fallback hosts file.

@@ -6,10 +6,12 @@ the pod's runtime.json, so the pod runs with the configuration it was prepared w
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import LauncherError
 from ..options import parse_net
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def plan(net_text: str, config_dirs: Any) -> dict[str, Any]:

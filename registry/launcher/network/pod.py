@@ -19,9 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .. import linux
 from ..errors import LauncherError
@@ -30,7 +28,11 @@ from . import dns
 from .info import INFO, NET_DIR
 from .info import load as _load
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from . import cni
 
 NETNS = "netns"
