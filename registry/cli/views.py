@@ -8,17 +8,18 @@ commands word it as click's usage error; the lean entry hands such a line to cli
 
 from __future__ import annotations
 
-import json
 import time
-from typing import TYPE_CHECKING, Any
 
+from registry import jsontext
 from registry.errors import PyrktError
 
 from .context import ClientContext, echo, human_bytes
 from .flags import Option
 
+TYPE_CHECKING = False  # typing, for the type checker only: ~2 ms of every listing's start
 if TYPE_CHECKING:
     from datetime import datetime
+    from typing import Any
 
     from registry.client.store import ImageStore, StoredImage
     from registry.launcher import manage
@@ -92,8 +93,8 @@ def list_command(client: ClientContext, full: bool, no_legend: bool, fields: str
     columns = list_fields(fields, full)
     infos = [manage.describe(pod) for pod in list_pods(client.store_dir)]
     if fmt != "table":
-        echo(json.dumps([info.to_json() for info in infos],
-                        indent=2 if fmt == "json-pretty" else None))
+        echo(jsontext.dumps([info.to_json() for info in infos],
+                            indent=2 if fmt == "json-pretty" else None))
         return
     when = manage.format_time if full else pod_ago
     rows: list[list[str]] = []
@@ -130,7 +131,8 @@ def status_command(client: ClientContext, wait: bool, wait_timeout: float | None
     if wait:
         pod = manage.wait_for_exit(pod, wait_timeout)
     if fmt != "text":
-        echo(json.dumps(manage.status_document(pod), indent=2 if fmt == "json-pretty" else None))
+        echo(jsontext.dumps(manage.status_document(pod),
+                            indent=2 if fmt == "json-pretty" else None))
         return
     for line in manage.status_lines(pod):
         echo(line)
@@ -219,7 +221,7 @@ def image_list_command(client: ClientContext, fields: str, sort_by: str, order: 
         docs = [{"id": i.id, "name": i.name, "labels": i.labels, "size": i.size,
                  "import_time": i.import_time.isoformat(), "last_used": i.last_used.isoformat(),
                  "signed": i.has_signature} for i in images]
-        echo(json.dumps(docs, indent=2 if output == "json-pretty" else None))
+        echo(jsontext.dumps(docs, indent=2 if output == "json-pretty" else None))
         return
     from datetime import UTC, datetime  # here: the image store's times (the pod listings have none)
 

@@ -6,16 +6,22 @@ One short-lived connection per operation, WAL mode and a generous busy timeout, 
 
 from __future__ import annotations
 
+import _sqlite3  # sqlite3's C module: see below
 import _thread  # the thread ident alone: threading costs every `pyrkt` command ~1 ms
-import json
 import os
-import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
+from registry import jsontext
 from registry.records import record
+
+# The package `sqlite3` is its C module `_sqlite3` (every name used here is the C module's)
+# plus the registration of datetime adapters, which loads datetime and collections.abc (~1 ms
+# of every `pyrkt run`) for conversions this index never asks for: its times are floats.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable
+    from types import TracebackType
 
 SCHEMA_VERSION = 1
 
@@ -66,10 +72,28 @@ def _retry_locked(action: Callable[[], object], attempts: int = 100) -> None:
         try:
             action()
             return
-        except sqlite3.OperationalError as error:
+        except _sqlite3.OperationalError as error:
             if "locked" not in str(error) or attempt == attempts - 1:
                 raise
             time.sleep(0.05)
+
+
+class _Transaction:
+    """`with index.connect() as db:` one BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any exception
+    (a class, not contextlib's decorator: contextlib is not otherwise on the start path)."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
 class Index:
@@ -78,8 +102,8 @@ class Index:
     and writes to its shared-memory file, and a run of `pyrkt run` asks the index five or six
     questions. A forked child or another thread opens a connection of its own."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
         self._db: sqlite3.Connection | None = None
         self._owner: tuple[int, int] | None = None
         self._durable = True
@@ -94,9 +118,9 @@ class Index:
         owner = (os.getpid(), _thread.get_ident())
         if self._db is None or self._owner != owner:
             # a connection is not shared across fork or threads: this one is the caller's own
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
-                                 check_same_thread=False)
-            db.row_factory = sqlite3.Row
+            db = _sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                                  check_same_thread=False)
+            db.row_factory = _sqlite3.Row
             db.execute("PRAGMA foreign_keys = ON")
             self._db, self._owner, self._durable = db, owner, True
         return self._db
@@ -112,8 +136,7 @@ class Index:
         read takes no write lock and needs no BEGIN/COMMIT around it."""
         return self._connection().execute(sql, params).fetchall()
 
-    @contextmanager
-    def connect(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def connect(self, *, durable: bool = True) -> _Transaction:
         """The connection, its block one transaction (committed on success). `durable=False`:
         the commit is not synced to disk (WAL's synchronous=NORMAL: after a power cut the
         change may be lost, the database is never damaged), for what is only a hint."""
@@ -121,13 +144,7 @@ class Index:
         if durable != self._durable:
             db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             self._durable = durable
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        return _Transaction(db)
 
     # images ----------------------------------------------------------------------------------
 
@@ -139,7 +156,7 @@ class Index:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO images (id, name, labels, manifest, size, compression,"
                 " import_time, last_used, has_signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (image_id, name, json.dumps(labels, sort_keys=True), manifest, size, compression,
+                (image_id, name, jsontext.dumps(labels, sort_keys=True), manifest, size, compression,
                  now, now, int(has_signature)))
             if cursor.rowcount == 0 and has_signature:
                 db.execute("UPDATE images SET has_signature = 1 WHERE id = ?", (image_id,))

@@ -13,13 +13,15 @@ from __future__ import annotations
 import os
 import posixpath
 from pathlib import Path
-from typing import Any
 
 from .errors import StoreError
 
 # Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
+TYPE_CHECKING = False  # typing is for the type checker: not loaded by a run (~2 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
-Layer = tuple[Path, int, dict[str, Any]]  # (ACI file, level, manifest as a dict)
+    Layer = tuple[Path, int, dict[str, Any]]  # (ACI file, level, manifest as a dict)
 
 
 class DependencyError(StoreError):

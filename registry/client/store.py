@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import builtins
 import fcntl
-import json
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
 
+from registry import jsontext
 from registry.records import record
 
 from .dirs import default_store_dir
@@ -35,8 +32,14 @@ from .index import Index, Remote
 from .render import DependencyError, remove_tree, render_layers
 
 # Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
-
+# typing, collections.abc and contextlib too stay out of a run (~2.5 ms): names for the type
+# checker only, and small classes for the two `with` blocks a run may enter.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+    from typing import Any, BinaryIO
+
     from registry.aci import ACIInfo, ImageManifest
 
     from .streams import Sink
@@ -71,7 +74,7 @@ class StoredImage:
 
     @property
     def manifest_dict(self) -> dict[str, Any]:
-        return json.loads(self.manifest_bytes)
+        return jsontext.loads(self.manifest_bytes)
 
     @property
     def signature_path(self) -> Path | None:
@@ -138,22 +141,13 @@ class ImageStore:
     def _tree(self, image_id: str) -> Path:
         return self.directory / "trees" / image_id
 
-    @contextmanager
-    def temporary_file(self, suffix: str = ".part") -> Iterator[tuple[Path, BinaryIO]]:
-        """A new file inside the store (same filesystem as the images); removed unless kept.
+    def temporary_file(self, suffix: str = ".part") -> _TemporaryFile:
+        """`with store.temporary_file() as (path, handle):` a new file inside the store (same
+        filesystem as the images), open for writing; removed unless kept.
 
         The caller keeps it by renaming or linking it away before the block ends.
         """
-        import tempfile  # here: a run of a stored image writes no temporary file (~1 ms)
-
-        handle = tempfile.NamedTemporaryFile(dir=self.directory / "tmp", suffix=suffix,
-                                             delete=False)
-        path = Path(handle.name)
-        try:
-            with handle:
-                yield path, handle  # type: ignore[misc]
-        finally:
-            path.unlink(missing_ok=True)
+        return _TemporaryFile(self.directory / "tmp", suffix)
 
     # imports ---------------------------------------------------------------------------------
 
@@ -243,7 +237,7 @@ class ImageStore:
 
     def _row_to_image(self, row: Any) -> StoredImage:
         return StoredImage(
-            id=row["id"], name=row["name"], labels=json.loads(row["labels"]), size=row["size"],
+            id=row["id"], name=row["name"], labels=jsontext.loads(row["labels"]), size=row["size"],
             compression=row["compression"], import_time=_stamp(row["import_time"]),
             last_used=_stamp(row["last_used"]), path=self._blob(row["id"]),
             manifest_bytes=bytes(row["manifest"]), has_signature=bool(row["has_signature"]))
@@ -486,11 +480,49 @@ class ImageStore:
                 self._render_to(image, tree)
         return tree
 
-    @contextmanager
-    def _lock(self, name: str) -> Iterator[None]:
-        with open(self.directory / "locks" / f"{name}.lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock(self, name: str) -> _Lock:
+        return _Lock(self.directory / "locks" / f"{name}.lock")
+
+
+class _TemporaryFile:
+    """ImageStore.temporary_file's block: the file is made on entry, closed and removed on exit."""
+
+    def __init__(self, directory: Path, suffix: str) -> None:
+        self.directory, self.suffix = directory, suffix
+
+    def __enter__(self) -> tuple[Path, BinaryIO]:
+        import tempfile  # here: a run of a stored image writes no temporary file (~1 ms)
+
+        self.handle = tempfile.NamedTemporaryFile(dir=self.directory, suffix=self.suffix,
+                                                  delete=False)
+        self.path = Path(self.handle.name)
+        return self.path, self.handle  # type: ignore[return-value]
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        try:
+            self.handle.close()
+        finally:
+            self.path.unlink(missing_ok=True)
+
+
+class _Lock:
+    """An exclusive flock on a lock file for the block (ImageStore._lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX)
+        except BaseException:
+            self.handle.close()
+            raise
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+        finally:
+            self.handle.close()

@@ -1,0 +1,75 @@
+"""What the store's modules cost a start: `pyrkt run` of a stored image and `pyrkt image list`
+load the client's store, index, dirs and insecure options, and every standard-library module
+they import at load time is paid by every such command (typing ~2 ms, pathlib ~6 ms with the
+re, urllib.parse and ipaddress it loads, json ~7 ms with re and enum, contextlib, datetime).
+
+Two checks: the modules' own top-level imports (a static reading, so what another module of
+the start path still loads cannot hide a regression here), and a fresh interpreter that
+imports them, for what they load at run time whoever else is on the path.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# the client's modules on the start path (run of a stored image, image list, list, status)
+START_PATH = ("registry/client/__init__.py", "registry/client/store.py",
+              "registry/client/index.py", "registry/client/dirs.py",
+              "registry/client/render.py", "registry/client/insecure.py",
+              "registry/client/errors.py", "registry/cli/views.py")
+NOT_AT_LOAD = ("typing", "collections", "contextlib", "json", "re", "functools", "enum",
+               "sqlite3")
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """The modules a file imports when it loads (not under `if TYPE_CHECKING:`, not in a
+    function)."""
+    found: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) \
+                and node.test.id == "TYPE_CHECKING":
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            if isinstance(inner, ast.Import):
+                found.update(alias.name for alias in inner.names)
+            elif isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
+                found.add(inner.module)
+    return found
+
+
+def test_start_path_modules_import_no_costly_standard_library_at_load() -> None:
+    for name in START_PATH:
+        imported = _top_level_imports(ROOT / name)
+        costly = sorted(m for m in imported if m.split(".")[0] in NOT_AT_LOAD)
+        assert costly == [], f"{name} imports {costly} when it loads"
+
+
+def test_type_checking_blocks_are_false_at_run_time() -> None:
+    """`TYPE_CHECKING = False` is what keeps those imports out (mypy reads it as True)."""
+    for name in START_PATH:
+        source = (ROOT / name).read_text()
+        if "if TYPE_CHECKING:" in source:
+            assert "\nTYPE_CHECKING = False" in source, name
+
+
+# not loaded at all by importing the store, whoever else is on the path (re with enum,
+# contextlib and functools still come with typing, which registry.records loads)
+NEVER_LOADED = ("json", "sqlite3", "shutil", "tempfile", "threading")
+
+
+def test_importing_the_store_loads_none_of_them() -> None:
+    code = ("import sys\nimport registry.client.store, registry.client.index, "
+            "registry.client.dirs, registry.client.insecure, registry.client.render\n"
+            "print(' '.join(sorted(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60, cwd=ROOT)
+    loaded = set(done.stdout.split())
+    assert "registry.client.store" in loaded
+    assert sorted(m for m in loaded if m.split(".")[0] in NEVER_LOADED) == []
+    assert "_sqlite3" in loaded  # the index's C module, without the package's adapters
