@@ -10,11 +10,18 @@ binary on the host, and costs no extra exec per app — bwrap would still need a
 
 from __future__ import annotations
 
-import _signal  # signal's functions with plain numbers: `signal` loads enum (~2 ms of a start)
 import ctypes
 import fcntl
 import os
 import struct
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # signal's functions with plain numbers, built into the interpreter: `signal` loads enum
+    # (~2 ms of a start) for its IntEnum wrappers
+    import _signal as signal
 
 # dlopen(NULL): the C library this Python already runs on. find_library("c") would run
 # `ldconfig -p` in a subprocess on every start of `pyrkt` (a few ms, and a fork at import).
@@ -100,12 +107,12 @@ def default_signals_for_exec() -> None:
     right before exec. (It runs after pivot_root, where no module of the host can be loaded any
     more: `_signal` is imported with this module, and is built into the interpreter anyway.)
     """
-    for signum in _signal.valid_signals():
-        if signum in (_signal.SIGKILL, _signal.SIGSTOP):
+    for signum in signal.valid_signals():
+        if signum in (signal.SIGKILL, signal.SIGSTOP):
             continue
         try:
-            if _signal.getsignal(signum) == _signal.SIG_IGN:
-                _signal.signal(signum, _signal.SIG_DFL)
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                signal.signal(signum, signal.SIG_DFL)
         except (OSError, ValueError):  # signals the C library keeps for itself
             continue
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, set())
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
