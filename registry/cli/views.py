@@ -8,6 +8,7 @@ commands word it as click's usage error; the lean entry hands such a line to cli
 
 from __future__ import annotations
 
+import os
 import time
 
 from registry import jsontext
@@ -170,7 +171,7 @@ def image_fields(text: str) -> list[str]:
 
 def existing_store(client: ClientContext) -> ImageStore | None:
     """The store, or None when nothing was ever stored there (reading never creates it)."""
-    if not (client.store_dir / "index.db").is_file():
+    if not os.path.isfile(os.path.join(client.store_dir, "index.db")):
         return None
     return client.store()
 

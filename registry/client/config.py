@@ -54,7 +54,7 @@ class ClientConfig:
     @classmethod
     def load(cls, dirs: ConfigDirs) -> ClientConfig:
         config = cls()
-        for layer in dirs.layers():
+        for layer in map(Path, dirs.layers()):
             for path, doc in _documents(layer / "domains.d", "domain"):
                 settings = _domain_settings(path, doc, layer)
                 for domain in _domain_list(path, doc):

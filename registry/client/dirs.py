@@ -12,45 +12,69 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from registry.records import record
 
-SYSTEM_CONFIG = Path("/usr/lib/pyrkt")
-LOCAL_CONFIG = Path("/etc/pyrkt")
-ROOT_STORE = Path("/var/lib/pyrkt")
+TYPE_CHECKING = False
+
+# Paths are plain strings (os.path): pathlib, with the re, fnmatch, urllib.parse and ipaddress
+# it loads, costs ~6 ms of every `pyrkt` start. Every path taken may be a str or an os.PathLike.
+SYSTEM_CONFIG = "/usr/lib/pyrkt"
+LOCAL_CONFIG = "/etc/pyrkt"
+ROOT_STORE = "/var/lib/pyrkt"
+
+
+def plain_path(path: str | os.PathLike[str]) -> str:
+    """`str(Path(path))` without pathlib: repeated slashes and `.` components dropped, no
+    trailing slash (`..` is kept, as pathlib keeps it), so messages name a path as before."""
+    text = os.fspath(path)
+    root = "/" if text.startswith("/") else ""
+    parts = [part for part in text.split("/") if part and part != "."]
+    return root + "/".join(parts) or "."
 
 
 def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def _home_subdir(env: str, default: str) -> Path:
+def _home_subdir(env: str, default: str) -> str:
     base = os.environ.get(env)
-    return Path(base) if base else Path.home() / default
+    return plain_path(base) if base else plain_path(os.path.join(os.path.expanduser("~"), default))
+
+
+def store_dir() -> str:
+    """The image store's directory when no `--dir` is given."""
+    if os.environ.get("PYRKT_DIR"):
+        return plain_path(os.environ["PYRKT_DIR"])
+    if is_root():
+        return ROOT_STORE
+    return os.path.join(_home_subdir("XDG_DATA_HOME", ".local/share"), "pyrkt")
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def default_store_dir() -> Path:
-    if os.environ.get("PYRKT_DIR"):
-        return Path(os.environ["PYRKT_DIR"])
-    if is_root():
-        return ROOT_STORE
-    return _home_subdir("XDG_DATA_HOME", ".local/share") / "pyrkt"
+    """`store_dir()` as a Path, for the callers that join with `/` (loads pathlib)."""
+    from pathlib import Path
+
+    return Path(store_dir())
 
 
-def default_user_config() -> Path:
+def default_user_config() -> str:
     if os.environ.get("PYRKT_USER_CONFIG"):
-        return Path(os.environ["PYRKT_USER_CONFIG"])
-    return _home_subdir("XDG_CONFIG_HOME", ".config") / "pyrkt"
+        return plain_path(os.environ["PYRKT_USER_CONFIG"])
+    return os.path.join(_home_subdir("XDG_CONFIG_HOME", ".config"), "pyrkt")
 
 
 @record(frozen=True)
 class ConfigDirs:
     """The three configuration layers, lowest precedence first."""
 
-    system: Path = SYSTEM_CONFIG
-    local: Path = LOCAL_CONFIG
-    user: Path | None = None
+    system: str = SYSTEM_CONFIG
+    local: str = LOCAL_CONFIG
+    user: str | None = None
 
     @classmethod
     def from_env(cls, system: str | os.PathLike[str] | None = None,
@@ -58,19 +82,19 @@ class ConfigDirs:
                  user: str | os.PathLike[str] | None = None) -> ConfigDirs:
         """Flags first, then environment variables, then the defaults."""
         return cls(
-            system=Path(system or os.environ.get("PYRKT_SYSTEM_CONFIG") or SYSTEM_CONFIG),
-            local=Path(local or os.environ.get("PYRKT_LOCAL_CONFIG") or LOCAL_CONFIG),
-            user=Path(user) if user else default_user_config(),
+            system=plain_path(system or os.environ.get("PYRKT_SYSTEM_CONFIG") or SYSTEM_CONFIG),
+            local=plain_path(local or os.environ.get("PYRKT_LOCAL_CONFIG") or LOCAL_CONFIG),
+            user=plain_path(user) if user else default_user_config(),
         )
 
-    def layers(self) -> list[Path]:
+    def layers(self) -> list[str]:
         """Directories to read, lowest precedence first."""
         found = [self.system, self.local]
         if self.user is not None and self.user not in found:
             found.append(self.user)
         return found
 
-    def writable(self) -> Path:
+    def writable(self) -> str:
         """Where `pyrkt trust` writes: the local directory for root, the user's otherwise (as rkt)."""
         if is_root() or self.user is None:
             return self.local

@@ -69,7 +69,7 @@ def fetch_docker_image(store: ImageStore, source: str, *,
             raise DockerError(f"{source} is not in the local store and --pull-policy=never "
                               "forbids fetching it", reason="not-found")
     allow_insecure_transport = options.allow_http or options.skip_tls_check
-    work = store.directory / "tmp"
+    work = Path(store.directory, "tmp")
     with pull_image(ref, insecure=allow_insecure_transport, docker_config=docker_config,
                     ca_bundle=ca_bundle, workdir=work, progress=progress) as image:
         if not image.pinned_over_tls and not options.skip_image_check:

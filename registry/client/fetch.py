@@ -401,9 +401,9 @@ class Fetcher:
         etag = remote.etag if remote is not None else None
         self.log(f"downloading image from {aci_url}")
         try:
-            download = start_download(self.session, aci_url, self.store.directory / "tmp",
+            download = start_download(self.session, aci_url, Path(self.store.directory, "tmp"),
                                       insecure, etag=etag, timeout=self.options.timeout,
-                                      lock_dir=self.store.directory / "locks")
+                                      lock_dir=Path(self.store.directory, "locks"))
         except DownloadRefused as error:
             if expect is not None and error.status in MISSING_STATUSES:
                 raise _NoSuchImage(aci_url, error.status) from None

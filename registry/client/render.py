@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import os
 import posixpath
-from pathlib import Path
 
 from .errors import StoreError
 
 # Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
-TYPE_CHECKING = False  # typing is for the type checker: not loaded by a run (~2 ms)
+# typing is for the type checker (~2 ms), and paths are strings (pathlib: ~6 ms of a start).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    Layer = tuple[Path, int, dict[str, Any]]  # (ACI file, level, manifest as a dict)
+    PathLike = str | os.PathLike[str]
+    Layer = tuple[str, int, dict[str, Any]]  # (ACI file, level, manifest as a dict)
+
+_join = os.path.join
 
 
 class DependencyError(StoreError):
     """A dependency cannot be resolved from the store (or the chain is cyclic)."""
 
 
-def remove_tree(path: Path, ignore_errors: bool = True) -> None:
+def remove_tree(path: PathLike, ignore_errors: bool = True) -> None:
     """shutil.rmtree, imported here and not at the top: shutil brings bz2, lzma and zlib,
     ~2 ms of every `pyrkt run` and `pyrkt image list`, which never delete a tree."""
     import shutil
@@ -57,52 +60,57 @@ def _upper_whitelist(layers: list[Layer], position: int) -> set[str] | None:
     return found
 
 
-def render_layers(layers: list[Layer], manifest: bytes, out: Path, work: Path) -> None:
+def render_layers(layers: list[Layer], manifest: bytes, out: PathLike, work: PathLike) -> None:
     """Render `layers` into the new directory `out` (`manifest` + `rootfs/`)."""
     from registry.aci import extract_aci
 
     if len(layers) == 1 and _whitelist(layers[0][2]) is None:
         extract_aci(layers[0][0], out)  # the common case: nothing to merge
         return
-    rootfs = out / "rootfs"
-    rootfs.mkdir(parents=True)
+    rootfs = _join(out, "rootfs")
+    os.makedirs(rootfs)
     kinds: dict[str, bool] = {}  # rendered path -> is a directory
     for position, (aci, _level, layer_manifest) in enumerate(layers):
-        scratch = work / f"layer-{position}"
+        scratch = _join(work, f"layer-{position}")
         extract_aci(aci, scratch)
-        if position == 0:
-            _copy_dir_meta(scratch / "rootfs", rootfs)  # the image's own rootfs mode and owner
-        _merge(scratch / "rootfs", rootfs, kinds, _whitelist(layer_manifest),
+        if position == 0:  # the image's own rootfs mode and owner
+            _copy_dir_meta(_join(scratch, "rootfs"), rootfs)
+        _merge(_join(scratch, "rootfs"), rootfs, kinds, _whitelist(layer_manifest),
                _upper_whitelist(layers, position))
         remove_tree(scratch)
-    (out / "manifest").write_bytes(manifest)
+    with open(_join(out, "manifest"), "wb") as handle:
+        handle.write(manifest)
 
 
-def _merge(source: Path, dest: Path, kinds: dict[str, bool], own: set[str] | None,
+def _merge(source: str, dest: str, kinds: dict[str, bool], own: set[str] | None,
            upper: set[str] | None) -> None:
     """Move the allowed entries of one extracted layer's rootfs into the rendered rootfs."""
     for top, dirnames, filenames in os.walk(source):
         rel_top = os.path.relpath(top, source)
         for name in sorted(dirnames) + sorted(filenames):
             rel = posixpath.normpath(posixpath.join(rel_top, name)) if rel_top != "." else name
-            src = Path(top, name)
-            is_dir = src.is_dir() and not src.is_symlink()
+            src = _join(top, name)
+            is_dir = os.path.isdir(src) and not os.path.islink(src)
             if not is_dir and own is not None and rel not in own:
                 continue
             if upper is not None and rel not in upper:
                 continue
             if rel in kinds or _under_file(rel, kinds):
                 continue
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target = _join(dest, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
             kinds[rel] = is_dir
             if is_dir:
-                target.mkdir(exist_ok=True)
+                try:
+                    os.mkdir(target)
+                except FileExistsError:
+                    if not os.path.isdir(target):
+                        raise
                 _copy_dir_meta(src, target)
             else:
                 os.rename(src, target)
         # symlinks to directories are files here: never walk into them
-        dirnames[:] = [d for d in dirnames if not Path(top, d).is_symlink()]
+        dirnames[:] = [d for d in dirnames if not os.path.islink(_join(top, d))]
 
 
 def _under_file(rel: str, kinds: dict[str, bool]) -> bool:
@@ -114,9 +122,9 @@ def _under_file(rel: str, kinds: dict[str, bool]) -> bool:
     return False
 
 
-def _copy_dir_meta(src: Path, dest: Path) -> None:
+def _copy_dir_meta(src: str, dest: str) -> None:
     try:
-        info = src.lstat()
+        info = os.lstat(src)
     except FileNotFoundError:
         return
     os.chmod(dest, info.st_mode & 0o7777)

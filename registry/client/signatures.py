@@ -8,8 +8,8 @@ and the `pyrkt trust --prefix` command that would trust it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from pathlib import Path
 
 from registry.signing import (
     PublicKey,
@@ -92,7 +92,8 @@ class SignatureCheck:
                      f"{self._flags()}")
         raise FetchError("\n".join(lines))
 
-    def verify_file(self, signature: bytes, path: Path, name: str, where: str) -> PublicKey:
+    def verify_file(self, signature: bytes, path: str | os.PathLike[str], name: str,
+                    where: str) -> PublicKey:
         signers = self.trusted_signers(signature, name)
         try:
             signer = verify_detached(signature, path, signers)

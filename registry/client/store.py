@@ -21,22 +21,25 @@ import fcntl
 import os
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from registry import jsontext
 from registry.records import record
 
-from .dirs import default_store_dir
+from .dirs import plain_path, store_dir
 from .errors import ImageNotFound, StoreError
 from .index import Index, Remote
 from .render import DependencyError, remove_tree, render_layers
 
 # Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
 # typing, collections.abc and contextlib too stay out of a run (~2.5 ms): names for the type
-# checker only, and small classes for the two `with` blocks a run may enter.
+# checker only, and small classes for the two `with` blocks a run may enter. Paths are plain
+# strings (os.path): pathlib loads re, fnmatch, urllib.parse and ipaddress (~6 ms); `path` and
+# `signature_path` of a StoredImage are Paths, made on use, for the callers that want one.
 TYPE_CHECKING = False
+_join = os.path.join
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
     from types import TracebackType
     from typing import Any, BinaryIO
 
@@ -58,9 +61,16 @@ class StoredImage:
     compression: str
     import_time: datetime
     last_used: datetime
-    path: Path
+    file: str  # the stored ACI file
     manifest_bytes: bytes
     has_signature: bool
+
+    @property
+    def path(self) -> Path:
+        """The stored ACI file as a Path (`file` is the same as a str)."""
+        from pathlib import Path
+
+        return Path(self.file)
 
     @property
     def short_id(self) -> str:
@@ -78,8 +88,12 @@ class StoredImage:
 
     @property
     def signature_path(self) -> Path | None:
-        path = self.path.with_name(self.path.name + ".asc")
-        return path if self.has_signature and path.exists() else None
+        path = self.file + ".asc"
+        if not (self.has_signature and os.path.exists(path)):
+            return None
+        from pathlib import Path
+
+        return Path(path)
 
     def label(self, name: str) -> str | None:
         return self.labels.get(name)
@@ -117,17 +131,22 @@ class ImageStore:
     """Content-addressed ACI storage with an index. Safe to use from several processes at once."""
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        self.directory = Path(directory) if directory is not None else default_store_dir()
+        self.directory = plain_path(directory) if directory is not None else store_dir()
         try:
+            try:  # one read of the directory, rather than four mkdirs refused at every start
+                present = set(os.listdir(self.directory))
+            except FileNotFoundError:
+                present = set()
             for sub in ("images", "trees", "tmp", "locks"):
-                (self.directory / sub).mkdir(parents=True, exist_ok=True)
-            self.index = Index(self.directory / "index.db")
+                if sub not in present:
+                    os.makedirs(_join(self.directory, sub), exist_ok=True)
+            self.index = Index(_join(self.directory, "index.db"))
         except OSError as error:
             raise StoreError(f"cannot use the image store at {self.directory}: "
                              f"{error.strerror or error}") from error
 
     def __repr__(self) -> str:
-        return f"ImageStore({str(self.directory)!r})"
+        return f"ImageStore({self.directory!r})"
 
     def close(self) -> None:
         """Let go of the index's connection (a later call opens it again)."""
@@ -135,11 +154,11 @@ class ImageStore:
 
     # paths -----------------------------------------------------------------------------------
 
-    def _blob(self, image_id: str) -> Path:
-        return self.directory / "images" / f"{image_id}.aci"
+    def _blob(self, image_id: str) -> str:
+        return _join(self.directory, "images", f"{image_id}.aci")
 
-    def _tree(self, image_id: str) -> Path:
-        return self.directory / "trees" / image_id
+    def _tree(self, image_id: str) -> str:
+        return _join(self.directory, "trees", image_id)
 
     def temporary_file(self, suffix: str = ".part") -> _TemporaryFile:
         """`with store.temporary_file() as (path, handle):` a new file inside the store (same
@@ -147,7 +166,7 @@ class ImageStore:
 
         The caller keeps it by renaming or linking it away before the block ends.
         """
-        return _TemporaryFile(self.directory / "tmp", suffix)
+        return _TemporaryFile(_join(self.directory, "tmp"), suffix)
 
     # imports ---------------------------------------------------------------------------------
 
@@ -156,9 +175,9 @@ class ImageStore:
         """Copy a local ACI into the store (validated, hashed while copied) and index it."""
         from registry.aci import ACIError
 
-        source = Path(path)
+        source = plain_path(path)
         try:
-            src = source.open("rb")
+            src = open(source, "rb")
         except OSError as error:
             raise StoreError(f"cannot read {source}: {error.strerror or error}") from error
         with src, self.temporary_file() as (temp, handle):
@@ -200,7 +219,7 @@ class ImageStore:
         os.fsync(sink.fileno())
         return info
 
-    def commit(self, temp: Path, info: ACIInfo, *, remote: Remote | None = None,
+    def commit(self, temp: str | os.PathLike[str], info: ACIInfo, *, remote: Remote | None = None,
                signature: bytes | None = None) -> StoredImage:
         """Publish a fully written and validated temporary file as image `info.image_id`."""
         image_id = info.image_id
@@ -212,11 +231,11 @@ class ImageStore:
         except OSError as error:
             raise StoreError(f"cannot store {image_id}: {error.strerror or error}") from error
         if signature is not None:
-            self._write_atomic(final.with_name(final.name + ".asc"), signature)
+            self._write_atomic(final + ".asc", signature)
         manifest = info.manifest
         labels = {label.name: label.value for label in manifest.labels}
         self.index.add_image(image_id=image_id, name=str(manifest.name), labels=labels,
-                             manifest=bytes(info.manifest_bytes), size=final.stat().st_size,
+                             manifest=bytes(info.manifest_bytes), size=os.stat(final).st_size,
                              compression=str(info.compression or "none"),
                              has_signature=signature is not None)
         if remote is not None:
@@ -225,7 +244,7 @@ class ImageStore:
                                           image_id))
         return self.get(image_id)
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
+    def _write_atomic(self, path: str, data: bytes) -> None:
         with self.temporary_file(".tmp") as (temp, handle):
             handle.write(data)
             handle.flush()
@@ -239,7 +258,7 @@ class ImageStore:
         return StoredImage(
             id=row["id"], name=row["name"], labels=jsontext.loads(row["labels"]), size=row["size"],
             compression=row["compression"], import_time=_stamp(row["import_time"]),
-            last_used=_stamp(row["last_used"]), path=self._blob(row["id"]),
+            last_used=_stamp(row["last_used"]), file=self._blob(row["id"]),
             manifest_bytes=bytes(row["manifest"]), has_signature=bool(row["has_signature"]))
 
     def get(self, id_or_prefix: str) -> StoredImage:
@@ -267,8 +286,8 @@ class ImageStore:
         return [self._row_to_image(row)
                 for row in self.index.image_rows("ORDER BY import_time, id")]
 
-    def aci_path(self, image_id: str) -> Path:
-        return self.get(image_id).path
+    def aci_path(self, image_id: str) -> str:
+        return self.get(image_id).file
 
     def touch(self, image_id: str) -> None:
         """Record that an image was used now (`LAST USED` in `pyrkt image list`)."""
@@ -276,7 +295,7 @@ class ImageStore:
 
     def remote(self, url: str) -> Remote | None:
         remote = self.index.remote(url)
-        if remote is not None and not self._blob(remote.image_id).exists():
+        if remote is not None and not os.path.exists(self._blob(remote.image_id)):
             return None
         return remote
 
@@ -289,11 +308,11 @@ class ImageStore:
         """Delete an image, its signature and its rendered tree; returns what was removed."""
         image = self.get(image_id)
         self.index.remove_image(image.id)
-        for path in (image.path, image.path.with_name(image.path.name + ".asc")):
-            path.unlink(missing_ok=True)
+        for path in (image.file, image.file + ".asc"):
+            _unlink(path)
         tree = self._tree(image.id)
-        if tree.exists():
-            trash = self.directory / "tmp" / f"trash-{image.id}-{os.getpid()}-{time.time_ns()}"
+        if os.path.exists(tree):
+            trash = _join(self.directory, "tmp", f"trash-{image.id}-{os.getpid()}-{time.time_ns()}")
             os.replace(tree, trash)  # vanish atomically, then delete at leisure
             remove_tree(trash)
         return image
@@ -318,12 +337,17 @@ class ImageStore:
 
     def _clean_tmp(self, moment: datetime) -> None:
         """Drop leftovers of interrupted imports older than a day (partial downloads excluded)."""
-        for entry in (self.directory / "tmp").iterdir():
+        with os.scandir(_join(self.directory, "tmp")) as entries:
+            found = list(entries)
+        for entry in found:
             if entry.name.startswith("partial-"):
                 continue
             try:
-                if moment.timestamp() - entry.lstat().st_mtime > 86400:
-                    remove_tree(entry, ignore_errors=False) if entry.is_dir() else entry.unlink()
+                if moment.timestamp() - entry.stat(follow_symlinks=False).st_mtime > 86400:
+                    if entry.is_dir():
+                        remove_tree(entry.path, ignore_errors=False)
+                    else:
+                        os.unlink(entry.path)
             except OSError:
                 pass
 
@@ -338,7 +362,7 @@ class ImageStore:
 
         image = self.get(image_id)
         try:
-            with image.path.open("rb") as handle:
+            with open(image.file, "rb") as handle:
                 if also is None:
                     info = read_aci(handle)
                 else:
@@ -352,34 +376,35 @@ class ImageStore:
                              f"{info.image_id[:39]}")
         return info
 
-    def export(self, image_id: str, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    def export(self, image_id: str, dest: str | os.PathLike[str], *, overwrite: bool = False) -> str:
         """Write the stored ACI file (exactly as fetched) to `dest`, atomically."""
         image = self.get(image_id)
-        target = Path(dest)
-        if target.exists() and not overwrite:
+        target = plain_path(dest)
+        if os.path.exists(target) and not overwrite:
             raise StoreError(f"{target} exists; pass --overwrite to replace it")
-        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temp = _join(os.path.dirname(target), f".{os.path.basename(target)}.{os.getpid()}.tmp")
         import shutil  # here: see render.remove_tree
 
         try:
-            shutil.copyfile(image.path, temp)
+            shutil.copyfile(image.file, temp)
             os.replace(temp, target)
         except OSError as error:
-            temp.unlink(missing_ok=True)
+            _unlink(temp)
             raise StoreError(f"cannot write {target}: {error.strerror or error}") from error
         return target
 
     def extract(self, image_id: str, dest: str | os.PathLike[str], *,
-                rootfs_only: bool = False) -> Path:
+                rootfs_only: bool = False) -> str:
         """Extract one image (no dependencies) safely into a new directory `dest`."""
         from registry.aci import ACIError, extract_aci
 
         image = self.get(image_id)
+        target = plain_path(dest)
         try:
-            extract_aci(image.path, Path(dest), rootfs_only=rootfs_only)
+            extract_aci(image.file, target, rootfs_only=rootfs_only)
         except ACIError as error:
             raise StoreError(f"cannot extract {image.short_id}: {error}") from error
-        return Path(dest)
+        return target
 
     # rendering -------------------------------------------------------------------------------
 
@@ -423,7 +448,7 @@ class ImageStore:
         return matching
 
     def render(self, image_id: str, dest: str | os.PathLike[str] | None = None, *,
-               overlay: bool = False, rootfs_only: bool = False) -> Path:
+               overlay: bool = False, rootfs_only: bool = False) -> str:
         """Render an image with its dependencies applied and pathWhitelist honoured.
 
         The result is an image layout: `manifest` (the image's own) and `rootfs/`.
@@ -439,28 +464,34 @@ class ImageStore:
             return self._shared_tree(image)
         if dest is None:
             raise StoreError("render needs a destination directory unless overlay=True")
-        target = Path(dest)
-        if target.exists():
-            if not target.is_dir() or any(target.iterdir()):
+        target = plain_path(dest)
+        if os.path.exists(target):
+            if not os.path.isdir(target) or os.listdir(target):
                 raise StoreError(f"cannot render into {target}: it exists and is not an empty "
                                  f"directory")
         self._render_to(image, target, rootfs_only=rootfs_only)
         return target
 
-    def _render_to(self, image: StoredImage, target: Path, *, rootfs_only: bool = False) -> None:
+    def _render_to(self, image: StoredImage, target: str, *, rootfs_only: bool = False) -> None:
         from registry.aci import ACIError
 
-        target.parent.mkdir(parents=True, exist_ok=True)
+        parent = os.path.dirname(target) or "."
         import tempfile  # here: only a render that is not cached yet needs it
 
-        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.render-", dir=target.parent))
         try:
-            layers = [(img.path, level, img.manifest_dict) for img, level in
+            os.makedirs(parent, exist_ok=True)
+            work = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.render-", dir=parent)
+        except OSError as error:
+            raise StoreError(f"cannot render {image.short_id} into {target}: "
+                             f"{error.strerror or error}") from error
+        try:
+            layers = [(img.file, level, img.manifest_dict) for img, level in
                       self.dependency_chain(image.id)]
-            render_layers(layers, image.manifest_bytes, work / "out", work)
-            if target.exists():
-                target.rmdir()
-            os.replace(work / "out" / "rootfs" if rootfs_only else work / "out", target)
+            out = _join(work, "out")
+            render_layers(layers, image.manifest_bytes, out, work)
+            if os.path.exists(target):
+                os.rmdir(target)
+            os.replace(_join(out, "rootfs") if rootfs_only else out, target)
         except ACIError as error:
             raise StoreError(f"cannot render {image.short_id}: {error}") from error
         except DependencyError as error:
@@ -471,31 +502,31 @@ class ImageStore:
         finally:
             remove_tree(work)
 
-    def _shared_tree(self, image: StoredImage) -> Path:
+    def _shared_tree(self, image: StoredImage) -> str:
         tree = self._tree(image.id)
-        if (tree / "rootfs").is_dir():
+        if os.path.isdir(_join(tree, "rootfs")):
             return tree
         with self._lock(f"tree-{image.id}"):
-            if not (tree / "rootfs").is_dir():  # another process may have rendered it meanwhile
+            if not os.path.isdir(_join(tree, "rootfs")):  # another process may have rendered it meanwhile
                 self._render_to(image, tree)
         return tree
 
     def _lock(self, name: str) -> _Lock:
-        return _Lock(self.directory / "locks" / f"{name}.lock")
+        return _Lock(_join(self.directory, "locks", f"{name}.lock"))
 
 
 class _TemporaryFile:
     """ImageStore.temporary_file's block: the file is made on entry, closed and removed on exit."""
 
-    def __init__(self, directory: Path, suffix: str) -> None:
+    def __init__(self, directory: str, suffix: str) -> None:
         self.directory, self.suffix = directory, suffix
 
-    def __enter__(self) -> tuple[Path, BinaryIO]:
+    def __enter__(self) -> tuple[str, BinaryIO]:
         import tempfile  # here: a run of a stored image writes no temporary file (~1 ms)
 
         self.handle = tempfile.NamedTemporaryFile(dir=self.directory, suffix=self.suffix,
                                                   delete=False)
-        self.path = Path(self.handle.name)
+        self.path: str = self.handle.name
         return self.path, self.handle  # type: ignore[return-value]
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -503,13 +534,13 @@ class _TemporaryFile:
         try:
             self.handle.close()
         finally:
-            self.path.unlink(missing_ok=True)
+            _unlink(self.path)
 
 
 class _Lock:
     """An exclusive flock on a lock file for the block (ImageStore._lock)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
 
     def __enter__(self) -> None:
@@ -526,3 +557,11 @@ class _Lock:
             fcntl.flock(self.handle, fcntl.LOCK_UN)
         finally:
             self.handle.close()
+
+
+def _unlink(path: str) -> None:
+    """Path.unlink(missing_ok=True)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

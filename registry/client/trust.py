@@ -56,8 +56,8 @@ class TrustStore:
         self.dirs = dirs
 
     @staticmethod
-    def _base(layer: Path) -> Path:
-        return layer / "trustedkeys"
+    def _base(layer: str | os.PathLike[str]) -> Path:
+        return Path(layer, "trustedkeys")
 
     def _writable_bases(self) -> list[Path]:
         return [self._base(layer) for layer in self.dirs.layers() if layer != self.dirs.system]

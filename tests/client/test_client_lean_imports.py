@@ -22,24 +22,27 @@ START_PATH = ("registry/client/__init__.py", "registry/client/store.py",
               "registry/client/render.py", "registry/client/insecure.py",
               "registry/client/errors.py", "registry/cli/views.py")
 NOT_AT_LOAD = ("typing", "collections", "contextlib", "json", "re", "functools", "enum",
-               "sqlite3")
+               "sqlite3", "pathlib")
 
 
 def _top_level_imports(path: Path) -> set[str]:
     """The modules a file imports when it loads (not under `if TYPE_CHECKING:`, not in a
     function)."""
     found: set[str] = set()
-    for node in ast.parse(path.read_text()).body:
+    pending: list[ast.AST] = [ast.parse(path.read_text())]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue  # runs when called, not when the module loads
         if isinstance(node, ast.If) and isinstance(node.test, ast.Name) \
                 and node.test.id == "TYPE_CHECKING":
+            pending.extend(node.orelse)
             continue
-        for inner in ast.walk(node):
-            if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue
-            if isinstance(inner, ast.Import):
-                found.update(alias.name for alias in inner.names)
-            elif isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
-                found.add(inner.module)
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+        pending.extend(ast.iter_child_nodes(node))
     return found
 
 
@@ -60,7 +63,8 @@ def test_type_checking_blocks_are_false_at_run_time() -> None:
 
 # not loaded at all by importing the store, whoever else is on the path (re with enum,
 # contextlib and functools still come with typing, which registry.records loads)
-NEVER_LOADED = ("json", "sqlite3", "shutil", "tempfile", "threading")
+NEVER_LOADED = ("json", "sqlite3", "pathlib", "fnmatch", "urllib", "ipaddress", "shutil",
+                "tempfile", "threading")
 
 
 def test_importing_the_store_loads_none_of_them() -> None:

@@ -57,7 +57,8 @@ def test_import_get_find_list(tmp_path: Path) -> None:
     assert store.find(BASE).id == ids["base2"]  # the newest
     assert store.find(BASE, {"version": "3"}) is None
     assert [i.id for i in store.list()] == [ids["base1"], ids["base2"]]
-    assert store.aci_path(ids["base2"]) == store.get(ids["base2"]).path
+    assert store.aci_path(ids["base2"]) == store.get(ids["base2"]).file == str(
+        store.get(ids["base2"]).path) == str(tmp_path / "store" / "images" / f"{ids['base2']}.aci")
     with pytest.raises(ImageNotFound, match="no image with ID"):
         store.get("sha512-" + "0" * 20)
     with pytest.raises(ImageNotFound, match="is not an image ID"):
@@ -74,13 +75,14 @@ def test_render_applies_dependencies_and_the_whitelist(tmp_path: Path) -> None:
     chain = [img.name for img, _ in store.dependency_chain(ids["app"])]
     assert chain == ["example.com/app", "example.com/middle", "example.com/extra", BASE]
     out = store.render(ids["app"], tmp_path / "rendered")
-    rootfs = out / "rootfs"
+    assert out == str(tmp_path / "rendered")
+    rootfs = Path(out) / "rootfs"
     files = sorted(p.relative_to(rootfs).as_posix() for p in rootfs.rglob("*") if p.is_file())
     assert files == ["app", "bin/ls", "bin/sh", "etc/middle", "etc/os", "opt/tool"]
     assert (rootfs / "bin/sh").read_text() == "app-sh"  # the image wins over its dependencies
     assert (rootfs / "etc/os").read_text() == "extra"  # a later dependency wins over an earlier
     assert (rootfs / "bin/ls").read_text() == "ls1"  # base v1, as the label asked
-    assert (out / "manifest").read_bytes() == store.get(ids["app"]).manifest_bytes
+    assert (Path(out) / "manifest").read_bytes() == store.get(ids["app"]).manifest_bytes
     with pytest.raises(StoreError, match="not an empty directory"):
         store.render(ids["app"], tmp_path / "rendered")
 
@@ -93,9 +95,10 @@ def test_render_overlay_tree_is_shared_and_a_missing_dependency_is_named(tmp_pat
         store.render(ids["app"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
     store.import_aci(tmp_path / "extra.aci")
-    tree = store.render(ids["app"], overlay=True)
+    tree = Path(store.render(ids["app"], overlay=True))
+    assert tree == tmp_path / "store" / "trees" / ids["app"]
     assert (tree / "rootfs" / "app").read_text() == "binary"
-    assert store.render(ids["app"], overlay=True) == tree
+    assert store.render(ids["app"], overlay=True) == str(tree)
     store.remove(ids["app"])
     assert not tree.exists()
 
@@ -108,11 +111,11 @@ def test_extract_export_verify_remove(tmp_path: Path) -> None:
     assert (tmp_path / "x" / "rootfs" / "bin" / "sh").read_text() == "sh1"
     store.extract(ids["base1"], tmp_path / "r", rootfs_only=True)
     assert (tmp_path / "r" / "bin" / "sh").read_text() == "sh1"
-    exported = store.export(ids["base1"], tmp_path / "out.aci")
-    assert exported.read_bytes() == (tmp_path / "base1.aci").read_bytes()
+    exported = Path(store.export(ids["base1"], tmp_path / "out.aci"))
+    assert exported == tmp_path / "out.aci" and exported.read_bytes() == (tmp_path / "base1.aci").read_bytes()
     assert store.verify(ids["base1"]).image_id == ids["base1"]
     # damage the stored file: verify notices
-    path = store.aci_path(ids["base1"])
+    path = Path(store.aci_path(ids["base1"]))
     os.chmod(path, 0o644)
     path.write_bytes((tmp_path / "base2.aci").read_bytes())
     with pytest.raises(StoreError, match="damaged"):
