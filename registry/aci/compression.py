@@ -12,21 +12,23 @@ threads (ParallelGzip), since it costs more than everything else an ACI writer d
 
 from __future__ import annotations
 
-import bz2
-import collections
-import lzma
 import os
 import sys
 import zlib
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from registry.aci.errors import ArchiveError
 
+# Reading a gzip ACI (an image ID takes ~0.2 s at 128 MiB, a whole process of its own) loads
+# this module and zlib/ISA-L only: bz2 and lzma are imported where a stream of theirs is
+# (de)compressed, collections and concurrent.futures (logging, traceback: 7 ms) where blocks are
+# deflated, and typing (re, enum, collections: ~10 ms) never at run time, so the protocols below
+# exist for type checkers only (annotations are strings, never evaluated).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    # Imported where blocks are deflated: concurrent.futures brings logging and traceback,
-    # 7 ms of every process that only reads (an image ID takes ~0.2 s at 128 MiB).
+    import collections
+    from collections.abc import Callable, Generator
     from concurrent.futures import Future, ThreadPoolExecutor
+    from typing import Any, Protocol
 
 GZIP, BZIP2, XZ, NONE = "gzip", "bzip2", "xz", "none"
 COMPRESSIONS = (GZIP, BZIP2, XZ, NONE)
@@ -37,53 +39,58 @@ READ_SIZE = 256 << 10    # compressed bytes read per step (the bomb guard's gran
 CHUNK_SIZE = 1 << 20     # at most this many decompressed bytes per step
 
 
-class Compressor(Protocol):
-    def compress(self, data: Any) -> bytes | memoryview: ...
+if TYPE_CHECKING:
+    class Compressor(Protocol):
+        def compress(self, data: Any) -> bytes | memoryview: ...
 
-    def flush(self) -> bytes: ...
+        def flush(self) -> bytes: ...
 
-    def close(self) -> None: ...
-
-
-class _StreamEngine(Protocol):
-    """bz2's and lzma's compressor objects."""
-
-    def compress(self, data: Any, /) -> bytes: ...
-
-    def flush(self) -> bytes: ...
+        def close(self) -> None: ...
 
 
-class _DeflateEngine(Protocol):
-    """zlib's compressobj, as zlib and ISA-L both make it."""
+    class _StreamEngine(Protocol):
+        """bz2's and lzma's compressor objects."""
 
-    def compress(self, data: Any, /) -> bytes: ...
+        def compress(self, data: Any, /) -> bytes: ...
 
-    def flush(self, mode: int = ..., /) -> bytes: ...
-
-
-class _Inflater(Protocol):
-    """zlib's decompressobj, as zlib and ISA-L both make it."""
-
-    @property
-    def eof(self) -> bool: ...
-
-    @property
-    def unused_data(self) -> bytes: ...
-
-    @property
-    def unconsumed_tail(self) -> bytes: ...
-
-    def decompress(self, data: bytes, max_length: int = 0, /) -> bytes: ...
+        def flush(self) -> bytes: ...
 
 
-class _Deflate(NamedTuple):
-    name: str
-    level: int
-    mem_level: int
-    compressobj: Callable[..., _DeflateEngine]
-    decompressobj: Callable[[int], _Inflater]
-    crc32: Callable[[Any, int], int]
-    errors: tuple[type[Exception], ...]
+    class _DeflateEngine(Protocol):
+        """zlib's compressobj, as zlib and ISA-L both make it."""
+
+        def compress(self, data: Any, /) -> bytes: ...
+
+        def flush(self, mode: int = ..., /) -> bytes: ...
+
+
+    class _Inflater(Protocol):
+        """zlib's decompressobj, as zlib and ISA-L both make it."""
+
+        @property
+        def eof(self) -> bool: ...
+
+        @property
+        def unused_data(self) -> bytes: ...
+
+        @property
+        def unconsumed_tail(self) -> bytes: ...
+
+        def decompress(self, data: bytes, max_length: int = 0, /) -> bytes: ...
+
+
+class _Deflate:
+    """The deflate library in use and its settings (a plain class: NamedTuple is typing's)."""
+
+    __slots__ = ("name", "level", "mem_level", "compressobj", "decompressobj", "crc32", "errors")
+
+    def __init__(self, name: str, level: int, mem_level: int,
+                 compressobj: Callable[..., _DeflateEngine],
+                 decompressobj: Callable[[int], _Inflater], crc32: Callable[[Any, int], int],
+                 errors: tuple[type[Exception], ...]) -> None:
+        self.name, self.level, self.mem_level = name, level, mem_level
+        self.compressobj, self.decompressobj, self.crc32 = compressobj, decompressobj, crc32
+        self.errors = errors
 
 
 def _deflate_library() -> _Deflate:
@@ -182,7 +189,9 @@ class ParallelGzip:
     def __init__(self, threads: int | None = None) -> None:
         self._threads = threads if threads is not None else deflate_threads()
         self._pool: ThreadPoolExecutor | None = None  # started with the first block
-        self._pending: collections.deque[Future[bytes]] = collections.deque()
+        from collections import deque  # see the imports above
+
+        self._pending: collections.deque[Future[bytes]] = deque()
         self._pieces: list[memoryview] = []  # input not yet making up a whole block
         self._held = 0
         self._window: Any = b""
@@ -253,8 +262,12 @@ def compressor(kind: str) -> Compressor:
     if kind == GZIP:
         return ParallelGzip()
     if kind == BZIP2:
+        import bz2  # see the imports above
+
         return _Stream(bz2.BZ2Compressor(9))
     if kind == XZ:
+        import lzma
+
         return _Stream(lzma.LZMACompressor(format=lzma.FORMAT_XZ))
     if kind == NONE:
         return _Stream(None)
@@ -270,25 +283,27 @@ def detect(prefix: bytes) -> str:
     return NONE
 
 
-class Readable(Protocol):
-    """What the readers need of a source: `read(size)` (a file, an HTTP body, a tee...)."""
+if TYPE_CHECKING:
+    class Readable(Protocol):
+        """What the readers need of a source: `read(size)` (a file, an HTTP body, a tee...)."""
 
-    def read(self, size: int, /) -> bytes: ...
+        def read(self, size: int, /) -> bytes: ...
 
 
-class _Engine(Protocol):
-    """The shared shape of bz2/lzma decompressors (zlib's is adapted to it below)."""
+if TYPE_CHECKING:
+    class _Engine(Protocol):
+        """The shared shape of bz2/lzma decompressors (zlib's is adapted to it below)."""
 
-    @property
-    def eof(self) -> bool: ...
+        @property
+        def eof(self) -> bool: ...
 
-    @property
-    def unused_data(self) -> bytes: ...
+        @property
+        def unused_data(self) -> bytes: ...
 
-    @property
-    def needs_input(self) -> bool: ...
+        @property
+        def needs_input(self) -> bool: ...
 
-    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+        def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
 
 
 class _ZlibEngine:
@@ -316,15 +331,21 @@ class _ZlibEngine:
         return self._inner.decompress(data, max(max_length, 0))
 
 
-def _engine(kind: str) -> _Engine:
+# What a decompressor raises on corrupt input, besides its library's own error (bz2's is OSError).
+_STREAM_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, ValueError)
+
+
+def _engine(kind: str) -> tuple[_Engine, tuple[type[Exception], ...]]:
+    """A decompressor for `kind` and the errors it raises on corrupt input."""
     if kind == GZIP:
-        return _ZlibEngine()
+        return _ZlibEngine(), (*DEFLATE.errors, *_STREAM_ERRORS)
     if kind == BZIP2:
-        return bz2.BZ2Decompressor()
-    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+        import bz2  # see the imports above
 
+        return bz2.BZ2Decompressor(), _STREAM_ERRORS
+    import lzma
 
-_ENGINE_ERRORS: tuple[type[Exception], ...] = (*DEFLATE.errors, OSError, lzma.LZMAError, EOFError, ValueError)
+    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ), (lzma.LZMAError, *_STREAM_ERRORS)
 
 
 class CountingReader:
@@ -355,7 +376,7 @@ def decompressed_chunks(source: CountingReader, kind: str,
         while data := source.read(READ_SIZE):
             yield data
         return
-    engine = _engine(kind)
+    engine, errors = _engine(kind)
     data = b""
     while True:
         if engine.eof:
@@ -363,28 +384,28 @@ def decompressed_chunks(source: CountingReader, kind: str,
             if following is None:
                 return
             data = following
-            engine = _engine(kind)
+            engine, errors = _engine(kind)
         if not data and engine.needs_input:
             data = source.read(READ_SIZE)
             if not data:
                 # Output may still be pending inside the engine; only then is it truncated.
-                output = _step(engine, source, b"", chunk_size, kind)
+                output = _step(engine, errors, source, b"", chunk_size, kind)
                 if output:
                     yield output
                     continue
                 raise ArchiveError(f"{kind}: compressed stream ends early (truncated file)",
                                    reason="truncated")
-        output = _step(engine, source, data, chunk_size, kind)
+        output = _step(engine, errors, source, data, chunk_size, kind)
         data = b""
         if output:
             yield output
 
 
-def _step(engine: _Engine, source: CountingReader, data: bytes, chunk_size: int,
-          kind: str) -> bytes:
+def _step(engine: _Engine, errors: tuple[type[Exception], ...], source: CountingReader,
+          data: bytes, chunk_size: int, kind: str) -> bytes:
     try:
         return engine.decompress(data, chunk_size)
-    except _ENGINE_ERRORS as error:
+    except errors as error:
         _drain(source)
         raise ArchiveError(f"{kind}: corrupt compressed data ({error})",
                            reason="bad-compression") from None

@@ -12,16 +12,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry.aci.errors import ACIError, ArchiveError
+from registry.aci.info import ACIInfo
 from registry.aci.layout import ROOTFS, LayoutChecker
 from registry.aci.manifest import ImageManifest
 from registry.aci.reader import (
     DEFAULT_MAX_RATIO,
     IMAGE_ID_PREFIX,
-    ACIInfo,
     Limits,
-    Source,
     opened,
     stream_archive,
 )
@@ -36,6 +36,9 @@ from registry.aci.tarstream import (
     Sink,
     TarEntry,
 )
+
+if TYPE_CHECKING:
+    from registry.aci.reader import Source
 
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 

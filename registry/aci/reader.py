@@ -11,26 +11,28 @@ parses (`read_aci`, a handler given to `stream_archive`)."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from registry.aci.compression import (
     MAGIC_LENGTH,
     NONE,
     READ_SIZE,
     CountingReader,
-    Readable,
     decompressed_chunks,
     detect,
 )
 from registry.aci.errors import ArchiveError
 from registry.aci.pipeline import BackgroundHash, Prefetch
-from registry.records import record
 
+# Function-local imports of the tar parser, layout checker, manifest and ACIInfo (with the
+# records and typing behind it) keep image_id_of lean; so does not importing typing here
+# (type checkers take a module-level `TYPE_CHECKING = False` as theirs).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from registry.aci.manifest import ImageManifest
+    from registry.aci.compression import Readable
+    from registry.aci.info import ACIInfo
     from registry.aci.tarstream import EntryHandler
 
-# Function-local imports of the tar parser, layout checker and manifest keep image_id_of lean.
+    Source = Readable | str | os.PathLike[str]
 
 IMAGE_ID_PREFIX = "sha512-"
 SHORT_ID_HEX_DIGITS = 32
@@ -40,18 +42,6 @@ DEFAULT_MAX_UNCOMPRESSED = 32 << 30
 # (text compresses ~5-20x); gzip's ceiling is ~1030x, xz and bzip2 go much higher on zeros.
 DEFAULT_MAX_RATIO = 250
 BOMB_FLOOR = 64 << 20
-
-Source = Readable | str | os.PathLike[str]
-
-
-@record(frozen=True)
-class ACIInfo:
-    image_id: str
-    manifest: ImageManifest
-    manifest_bytes: bytes
-    compression: str
-    uncompressed_size: int
-
 
 def short_id(image_id: str) -> str:
     """`sha512-` and the first 32 hex digits, as rkt shows image IDs."""
@@ -117,7 +107,11 @@ def stream_archive(fileobj: Readable, handler: EntryHandler | None, limits: Limi
 
         parser = TarStreamParser(handler, allow_empty=allow_empty)
     hasher = BackgroundHash(digest) if digest else None
-    chunks = Prefetch(decompressed_chunks(source, compression))
+    inflated = decompressed_chunks(source, compression)
+    # A parser holds the GIL, so inflating (which releases it) runs ahead in a helper thread;
+    # without one this thread only hands chunks to the hash's, so it inflates them itself (one
+    # thread and one hand-over per chunk fewer: the image ID's case).
+    chunks = Prefetch(inflated) if parser is not None else inflated
     total = 0
     try:
         for chunk in chunks:
@@ -165,6 +159,7 @@ def read_aci(fileobj: Source, *, max_uncompressed: int | None = None,
     `fileobj` (a binary file object, or a path) is read to EOF. `max_uncompressed` caps the
     tar's size (default 32 GiB); `max_ratio` is the bomb guard (None disables it).
     """
+    from registry.aci.info import ACIInfo
     from registry.aci.layout import LayoutChecker
     from registry.aci.manifest import ImageManifest
 
