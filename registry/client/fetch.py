@@ -247,7 +247,7 @@ class Fetcher:
 
     def stored_match(self, app: AppRef) -> StoredImage | None:
         """The newest stored image satisfying `app` (same rules as the post-download check)."""
-        for image in sorted(self.store.list(), key=lambda i: i.import_time, reverse=True):
+        for image in sorted(self.store.list(), key=lambda i: i.import_stamp, reverse=True):
             if label_mismatch(image.name, image.labels, app) is None:
                 return image
         return None

@@ -20,7 +20,6 @@ import builtins
 import fcntl
 import os
 import time
-from datetime import UTC, datetime, timedelta
 
 from registry import jsontext
 from registry.records import record
@@ -34,11 +33,13 @@ from .render import DependencyError, remove_tree, render_layers
 # typing, collections.abc and contextlib too stay out of a run (~2.5 ms): names for the type
 # checker only, and small classes for the two `with` blocks a run may enter. Paths are plain
 # strings (os.path): pathlib loads re, fnmatch, urllib.parse and ipaddress (~6 ms); `path` and
-# `signature_path` of a StoredImage are Paths, made on use, for the callers that want one.
+# `signature_path` of a StoredImage are Paths, made on use, for the callers that want one;
+# its times are the index's floats, and datetimes (~1 ms to import) only when asked for.
 TYPE_CHECKING = False
 _join = os.path.join
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime, timedelta
     from pathlib import Path
     from types import TracebackType
     from typing import Any, BinaryIO
@@ -59,8 +60,8 @@ class StoredImage:
     labels: dict[str, str]
     size: int
     compression: str
-    import_time: datetime
-    last_used: datetime
+    import_stamp: float  # seconds since the epoch, as the index keeps them
+    last_used_stamp: float
     file: str  # the stored ACI file
     manifest_bytes: bytes
     has_signature: bool
@@ -95,6 +96,16 @@ class StoredImage:
 
         return Path(path)
 
+    @property
+    def import_time(self) -> datetime:
+        """When the image was first stored (UTC)."""
+        return _stamp(self.import_stamp)
+
+    @property
+    def last_used(self) -> datetime:
+        """When a pod last used the image, or its import (UTC): `LAST USED`, and gc's clock."""
+        return _stamp(self.last_used_stamp)
+
     def label(self, name: str) -> str | None:
         return self.labels.get(name)
 
@@ -104,6 +115,8 @@ class StoredImage:
 
 
 def _stamp(value: float) -> datetime:
+    from datetime import UTC, datetime
+
     return datetime.fromtimestamp(value, UTC)
 
 
@@ -257,8 +270,8 @@ class ImageStore:
     def _row_to_image(self, row: Any) -> StoredImage:
         return StoredImage(
             id=row["id"], name=row["name"], labels=jsontext.loads(row["labels"]), size=row["size"],
-            compression=row["compression"], import_time=_stamp(row["import_time"]),
-            last_used=_stamp(row["last_used"]), file=self._blob(row["id"]),
+            compression=row["compression"], import_stamp=row["import_time"],
+            last_used_stamp=row["last_used"], file=self._blob(row["id"]),
             manifest_bytes=bytes(row["manifest"]), has_signature=bool(row["has_signature"]))
 
     def get(self, id_or_prefix: str) -> StoredImage:
@@ -317,9 +330,14 @@ class ImageStore:
             remove_tree(trash)
         return image
 
-    def gc(self, grace_period: timedelta = timedelta(hours=24), *,
-           in_use: set[str] | None = None, now: datetime | None = None) -> builtins.list[StoredImage]:
-        """Remove images not used within `grace_period`, except `in_use` and their dependencies."""
+    def gc(self, grace_period: timedelta | None = None, *, in_use: set[str] | None = None,
+           now: datetime | None = None) -> builtins.list[StoredImage]:
+        """Remove images not used within `grace_period` (default 24 hours), except `in_use` and
+        their dependencies."""
+        from datetime import UTC, datetime, timedelta
+
+        if grace_period is None:
+            grace_period = timedelta(hours=24)
         moment = now or datetime.now(UTC)
         keep = set(in_use or ())
         for image_id in list(keep):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -43,6 +47,36 @@ def test_list_columns_sort_and_formats(env: ClientEnv, filled: dict[str, str]) -
     assert pretty.startswith("[\n  {") and json.loads(pretty) == docs
     bad = env.run(["image", "list"], "--fields", "id,colour")
     assert bad.exit_code != 0 and "colour" in bad.output
+
+
+def test_list_shows_the_index_times(env: ClientEnv, filled: dict[str, str]) -> None:
+    """IMPORT TIME and LAST USED are the index's seconds: "ago" in the table, ISO 8601 (UTC)
+    with --full and in JSON, and the sort order of --sort importtime/lastused."""
+    now = time.time()
+    small, big = filled["example.com/small"], filled["example.com/big"]
+    times = {small: (now - 3 * 86400 - 50, now - 7200 - 30), big: (now - 90, now - 2)}
+    with sqlite3.connect(env.store_dir / "index.db") as db:
+        for image_id, (imported, used) in times.items():
+            db.execute("UPDATE images SET import_time = ?, last_used = ? WHERE id = ?",
+                       (imported, used, image_id))
+    table = env.run(["image", "list"], "--no-legend", "--fields", "name,importtime,lastused")
+    assert table.exit_code == 0, table.output
+    assert [re.split(r"\s\s+", line) for line in table.output.strip().splitlines()] == [
+        ["example.com/small:1", "3 days ago", "2 hours ago"],
+        ["example.com/big:2", "1 minute ago", "just now"]]
+
+    def iso(stamp: float, **kwargs: str) -> str:
+        return datetime.fromtimestamp(stamp, UTC).isoformat(**kwargs)
+
+    full = env.run(["image", "list"], "--no-legend", "--full", "--fields",
+                   "id,importtime,lastused", "--sort", "lastused", "--order", "desc")
+    assert [line.split() for line in full.output.strip().splitlines()] == [
+        [image_id, iso(imported, timespec="seconds"), iso(used, timespec="seconds")]
+        for image_id, (imported, used) in ((big, times[big]), (small, times[small]))]
+    docs = json.loads(env.run(["image", "list"], "--format", "json").output)
+    assert [(d["id"], d["import_time"], d["last_used"]) for d in docs] == [
+        (image_id, iso(imported), iso(used))
+        for image_id, (imported, used) in ((small, times[small]), (big, times[big]))]
 
 
 def test_cat_manifest_export_extract_render(env: ClientEnv, filled, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ START_PATH = ("registry/client/__init__.py", "registry/client/store.py",
               "registry/client/render.py", "registry/client/insecure.py",
               "registry/client/errors.py", "registry/cli/views.py")
 NOT_AT_LOAD = ("typing", "collections", "contextlib", "json", "re", "functools", "enum",
-               "sqlite3", "pathlib")
+               "sqlite3", "pathlib", "datetime")
 
 
 def _top_level_imports(path: Path) -> set[str]:
@@ -63,8 +63,8 @@ def test_type_checking_blocks_are_false_at_run_time() -> None:
 
 # not loaded at all by importing the store, whoever else is on the path (re with enum,
 # contextlib and functools still come with typing, which registry.records loads)
-NEVER_LOADED = ("json", "sqlite3", "pathlib", "fnmatch", "urllib", "ipaddress", "shutil",
-                "tempfile", "threading")
+NEVER_LOADED = ("json", "sqlite3", "pathlib", "fnmatch", "urllib", "ipaddress", "datetime",
+                "shutil", "tempfile", "threading")
 
 
 def test_importing_the_store_loads_none_of_them() -> None:
