@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+from . import linux
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -53,16 +55,16 @@ def retained(app_section: dict[str, Any]) -> frozenset[str]:
 
 def limit_bounding_set(keep: frozenset[str]) -> None:
     """Drop every capability not in `keep` from the bounding set (needs CAP_SETPCAP: as root)."""
-    libc = ctypes.CDLL(None, use_errno=True)  # the running C library (see linux._libc)
     try:
-        last = int(open("/proc/sys/kernel/cap_last_cap").read())
+        with open("/proc/sys/kernel/cap_last_cap") as handle:
+            last = int(handle.read())
     except (OSError, ValueError):
         last = len(NAMES) - 1
     for number in range(last + 1):
         name = NAMES[number] if number < len(NAMES) else f"CAP_{number}"
         if name in keep:
             continue
-        if libc.prctl(PR_CAPBSET_DROP, number, 0, 0, 0) != 0:
+        if linux.libc.prctl(PR_CAPBSET_DROP, number, 0, 0, 0) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"cannot drop {name}: {os.strerror(err)}")
 
@@ -81,8 +83,7 @@ def no_new_privileges(app_section: dict[str, Any]) -> bool:
 
 
 def set_no_new_privs() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+    if linux.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"cannot set no_new_privs: {os.strerror(err)}")
 

@@ -21,26 +21,58 @@ statistics (cpu.stat, memory.events, memory.max_usage_in_bytes...) can still be 
 
 from __future__ import annotations
 
+import os
 import time
-from pathlib import Path
 
 from registry.records import field, record
 
 from .errors import LauncherError
 from .limits import CGROUP_ROOT, INSECURE_OPTION, OPTIONAL_FILES, Limits, v1_files, v2_files
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import TypeVar
+
+    from _typeshed import StrPath
+
+    P = TypeVar("P", bound=StrPath)
+
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
 V2_CONTROLLERS = ("cpu", "memory", "pids")
 INIT_LEAF = "_init"
 
 
+# Paths are plain strings (os.path: pathlib costs every start ~6 ms of imports); the directories
+# given back to us (a pod's recorded ones) may be str or os.PathLike.
+
+
+def _read(path: StrPath) -> str:
+    with open(path) as handle:
+        return handle.read()
+
+
+def _write_text(path: StrPath, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def _mkdir(path: str) -> None:
+    """mkdir that accepts an existing directory (pathlib's mkdir(exist_ok=True))."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
+
 def is_unified() -> bool:
-    return (CGROUP_ROOT / "cgroup.controllers").exists()
+    return os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers"))
 
 
-def v1_mountpoints() -> dict[str, Path]:
+def v1_mountpoints() -> dict[str, str]:
     """controller -> mount point of its v1 hierarchy (from /proc/self/mounts)."""
-    found: dict[str, Path] = {}
+    found: dict[str, str] = {}
     with open("/proc/self/mounts") as mounts:
         for line in mounts:
             fields = line.split()
@@ -48,7 +80,7 @@ def v1_mountpoints() -> dict[str, Path]:
                 continue
             for option in fields[3].split(","):
                 if option in V1_CONTROLLERS:
-                    found.setdefault(option, Path(fields[1].replace("\\040", " ")))
+                    found.setdefault(option, fields[1].replace("\\040", " "))
     return found
 
 
@@ -56,7 +88,7 @@ def v1_mountpoints() -> dict[str, Path]:
 class AppCgroup:
     """The cgroup directories of one app, or of the pod's own processes (one per hierarchy)."""
 
-    dirs: list[Path] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
     unified: bool = False
 
     def join_self(self) -> None:
@@ -68,21 +100,21 @@ class AppCgroup:
         single thread migration"): through `cgroup.procs` the first move waits for an RCU grace
         period, 10-25 ms of every run. (v2 allows `cgroup.threads` only in threaded subtrees.)"""
         for directory in self.dirs:
-            (directory / ("cgroup.procs" if self.unified else "tasks")).write_text("0")
+            _write_text(os.path.join(directory, "cgroup.procs" if self.unified else "tasks"), "0")
 
 
 @record
 class PodCgroups:
-    pod_dirs: list[Path] = field(default_factory=list)  # pyrkt/<uuid> in each hierarchy
+    pod_dirs: list[str] = field(default_factory=list)  # pyrkt/<uuid> in each hierarchy
     apps: dict[str, AppCgroup] = field(default_factory=dict)
     init: AppCgroup = field(default_factory=AppCgroup)
 
 
-def _write(path: Path, value: str, what: str) -> None:
+def _write(path: str, value: str, what: str) -> None:
     try:
-        path.write_text(value)
+        _write_text(path, value)
     except FileNotFoundError:
-        if path.name in OPTIONAL_FILES:
+        if os.path.basename(path) in OPTIONAL_FILES:
             return  # a kernel without swap accounting or oom groups: nothing to set
         raise LauncherError(f"{what} cannot be enforced: {path} does not exist (the "
                             f"controller is not enabled there)") from None
@@ -92,20 +124,20 @@ def _write(path: Path, value: str, what: str) -> None:
                             f"{INSECURE_OPTION} runs the pod without it)") from None
 
 
-def _enable_v2_controllers(pod_dir: Path, needed: set[str]) -> None:
+def _enable_v2_controllers(pod_dir: str, needed: set[str]) -> None:
     """Enable the controllers in `subtree_control` of every level from the root down to the
     pod's own directory (inclusive: the apps' leaves are its children, and that is the level
     the limits live in). `needed` must be enabled; the others (statistics) are enabled if the
     host lets us."""
-    available = set((CGROUP_ROOT / "cgroup.controllers").read_text().split())
+    available = set(_read(os.path.join(CGROUP_ROOT, "cgroup.controllers")).split())
     wanted = [c for c in V2_CONTROLLERS if c in available]
     current = CGROUP_ROOT
-    for part in (*pod_dir.relative_to(CGROUP_ROOT).parts, None):
-        control = current / "cgroup.subtree_control"
-        enabled = set(control.read_text().split())
+    for part in (*os.path.relpath(pod_dir, CGROUP_ROOT).split(os.sep), None):
+        control = os.path.join(current, "cgroup.subtree_control")
+        enabled = set(_read(control).split())
         for controller in (c for c in wanted if c not in enabled):
             try:
-                control.write_text(f"+{controller}")
+                _write_text(control, f"+{controller}")
             except OSError as error:
                 if controller in needed:
                     raise LauncherError(
@@ -114,7 +146,7 @@ def _enable_v2_controllers(pod_dir: Path, needed: set[str]) -> None:
                         f"--insecure-options={INSECURE_OPTION} runs the pod unlimited)") from None
         if part is None:
             break
-        current = current / part
+        current = os.path.join(current, part)
 
 
 def _needed(limits: list[Limits]) -> set[str]:
@@ -148,23 +180,23 @@ def create_pod(pod_uuid: str, per_app: dict[str, Limits], ceiling: Limits) -> Po
 
 
 def _create_v2(pod_uuid: str, per_app: dict[str, Limits], ceiling: Limits) -> PodCgroups:
-    pod_dir = CGROUP_ROOT / "pyrkt" / pod_uuid
-    pod_dir.mkdir(parents=True, exist_ok=True)
+    pod_dir = os.path.join(CGROUP_ROOT, "pyrkt", pod_uuid)
+    os.makedirs(pod_dir, exist_ok=True)
     made = PodCgroups([pod_dir])
     try:
         _enable_v2_controllers(pod_dir, _needed([ceiling, *per_app.values()]))
         for name, value in v2_files(ceiling):
-            _write(pod_dir / name, value, "the pod's ceiling")
+            _write(os.path.join(pod_dir, name), value, "the pod's ceiling")
         for app, limits in {INIT_LEAF: Limits(), **per_app}.items():
-            leaf = pod_dir / app
-            leaf.mkdir(exist_ok=True)
+            leaf = os.path.join(pod_dir, app)
+            _mkdir(leaf)
             group = AppCgroup([leaf], unified=True)
             if app == INIT_LEAF:
                 made.init = group
             else:
                 made.apps[app] = group
             for name, value in v2_files(limits):
-                _write(leaf / name, value, _what(app, name))
+                _write(os.path.join(leaf, name), value, _what(app, name))
     except BaseException:
         remove(made.pod_dirs)
         raise
@@ -185,19 +217,20 @@ def _create_v1(pod_uuid: str, per_app: dict[str, Limits], ceiling: Limits) -> Po
     made = PodCgroups()
     try:
         for mount in dict.fromkeys(mounts.values()):
-            pod_dir = mount / "pyrkt" / pod_uuid
-            pod_dir.mkdir(parents=True, exist_ok=True)
+            pod_dir = os.path.join(mount, "pyrkt", pod_uuid)
+            os.makedirs(pod_dir, exist_ok=True)
             made.pod_dirs.append(pod_dir)
-            made.init.dirs.append(pod_dir / INIT_LEAF)
-            (pod_dir / INIT_LEAF).mkdir(exist_ok=True)
+            made.init.dirs.append(os.path.join(pod_dir, INIT_LEAF))
+            _mkdir(os.path.join(pod_dir, INIT_LEAF))
             for app in per_app:
-                (pod_dir / app).mkdir(exist_ok=True)
-                made.apps.setdefault(app, AppCgroup()).dirs.append(pod_dir / app)
+                _mkdir(os.path.join(pod_dir, app))
+                made.apps.setdefault(app, AppCgroup()).dirs.append(os.path.join(pod_dir, app))
         for controller, name, value in v1_files(ceiling):
-            _write(mounts[controller] / "pyrkt" / pod_uuid / name, value, "the pod's ceiling")
+            _write(os.path.join(mounts[controller], "pyrkt", pod_uuid, name), value,
+                   "the pod's ceiling")
         for app, limits in per_app.items():
             for controller, name, value in v1_files(limits):
-                _write(mounts[controller] / "pyrkt" / pod_uuid / app / name, value,
+                _write(os.path.join(mounts[controller], "pyrkt", pod_uuid, app, name), value,
                        _what(app, name))
     except BaseException:
         remove(made.pod_dirs)
@@ -205,35 +238,37 @@ def _create_v1(pod_uuid: str, per_app: dict[str, Limits], ceiling: Limits) -> Po
     return made
 
 
-def remove(dirs: list[Path], *, attempts: int = 20) -> None:
+def remove(dirs: Sequence[StrPath], *, attempts: int = 20) -> None:
     """Remove cgroup directories (their child cgroups first) and their now-empty `pyrkt/<uuid>`
     parents."""
-    parents: set[Path] = set()
-    for directory in dirs:
+    parents: set[str] = set()
+    for given in dirs:
+        directory = os.path.normpath(given)
         for child in _children(directory):
             _rmdir(child, attempts)
         _rmdir(directory, attempts)
-        parents.add(directory.parent)
+        parents.add(os.path.dirname(directory))
     for parent in parents:
-        if parent.name == "pyrkt":
+        if os.path.basename(parent) == "pyrkt":
             continue  # shared by every pod
         try:
-            parent.rmdir()
+            os.rmdir(parent)
         except OSError:
             pass
 
 
-def _children(directory: Path) -> list[Path]:
+def _children(directory: str) -> list[str]:
     try:
-        return [entry for entry in directory.iterdir() if entry.is_dir()]
+        with os.scandir(directory) as entries:
+            return [entry.path for entry in entries if entry.is_dir()]
     except OSError:
         return []
 
 
-def _rmdir(directory: Path, attempts: int) -> None:
+def _rmdir(directory: str, attempts: int) -> None:
     for _ in range(attempts):
         try:
-            directory.rmdir()
+            os.rmdir(directory)
             return
         except FileNotFoundError:
             return
@@ -241,27 +276,34 @@ def _rmdir(directory: Path, attempts: int) -> None:
             time.sleep(0.05)  # the last task may still be exiting
 
 
-def app_cgroup_dir(dirs: list[Path], controller: str) -> Path | None:
-    """The directory of `controller` among an app's recorded cgroup directories."""
+def app_cgroup_dir(dirs: Sequence[P], controller: str) -> P | None:
+    """The directory of `controller` among an app's recorded cgroup directories (one of
+    `dirs`, as given)."""
     if is_unified():
         return dirs[0] if dirs else None
     mount = v1_mountpoints().get(controller)
     if mount is None:
         return None
-    return next((d for d in dirs if d.is_relative_to(mount)), None)
+    return next((d for d in dirs if _is_below(d, mount)), None)
 
 
-def pids_in(dirs: list[Path]) -> set[int]:
+def _is_below(path: StrPath, directory: str) -> bool:
+    """`path` is `directory` or inside it, component by component (pathlib's is_relative_to)."""
+    inside, directory = os.path.normpath(path), os.path.normpath(directory)
+    return inside == directory or inside.startswith(directory.rstrip("/") + "/")
+
+
+def pids_in(dirs: Sequence[StrPath]) -> set[int]:
     found: set[int] = set()
     for directory in dirs:
         try:
-            found |= {int(p) for p in (directory / "cgroup.procs").read_text().split()}
+            found |= {int(p) for p in _read(os.path.join(directory, "cgroup.procs")).split()}
         except OSError:
             pass
     return found
 
 
-def memory_events(dirs: list[Path]) -> dict[str, int]:
+def memory_events(dirs: Sequence[StrPath]) -> dict[str, int]:
     """The memory controller's event counters of an app (v2 memory.events; v1: oom_kill from
     memory.oom_control), {} when there are none."""
     directory = app_cgroup_dir(dirs, "memory")
@@ -269,7 +311,7 @@ def memory_events(dirs: list[Path]) -> dict[str, int]:
         return {}
     for name in ("memory.events", "memory.oom_control"):
         try:
-            text = (directory / name).read_text()
+            text = _read(os.path.join(directory, name))
         except OSError:
             continue
         events = {}

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from registry import records  # (this module's own `record` writes a pod's limits)
 
@@ -39,13 +38,23 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+    from _typeshed import StrPath
+
+CGROUP_ROOT = "/sys/fs/cgroup"  # (a str: see cgroups)
 CPU_PERIOD_US = 100_000  # the kernel's and systemd's default CFS period
 MIN_QUOTA_US = 1_000  # the kernel refuses a smaller cfs quota (EINVAL)
 MAX_PERIOD_US = 1_000_000  # ... and a longer period
 INSECURE_OPTION = "limits"
 LIMITS_FILE = "limits.json"
 STAGE1_MEMORY_ALLOWANCE = 64 * 2**20  # the pod's own processes, above its apps' limits
+
+
+def join_like(base: StrPath, *parts: str) -> Any:
+    """`os.path.join(base, *parts)` of base's kind (a str for a str, a pathlib path for one):
+    for pods.write_atomic, which takes only pathlib's paths until the pods' own paths become
+    str (then this is os.path.join, and goes)."""
+    joined = os.path.join(base, *parts)
+    return joined if isinstance(base, str) else type(base)(joined)  # type: ignore[call-arg]
 
 
 @records.record(frozen=True)
@@ -183,16 +192,18 @@ def host_problem(resource: str) -> str | None:
     """
     controller = resource  # the controllers are named as the resources
     mounts = _mounts()
-    if (CGROUP_ROOT / "cgroup.controllers").exists():
+    controllers = os.path.join(CGROUP_ROOT, "cgroup.controllers")
+    if os.path.exists(controllers):
         try:
-            available = (CGROUP_ROOT / "cgroup.controllers").read_text().split()
+            with open(controllers) as handle:
+                available = handle.read().split()
         except OSError as error:
             return f"{CGROUP_ROOT}/cgroup.controllers cannot be read ({error.strerror})"
         if controller not in available:
             return (f"the cgroup v2 {controller} controller is not available here (not in "
                     f"{CGROUP_ROOT}/cgroup.controllers: the host did not delegate it)")
         unified = [options for point, kind, options in mounts
-                   if kind == "cgroup2" and point == str(CGROUP_ROOT)]
+                   if kind == "cgroup2" and point == CGROUP_ROOT]
         if unified and "ro" in unified[-1]:
             return f"{CGROUP_ROOT} is mounted read-only"
         if not os.access(CGROUP_ROOT, os.W_OK):
@@ -258,7 +269,7 @@ def plan(apps: list[dict[str, Any]], insecure: Iterable[str],
 
 
 def record(pod: Pod, per_app: dict[str, Limits]) -> None:
-    write_atomic(pod.path / LIMITS_FILE,
+    write_atomic(join_like(pod.path, LIMITS_FILE),
                  json.dumps({name: lim.to_json() for name, lim in per_app.items()}, indent=2))
 
 
@@ -267,7 +278,8 @@ def enforced(pod: Pod) -> dict[str, Limits]:
     pod started before they were recorded, those of its manifest."""
     apps = pod.manifest()["apps"]
     try:
-        data = json.loads((pod.path / LIMITS_FILE).read_text())
+        with open(os.path.join(pod.path, LIMITS_FILE)) as handle:
+            data = json.loads(handle.read())
         return {app["name"]: Limits.from_json(data.get(app["name"]) or {}) for app in apps}
     except (OSError, ValueError):
         return {app["name"]: of_app(app) for app in apps}

@@ -25,7 +25,8 @@ else:
 
 # dlopen(NULL): the C library this Python already runs on. find_library("c") would run
 # `ldconfig -p` in a subprocess on every start of `pyrkt` (a few ms, and a fork at import).
-_libc = ctypes.CDLL(None, use_errno=True)
+# The one handle of the launcher's (capabilities, seccomp and podinit call through it too).
+libc = ctypes.CDLL(None, use_errno=True)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -55,11 +56,11 @@ def _check(result: int, what: str) -> None:
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+    _check(libc.unshare(ctypes.c_int(flags)), "unshare")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+    _check(libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
 
 
 def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
@@ -67,22 +68,22 @@ def mount(source: str | None, target: str, fstype: str | None = None, flags: int
     def enc(value: str | None) -> bytes | None:
         return value.encode() if value is not None else None
 
-    result = _libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data))
+    result = libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data))
     _check(result, f"mount {source or fstype} on {target}")
 
 
 def umount(target: str, flags: int = 0) -> None:
-    _check(_libc.umount2(target.encode(), ctypes.c_int(flags)), f"umount {target}")
+    _check(libc.umount2(target.encode(), ctypes.c_int(flags)), f"umount {target}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    result = _libc.syscall(ctypes.c_long(_SYS_PIVOT_ROOT), new_root.encode(), put_old.encode())
+    result = libc.syscall(ctypes.c_long(_SYS_PIVOT_ROOT), new_root.encode(), put_old.encode())
     _check(result, f"pivot_root {new_root}")
 
 
 def sethostname(name: str) -> None:
     data = name.encode()
-    _check(_libc.sethostname(data, ctypes.c_size_t(len(data))), "sethostname")
+    _check(libc.sethostname(data, ctypes.c_size_t(len(data))), "sethostname")
 
 
 def loopback_up() -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from registry.records import record
 
@@ -23,15 +22,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from _typeshed import StrPath
+
 INDEX_SUFFIX = ".times"
 
 
 class LogWriter:
     """Appends chunks to an app's log and records when each arrived."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: StrPath) -> None:
         self.log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
-        self.index = open(log_path.with_name(log_path.name + INDEX_SUFFIX), "ab", buffering=0)  # noqa: SIM115
+        self.index = open(_index_path(log_path), "ab", buffering=0)  # noqa: SIM115
         self.offset = self.log.tell()
 
     def write(self, data: bytes, when: float | None = None) -> None:
@@ -54,11 +55,16 @@ class LogLine:
     data: bytes  # the line with its newline (the last line of a log may lack it)
 
 
-def _index(log_path: Path) -> tuple[list[int], list[float]]:
+def _index_path(log_path: StrPath) -> str:
+    return os.fspath(log_path) + INDEX_SUFFIX  # (a str or os.PathLike: no pathlib on a start)
+
+
+def _index(log_path: StrPath) -> tuple[list[int], list[float]]:
     offsets: list[int] = []
     stamps: list[float] = []
     try:
-        text = log_path.with_name(log_path.name + INDEX_SUFFIX).read_text()
+        with open(_index_path(log_path)) as handle:
+            text = handle.read()
     except OSError:
         return offsets, stamps
     for row in text.splitlines():
@@ -74,7 +80,7 @@ def _index(log_path: Path) -> tuple[list[int], list[float]]:
 class AppLog:
     """One app's log, read line by line from a byte offset on (again and again with --follow)."""
 
-    def __init__(self, app: str, path: Path, fallback_time: float) -> None:
+    def __init__(self, app: str, path: StrPath, fallback_time: float) -> None:
         self.app, self.path, self.fallback_time = app, path, fallback_time
         self.offset = 0
         self.pending = b""  # a line whose end has not been written yet
@@ -160,8 +166,8 @@ def follow(logs: list[AppLog], is_running: object, *, since: float | None, tail:
         time.sleep(interval)
 
 
-def unlink_index(log_path: Path) -> None:
+def unlink_index(log_path: StrPath) -> None:
     try:
-        os.unlink(log_path.with_name(log_path.name + INDEX_SUFFIX))
+        os.unlink(_index_path(log_path))
     except FileNotFoundError:
         pass

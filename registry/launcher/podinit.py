@@ -20,20 +20,20 @@ from __future__ import annotations
 
 import ctypes
 import os
-from pathlib import Path
 
 from . import linux
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 INIT_NAME = b"pyrkt-init"
 
 PR_SET_NAME = 15
 PR_SET_DUMPABLE = 4
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
 def _prctl(option: int, arg2: int) -> None:
-    if _libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0),
+    if linux.libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0),
                    ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl({option}, {arg2}): {os.strerror(err)}")
@@ -50,7 +50,8 @@ def hide_host() -> None:
     but needs CAP_SYS_RESOURCE, which some hosts withhold even from root.) Python copied argv
     and the environment at start-up, so neither `sys.argv` nor `os.environ` changes.
     """
-    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    with open("/proc/self/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
     # fields[0] is field 3 of proc(5): arg_start..env_end are fields 48-51
     arg_start, arg_end, env_start, env_end = (int(f) for f in fields[45:49])
     size = arg_end - arg_start
@@ -66,10 +67,10 @@ def hide_host() -> None:
     _prctl(PR_SET_DUMPABLE, 0)
 
 
-def enter_empty_root(mount_point: Path) -> None:
+def enter_empty_root(mount_point: StrPath) -> None:
     """Pivot this mount namespace into a fresh read-only tmpfs at `mount_point` and drop the
     host's tree from it. Call only once no other process needs this namespace's files."""
-    linux.mount("pyrkt-init", str(mount_point), "tmpfs", linux.MS_NOSUID | linux.MS_NODEV |
+    linux.mount("pyrkt-init", os.fspath(mount_point), "tmpfs", linux.MS_NOSUID | linux.MS_NODEV |
                 linux.MS_NOEXEC, "mode=0555,size=4k")
     os.chdir(mount_point)
     linux.pivot_root(".", ".")

@@ -7,47 +7,72 @@ the app and no mount is ever left on the host. A pod prepared in copy mode needs
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from . import linux
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import TypeVar
 
-def overlay_supported_cached(work_parent: Path, cache: Path) -> bool:
+    from _typeshed import StrPath
+
+    RootPath = TypeVar("RootPath", str, Path)
+
+# Paths are plain strings and os.path (pathlib costs every start ~6 ms of imports); what callers
+# pass in may be str or os.PathLike.
+
+
+def _read(path: StrPath) -> str:
+    with open(path) as handle:
+        return handle.read()
+
+
+def touch(path: StrPath, mode: int = 0o666) -> None:
+    """Create `path` as an empty file unless it exists (pathlib's `touch`, minus its update of
+    an existing file's times, which no caller wants)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, mode))
+
+
+def overlay_supported_cached(work_parent: StrPath, cache: StrPath) -> bool:
     """`overlay_supported`, remembered per filesystem and kernel in `cache` (a probe costs a fork
     and a mount on every prepare otherwise)."""
     key = f"{os.stat(work_parent).st_dev}:{os.uname().release}"
     try:
-        saved_key, _, answer = cache.read_text().strip().rpartition("=")
+        saved_key, _, answer = _read(cache).strip().rpartition("=")
         if saved_key == key:
             return answer == "yes"
     except OSError:
         pass
     supported = overlay_supported(work_parent)
-    temp = cache.with_name(f".{cache.name}.{os.getpid()}")
-    temp.write_text(f"{key}={'yes' if supported else 'no'}\n")
+    folder, name = os.path.split(os.fspath(cache))
+    temp = os.path.join(folder, f".{name}.{os.getpid()}")
+    with open(temp, "w") as handle:
+        handle.write(f"{key}={'yes' if supported else 'no'}\n")
     os.replace(temp, cache)
     return supported
 
 
-def overlay_supported(work_parent: Path) -> bool:
+def overlay_supported(work_parent: StrPath) -> bool:
     """Can overlayfs use directories on this filesystem as upper and work? Tried, not guessed."""
     try:
-        if "overlay" not in Path("/proc/filesystems").read_text():
+        if "overlay" not in _read("/proc/filesystems"):
             return False
     except OSError:
         return False
     import tempfile  # here: the probe runs once per filesystem and kernel (see the cache above)
 
-    probe = Path(tempfile.mkdtemp(prefix=".overlay-probe-", dir=work_parent))
+    probe = tempfile.mkdtemp(prefix=".overlay-probe-", dir=work_parent)
     try:
-        for sub in ("lower", "upper", "work", "merged"):
-            (probe / sub).mkdir()
+        dirs = [os.path.join(probe, sub) for sub in ("lower", "upper", "work", "merged")]
+        for directory in dirs:
+            os.mkdir(directory)
         pid = os.fork()
         if pid == 0:  # try in a throwaway mount namespace: nothing to unmount afterwards
             try:
                 linux.unshare(linux.CLONE_NEWNS)
                 linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-                mount_overlay(probe / "lower", probe / "upper", probe / "work", probe / "merged")
+                mount_overlay(*dirs)
                 os._exit(0)
             except BaseException:
                 os._exit(1)
@@ -59,36 +84,38 @@ def overlay_supported(work_parent: Path) -> bool:
         shutil.rmtree(probe, ignore_errors=True)
 
 
-def mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
-    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
-    linux.mount("overlay", str(target), "overlay", 0, options)
+def mount_overlay(lower: StrPath, upper: StrPath, work: StrPath, target: StrPath) -> None:
+    options = f"lowerdir={os.fspath(lower)},upperdir={os.fspath(upper)},workdir={os.fspath(work)}"
+    linux.mount("overlay", os.fspath(target), "overlay", 0, options)
 
 
-def resolve_in_root(root: Path, path: str, *, create_dirs: bool = False) -> Path:
+def resolve_in_root(root: RootPath, path: str, *, create_dirs: bool = False) -> RootPath:
     """`path` inside `root` with symlinks followed as if `root` were `/` (never leaving it).
 
     An image may hold a symlink such as `/data -> /etc`; a volume mounted at `/data` must land on
-    `root/etc`, not on the host's `/etc`.
+    `root/etc`, not on the host's `/etc`. The answer is of the root's kind: a str for a str, a
+    pathlib path for one (for callers that still pass pathlib's).
     """
     parts = [p for p in path.split("/") if p and p != "."]
-    current = root
+    top = os.path.normpath(root)
+    current = top
     hops = 0
     while parts:
         part = parts.pop(0)
         if part == "..":
-            current = current.parent if current != root else root
+            current = os.path.dirname(current) if current != top else top
             continue
-        candidate = current / part
-        if candidate.is_symlink():
+        candidate = os.path.join(current, part)
+        if os.path.islink(candidate):
             hops += 1
             if hops > 40:
                 raise OSError(f"too many symlinks resolving {path}")
             target = os.readlink(candidate)
             if target.startswith("/"):
-                current = root
+                current = top
             parts = [p for p in target.split("/") if p and p != "."] + parts
             continue
-        if not candidate.exists() and create_dirs:
-            candidate.mkdir(mode=0o755)
+        if not os.path.exists(candidate) and create_dirs:
+            os.mkdir(candidate, 0o755)
         current = candidate
-    return current
+    return current if isinstance(root, str) else type(root)(current)

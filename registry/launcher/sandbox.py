@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 from . import linux, seccomp
 from .capabilities import limit_bounding_set, no_new_privileges, retained, set_no_new_privs
 from .cgroups import AppCgroup
 from .network.dns import bind_pod_files
-from .rootfs import mount_overlay, resolve_in_root
+from .rootfs import mount_overlay, resolve_in_root, touch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,63 +27,71 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from _typeshed import StrPath
+
+# Paths are plain strings and os.path (pathlib costs every start ~6 ms of imports); the pod's
+# directory may come as a str or an os.PathLike.
+
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
            "urandom": (1, 9), "tty": (5, 0)}
 
 
-def _bind(source: str, target: Path, *, read_only: bool) -> None:
-    linux.mount(source, str(target), None, linux.MS_BIND | linux.MS_REC)
+def _bind(source: str, target: str, *, read_only: bool) -> None:
+    linux.mount(source, target, None, linux.MS_BIND | linux.MS_REC)
     if read_only:
         # A bind mount ignores MS_RDONLY on creation: read-only needs a second, remount step.
-        linux.mount(None, str(target), None,
+        linux.mount(None, target, None,
                     linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_REC)
 
 
-def _mount_volumes(root: Path, pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any]) -> None:
+def _mount_volumes(root: str, pod_dir: StrPath, manifest: dict[str, Any],
+                   app: dict[str, Any]) -> None:
     volumes = {v["name"]: v for v in manifest.get("volumes") or []}
     points = {p["path"]: bool(p.get("readOnly")) for p in app["app"].get("mountPoints") or []}
     for mount in app.get("mounts") or []:
         volume = volumes[mount["volume"]]
         source = volume["source"] if volume["kind"] == "host" else \
-            str(pod_dir / "volumes" / volume["name"])
+            os.path.join(pod_dir, "volumes", volume["name"])
         if os.path.isdir(source):
             target = resolve_in_root(root, mount["path"], create_dirs=True)
         else:  # a single file: bind it onto a file
             parent = resolve_in_root(root, os.path.dirname(mount["path"]), create_dirs=True)
-            target = parent / os.path.basename(mount["path"])
-            if not target.exists():
-                target.touch()
+            target = os.path.join(parent, os.path.basename(mount["path"]))
+            if not os.path.exists(target):
+                touch(target)
         read_only = bool(volume.get("readOnly")) or points.get(mount["path"], False)
         _bind(source, target, read_only=read_only)
 
 
-def _mount_dev(root: Path) -> None:
+def _mount_dev(root: str) -> None:
     dev = resolve_in_root(root, "/dev", create_dirs=True)
-    linux.mount("tmpfs", str(dev), "tmpfs", linux.MS_NOSUID, "mode=755,size=65536k")
+    linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID, "mode=755,size=65536k")
     for name, (major, minor) in DEVICES.items():
-        os.mknod(dev / name, stat.S_IFCHR | 0o666, os.makedev(major, minor))
-        os.chmod(dev / name, 0o666)  # mknod honours the umask
-    (dev / "pts").mkdir()
-    linux.mount("devpts", str(dev / "pts"), "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
+        node = os.path.join(dev, name)
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        os.chmod(node, 0o666)  # mknod honours the umask
+    pts, shm = os.path.join(dev, "pts"), os.path.join(dev, "shm")
+    os.mkdir(pts)
+    linux.mount("devpts", pts, "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
                 "newinstance,ptmxmode=0666,mode=0620")
-    os.symlink("pts/ptmx", dev / "ptmx")
-    (dev / "shm").mkdir()
-    linux.mount("shm", str(dev / "shm"), "tmpfs", linux.MS_NOSUID | linux.MS_NODEV,
-                "mode=1777,size=65536k")
+    os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
+    os.mkdir(shm)
+    linux.mount("shm", shm, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777,size=65536k")
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, dev / name)
+        os.symlink(target, os.path.join(dev, name))
 
 
-def build_root(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
-               rootfs_mode: str, *, protect_paths: bool = True) -> Path:
-    app_dir = pod_dir / "apps" / app["name"]
-    root = app_dir / "rootfs"
+def build_root(pod_dir: StrPath, manifest: dict[str, Any], app: dict[str, Any],
+               rootfs_mode: str, *, protect_paths: bool = True) -> str:
+    app_dir = os.path.join(pod_dir, "apps", app["name"])
+    root = os.path.join(app_dir, "rootfs")
     if rootfs_mode == "overlay":
-        lower = (app_dir / "lower").read_text().strip()
-        mount_overlay(Path(lower), app_dir / "upper", app_dir / "work", root)
+        with open(os.path.join(app_dir, "lower")) as handle:
+            lower = handle.read().strip()
+        mount_overlay(lower, os.path.join(app_dir, "upper"), os.path.join(app_dir, "work"), root)
     else:
-        linux.mount(str(root), str(root), None, linux.MS_BIND | linux.MS_REC)  # pivot_root needs a mount point
+        linux.mount(root, root, None, linux.MS_BIND | linux.MS_REC)  # pivot_root needs a mount point
     _mount_volumes(root, pod_dir, manifest, app)
     bind_pod_files(root, pod_dir, app)  # /etc/hosts, /etc/resolv.conf (network.dns)
     mount_api_filesystems(root)
@@ -92,16 +99,17 @@ def build_root(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
     if protect_paths:
         protect_kernel(root)
     if app.get("readOnlyRootFS"):
-        linux.mount(None, str(root), None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+        linux.mount(None, root, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
     return root
 
 
-def mount_api_filesystems(root: Path) -> None:
+def mount_api_filesystems(root: StrPath) -> None:
     """A fresh /proc for the pod's PID namespace, a minimal /dev, and a /tmp to write in."""
-    proc = resolve_in_root(root, "/proc", create_dirs=True)
-    linux.mount("proc", str(proc), "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
-    _mount_dev(root)
-    resolve_in_root(root, "/tmp", create_dirs=True)
+    top = os.fspath(root)
+    proc = resolve_in_root(top, "/proc", create_dirs=True)
+    linux.mount("proc", proc, "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    _mount_dev(top)
+    resolve_in_root(top, "/tmp", create_dirs=True)
 
 
 # rkt's stage1 protections of kernel interfaces (its "protectKernelTunables" lists and
@@ -117,30 +125,30 @@ HIDDEN_DIRS = ("/proc/acpi", "/proc/scsi", "/sys/firmware", "/sys/fs", "/sys/hyp
 READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 
-def mount_sys(root: Path, *, read_only: bool) -> None:
+def mount_sys(root: str, *, read_only: bool) -> None:
     """sysfs, as the pod's network namespace shows it (its own interfaces only)."""
     target = resolve_in_root(root, "/sys", create_dirs=True)
     flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
-    linux.mount("sysfs", str(target), "sysfs", flags | (linux.MS_RDONLY if read_only else 0))
+    linux.mount("sysfs", target, "sysfs", flags | (linux.MS_RDONLY if read_only else 0))
 
 
-def protect_kernel(root: Path) -> None:
+def protect_kernel(root: str) -> None:
     for path in HIDDEN_FILES:
-        target = root / path.lstrip("/")  # inside /proc or /sys: kernel files, no symlinks
+        target = os.path.join(root, path.lstrip("/"))  # in /proc or /sys: kernel files, no symlinks
         if os.path.isfile(target):
-            linux.mount("/dev/null", str(target), None, linux.MS_BIND)
+            linux.mount("/dev/null", target, None, linux.MS_BIND)
     for path in HIDDEN_DIRS:
-        target = root / path.lstrip("/")
+        target = os.path.join(root, path.lstrip("/"))
         if os.path.isdir(target):
-            linux.mount("tmpfs", str(target), "tmpfs", linux.MS_RDONLY | linux.MS_NOSUID |
+            linux.mount("tmpfs", target, "tmpfs", linux.MS_RDONLY | linux.MS_NOSUID |
                         linux.MS_NODEV | linux.MS_NOEXEC, "mode=0555,size=4k")
     for path in READ_ONLY:
-        target = root / path.lstrip("/")
+        target = os.path.join(root, path.lstrip("/"))
         if os.path.exists(target):
-            _bind(str(target), target, read_only=True)
+            _bind(target, target, read_only=True)
 
 
-def enter_root(root: Path) -> None:
+def enter_root(root: StrPath) -> None:
     """pivot_root into `root` and drop the host's tree entirely."""
     os.chdir(root)
     linux.pivot_root(".", ".")  # stack the old root on top of the new one...
@@ -153,7 +161,8 @@ def _lookup(path: str, value: str, what: str) -> tuple[int, int | None]:
     if value.isdigit():
         return int(value), None
     try:
-        lines = Path(path).read_text().splitlines()
+        with open(path) as handle:
+            lines = handle.read().splitlines()
     except OSError:
         lines = []
     for line in lines:
@@ -165,11 +174,11 @@ def _lookup(path: str, value: str, what: str) -> tuple[int, int | None]:
     raise OSError(f'{what} "{value}" is not a number and is not in the image\'s {path}')
 
 
-def resolve_identity(user: str, group: str, root: Path | None = None) -> tuple[int, int]:
+def resolve_identity(user: str, group: str, root: StrPath | None = None) -> tuple[int, int]:
     """appc users and groups: a number, a name from the image's files, or a path whose owner
     counts. `root`: the image's root seen from outside (the systemd stage1); None: we are in it."""
     def inside(path: str) -> str:
-        return path if root is None else str(resolve_in_root(root, path))
+        return path if root is None else resolve_in_root(os.fspath(root), path)
 
     if user.startswith("/"):
         uid = os.stat(inside(user)).st_uid
@@ -182,7 +191,7 @@ def resolve_identity(user: str, group: str, root: Path | None = None) -> tuple[i
     return uid, gid
 
 
-def become_app(pod_dir: Path, manifest: dict[str, Any], app: dict[str, Any],
+def become_app(pod_dir: StrPath, manifest: dict[str, Any], app: dict[str, Any],
                runtime: dict[str, Any], cgroup: AppCgroup, record_pid: Callable[[int], None],
                unshared: Callable[[], None] = lambda: None,
                program: bytes | None = None, terminal: socket.socket | None = None) -> None:
@@ -242,7 +251,7 @@ def confine(section: dict[str, Any], insecure: set[str], uid: int,
         set_no_new_privs()
 
 
-def filter_for(section: dict[str, Any], insecure: set[str], cache_dir: Path) -> bytes | None:
+def filter_for(section: dict[str, Any], insecure: set[str], cache_dir: StrPath) -> bytes | None:
     """The compiled seccomp program of an app (None: no filter), from the cache when it can."""
     keeps_admin = "capabilities" in insecure or "CAP_SYS_ADMIN" in retained(section)
     spec = seccomp.spec_for(section, insecure, keeps_admin)

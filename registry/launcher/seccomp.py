@@ -33,15 +33,17 @@ import errno as errnos
 import json
 import os
 import zlib
-from pathlib import Path
 
 from registry.records import record
 
+from . import linux
 from .errors import LauncherError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from _typeshed import StrPath
 
 RETAIN, REMOVE = "os/linux/seccomp-retain-set", "os/linux/seccomp-remove-set"
 
@@ -240,11 +242,11 @@ def compile_filter(spec: FilterSpec) -> bytes:
         return out.read()
 
 
-def cache_dir(store_dir: Path) -> Path:
-    return Path(store_dir) / "seccomp"
+def cache_dir(store_dir: StrPath) -> str:
+    return os.path.join(store_dir, "seccomp")
 
 
-def cached_filter(spec: FilterSpec, cache_dir: Path) -> bytes:
+def cached_filter(spec: FilterSpec, cache_dir: StrPath) -> bytes:
     """`compile_filter(spec)`, from `cache_dir` when it was compiled before.
 
     A cache file is the spec's text, a newline, then the program; it is named by a CRC of the
@@ -252,17 +254,20 @@ def cached_filter(spec: FilterSpec, cache_dir: Path) -> bytes:
     cost a compile, never a wrong filter (and no hash library is loaded at every start: ~2 ms
     for OpenSSL's)."""
     text = spec.text()
-    path = cache_dir / f"{zlib.crc32(text):08x}-{len(text)}.bpf"
+    name = f"{zlib.crc32(text):08x}-{len(text)}.bpf"
+    path = os.path.join(cache_dir, name)
     try:
-        saved, _, data = path.read_bytes().partition(b"\n")
+        with open(path, "rb") as handle:
+            saved, _, data = handle.read().partition(b"\n")
         if saved == text and data and len(data) % 8 == 0:
             return data
     except OSError:
         pass
     data = compile_filter(spec)
-    cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}")
-    temp.write_bytes(text + b"\n" + data)
+    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+    temp = os.path.join(cache_dir, f".{name}.{os.getpid()}")
+    with open(temp, "wb") as handle:
+        handle.write(text + b"\n" + data)
     os.replace(temp, path)
     return data
 
@@ -279,7 +284,6 @@ def load(program: bytes) -> None:
     no_new_privs); it stays across exec and is inherited by every child."""
     buffer = ctypes.create_string_buffer(program, len(program))
     prog = _SockFprog(len(program) // 8, ctypes.addressof(buffer))
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+    if linux.libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"cannot install the seccomp filter: {os.strerror(err)}")

@@ -26,7 +26,7 @@ def _cgroup_file(store: Path, uuid: str, controller: str, name: str) -> str:
     pod = find_pod(store, uuid)
     directory = cgroups.app_cgroup_dir(pod.cgroup_dirs(), controller)
     assert directory is not None, f"no {controller} cgroup recorded for pod {uuid}"
-    return (directory / name).read_text()
+    return Path(directory, name).read_text()  # (the recorded directories: str or a Path)
 
 
 def test_memory_limit_oom_kills_a_greedy_app(tmp_path, tool_image, pyrkt, store) -> None:

@@ -50,7 +50,7 @@ def test_nspawn_flavour_without_systemd_pid1(tmp_path, tool_image, pyrkt, store)
 
     cpu_dir = app_cgroup_dir(find_pod(store, uuid).cgroup_dirs(), "cpu")
     assert cpu_dir is not None
-    quota = (cpu_dir / ("cpu.max" if is_unified() else "cpu.cfs_quota_us")).read_text().split()[0]
+    quota = Path(cpu_dir, "cpu.max" if is_unified() else "cpu.cfs_quota_us").read_text().split()[0]
     assert quota == "50000"
     assert str(store) not in Path("/proc/self/mountinfo").read_text()  # overlay unmounted
 

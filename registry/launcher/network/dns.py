@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from .. import linux
+from ..limits import join_like
 from ..pods import write_atomic
-from ..rootfs import resolve_in_root
+from ..rootfs import resolve_in_root, touch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from _typeshed import StrPath
 
 BINDS_FILE = "pod-files.json"
 # The standard entries of rkt's fallback hosts file.
@@ -57,7 +59,7 @@ def hosts_file(hostname: str, address: str | None, entries: list[tuple[str, str]
     return "\n".join(lines) + "\n"
 
 
-def write_pod_files(net_dir: Path, dns: dict[str, Any], hostname: str,
+def write_pod_files(net_dir: StrPath, dns: dict[str, Any], hostname: str,
                     results: list[dict[str, Any]], first_address: str | None) -> None:
     """Write resolv.conf/hosts for the pod and the list of what to bind into every app."""
     binds: list[dict[str, Any]] = []
@@ -79,43 +81,45 @@ def write_pod_files(net_dir: Path, dns: dict[str, Any], hostname: str,
                 options += [o for o in answer.get("options") or [] if o not in options]
                 domain = domain or answer.get("domain")
         if servers or search or options or domain:
-            write_atomic(net_dir / "resolv.conf", resolv_conf(servers, search, options, domain))
-            binds.append({"source": str(net_dir / "resolv.conf"), "target": "/etc/resolv.conf",
+            resolv = join_like(net_dir, "resolv.conf")
+            write_atomic(resolv, resolv_conf(servers, search, options, domain))
+            binds.append({"source": str(resolv), "target": "/etc/resolv.conf",
                           "readOnly": False})
     if dns.get("hostsFromHost"):
         binds.append({"source": "/etc/hosts", "target": "/etc/hosts", "readOnly": True})
     else:
         entries = [(str(ip), str(host)) for ip, host in dns.get("hosts") or []]
-        write_atomic(net_dir / "hosts", hosts_file(hostname, first_address, entries))
-        binds.append({"source": str(net_dir / "hosts"), "target": "/etc/hosts",
-                      "readOnly": False})
-    write_atomic(net_dir / BINDS_FILE, json.dumps(binds))
+        hosts = join_like(net_dir, "hosts")
+        write_atomic(hosts, hosts_file(hostname, first_address, entries))
+        binds.append({"source": str(hosts), "target": "/etc/hosts", "readOnly": False})
+    write_atomic(join_like(net_dir, BINDS_FILE), json.dumps(binds))
 
 
-def pod_binds(pod_dir: Path) -> list[dict[str, Any]]:
+def pod_binds(pod_dir: StrPath) -> list[dict[str, Any]]:
     try:
-        return list(json.loads((pod_dir / "net" / BINDS_FILE).read_text()))
+        with open(os.path.join(pod_dir, "net", BINDS_FILE)) as handle:
+            return list(json.loads(handle.read()))
     except (OSError, ValueError):
         return []
 
 
-def bind_pod_files(root: Path, pod_dir: Path, app: dict[str, Any]) -> None:
+def bind_pod_files(root: str, pod_dir: StrPath, app: dict[str, Any]) -> None:
     """In an app's mount namespace, before pivot_root: bind the pod's files into its root."""
     mounted = {m.get("path") for m in app.get("mounts") or []}
     for bind in pod_binds(pod_dir):
         if bind["target"] in mounted:
             continue  # the app's volume wins
         target = resolve_in_root(root, bind["target"])  # a symlink in the image stays inside
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            target.touch(mode=0o644)
-        linux.mount(bind["source"], str(target), None, linux.MS_BIND)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.exists(target):
+            touch(target, mode=0o644)
+        linux.mount(bind["source"], target, None, linux.MS_BIND)
         if bind.get("readOnly"):
-            linux.mount(None, str(target), None,
+            linux.mount(None, target, None,
                         linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
 
 
-def nspawn_binds(pod_dir: Path, app: dict[str, Any]) -> list[str]:
+def nspawn_binds(pod_dir: StrPath, app: dict[str, Any]) -> list[str]:
     """The same files as systemd-nspawn flags."""
     mounted = {m.get("path") for m in app.get("mounts") or []}
     flags = []

@@ -8,25 +8,28 @@ list` and `pyrkt status` describe every pod with it, and a pod without networks 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from _typeshed import StrPath
+
 NET_DIR = "net"
 INFO = "net-info.json"
 
 
-def load(pod_dir: Path) -> dict[str, Any] | None:
+def load(pod_dir: StrPath) -> dict[str, Any] | None:
     """The pod's record of its networks (None: none written, or unreadable)."""
     try:
-        return json.loads((pod_dir / NET_DIR / INFO).read_text())
+        with open(os.path.join(pod_dir, NET_DIR, INFO)) as handle:
+            return json.loads(handle.read())
     except (OSError, ValueError):
         return None
 
 
-def info(pod_dir: Path) -> list[dict[str, Any]]:
+def info(pod_dir: StrPath) -> list[dict[str, Any]]:
     """Each network of the pod as rkt's net-info described it (netName, ifName, ip, ...)."""
     state = load(pod_dir)
     shown = []

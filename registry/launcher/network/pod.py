@@ -19,10 +19,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from pathlib import Path
 
 from .. import linux
 from ..errors import LauncherError
+from ..limits import join_like
 from ..pods import Pod, list_pods, write_atomic
 from . import dns
 from .info import INFO, NET_DIR
@@ -33,9 +33,22 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from _typeshed import StrPath
+
     from . import cni
 
 NETNS = "netns"
+
+# Paths are plain strings and os.path (pathlib costs every start ~6 ms of imports); a pod's
+# directory may come as a str or an os.PathLike. (The CNI machinery, for pods with networks
+# only, keeps pathlib's.)
+
+
+def _unlink_quietly(path: StrPath) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 # -- the network namespace ----------------------------------------------------------------------
@@ -45,7 +58,7 @@ def _netns_id() -> int:
     return os.stat("/proc/self/ns/net").st_ino
 
 
-def _is_netns(path: Path) -> bool:
+def _is_netns(path: StrPath) -> bool:
     """Is `path` a live namespace handle (a bind mount of an nsfs file), not a bare file?"""
     try:
         return os.stat(path).st_dev == os.stat("/proc/self/ns/net").st_dev
@@ -53,20 +66,20 @@ def _is_netns(path: Path) -> bool:
         return False
 
 
-def create_netns(target: Path) -> None:
+def create_netns(target: StrPath) -> None:
     """A new network namespace with loopback up, pinned by a bind mount on `target`.
 
     A thread unshares itself (network namespaces are per thread), binds its namespace onto the
     file and ends: no process has to stay in it, and the rest of pyrkt stays on the host.
     """
-    target.touch(mode=0o444, exist_ok=False)
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
     failure: list[BaseException] = []
 
     def make() -> None:
         try:
             linux.unshare(linux.CLONE_NEWNET)
             linux.loopback_up()
-            linux.mount("/proc/thread-self/ns/net", str(target), None, linux.MS_BIND)
+            linux.mount("/proc/thread-self/ns/net", os.fspath(target), None, linux.MS_BIND)
         except BaseException as error:  # noqa: BLE001 - reported by the caller
             failure.append(error)
 
@@ -76,23 +89,23 @@ def create_netns(target: Path) -> None:
     thread.start()
     thread.join()
     if failure:
-        target.unlink(missing_ok=True)
+        _unlink_quietly(target)
         raise LauncherError(f"cannot create the pod's network namespace: {failure[0]}")
 
 
-def remove_netns(target: Path) -> None:
+def remove_netns(target: StrPath) -> None:
     if _is_netns(target):
         try:
-            linux.umount(str(target), linux.MNT_DETACH)
+            linux.umount(os.fspath(target), linux.MNT_DETACH)
         except OSError:
             pass
-    target.unlink(missing_ok=True)
+    _unlink_quietly(target)
 
 
-def join_netns(pod_dir: Path) -> bool:
+def join_netns(pod_dir: StrPath) -> bool:
     """For the stage1: move this process into the pod's prepared namespace, if it has one."""
-    path = pod_dir / NETNS
-    if not path.exists():
+    path = os.path.join(pod_dir, NETNS)
+    if not os.path.exists(path):
         return False
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -106,13 +119,13 @@ def join_netns(pod_dir: Path) -> bool:
 
 
 
-def _save(pod_dir: Path, state: dict[str, Any]) -> None:
-    write_atomic(pod_dir / NET_DIR / INFO, json.dumps(state, indent=1))
+def _save(pod_dir: StrPath, state: dict[str, Any]) -> None:
+    write_atomic(join_like(pod_dir, NET_DIR, INFO), json.dumps(state, indent=1))
 
 
 class _NetLock:
-    def __init__(self, pod_dir: Path) -> None:
-        self.fd = os.open(pod_dir / NET_DIR / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def __init__(self, pod_dir: StrPath) -> None:
+        self.fd = os.open(os.path.join(pod_dir, NET_DIR, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def __enter__(self) -> _NetLock:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -124,7 +137,7 @@ class _NetLock:
 
 # -- setup and teardown -------------------------------------------------------------------------
 
-def effective_conf(network: dict[str, Any], leases_dir: Path, with_portmap: bool
+def effective_conf(network: dict[str, Any], leases_dir: StrPath, with_portmap: bool
                    ) -> dict[str, Any]:
     """The configuration list as it is run: leases under the store, portmap chained if asked."""
     import copy  # here: only pods with networks need it
@@ -133,7 +146,7 @@ def effective_conf(network: dict[str, Any], leases_dir: Path, with_portmap: bool
     for plugin in conf["plugins"]:
         ipam = plugin.get("ipam")
         if isinstance(ipam, dict) and ipam.get("type") == "host-local" and "dataDir" not in ipam:
-            ipam["dataDir"] = str(leases_dir)
+            ipam["dataDir"] = os.fspath(leases_dir)
     if with_portmap and not any((p.get("capabilities") or {}).get("portMappings")
                                 for p in conf["plugins"]):
         # `snat`: connections from the host itself (127.0.0.1 included: the plugin sets
@@ -193,19 +206,25 @@ def port_mappings(forwards: list[dict[str, Any]], network: str) -> list[dict[str
 def setup(pod: Pod, runtime: dict[str, Any], *, log: Callable[[str], None]) -> None:
     """Before the stage1 starts: namespace, CNI ADD for every network, the DNS files."""
     networks = runtime.get("networks") or []
-    net_dir = pod.path / NET_DIR
-    net_dir.mkdir(exist_ok=True)
+    net_dir = join_like(pod.path, NET_DIR)
+    try:
+        os.mkdir(net_dir)
+    except FileExistsError:
+        if not os.path.isdir(net_dir):
+            raise
     state: dict[str, Any] = {"hostNetns": _netns_id(), "tornDown": False, "networks": []}
     results: list[dict[str, Any]] = []
     if networks:
+        from pathlib import Path  # (the CNI machinery's; it loads pathlib itself)
+
         from . import cni  # here: pods without networks (host, none) never load the CNI machinery
 
         check_host_ports(pod, runtime.get("forwards") or [])
         _save(pod.path, state)  # written first: a crash from here on is cleaned up by gc
-        netns = pod.path / NETNS
+        netns = os.path.join(pod.path, NETNS)
         create_netns(netns)
         search = cni.plugin_path([Path(d) for d in runtime.get("cniPath") or []])
-        leases = pod.store_dir / "networks"
+        leases = os.path.join(pod.store_dir, "networks")
         forwards = runtime.get("forwards") or []
         try:
             for index, item in enumerate(networks):
@@ -219,7 +238,7 @@ def setup(pod: Pod, runtime: dict[str, Any], *, log: Callable[[str], None]) -> N
                 _save(pod.path, state)
                 try:
                     record["result"] = cni.add_network(record["conf"],
-                                                       _request(pod.uuid, record, str(netns)),
+                                                       _request(pod.uuid, record, netns),
                                                        record["runtimeConfig"])
                 except cni.CNIError as error:
                     raise LauncherError(f"network {item['name']}: {error}") from None
@@ -240,6 +259,8 @@ def setup(pod: Pod, runtime: dict[str, Any], *, log: Callable[[str], None]) -> N
 
 
 def _request(uuid: str, record: dict[str, Any], netns: str) -> cni.Request:
+    from pathlib import Path  # (the CNI machinery's; it loads pathlib itself)
+
     from . import cni  # here: pods without networks (host, none) never load the CNI machinery
 
     return cni.Request(container_id=uuid, netns=netns, ifname=record["ifName"],
@@ -263,11 +284,12 @@ def describe_forward(forward: dict[str, Any], state: dict[str, Any] | None) -> s
             f"forwarder in pyrkt run: {forward.get('why', 'no network the host routes to')})")
 
 
-def teardown(pod_dir: Path, uuid: str) -> None:
+def teardown(pod_dir: StrPath, uuid: str) -> None:
     """CNI DEL for everything ADDed (or being ADDed), then drop the namespace. Idempotent."""
-    if not (pod_dir / NET_DIR / INFO).exists():
-        if (pod_dir / NETNS).exists():
-            remove_netns(pod_dir / NETNS)
+    netns = os.path.join(pod_dir, NETNS)
+    if not os.path.exists(os.path.join(pod_dir, NET_DIR, INFO)):
+        if os.path.exists(netns):
+            remove_netns(netns)
         return
     with _NetLock(pod_dir):
         state = _load(pod_dir)
@@ -277,10 +299,9 @@ def teardown(pod_dir: Path, uuid: str) -> None:
             raise LauncherError(f"pod {uuid}: its networks were set up from another network "
                                 f"namespace (net:[{state.get('hostNetns')}]); run pyrkt gc "
                                 f"there")
-        netns = pod_dir / NETNS
         # A namespace that is gone (a reboot) cannot be entered: the plugins still release
         # what lives on the host side (leases) when given none.
-        netns_arg = str(netns) if _is_netns(netns) else ""
+        netns_arg = netns if _is_netns(netns) else ""
         errors = []
         from . import cni  # here: pods without networks (host, none) never load the CNI machinery
 
