@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import os
 import sys
-import zlib
 
 from registry.aci.errors import ArchiveError
 
 # Reading a gzip ACI (an image ID takes ~0.2 s at 128 MiB, a whole process of its own) loads
-# this module and zlib/ISA-L only: bz2 and lzma are imported where a stream of theirs is
+# this module and the deflate library only (zlib too only when it is the one): bz2 and lzma are imported where a stream of theirs is
 # (de)compressed, collections and concurrent.futures (logging, traceback: 7 ms) where blocks are
 # deflated, and typing (re, enum, collections: ~10 ms) never at run time, so the protocols below
 # exist for type checkers only (annotations are strings, never evaluated).
@@ -82,15 +81,19 @@ if TYPE_CHECKING:
 class _Deflate:
     """The deflate library in use and its settings (a plain class: NamedTuple is typing's)."""
 
-    __slots__ = ("name", "level", "mem_level", "compressobj", "decompressobj", "crc32", "errors")
+    __slots__ = ("name", "level", "mem_level", "compressobj", "decompressobj", "crc32", "errors",
+                 "deflated", "default_strategy", "sync_flush")
 
-    def __init__(self, name: str, level: int, mem_level: int,
-                 compressobj: Callable[..., _DeflateEngine],
-                 decompressobj: Callable[[int], _Inflater], crc32: Callable[[Any, int], int],
+    def __init__(self, name: str, level: int, mem_level: int, library: Any,
                  errors: tuple[type[Exception], ...]) -> None:
-        self.name, self.level, self.mem_level = name, level, mem_level
-        self.compressobj, self.decompressobj, self.crc32 = compressobj, decompressobj, crc32
-        self.errors = errors
+        self.name, self.level, self.mem_level, self.errors = name, level, mem_level, errors
+        self.compressobj: Callable[..., _DeflateEngine] = library.compressobj
+        self.decompressobj: Callable[[int], _Inflater] = library.decompressobj
+        self.crc32: Callable[[Any, int], int] = library.crc32
+        # zlib's constants, which ISA-L's zlib interface repeats.
+        self.deflated: int = library.DEFLATED
+        self.default_strategy: int = library.Z_DEFAULT_STRATEGY
+        self.sync_flush: int = library.Z_SYNC_FLUSH
 
 
 def _deflate_library() -> _Deflate:
@@ -98,16 +101,16 @@ def _deflate_library() -> _Deflate:
     try:
         from isal import isal_zlib
     except ImportError:
+        import zlib
+
         # Level 6: gzip's and Go's default.
-        return _Deflate("zlib", 6, zlib.DEF_MEM_LEVEL, zlib.compressobj, zlib.decompressobj,
-                        zlib.crc32, (zlib.error,))
+        return _Deflate("zlib", 6, zlib.DEF_MEM_LEVEL, zlib, (zlib.error,))
     # Level 3 is ISA-L's best; memLevel 3 (smaller level buffers, so its Huffman tables adapt
     # more often) gave 1-2% smaller files than its default 8 at the same speed, on binaries
     # and text alike.
     # isal's stub declares `error` an instance; it is the exception class.
     isal_error: type[Exception] = isal_zlib.error  # type: ignore[assignment]
-    return _Deflate("isal", 3, 3, isal_zlib.compressobj, isal_zlib.decompressobj,
-                    isal_zlib.crc32, (isal_error, zlib.error))
+    return _Deflate("isal", 3, 3, isal_zlib, (isal_error,))
 
 
 DEFLATE = _deflate_library()
@@ -167,11 +170,11 @@ def _deflate_block(block: Any, window: Any) -> bytes:
     """One block as raw deflate, primed with `window` (the bytes before it), ended by a sync
     flush (byte-aligned, not final) so blocks concatenate into one stream."""
     if window:
-        engine = DEFLATE.compressobj(DEFLATE.level, zlib.DEFLATED, -15, DEFLATE.mem_level,
-                                     zlib.Z_DEFAULT_STRATEGY, window)
+        engine = DEFLATE.compressobj(DEFLATE.level, DEFLATE.deflated, -15, DEFLATE.mem_level,
+                                     DEFLATE.default_strategy, window)
     else:
-        engine = DEFLATE.compressobj(DEFLATE.level, zlib.DEFLATED, -15, DEFLATE.mem_level)
-    return engine.compress(block) + engine.flush(zlib.Z_SYNC_FLUSH)
+        engine = DEFLATE.compressobj(DEFLATE.level, DEFLATE.deflated, -15, DEFLATE.mem_level)
+    return engine.compress(block) + engine.flush(DEFLATE.sync_flush)
 
 
 class ParallelGzip:
@@ -219,7 +222,7 @@ class ParallelGzip:
         if self._held or not self._size:  # (an empty stream still gets its one empty block)
             self._submit()
         tail = self._ready(wait=True)
-        ending = DEFLATE.compressobj(DEFLATE.level, zlib.DEFLATED, -15).flush()
+        ending = DEFLATE.compressobj(DEFLATE.level, DEFLATE.deflated, -15).flush()
         self.close()
         return tail + ending + (self._crc & 0xFFFFFFFF).to_bytes(4, "little") \
             + (self._size & 0xFFFFFFFF).to_bytes(4, "little")

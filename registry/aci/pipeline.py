@@ -17,7 +17,11 @@ workers) these are greenlets and gevent's locks, as threading's would be.
 from __future__ import annotations
 
 import _thread
-import hashlib
+
+try:  # OpenSSL's digests, which hashlib.new hands these names to (hashlib loads blake2 besides)
+    from _hashlib import new as _new_hash
+except ImportError:  # a Python built without OpenSSL
+    from hashlib import new as _new_hash  # type: ignore[assignment]  # (its 2nd parameter's name)
 
 TYPE_CHECKING = False  # (typing's costs ~10 ms; type checkers take this one as theirs)
 if TYPE_CHECKING:
@@ -148,7 +152,7 @@ class BackgroundHash:
     and returns."""
 
     def __init__(self, algorithm: str = "sha512") -> None:
-        self._hash = hashlib.new(algorithm)
+        self._hash = _new_hash(algorithm)
         self._feed = BackgroundFeed(self._hash.update, depth=8, name="aci-sha512")
 
     def update(self, chunk: bytes) -> None:
