@@ -119,7 +119,6 @@ def test_the_lazy_helper_imports_nothing() -> None:
 def test_image_id_under_gevent_threads_are_greenlets(gzip_aci: tuple[Path, str]) -> None:
     """Where gevent has patched threading (the registry's workers), the pipeline's threads and
     locks are gevent's: computing an ID must finish, not deadlock one OS thread on itself."""
-    pytest.importorskip("gevent")
     path, expected = gzip_aci
     code = ("from gevent import monkey; monkey.patch_all()\n"
             "from registry.aci import image_id_of, read_aci\n"
