@@ -24,10 +24,9 @@ was really in force).
 
 from __future__ import annotations
 
-import json
 import os
 
-from registry import records  # (this module's own `record` writes a pod's limits)
+from registry import jsontext, records  # (records: this module's own `record` writes limits)
 
 from .errors import LauncherError
 from .pods import Pod, write_atomic
@@ -269,8 +268,10 @@ def plan(apps: list[dict[str, Any]], insecure: Iterable[str],
 
 
 def record(pod: Pod, per_app: dict[str, Limits]) -> None:
+    # compact: read by pyrkt (`enforced`), not by people; indented text would load json
     write_atomic(join_like(pod.path, LIMITS_FILE),
-                 json.dumps({name: lim.to_json() for name, lim in per_app.items()}, indent=2))
+                 jsontext.dumps({name: lim.to_json() for name, lim in per_app.items()},
+                                compact=True))
 
 
 def enforced(pod: Pod) -> dict[str, Limits]:
@@ -279,7 +280,7 @@ def enforced(pod: Pod) -> dict[str, Limits]:
     apps = pod.manifest()["apps"]
     try:
         with open(os.path.join(pod.path, LIMITS_FILE)) as handle:
-            data = json.loads(handle.read())
+            data = jsontext.loads(handle.read())
         return {app["name"]: Limits.from_json(data.get(app["name"]) or {}) for app in apps}
     except (OSError, ValueError):
         return {app["name"]: of_app(app) for app in apps}

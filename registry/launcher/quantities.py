@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from .errors import LauncherError
 
 TYPE_CHECKING = False
@@ -23,6 +21,9 @@ _QUANTITY = r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$"  # compiled by re on first use
 
 
 def parse_quantity(text: str, what: str, examples: str = "500m, 2, 512M, 1Gi") -> Decimal:
+    # here: only --memory/--cpu and the resource isolators of an image need it; re (with enum)
+    # costs ~4 ms of every start otherwise
+    import re
     from decimal import Decimal, InvalidOperation
 
     match = re.match(_QUANTITY, str(text).strip())

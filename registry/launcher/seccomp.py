@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import ctypes
 import errno as errnos
-import json
 import os
 import zlib
 
+from registry import jsontext
 from registry.records import record
 
 from . import linux
@@ -125,7 +125,7 @@ class FilterSpec:
 
     def text(self) -> bytes:
         """What the compiled program depends on, as the line its cache file starts with."""
-        return json.dumps([CACHE_FORMAT, os.uname().machine, self.mode, sorted(self.syscalls),
+        return jsontext.dumps([CACHE_FORMAT, os.uname().machine, self.mode, sorted(self.syscalls),
                            self.errno, self.namespaces]).encode()
 
 

@@ -13,8 +13,9 @@ stage1, so the apps of a pod share them.
 
 from __future__ import annotations
 
-import json
 import os
+
+from registry import jsontext
 
 from .. import linux
 from ..limits import join_like
@@ -92,13 +93,13 @@ def write_pod_files(net_dir: StrPath, dns: dict[str, Any], hostname: str,
         hosts = join_like(net_dir, "hosts")
         write_atomic(hosts, hosts_file(hostname, first_address, entries))
         binds.append({"source": str(hosts), "target": "/etc/hosts", "readOnly": False})
-    write_atomic(join_like(net_dir, BINDS_FILE), json.dumps(binds))
+    write_atomic(join_like(net_dir, BINDS_FILE), jsontext.dumps(binds))
 
 
 def pod_binds(pod_dir: StrPath) -> list[dict[str, Any]]:
     try:
         with open(os.path.join(pod_dir, "net", BINDS_FILE)) as handle:
-            return list(json.loads(handle.read()))
+            return list(jsontext.loads(handle.read()))
     except (OSError, ValueError):
         return []
 

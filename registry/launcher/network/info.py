@@ -7,8 +7,9 @@ list` and `pyrkt status` describe every pod with it, and a pod without networks 
 
 from __future__ import annotations
 
-import json
 import os
+
+from registry import jsontext
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ def load(pod_dir: StrPath) -> dict[str, Any] | None:
     """The pod's record of its networks (None: none written, or unreadable)."""
     try:
         with open(os.path.join(pod_dir, NET_DIR, INFO)) as handle:
-            return json.loads(handle.read())
+            return jsontext.loads(handle.read())
     except (OSError, ValueError):
         return None
 

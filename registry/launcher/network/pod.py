@@ -17,8 +17,9 @@ Host-local address leases live in `<store>/networks/<network>/` (rkt kept them u
 from __future__ import annotations
 
 import fcntl
-import json
 import os
+
+from registry import jsontext
 
 from .. import linux
 from ..errors import LauncherError
@@ -120,7 +121,8 @@ def join_netns(pod_dir: StrPath) -> bool:
 
 
 def _save(pod_dir: StrPath, state: dict[str, Any]) -> None:
-    write_atomic(join_like(pod_dir, NET_DIR, INFO), json.dumps(state, indent=1))
+    # compact: read by pyrkt (list, status, teardown), not by people; indented text loads json
+    write_atomic(join_like(pod_dir, NET_DIR, INFO), jsontext.dumps(state, compact=True))
 
 
 class _NetLock:
