@@ -194,11 +194,15 @@ def resolve_identity(user: str, group: str, root: StrPath | None = None) -> tupl
 def become_app(pod_dir: StrPath, manifest: dict[str, Any], app: dict[str, Any],
                runtime: dict[str, Any], cgroup: AppCgroup, record_pid: Callable[[int], None],
                unshared: Callable[[], None] = lambda: None,
-               program: bytes | None = None, terminal: socket.socket | None = None) -> None:
+               program: bytes | None = None, terminal: socket.socket | None = None,
+               host_dropped: Callable[[], None] = lambda: None) -> None:
     """Never returns: exec the app or exit 126/127 with the reason on stderr (the app's log).
 
     `unshared` is called as soon as the app has a mount namespace of its own (the pod init
-    waits for that before it drops the host's tree from its own namespace).
+    waits for that before it drops the host's tree from its own namespace); `host_dropped`
+    before the app's own program runs, to wait until the init has dropped it (else an app with
+    CAP_SYS_PTRACE could still read the host's tree through /proc/1/root, for as long as the
+    init takes to pivot: a busy host lets an app get that far first).
     """
     section = app["app"]
     insecure = set(runtime.get("insecure") or ())
@@ -215,6 +219,7 @@ def become_app(pod_dir: StrPath, manifest: dict[str, Any], app: dict[str, Any],
         uid, gid = resolve_identity(str(section.get("user", "0")), str(section.get("group", "0")))
         if terminal is not None:  # --interactive: a pty of the pod's own (see `terminal`)
             attach_app(terminal, uid, gid)
+        host_dropped()
         confine(section, insecure, uid, program)
         groups = [int(g) for g in section.get("supplementaryGIDs") or []]
         os.setgroups(groups)
