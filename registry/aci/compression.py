@@ -18,10 +18,11 @@ import sys
 from registry.aci.errors import ArchiveError
 
 # Reading a gzip ACI (an image ID takes ~0.2 s at 128 MiB, a whole process of its own) loads
-# this module and the deflate library only (zlib too only when it is the one): bz2 and lzma are imported where a stream of theirs is
-# (de)compressed, collections and concurrent.futures (logging, traceback: 7 ms) where blocks are
-# deflated, and typing (re, enum, collections: ~10 ms) never at run time, so the protocols below
-# exist for type checkers only (annotations are strings, never evaluated).
+# this module and the deflate library only (zlib only when it is that library): bz2 and lzma
+# are imported where a stream of theirs is (de)compressed, collections and concurrent.futures
+# (logging, traceback: 7 ms) where blocks are deflated, and typing (re, enum, collections:
+# ~10 ms) never at run time, so the protocols below exist for type checkers only (annotations
+# are strings, never evaluated).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import collections

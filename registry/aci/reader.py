@@ -4,9 +4,10 @@ of the uncompressed tar), the layout and the manifest, in bounded memory.
 Decompression, hashing and parsing overlap in threads (see pipeline.py).
 
 Computing an image ID is a whole process of its own (`image_id_of` behind `pyrkt image` and
-the benchmarks): at 128 MiB its import cost is a tenth of the run, so this module loads only
-what hashing needs, and the tar parser, layout checker and manifest model when a caller
-parses (`read_aci`, a handler given to `stream_archive`)."""
+the benchmarks): at 128 MiB, importing the whole format core cost a tenth of the run, so this
+module loads only what hashing needs, and the tar parser, layout checker and manifest model
+when a caller parses (`read_aci`, a handler given to `stream_archive`);
+tests/aci/test_aci_lean_import.py holds it to that."""
 
 from __future__ import annotations
 
