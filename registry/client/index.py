@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS images (
     size          INTEGER NOT NULL,      -- bytes of the stored ACI file
     compression   TEXT NOT NULL,
     import_time   REAL NOT NULL,
-    last_used     REAL NOT NULL,
+    last_used     REAL NOT NULL,         -- the import; later uses: the store's used/ stamps
     has_signature INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS images_name ON images(name);
@@ -170,11 +170,6 @@ class Index:
         the prefix is ambiguous)."""
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return self.query("SELECT * FROM images WHERE id LIKE ? ESCAPE '\\'", (escaped + "%",))
-
-    def touch(self, image_id: str) -> None:
-        # `LAST USED` is a hint: not worth a sync to disk on every run
-        with self.connect(durable=False) as db:
-            db.execute("UPDATE images SET last_used = ? WHERE id = ?", (time.time(), image_id))
 
     def remove_image(self, image_id: str) -> bool:
         with self.connect() as db:

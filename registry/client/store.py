@@ -6,12 +6,23 @@ Layout of the store directory (`--dir`):
     images/<image-id>.aci        each image exactly as fetched (compressed as it was served)
     images/<image-id>.aci.asc    its signature, when it came with one
     trees/<image-id>/            rendered trees (manifest + rootfs, dependencies applied), shared
+    used/<image-id>              an empty file: its mtime is when a pod last used the image
     tmp/                         downloads and imports in progress (same filesystem: atomic rename)
     locks/                       per-image lock files for rendering trees
 
 An import writes a temporary file, learns the image ID while writing it (one streaming pass), then
 hard-links it to its final name: two processes importing the same image end with one copy and no
 error, and a reader never sees a half-written file.
+
+`pyrkt run` of a stored image by ID asks nothing of the index (sqlite3: ~3 ms of a start with
+its connection and a write): `summary` answers from the image's file and its rendered tree's
+manifest when the ID names exactly one image file and its tree is rendered, `render(overlay=True)`
+of a rendered tree needs no lookup, and a use is stamped on `used/<image-id>` (one utime), which
+the index's readers (LAST USED, gc) take as the image's last use when it is later than the
+index's own. Anything else (a name, an ambiguous or unknown prefix, a tree not rendered yet)
+goes to the index, which answers and words errors as before. An image file has its index row
+but for an instant of its import, between the link and the row, when its tree is not rendered
+yet: a removal takes the tree and the files away before the row.
 """
 
 from __future__ import annotations
@@ -26,7 +37,6 @@ from registry.records import record
 
 from .dirs import plain_path, store_dir
 from .errors import ImageNotFound, StoreError
-from .index import Index, Remote
 from .render import DependencyError, remove_tree, render_layers
 
 # Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
@@ -46,9 +56,11 @@ if TYPE_CHECKING:
 
     from registry.aci import ACIInfo, ImageManifest
 
+    from .index import Index, Remote
     from .streams import Sink
 
 ID_PREFIX = "sha512-"
+ID_LENGTH = len(ID_PREFIX) + 128
 
 
 @record(frozen=True)
@@ -114,6 +126,17 @@ class StoredImage:
         return self.name == name and all(self.labels.get(k) == v for k, v in (labels or {}).items())
 
 
+@record(frozen=True)
+class ImageSummary:
+    """What a pod needs of a stored image (ImageStore.summary): its ID, name, labels and
+    manifest exactly as stored."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    manifest_bytes: bytes
+
+
 def _stamp(value: float) -> datetime:
     from datetime import UTC, datetime
 
@@ -150,20 +173,38 @@ class ImageStore:
                 present = set(os.listdir(self.directory))
             except FileNotFoundError:
                 present = set()
-            for sub in ("images", "trees", "tmp", "locks"):
+            for sub in ("images", "trees", "used", "tmp", "locks"):
                 if sub not in present:
                     os.makedirs(_join(self.directory, sub), exist_ok=True)
-            self.index = Index(_join(self.directory, "index.db"))
         except OSError as error:
-            raise StoreError(f"cannot use the image store at {self.directory}: "
-                             f"{error.strerror or error}") from error
+            raise self._unusable(error) from error
+        self._index: Index | None = None
+        if "index.db" not in present:
+            self.index  # noqa: B018  (a new store gets its index at once, as it always did)
+
+    def _unusable(self, error: OSError) -> StoreError:
+        return StoreError(f"cannot use the image store at {self.directory}: "
+                          f"{error.strerror or error}")
+
+    @property
+    def index(self) -> Index:
+        """The SQLite index, opened on first use (see the module's docstring)."""
+        if self._index is None:
+            from .index import Index  # here: sqlite3's module loads with it
+
+            try:
+                self._index = Index(_join(self.directory, "index.db"))
+            except OSError as error:
+                raise self._unusable(error) from error
+        return self._index
 
     def __repr__(self) -> str:
         return f"ImageStore({self.directory!r})"
 
     def close(self) -> None:
         """Let go of the index's connection (a later call opens it again)."""
-        self.index.close()
+        if self._index is not None:
+            self._index.close()
 
     # paths -----------------------------------------------------------------------------------
 
@@ -172,6 +213,9 @@ class ImageStore:
 
     def _tree(self, image_id: str) -> str:
         return _join(self.directory, "trees", image_id)
+
+    def _used(self, image_id: str) -> str:
+        return _join(self.directory, "used", image_id)
 
     def temporary_file(self, suffix: str = ".part") -> _TemporaryFile:
         """`with store.temporary_file() as (path, handle):` a new file inside the store (same
@@ -252,6 +296,8 @@ class ImageStore:
                              compression=str(info.compression or "none"),
                              has_signature=signature is not None)
         if remote is not None:
+            from .index import Remote
+
             self.index.save_remote(Remote(remote.url, remote.signature_url, remote.etag,
                                           remote.max_age, remote.download_time or time.time(),
                                           image_id))
@@ -267,12 +313,41 @@ class ImageStore:
 
     # queries ---------------------------------------------------------------------------------
 
-    def _row_to_image(self, row: Any) -> StoredImage:
+    def _row_to_image(self, row: Any, used: float | None = None) -> StoredImage:
+        """The image of an index row; `used`: its `used/` stamp's time (looked up when None)."""
+        if used is None:
+            used = self._used_stamp(row["id"])
         return StoredImage(
             id=row["id"], name=row["name"], labels=jsontext.loads(row["labels"]), size=row["size"],
             compression=row["compression"], import_stamp=row["import_time"],
-            last_used_stamp=row["last_used"], file=self._blob(row["id"]),
+            last_used_stamp=max(row["last_used"], used), file=self._blob(row["id"]),
             manifest_bytes=bytes(row["manifest"]), has_signature=bool(row["has_signature"]))
+
+    def _used_stamp(self, image_id: str) -> float:
+        try:
+            return os.stat(self._used(image_id)).st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    def _used_stamps(self) -> dict[str, float]:
+        """Every `used/` stamp's time by image ID (one read of the folder, for listings)."""
+        try:
+            with os.scandir(_join(self.directory, "used")) as entries:
+                return {entry.name: entry.stat().st_mtime for entry in entries}
+        except FileNotFoundError:
+            return {}
+
+    def _stamp_use(self, image_id: str) -> None:
+        """`used/<image-id>`'s mtime becomes now: one utime, no index transaction. A hint, as
+        the index's own column was (never synced to disk), so a failure is not an error."""
+        path = self._used(image_id)
+        try:
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        except OSError:
+            pass
 
     def get(self, id_or_prefix: str) -> StoredImage:
         """The image with this ID or unambiguous ID prefix (`sha512-` optional)."""
@@ -286,25 +361,64 @@ class ImageStore:
                                 f"{', '.join(i[:39] for i in ids)}; give more digits")
         return self._row_to_image(rows[0])
 
+    def summary(self, id_or_prefix: str) -> ImageSummary:
+        """`get(id_or_prefix)`'s ID, name, labels and manifest, from the store's files when the
+        ID (or prefix) names exactly one image file whose tree is rendered; else `get`'s,
+        errors included. See the module's docstring."""
+        wanted = normalize_id(id_or_prefix)
+        image_id = self._rendered(wanted)
+        if image_id is not None:
+            try:
+                with open(_join(self._tree(image_id), "manifest"), "rb") as handle:
+                    manifest = handle.read()
+                doc = jsontext.loads(manifest)
+                return ImageSummary(image_id, doc["name"], {label["name"]: label["value"] for
+                                                            label in doc.get("labels") or []},
+                                    manifest)
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                pass  # not the manifest an import stored (or gone): the index knows
+        image = self.get(wanted)
+        return ImageSummary(image.id, image.name, image.labels, image.manifest_bytes)
+
+    def _rendered(self, wanted: str) -> str | None:
+        """The ID of the one image file the normalized ID or prefix names, when its shared tree
+        is rendered; None when the index must answer."""
+        if len(wanted) == ID_LENGTH:
+            image_id = wanted
+            if not os.path.exists(self._blob(image_id)):
+                return None
+        else:
+            try:
+                names = [name for name in os.listdir(_join(self.directory, "images"))
+                         if name.startswith(wanted) and name.endswith(".aci")]
+            except OSError:
+                return None
+            if len(names) != 1:
+                return None  # none, or ambiguous: the index's answer and words
+            image_id = names[0][:-len(".aci")]
+        return image_id if os.path.isdir(_join(self._tree(image_id), "rootfs")) else None
+
     def find(self, name: str, labels: dict[str, str] | None = None) -> StoredImage | None:
         """The most recently imported image with this name and (at least) these labels."""
-        candidates = [self._row_to_image(row) for row in
-                      self.index.image_rows("WHERE name = ? ORDER BY import_time DESC", (name,))]
+        rows = self.index.image_rows("WHERE name = ? ORDER BY import_time DESC", (name,))
+        used = self._used_stamps() if rows else {}
+        candidates = [self._row_to_image(row, used.get(row["id"], 0.0)) for row in rows]
         for image in candidates:
             if image.matches(name, labels):
                 return image
         return None
 
     def list(self) -> list[StoredImage]:
-        return [self._row_to_image(row)
-                for row in self.index.image_rows("ORDER BY import_time, id")]
+        rows = self.index.image_rows("ORDER BY import_time, id")
+        used = self._used_stamps() if rows else {}
+        return [self._row_to_image(row, used.get(row["id"], 0.0)) for row in rows]
 
     def aci_path(self, image_id: str) -> str:
         return self.get(image_id).file
 
     def touch(self, image_id: str) -> None:
         """Record that an image was used now (`LAST USED` in `pyrkt image list`)."""
-        self.index.touch(self.get(image_id).id)
+        self._stamp_use(self.get(image_id).id)
 
     def remote(self, url: str) -> Remote | None:
         remote = self.index.remote(url)
@@ -320,13 +434,16 @@ class ImageStore:
     def remove(self, image_id: str) -> StoredImage:
         """Delete an image, its signature and its rendered tree; returns what was removed."""
         image = self.get(image_id)
-        self.index.remove_image(image.id)
-        for path in (image.file, image.file + ".asc"):
-            _unlink(path)
-        tree = self._tree(image.id)
+        # the files first, the row last: a stored file and its rendered tree always have their
+        # row (what `summary` relies on), and a removal cut short is finished by another
+        tree, trash = self._tree(image.id), None
         if os.path.exists(tree):
             trash = _join(self.directory, "tmp", f"trash-{image.id}-{os.getpid()}-{time.time_ns()}")
             os.replace(tree, trash)  # vanish atomically, then delete at leisure
+        for path in (image.file, image.file + ".asc", self._used(image.id)):
+            _unlink(path)
+        self.index.remove_image(image.id)
+        if trash is not None:
             remove_tree(trash)
         return image
 
@@ -351,7 +468,14 @@ class ImageStore:
                 continue
             removed.append(self.remove(image.id))
         self._clean_tmp(moment)
+        self._clean_stamps()
         return removed
+
+    def _clean_stamps(self) -> None:
+        """Drop `used/` stamps of images no longer stored (a run stamping as one was removed)."""
+        for image_id in self._used_stamps():
+            if not os.path.exists(self._blob(image_id)):
+                _unlink(self._used(image_id))
 
     def _clean_tmp(self, moment: datetime) -> None:
         """Drop leftovers of interrupted imports older than a day (partial downloads excluded)."""
@@ -476,8 +600,12 @@ class ImageStore:
           reuse it) and its path is returned, to be used read-only, e.g. as an overlayfs
           lowerdir; `dest` is not written.
         """
+        if overlay and len(image_id) == ID_LENGTH and image_id == normalize_id(image_id) \
+                and self._rendered(image_id) is not None:
+            self._stamp_use(image_id)  # the shared tree is there: no lookup in the index
+            return self._tree(image_id)
         image = self.get(image_id)
-        self.index.touch(image.id)
+        self._stamp_use(image.id)
         if overlay:
             return self._shared_tree(image)
         if dest is None:
