@@ -19,12 +19,16 @@ defines itself is kept, as dataclasses keeps it. Imports nothing of ours but reg
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
-
 from registry.errors import PyrktError
 
-T = TypeVar("T")
+# typing stays out of every `pyrkt` start (~2 ms with its own imports): the type checker reads
+# `record`'s typed overloads, the running program its plain definition
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar, dataclass_transform, overload
+
+    T = TypeVar("T")
 
 
 class FrozenRecordError(PyrktError, AttributeError):
@@ -130,21 +134,22 @@ def _build(cls: type[T], frozen: bool) -> type[T]:
     return cls
 
 
-@overload
-def record(cls: type[T], /) -> type[T]: ...
+if TYPE_CHECKING:
+    @overload
+    def record(cls: type[T], /) -> type[T]: ...
 
+    @overload
+    def record(*, frozen: bool = False) -> Callable[[type[T]], type[T]]: ...
 
-@overload
-def record(*, frozen: bool = False) -> Callable[[type[T]], type[T]]: ...
-
-
-@dataclass_transform(field_specifiers=(field,))
-def record(cls: type[T] | None = None, /, *, frozen: bool = False
-           ) -> type[T] | Callable[[type[T]], type[T]]:
-    """The class as a record (`@record` or `@record(frozen=True)`)."""
-    if cls is None:
-        return lambda bare: _build(bare, frozen)
-    return _build(cls, frozen)
+    @dataclass_transform(field_specifiers=(field,))
+    def record(cls: type[T] | None = None, /, *, frozen: bool = False
+               ) -> type[T] | Callable[[type[T]], type[T]]: ...
+else:
+    def record(cls=None, /, *, frozen=False):
+        """The class as a record (`@record` or `@record(frozen=True)`)."""
+        if cls is None:
+            return lambda bare: _build(bare, frozen)
+        return _build(cls, frozen)
 
 
 def replace(obj: T, /, **changes: Any) -> T:

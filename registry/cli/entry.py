@@ -15,7 +15,11 @@ import errno
 import gc
 import os
 import sys
-from collections.abc import Callable, Sequence
+
+TYPE_CHECKING = False  # collections.abc stays out of every start (see registry.launcher.pods)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
 
 # Function-local imports keep start-up fast: each command loads only the parts it runs, and
 # `main` loads them after switching the garbage collector off (see there).

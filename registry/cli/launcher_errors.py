@@ -5,16 +5,20 @@ an error. Its own module so that `pyrkt list` and the other pod commands need no
 
 from __future__ import annotations
 
-import functools
 import os
-import signal
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from registry.launcher.errors import LauncherError
 
-F = TypeVar("F", bound=Callable[..., Any])
+TYPE_CHECKING = False  # functools, signal (enum) and typing cost each start ~5 ms in all
+if TYPE_CHECKING:
+    import signal
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+else:
+    import _signal as signal  # signal's numbers without its IntEnum wrappers (enum)
 
 
 def launcher_errors(command: F) -> F:
@@ -25,7 +29,6 @@ def launcher_errors(command: F) -> F:
     went away (`pyrkt logs UUID | head -1`) ends the command quietly, as SIGPIPE would.
     """
 
-    @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
@@ -38,4 +41,9 @@ def launcher_errors(command: F) -> F:
             where = f": {error.filename}" if error.filename else ""
             raise LauncherError(f"{error.strerror or error}{where}") from error
 
+    # what functools.wraps copies: click reads the command's name and help from it
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        setattr(wrapper, attribute, getattr(command, attribute, None))
+    wrapper.__dict__.update(command.__dict__)
+    wrapper.__wrapped__ = command  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
 
 from registry.errors import PyrktError
 from registry.launcher.options import (
@@ -28,6 +26,11 @@ from registry.launcher.options import (
 
 from .context import ClientContext
 from .flags import GLOBAL_FLAGS, PATH_EXISTING_FILE, PATH_FILE, Option
+
+TYPE_CHECKING = False  # typing stays out of every start (see registry.launcher.pods)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 POD_FLAGS = (
     Option("--volume", multiple=True, help="NAME,kind=host,source=PATH[,readOnly=true] or "
@@ -80,7 +83,8 @@ class FlagError(PyrktError):
     """A flag given where or how it cannot be (click's readers make it a usage error)."""
 
 
-Convert = Callable[[Option, str], Any]  # a flag's raw value -> what the command receives
+if TYPE_CHECKING:
+    Convert = Callable[[Option, str], Any]  # a flag's raw value -> what the command receives
 
 
 def hoist_pod_flags(flags: dict[str, Any], client: ClientContext, options: Sequence[Option],

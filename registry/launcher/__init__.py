@@ -22,9 +22,9 @@ Contract for other parts: `images_in_use(store_dir) -> set[str]` (the client's `
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from registry.lazy import lazy_exports
+
+TYPE_CHECKING = False  # typing stays out of every start (see registry.launcher.pods)
 
 # Imported on first use: every `from registry.launcher.X import ...` runs this file first, and
 # `pyrkt run --help`, `acbuild run` or the client's `image gc` should not pay for `manage`

@@ -88,7 +88,8 @@ def _child(target: EnterTarget, fds: dict[str, int], root: int, insecure: set[st
     command = target.command
     try:
         for directory in target.pod.cgroup_dirs_of(target.app["name"]):
-            (directory / "cgroup.procs").write_text("0")
+            with open(os.path.join(directory, "cgroup.procs"), "w") as procs:
+                procs.write("0")
         for name, nstype in NAMESPACES:
             linux.setns(fds[name], nstype)
         os.fchdir(root)

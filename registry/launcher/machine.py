@@ -60,7 +60,7 @@ def machine_id(pod: Pod) -> str:
 
 
 def machine_root(pod: Pod) -> Path:
-    return pod.path / MACHINE_DIR
+    return Path(pod.path) / MACHINE_DIR
 
 
 def journal_dir(pod: Pod) -> Path:
@@ -139,7 +139,7 @@ def _identity(root: Path, section: dict[str, Any], app: str) -> tuple[int, int]:
 def _lookup_root(pod: Pod, app: str, rootfs_mode: str) -> Path:
     """Where the app's files can be read before its root is mounted (overlay: the lower tree,
     as the upper one is still empty when the pod first starts)."""
-    app_dir = pod.app_dir(app)
+    app_dir = Path(pod.app_dir(app))
     if rootfs_mode == "overlay":
         return Path((app_dir / "lower").read_text().strip())
     return app_dir / "rootfs"
@@ -279,18 +279,18 @@ def build(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any]) -> Machin
     write_atomic(root / "etc" / "systemd" / "journald.conf",
                  "[Journal]\nStorage=volatile\nRateLimitIntervalSec=0\nRateLimitBurst=0\n"
                  "ForwardToConsole=no\nForwardToWall=no\n")
-    binds.append(f"--bind={pod.path / 'apps'}:{INNER}/apps")
+    binds.append(f"--bind={Path(pod.path) / 'apps'}:{INNER}/apps")
     binds.append(f"--bind={journal_dir(pod)}:/run/log/journal")
     volume_dirs: dict[str, str] = {}
     for volume in manifest.get("volumes") or []:
         source = volume["source"] if volume["kind"] == "host" else \
-            str(pod.path / "volumes" / volume["name"])
+            str(Path(pod.path) / "volumes" / volume["name"])
         inner_path = f"{INNER}/volumes/{volume['name']}"
         flag = "--bind-ro" if volume.get("readOnly") else "--bind"
         binds.append(f"{flag}={source}:{inner_path}")
         volume_dirs[volume["name"]] = inner_path
     bind_dirs: list[tuple[str, str, bool]] = []
-    for number, entry in enumerate(pod_binds(pod.path)):
+    for number, entry in enumerate(pod_binds(Path(pod.path))):
         if os.path.exists(entry["source"]):
             inner_path = f"{INNER}/binds/{number}"
             binds.append(f"--bind-ro={entry['source']}:{inner_path}")
@@ -326,8 +326,8 @@ def nspawn_args(pod: Pod, runtime: dict[str, Any], machine: Machine) -> list[str
             "--resolv-conf=off", "--timezone=off",
             f"--setenv=SYSTEMD_UNIT_PATH={INNER}/units:",  # ours first, then systemd's own
             f"--setenv=SYSTEMD_GENERATOR_PATH={INNER}/generators"]
-    if (pod.path / "netns").exists():  # stage0's namespace, wired with CNI
-        args.append(f"--network-namespace-path={pod.path / 'netns'}")
+    if (Path(pod.path) / "netns").exists():  # stage0's namespace, wired with CNI
+        args.append(f"--network-namespace-path={Path(pod.path) / 'netns'}")
     elif runtime["net"] != "host":
         args.append("--private-network")
     return args + machine.binds + ["--", "--log-level=warning", "--log-target=journal",

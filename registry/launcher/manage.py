@@ -72,8 +72,8 @@ def describe(pod: Pod) -> PodInfo:
         manifest = {}
     # a machine SIGKILLed with its supervisor (and no `pyrkt run` left) recorded nothing: its
     # apps died with it
-    killed_machine = pod.state == "exited" and (pod.path / "unit").exists() and \
-        (pod.path / "pid").exists()
+    killed_machine = pod.state == "exited" and (Path(pod.path) / "unit").exists() and \
+        (Path(pod.path) / "pid").exists()
     for app in manifest.get("apps", []):
         code = pod.exit_code(app["name"])
         if code is None and killed_machine:
@@ -83,7 +83,7 @@ def describe(pod: Pod) -> PodInfo:
     # only the record of the networks: the network package's machinery (ctypes, CNI) stays out
     from .network import info as network
 
-    shown = network.info(pod.path)
+    shown = network.info(Path(pod.path))
     return PodInfo(pod.uuid, pod.state, pod.timestamp("created"), pod.timestamp("started"),
                    pod.timestamp("finished"), pod.pid() if pod.is_running else None, apps,
                    [network.summary(entry) for entry in shown], shown)
@@ -96,7 +96,7 @@ def end_reason(pod: Pod, app: str, code: int | None) -> str | None:
     `apps/<app>/reason` (a unit's cgroup is gone with the unit: systemd's $SERVICE_RESULT
     oom-kill is recorded there instead)."""
     try:
-        recorded = (pod.app_dir(app) / "reason").read_text().strip()
+        recorded = (Path(pod.app_dir(app)) / "reason").read_text().strip()
     except OSError:
         recorded = ""
     if recorded:
@@ -174,7 +174,7 @@ def wait_for_exit(pod: Pod, timeout: float | None = None) -> Pod:
             raise LauncherError(f"pod {pod.uuid} is still {pod.state} after {timeout:g}s")
 
 
-def _wait_lock(path: Path) -> None:
+def _wait_lock(path: str | os.PathLike[str]) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -250,7 +250,7 @@ def wait_stopped(pod: Pod, timeout: float, interval: float = 0.01) -> bool:
         os.close(fd)
 
 
-def stop(store_dir: Path, uuid: str, *, force: bool = False,
+def stop(store_dir: str | os.PathLike[str], uuid: str, *, force: bool = False,
          grace: float = DEFAULT_STOP_GRACE, wait: bool = True) -> Pod:
     """rkt's stop: SIGTERM to every app's processes, SIGKILL after `grace` seconds (at once with
     `force`). With `wait`, returns once the pod has exited: its supervisor is gone too, so its
@@ -258,7 +258,7 @@ def stop(store_dir: Path, uuid: str, *, force: bool = False,
     pod = find_pod(store_dir, uuid)
     if not pod.is_running:
         raise LauncherError(f"pod {pod.uuid} is {pod.state}, not running")
-    stage1 = (pod.path / "stage1").read_text().strip() if (pod.path / "stage1").exists() else ""
+    stage1 = (Path(pod.path) / "stage1").read_text().strip() if (Path(pod.path) / "stage1").exists() else ""
     if stage1 == "systemd":
         from . import stage1_systemd
 
@@ -287,7 +287,7 @@ def _release_network(pod: Pod) -> None:
     # loaded on use, like every network import here (list/status/rm start-up stays small)
     from .network import pod as network
 
-    network.teardown(pod.path, pod.uuid)
+    network.teardown(Path(pod.path), pod.uuid)
 
 
 # -- removing -----------------------------------------------------------------------------------
@@ -323,8 +323,8 @@ def destroy(pod: Pod) -> None:
         # loaded on use (see describe)
         from .network import pod as network
 
-        network.teardown(pod.path, pod.uuid)  # CNI DEL first: it needs the pod's namespace
-        _unmount_under(pod.path)
+        network.teardown(Path(pod.path), pod.uuid)  # CNI DEL first: it needs the pod's namespace
+        _unmount_under(Path(pod.path))
         from . import cgroups
 
         cgroups.remove(pod.cgroup_dirs() + pod.pod_cgroup_dirs())
@@ -333,7 +333,7 @@ def destroy(pod: Pod) -> None:
         lock.close()
 
 
-def rm(store_dir: Path, uuid: str) -> Pod:
+def rm(store_dir: str | os.PathLike[str], uuid: str) -> Pod:
     pod = find_pod(store_dir, uuid)
     if pod.state in ("running", "preparing", "embryo"):
         raise LauncherError(f"pod {pod.uuid} is {pod.state}; stop it first (pyrkt stop)")
@@ -341,7 +341,7 @@ def rm(store_dir: Path, uuid: str) -> Pod:
     return pod
 
 
-def gc(store_dir: Path, *, grace_period: float = 1800.0, expire_prepared: float = 86400.0,
+def gc(store_dir: str | os.PathLike[str], *, grace_period: float = 1800.0, expire_prepared: float = 86400.0,
        mark_only: bool = False, now: float | None = None,
        log: Callable[[str], None] = lambda message: None) -> list[str]:
     """rkt's gc: mark exited and stale pods as garbage, delete garbage older than the grace period.
@@ -401,10 +401,10 @@ def log_path(pod: Pod, app: str) -> Path:
     if app not in pod.app_names():
         raise LauncherError(f"pod {pod.uuid} has no app named {app} (apps: "
                             f"{', '.join(pod.app_names())})")
-    return pod.app_dir(app) / "log"
+    return Path(pod.app_dir(app)) / "log"
 
 
-def read_logs(store_dir: Path, uuid: str, app: str | None, *, follow: bool = False,
+def read_logs(store_dir: str | os.PathLike[str], uuid: str, app: str | None, *, follow: bool = False,
               since: float | None = None, tail: int | None = None) -> Iterator[LogLine]:
     """The lines of the pod's apps (or of one app) in time order; live with `follow`."""
     from . import logs
@@ -412,7 +412,7 @@ def read_logs(store_dir: Path, uuid: str, app: str | None, *, follow: bool = Fal
     names = [app] if app else pod.app_names()
     paths = {name: log_path(pod, name) for name in names}
     started = pod.timestamp("started") or pod.timestamp("created") or 0.0
-    if (pod.path / "machine").is_dir():
+    if (Path(pod.path) / "machine").is_dir():
         # the systemd stage1's machine: the apps' output is in its journal (see `journal`)
         from . import journal
         from .machine import journal_dir
@@ -445,7 +445,7 @@ class EnterTarget:
     command: list[str]
 
 
-def enter_target(store_dir: Path, uuid: str, app: str | None, command: list[str]) -> EnterTarget:
+def enter_target(store_dir: str | os.PathLike[str], uuid: str, app: str | None, command: list[str]) -> EnterTarget:
     """What `pyrkt enter` joins: the app, one of its processes, and the command to run."""
     pod = find_pod(store_dir, uuid)
     if not pod.is_running:
@@ -460,8 +460,8 @@ def enter_target(store_dir: Path, uuid: str, app: str | None, command: list[str]
         pid: int | None = int((log_path(pod, app).parent / "pid").read_text())
     except (OSError, ValueError):
         pid = None
-    if pid is None and (pod.path / "stage1").exists() and \
-            (pod.path / "stage1").read_text().strip() == "systemd":
+    if pid is None and (Path(pod.path) / "stage1").exists() and \
+            (Path(pod.path) / "stage1").read_text().strip() == "systemd":
         from .stage1_systemd import app_pid
 
         pid = app_pid(pod, app)

@@ -6,9 +6,7 @@ that name the flag, so every front end (the `pyrkt` CLI, `acbuild run`, tests) s
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-from typing import Any
+import os
 
 from registry.records import field, record
 
@@ -16,6 +14,12 @@ from .capabilities import check_names
 from .errors import LauncherError
 from .quantities import cpu_millis, memory_bytes
 from .seccomp import parse_flag as parse_seccomp_flag
+
+# `re` is imported by the parsers that take a flag's text (the default `pyrkt run IMAGE` reads
+# none), and typing and pathlib not at all: each costs every start milliseconds (see pods).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Patterns as text, matched with re's functions: compiled (and cached by re) on first use, so a
 # run that gives none of these flags does not compile them at every start (~0.1 ms each).
@@ -201,12 +205,14 @@ def parse_volume(text: str) -> Volume:
         source = pairs.pop("source", None)
         if not source or not source.startswith("/"):
             raise LauncherError(f'{flag} "{text}": kind=host needs source=ABSOLUTE-PATH')
-        if not Path(source).exists():
+        if not os.path.exists(source):
             raise LauncherError(f'{flag} "{text}": source {source} does not exist')
         volume.source = source
         pairs.pop("recursive", None)
     else:
         if "mode" in pairs:
+            import re  # here: see the imports above
+
             volume.mode = pairs.pop("mode")
             if not re.fullmatch(r"0?[0-7]{3,4}", volume.mode):
                 raise LauncherError(f'{flag} "{text}": mode must be octal, e.g. 0755')
@@ -278,6 +284,8 @@ def parse_net(text: str) -> list[NetRequest] | str:
             raise LauncherError(f'--net={text}: "host" and "none" cannot be combined with '
                                 f"other networks")
         return items[0]
+    import re  # here: see the imports above
+
     requests: list[NetRequest] = []
     for item in items:
         name, sep, arg_text = item.partition(":")
@@ -309,9 +317,12 @@ def parse_net(text: str) -> list[NetRequest] | str:
 def parse_dns(servers: list[str], search: list[str], options: list[str], domain: str | None,
               hosts_entries: list[str]) -> DnsOptions:
     """Check rkt's DNS flags; `--dns=host`/`none` stand alone, the rest are addresses."""
-    import ipaddress  # here: only flags that hold addresses need it
-
     dns = DnsOptions(search=[], options=[], domain=domain)
+    if not (servers or search or options or domain is not None or hosts_entries):
+        return dns  # (the default run: none of ipaddress and re, ~2 ms, is needed)
+    import ipaddress  # here: only flags that hold addresses need it
+    import re  # here: see the imports above
+
     for value in servers:
         for item in (part.strip() for part in value.split(",")):
             if item in ("host", "none"):
@@ -357,6 +368,8 @@ def parse_dns(servers: list[str], search: list[str], options: list[str], domain:
 
 
 def parse_env(text: str, flag: str = "--set-env") -> tuple[str, str]:
+    import re  # here: see the imports above
+
     name, sep, value = text.partition("=")
     if not sep or not re.match(ENV_NAME, name):
         raise LauncherError(f'{flag} "{text}": expected NAME=VALUE with a valid variable name')
@@ -365,7 +378,8 @@ def parse_env(text: str, flag: str = "--set-env") -> tuple[str, str]:
 
 def parse_env_file(path: str) -> dict[str, str]:
     try:
-        lines = Path(path).read_text().splitlines()
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
     except OSError as error:
         raise LauncherError(f"--set-env-file {path}: {error.strerror or error}") from None
     env: dict[str, str] = {}

@@ -46,25 +46,34 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
+from registry import jsontext
 from registry.records import field, record
 
 from .errors import LauncherError, PodNotFound
 
+# Paths here are strings (os.path), and the standard library's typing, pathlib and json stay
+# out: each `pyrkt` command is a fresh process, and those imports (with the re and enum they
+# load) cost ~15 ms of every start. Every path taken accepts a str or an os.PathLike.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    PathLike = str | os.PathLike[str]
+
+_join = os.path.join
+
 STATE_DIRS = ("embryo", "prepare", "prepared", "run", "exited-garbage", "garbage")
 
 
-def pods_root(store_dir: Path) -> Path:
-    return Path(store_dir) / "pods"
+def pods_root(store_dir: PathLike) -> str:
+    return _join(store_dir, "pods")
 
 
-def _ensure_layout(store_dir: Path) -> Path:
+def _ensure_layout(store_dir: PathLike) -> str:
     root = pods_root(store_dir)
     try:  # one read of pods/ rather than six mkdirs refused as existing, at every prepare
         present = set(os.listdir(root))
@@ -72,14 +81,20 @@ def _ensure_layout(store_dir: Path) -> Path:
         present = set()
     for name in STATE_DIRS:
         if name not in present:
-            (root / name).mkdir(parents=True, exist_ok=True)
+            os.makedirs(_join(root, name), exist_ok=True)
     return root
+
+
+def read_text(path: PathLike) -> str:
+    """A small file's text (what Path.read_text does, without pathlib)."""
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 class PodLock:
     """An flock on a pod directory; the open descriptor follows the directory through renames."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: PathLike) -> None:
         self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def try_exclusive(self) -> bool:
@@ -104,7 +119,7 @@ class PodLock:
         self.close()
 
 
-def _is_locked(path: Path) -> bool:
+def _is_locked(path: PathLike) -> bool:
     """Someone holds the pod's lock (we test with a non-blocking shared lock)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -122,25 +137,25 @@ def _is_locked(path: Path) -> bool:
 def process_start(pid: int) -> int | None:
     """The start time of process `pid` (clock ticks after boot), None if there is none."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = read_text(f"/proc/{pid}/stat")
     except OSError:
         return None
     fields = stat.rsplit(")", 1)[1].split()
     return int(fields[19])  # field 22 of proc(5); fields[0] is field 3
 
 
-def record_pid(path: Path, pid: int) -> None:
+def record_pid(path: PathLike, pid: int) -> None:
     """Write `pid` (rkt's file: the PID alone) with its start time beside it, start first."""
     start = process_start(pid)
     if start is not None:
-        write_atomic(path.with_name(path.name + "-start"), f"{start}\n")
+        write_atomic(os.fspath(path) + "-start", f"{start}\n")
     write_atomic(path, f"{pid}\n")
 
 
-def cgroup_populated(directory: Path) -> bool:
+def cgroup_populated(directory: PathLike) -> bool:
     """Does this cgroup, or any cgroup below it, hold a process?"""
     try:
-        for line in (directory / "cgroup.events").read_text().splitlines():  # v2
+        for line in read_text(_join(directory, "cgroup.events")).splitlines():  # v2
             key, _, value = line.partition(" ")
             if key == "populated":
                 return value.strip() == "1"
@@ -150,7 +165,7 @@ def cgroup_populated(directory: Path) -> bool:
         return False
     for root, _dirs, _files in os.walk(directory):  # v1 has no summary: look at every level
         try:
-            if (Path(root) / "cgroup.procs").read_text().strip():
+            if read_text(_join(root, "cgroup.procs")).strip():
                 return True
         except OSError:
             continue
@@ -161,10 +176,10 @@ def cgroup_populated(directory: Path) -> bool:
 class Pod:
     """A pod found on disk, at the moment it was looked at."""
 
-    store_dir: Path
+    store_dir: str
     uuid: str
     state_dir: str
-    path: Path
+    path: str
     locked: bool
     _alive: bool | None = field(default=None, repr=False, compare=False)
 
@@ -192,7 +207,7 @@ class Pod:
 
     def move(self, state_dir: str) -> None:
         """Rename into another state directory; the caller holds the pod's lock."""
-        target = pods_root(self.store_dir) / state_dir / self.uuid
+        target = _join(pods_root(self.store_dir), state_dir, self.uuid)
         os.rename(self.path, target)
         self.path, self.state_dir = target, state_dir
 
@@ -200,31 +215,32 @@ class Pod:
 
     def manifest_bytes(self) -> bytes:
         try:
-            return (self.path / "pod").read_bytes()
+            with open(_join(self.path, "pod"), "rb") as handle:
+                return handle.read()
         except FileNotFoundError:
             raise LauncherError(f"pod {self.uuid} has no manifest yet (state {self.state})") from None
 
     def manifest(self) -> dict[str, Any]:
-        return json.loads(self.manifest_bytes())
+        return jsontext.loads(self.manifest_bytes())  # type: ignore[no-any-return]
 
     def runtime(self) -> dict[str, Any]:
         try:
-            return json.loads((self.path / "runtime.json").read_text())
+            return jsontext.loads(read_text(_join(self.path, "runtime.json")))  # type: ignore[no-any-return]
         except FileNotFoundError:
             return {}
 
     def timestamp(self, name: str) -> float | None:
         try:
-            return float((self.path / name).read_text().strip())
+            return float(read_text(_join(self.path, name)).strip())
         except (OSError, ValueError):
             return None
 
     def write_timestamp(self, name: str, when: float | None = None) -> None:
-        write_atomic(self.path / name, f"{time.time() if when is None else when:.6f}\n")
+        write_atomic(_join(self.path, name), f"{time.time() if when is None else when:.6f}\n")
 
     def pid(self) -> int | None:
         try:
-            return int((self.path / "pid").read_text().strip())
+            return int(read_text(_join(self.path, "pid")).strip())
         except (OSError, ValueError):
             return None
 
@@ -237,14 +253,14 @@ class Pod:
         if start is None:
             return None
         try:
-            recorded = int((self.path / "pid-start").read_text().strip())
+            recorded = int(read_text(_join(self.path, "pid-start")).strip())
         except (OSError, ValueError):
             return pid  # recorded by a stage1 that keeps no start time: the PID alone
         return pid if recorded == start else None
 
-    def pod_cgroup_dirs(self) -> list[Path]:
+    def pod_cgroup_dirs(self) -> list[str]:
         try:
-            return [Path(p) for p in json.loads((self.path / "cgroups").read_text())]
+            return [str(p) for p in jsontext.loads(read_text(_join(self.path, "cgroups")))]
         except (OSError, ValueError):
             return []
 
@@ -264,27 +280,29 @@ class Pod:
         except LauncherError:
             return []
 
-    def app_dir(self, app: str) -> Path:
-        return self.path / "apps" / app
+    def app_dir(self, app: str) -> str:
+        return _join(self.path, "apps", app)
 
     def exit_code(self, app: str) -> int | None:
         try:
-            return int((self.app_dir(app) / "exit").read_text().strip())
+            return int(read_text(_join(self.path, "apps", app, "exit")).strip())
         except (OSError, ValueError):
             return None
 
-    def cgroup_dirs(self) -> list[Path]:
+    def cgroup_dirs(self) -> list[str]:
         return [d for app in self.app_names() for d in self.cgroup_dirs_of(app)]
 
-    def cgroup_dirs_of(self, app: str) -> list[Path]:
+    def cgroup_dirs_of(self, app: str) -> list[str]:
         try:
-            return [Path(p) for p in json.loads((self.app_dir(app) / "cgroups").read_text())]
+            return [str(p) for p in jsontext.loads(read_text(_join(self.app_dir(app),
+                                                                    "cgroups")))]
         except (OSError, ValueError):
             return []
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_atomic(path: PathLike, text: str | bytes) -> None:
+    folder, name = os.path.split(path)
+    temp = _join(folder, f".{name}.{os.getpid()}.tmp")
     data = text.encode() if isinstance(text, str) else text
     with open(temp, "wb") as handle:
         handle.write(data)
@@ -301,36 +319,36 @@ def random_uuid() -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-def new_embryo(store_dir: Path) -> tuple[Pod, PodLock]:
+def new_embryo(store_dir: PathLike) -> tuple[Pod, PodLock]:
     """Create a pod directory in `embryo/`, locked by the caller; returns the pod and its lock."""
-    root = _ensure_layout(Path(store_dir))
+    root = _ensure_layout(store_dir)
     pod_uuid = random_uuid()
-    path = root / "embryo" / pod_uuid
-    path.mkdir(mode=0o750)
+    path = _join(root, "embryo", pod_uuid)
+    os.mkdir(path, 0o750)
     lock = PodLock(path)
     lock.exclusive()
-    pod = Pod(Path(store_dir), pod_uuid, "embryo", path, True)
+    pod = Pod(os.fspath(store_dir), pod_uuid, "embryo", path, True)
     pod.write_timestamp("created")
     return pod, lock
 
 
-def iter_pods(store_dir: Path, prefix: str = "") -> Iterator[Pod]:
+def iter_pods(store_dir: PathLike, prefix: str = "") -> Iterator[Pod]:
     """The pods on disk (those whose UUID starts with `prefix`: the others are not opened to
     test their lock, which would cost `pyrkt run` a descriptor and a flock per pod in the store)."""
-    root = pods_root(Path(store_dir))
+    root, store = pods_root(store_dir), os.fspath(store_dir)
     for state_dir in STATE_DIRS:
         try:
-            names = sorted(os.listdir(root / state_dir))
+            names = sorted(os.listdir(_join(root, state_dir)))
         except FileNotFoundError:
             continue
         for name in names:
             if name.startswith(".") or not name.startswith(prefix):
                 continue
-            path = root / state_dir / name
-            yield Pod(Path(store_dir), name, state_dir, path, _is_locked(path))
+            path = _join(root, state_dir, name)
+            yield Pod(store, name, state_dir, path, _is_locked(path))
 
 
-def list_pods(store_dir: Path) -> list[Pod]:
+def list_pods(store_dir: PathLike) -> list[Pod]:
     """All pods, oldest first (a pod caught mid-rename is listed once, in its new place)."""
     seen: dict[str, Pod] = {}
     for pod in iter_pods(store_dir):
@@ -338,7 +356,7 @@ def list_pods(store_dir: Path) -> list[Pod]:
     return sorted(seen.values(), key=lambda p: (p.timestamp("created") or 0, p.uuid))
 
 
-def find_pod(store_dir: Path, uuid_or_prefix: str) -> Pod:
+def find_pod(store_dir: PathLike, uuid_or_prefix: str) -> Pod:
     """The pod with this UUID or unambiguous UUID prefix; a rename in flight is retried."""
     wanted = uuid_or_prefix.strip().lower()
     if not wanted:
@@ -350,16 +368,17 @@ def find_pod(store_dir: Path, uuid_or_prefix: str) -> Pod:
                               f"{', '.join(sorted(matches))}")
         if matches:
             pod = next(iter(matches.values()))
-            if pod.path.exists():
+            if os.path.exists(pod.path):
                 return pod
         else:
             break
-    raise PodNotFound(f"no pod with UUID {wanted} in {pods_root(Path(store_dir))}")
+    raise PodNotFound(f"no pod with UUID {wanted} in {pods_root(store_dir)}")
 
 
-def remove_tree(path: Path) -> None:
+def remove_tree(path: PathLike) -> None:
     """Delete a pod directory; it is first renamed so a reader never sees it half-deleted."""
-    trash = path.with_name(f".deleting-{path.name}")
+    folder, name = os.path.split(path)
+    trash = _join(folder, f".deleting-{name}")
     try:
         os.rename(path, trash)
     except OSError as error:

@@ -7,21 +7,27 @@ any later failure removes the pod directory, so nothing half-made is left behind
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from pathlib import Path
-from typing import Any
 
+from registry import jsontext
 from registry.records import record
 
 from .errors import LauncherError
-from .options import AppOptions, PodOptions, Volume
-from .pods import Pod, new_embryo, remove_tree, write_atomic
+from .options import Volume
+from .pods import new_embryo, pods_root, remove_tree, write_atomic
 from .rootfs import overlay_supported_cached
 from .seccomp import spec_for
 
-# Function-local imports keep start-up fast: a pod command loads only what it runs.
+# Function-local imports keep start-up fast: a pod command loads only what it runs (and re,
+# typing, pathlib and json never: see pods).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .options import AppOptions, PodOptions
+    from .pods import PathLike, Pod
+
+_join = os.path.join
 
 AC_VERSION = "0.8.11"
 RUN_WARNINGS = {  # said once per pod, as the client says its own insecure options
@@ -32,8 +38,14 @@ RUN_WARNINGS = {  # said once per pod, as the client says its own insecure optio
 }
 CAPS_RETAIN, CAPS_REMOVE = "os/linux/capabilities-retain-set", "os/linux/capabilities-remove-set"
 SECCOMP_RETAIN, SECCOMP_REMOVE = "os/linux/seccomp-retain-set", "os/linux/seccomp-remove-set"
-HOSTNAME = r"(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"  # re compiles it on use
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _is_hostname(name: str) -> bool:
+    """1 to 64 of letters, digits, dots and dashes; a letter or digit at each end."""
+    return 0 < len(name) <= 64 and name[0].isascii() and name[0].isalnum() and \
+        name[-1].isascii() and name[-1].isalnum() and \
+        all(c.isascii() and (c.isalnum() or c in ".-") for c in name)
 
 
 @record
@@ -45,7 +57,7 @@ class ResolvedApp:
     image_manifest: dict[str, Any]
 
 
-def open_store(store_dir: Path) -> Any:
+def open_store(store_dir: PathLike) -> Any:
     from registry.client.store import ImageStore
 
     return ImageStore(store_dir)
@@ -67,7 +79,7 @@ def resolve_images(store: Any, options: PodOptions,
         except ClientError as error:
             raise LauncherError(f"image {app.image}: {error}") from None
         resolved.append(ResolvedApp(app, image.id, image.name, dict(image.labels),
-                                    json.loads(image.manifest_bytes)))
+                                    jsontext.loads(image.manifest_bytes)))
     return resolved
 
 
@@ -114,8 +126,9 @@ def _app_name(resolved: ResolvedApp) -> str:
     if resolved.options.name:
         return resolved.options.name
     base = resolved.image_name.rstrip("/").rsplit("/", 1)[-1].lower()
-    base = re.sub(r"[^a-z0-9]+", "-", base).strip("-")
-    return base or "app"
+    # each run of characters other than [a-z0-9] as one dash, none at the ends
+    words = "".join(c if c.isascii() and c.isalnum() else " " for c in base).split()
+    return "-".join(words) or "app"
 
 
 def _isolators(image_app: dict[str, Any], app: AppOptions) -> list[dict[str, Any]]:
@@ -220,7 +233,7 @@ def _ports(apps: list[dict[str, Any]], pod: PodOptions) -> list[dict[str, Any]]:
 def build_manifest(resolved: list[ResolvedApp], pod: PodOptions) -> tuple[dict[str, Any],
                                                                            list[dict[str, Any]]]:
     """The PodManifest (as a dict) and the port forwards it implies."""
-    if pod.hostname is not None and not re.fullmatch(HOSTNAME, pod.hostname):
+    if pod.hostname is not None and not _is_hostname(pod.hostname):
         raise LauncherError(f'--hostname "{pod.hostname}": letters, digits, dashes and dots, '
                             f"at most 64 characters")
     volumes = {v.name: v for v in pod.volumes}
@@ -267,16 +280,16 @@ def _render_apps(store: Any, pod: Pod, manifest: dict[str, Any], overlay: bool) 
 
     for app in manifest["apps"]:
         app_dir = pod.app_dir(app["name"])
-        app_dir.mkdir(parents=True)
+        os.makedirs(app_dir)
         try:
             if overlay:
                 tree = store.render(app["image"]["id"], overlay=True)
                 for sub in ("upper", "work", "rootfs"):
-                    (app_dir / sub).mkdir()
-                write_atomic(app_dir / "lower", str(Path(tree) / "rootfs"))
+                    os.mkdir(_join(app_dir, sub))
+                write_atomic(_join(app_dir, "lower"), _join(tree, "rootfs"))
             else:
-                store.render(app["image"]["id"], app_dir / "image")
-                os.rename(app_dir / "image" / "rootfs", app_dir / "rootfs")
+                store.render(app["image"]["id"], _join(app_dir, "image"))
+                os.rename(_join(app_dir, "image", "rootfs"), _join(app_dir, "rootfs"))
         except ClientError as error:
             raise LauncherError(f"app {app['name']}: {error}") from None
 
@@ -285,13 +298,13 @@ def _make_empty_volumes(pod: Pod, manifest: dict[str, Any]) -> None:
     for volume in manifest["volumes"]:
         if volume["kind"] != "empty":
             continue
-        path = pod.path / "volumes" / volume["name"]
-        path.mkdir(parents=True)
+        path = _join(pod.path, "volumes", volume["name"])
+        os.makedirs(path)
         os.chmod(path, int(volume.get("mode", "0755"), 8))
         os.chown(path, int(volume.get("uid", 0)), int(volume.get("gid", 0)))
 
 
-def prepare_pod(store_dir: Path, options: PodOptions, *, log: Any = lambda message: None) -> Pod:
+def prepare_pod(store_dir: PathLike, options: PodOptions, *, log: Any = lambda message: None) -> Pod:
     """Resolve, then build a prepared pod; returns it in state `prepared` (unlocked)."""
     # loaded here, like the client's fetch machinery, only when a pod is prepared
     from .network.plan import assign_ports, plan
@@ -304,13 +317,14 @@ def prepare_pod(store_dir: Path, options: PodOptions, *, log: Any = lambda messa
     resolved = resolve_images(store, options, log)
     manifest, forwards = build_manifest(resolved, options)
     assign_ports(forwards, networks)
-    pod, lock = new_embryo(Path(store_dir))
+    pod, lock = new_embryo(store_dir)
     try:
         with lock:
             pod.move("prepare")
             overlay = options.overlay
             if overlay is None:
-                overlay = overlay_supported_cached(pod.path, pod.path.parent.parent / ".overlay")
+                overlay = overlay_supported_cached(pod.path, _join(pods_root(store_dir),
+                                                                   ".overlay"))
             runtime = {
                 **networks,
                 "dns": options.dns.to_json(),
@@ -326,8 +340,8 @@ def prepare_pod(store_dir: Path, options: PodOptions, *, log: Any = lambda messa
             _make_empty_volumes(pod, manifest)
             # compact: json's C encoder (indent= falls back to its Python one, ~1 ms a pod);
             # `pyrkt cat-manifest` prints the manifest pretty when asked
-            write_atomic(pod.path / "runtime.json", json.dumps(runtime))
-            write_atomic(pod.path / "pod", json.dumps(manifest))
+            write_atomic(_join(pod.path, "runtime.json"), jsontext.dumps(runtime))
+            write_atomic(_join(pod.path, "pod"), jsontext.dumps(manifest))
             pod.move("prepared")
             pod.locked = False
             return pod

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gc
 import os
-from pathlib import Path
-from typing import Any
 
 from .errors import LauncherError
-from .options import PodOptions
 from .pods import Pod, PodLock, find_pod, remove_tree, write_atomic
 from .prepare import prepare_pod
+
+TYPE_CHECKING = False  # typing and pathlib stay out of the start (see pods)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .options import PodOptions
+    from .pods import PathLike
 
 # Function-local imports keep start-up fast: a pod command loads only what it runs.
 
@@ -38,7 +42,7 @@ def choose_stage1(requested: str, *, interactive: bool = False) -> str:
     return "systemd" if has_nspawn and shutil.which("systemd-run") else "builtin"
 
 
-def run_prepared(store_dir: Path, uuid: str, *, echo: bool = True,
+def run_prepared(store_dir: PathLike, uuid: str, *, echo: bool = True,
                  stage1: str | None = None,
                  log: Any = lambda message: None) -> tuple[Pod, int]:
     """Run a prepared pod to its end; returns the pod and its exit code.
@@ -60,7 +64,7 @@ def _run_found(pod: Pod, *, echo: bool, stage1: str | None, log: Any) -> tuple[P
     try:
         if not lock.try_exclusive():
             raise LauncherError(f"pod {pod.uuid} is being started by another command")
-        if not pod.path.is_dir():  # it moved after we opened it (a rename keeps the lock)
+        if not os.path.isdir(pod.path):  # it moved after we opened it (a rename keeps the lock)
             pod = pod.refresh()
             raise LauncherError(f"pod {pod.uuid} is {pod.state}, not prepared")
         pod.locked = True
@@ -77,7 +81,7 @@ def _run_found(pod: Pod, *, echo: bool, stage1: str | None, log: Any) -> tuple[P
                                lambda message: log(f"warning: {message}"))
         pod.move("run")
         pod.write_timestamp("started")
-        write_atomic(pod.path / "stage1", flavour + "\n")
+        write_atomic(os.path.join(pod.path, "stage1"), flavour + "\n")
         limits.record(pod, enforced)
         # Imported here to keep start-up fast: only the chosen flavour's modules load (and the
         # network package's plugin machinery only for a pod that runs).
@@ -124,7 +128,7 @@ def _start_is_over() -> None:
         gc.enable()
 
 
-def run_pod(store_dir: Path, options: PodOptions, *, uuid_file: str | None = None,
+def run_pod(store_dir: PathLike, options: PodOptions, *, uuid_file: str | None = None,
             echo: bool = True, log: Any = lambda message: None) -> tuple[Pod, int]:
     """`pyrkt run`: prepare, then run in the foreground."""
     pod = prepare_pod(store_dir, options, log=log)
@@ -139,7 +143,7 @@ def run_pod(store_dir: Path, options: PodOptions, *, uuid_file: str | None = Non
 
 def _discard_unstarted(pod: Pod) -> None:
     """Remove a pod `pyrkt run` prepared for itself if it never left `prepared`."""
-    lock = PodLock(pod.path) if pod.path.exists() else None
+    lock = PodLock(pod.path) if os.path.exists(pod.path) else None
     if lock is None:
         return
     try:
@@ -153,6 +157,7 @@ def _discard_unstarted(pod: Pod) -> None:
 
 def save_uuid(pod: Pod, path: str) -> None:
     try:
-        Path(path).write_text(pod.uuid + "\n")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(pod.uuid + "\n")
     except OSError as error:
         raise LauncherError(f"--uuid-file-save {path}: {error.strerror or error}") from None

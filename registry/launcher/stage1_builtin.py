@@ -23,14 +23,11 @@ recorded init) for `status`, `stop`, `enter`, `logs` and `gc` until its last pro
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import select
-import signal
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+
+from registry import jsontext
 
 from . import cgroups, limits, linux, podinit
 from .errors import LauncherError
@@ -40,10 +37,17 @@ from .pods import Pod, record_pid, write_atomic
 from .sandbox import become_app, filter_for
 from .seccomp import cache_dir as seccomp_cache
 
+TYPE_CHECKING = False  # typing, pathlib and json stay out of the start (see pods)
 if TYPE_CHECKING:
+    import signal
     import socket
+    from typing import Any
 
     from .portfwd import Forward
+else:
+    # signal's own functions and numbers, without the module's IntEnum wrappers: `enum` costs
+    # every start ~1.5 ms, and plain numbers are all a stage1 needs
+    import _signal as signal
 
 # Function-local imports keep start-up fast: sockets (port forwards, --interactive's terminal)
 # load only for the pods that use them, before any fork (an app in its own root could not load
@@ -56,8 +60,11 @@ FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
 
-def _record_pid(app_dir: Path, host_pid: int) -> None:
-    write_atomic(app_dir / "pid", f"{host_pid}\n")
+_join = os.path.join
+
+
+def _record_pid(app_dir: str, host_pid: int) -> None:
+    write_atomic(_join(app_dir, "pid"), f"{host_pid}\n")
 
 def exit_code_of(status: int) -> int:
     """Shell convention: the exit code, or 128+N for a process killed by signal N."""
@@ -79,9 +86,10 @@ def make_pod_cgroups(pod: Pod) -> cgroups.PodCgroups:
     per_app = limits.enforced(pod)
     made = cgroups.create_pod(pod.uuid, per_app, limits.pod_limits(per_app.values()))
     try:
-        write_atomic(pod.path / "cgroups", json.dumps([str(d) for d in made.pod_dirs]))
+        write_atomic(_join(pod.path, "cgroups"), jsontext.dumps([str(d) for d in made.pod_dirs]))
         for name, group in made.apps.items():
-            write_atomic(pod.app_dir(name) / "cgroups", json.dumps([str(d) for d in group.dirs]))
+            write_atomic(_join(pod.app_dir(name), "cgroups"),
+                         jsontext.dumps([str(d) for d in group.dirs]))
     except BaseException:
         cgroups.remove(made.pod_dirs)
         raise
@@ -104,7 +112,7 @@ def _pump_logs(pod: Pod, reads: dict[str, int], echo: bool) -> None:
     poller = select.poll()  # (not selectors: its import costs every run ~1 ms)
     writers: dict[int, LogWriter] = {}
     for name, fd in reads.items():
-        writers[fd] = LogWriter(pod.app_dir(name) / "log")
+        writers[fd] = LogWriter(_join(pod.app_dir(name), "log"))
         poller.register(fd, select.POLLIN)
 
     def done(fd: int) -> None:
@@ -148,10 +156,10 @@ def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         # nothing mounted in the pod reaches the host. The apps' copies are made from it.
         linux.unshare(linux.CLONE_NEWNS)
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-        record_pid(pod.path / "pid", int(os.readlink("/proc/self")))
+        record_pid(_join(pod.path, "pid"), int(os.readlink("/proc/self")))
         for read_end, _ in pipes.values():  # the holder's: it pumps the logs
             os.close(read_end)
-        apps_fd = os.open(pod.path / "apps", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        apps_fd = os.open(_join(pod.path, "apps"), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         podinit.hide_host()
         _install_init_signals()
         children = _start_apps(pod, manifest, runtime, groups, pipes, programs, terminal)
@@ -163,8 +171,8 @@ def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         os._exit(125)
 
 
-def _init_root(pod: Pod) -> Path:
-    return pod.path / "init"
+def _init_root(pod: Pod) -> str:
+    return _join(pod.path, "init")
 
 
 def _install_init_signals() -> None:
@@ -202,7 +210,7 @@ def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
             _wire_stdio(name, pipes, runtime.get("interactive", False))
             app_dir = pod.app_dir(name)
             become_app(pod.path, manifest, app, runtime, groups[name],
-                       functools.partial(_record_pid, app_dir),
+                       lambda host_pid, app_dir=app_dir: _record_pid(app_dir, host_pid),
                        lambda: os.close(unshared_w), programs[name], terminal)
         children[pid] = name
     os.close(unshared_w)
@@ -332,7 +340,10 @@ def run(pod: Pod, *, echo: bool = True) -> int:
         from .terminal import Relay  # (loaded before the fork: the apps attach with it too)
 
         relay_end, app_end = socket.socketpair()
-    _init_root(pod).mkdir(mode=0o555, exist_ok=True)
+    try:
+        os.mkdir(_init_root(pod), 0o555)
+    except FileExistsError:
+        pass
     ready_r, ready_w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -367,7 +378,7 @@ def run(pod: Pod, *, echo: bool = True) -> int:
         forwarder.start()
     relay = None
     if relay_end is not None:
-        relay = Relay(relay_end, pod.app_dir(apps[0]["name"]) / "log", echo)
+        relay = Relay(relay_end, _join(pod.app_dir(apps[0]["name"]), "log"), echo)
         if not relay.start():
             relay = None
     previous = _forward_signals_to(pod)
@@ -422,7 +433,7 @@ def finish(pod: Pod, apps: list[dict[str, Any]], holder_code: int) -> int:
         code = pod.exit_code(app["name"])
         if code is None:
             code = holder_code if holder_code >= 128 else 128 + signal.SIGKILL
-            write_atomic(pod.app_dir(app["name"]) / "exit", f"{code}\n")
+            write_atomic(_join(pod.app_dir(app["name"]), "exit"), f"{code}\n")
         codes.append(code)
     if pod.timestamp("finished") is None:
         pod.write_timestamp("finished")

@@ -116,7 +116,7 @@ def _run_machine(pod: Pod, lock: PodLock, manifest: dict[str, Any], runtime: dic
     from . import journal
 
     machine.build(pod, manifest, runtime)  # a manifest systemd cannot take fails here
-    write_atomic(pod.path / "unit", unit_name(pod) + "\n")
+    write_atomic(Path(pod.path) / "unit", unit_name(pod) + "\n")
     command = ["systemd-run", "--quiet", "--scope", f"--unit={unit_name(pod)}",
                "--slice=machine", f"--description=pyrkt pod {pod.uuid}",
                *_scope_properties(pod), "--",
@@ -154,9 +154,9 @@ def _run_machine(pod: Pod, lock: PodLock, manifest: dict[str, Any], runtime: dic
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if (pod.path / START_ERROR).exists():
+    if (Path(pod.path) / START_ERROR).exists():
         raise LauncherError(f"cannot start pod {pod.uuid}: "
-                            f"{(pod.path / START_ERROR).read_text().strip()}")
+                            f"{(Path(pod.path) / START_ERROR).read_text().strip()}")
     if status != 0 and pod.pid() is None:  # systemd-run could not make the unit
         raise LauncherError(f"cannot start pod {pod.uuid}: systemd-run --scope exited with "
                             f"{status}")
@@ -220,17 +220,17 @@ def supervise(pod_dir: Path, lock_fd: int) -> int:
         _record_unit_cgroup(pod)
         back_to_unit = _leave_unit_root()
         # nspawn's and the booting systemd's own words go to a file of the pod, not the terminal
-        with open(pod.path / "nspawn.log", "ab") as console:
+        with open(Path(pod.path) / "nspawn.log", "ab") as console:
             nspawn = subprocess.Popen(nspawn_args(pod, runtime, booted),
                                       stdin=subprocess.DEVNULL, stdout=console, stderr=console,
                                       preexec_fn=back_to_unit)
         leader = _wait_leader(pod, nspawn)
-        record_pid(pod.path / "pid", leader)
+        record_pid(Path(pod.path) / "pid", leader)
         if forwards:
             forwarder = Forwarder(forwards, _machine_netns(pod, runtime, leader))
             forwarder.start()
     except (LauncherError, OSError) as error:
-        write_atomic(pod.path / START_ERROR, f"{error}\n")
+        write_atomic(Path(pod.path) / START_ERROR, f"{error}\n")
         if nspawn is not None and nspawn.poll() is None:
             nspawn.kill()
             nspawn.wait()
@@ -251,11 +251,11 @@ def supervise(pod_dir: Path, lock_fd: int) -> int:
         code = 125
         pod.write_timestamp("finished")
     try:
-        network.teardown(pod.path, pod.uuid)
+        network.teardown(Path(pod.path), pod.uuid)
     except LauncherError as error:
         sys.stderr.write(f"pyrkt: {error}; pyrkt gc will try again\n")
     # the unit's cgroup is systemd's to remove once we are gone (gc must not touch it)
-    write_atomic(pod.path / "cgroups", "[]")
+    write_atomic(Path(pod.path) / "cgroups", "[]")
     os.close(lock_fd)
     return code
 
@@ -304,7 +304,7 @@ def _record_unit_cgroup(pod: Pod) -> None:
             found.append(CGROUP_ROOT / path.lstrip("/"))
         elif controllers == "name=systemd":
             found.append(CGROUP_ROOT / "systemd" / path.lstrip("/"))
-    write_atomic(pod.path / "cgroups", json.dumps([str(d) for d in found]))
+    write_atomic(Path(pod.path) / "cgroups", json.dumps([str(d) for d in found]))
 
 
 def _machine_netns(pod: Pod, runtime: dict[str, Any], leader: int,
@@ -312,8 +312,8 @@ def _machine_netns(pod: Pod, runtime: dict[str, Any], leader: int,
     """A descriptor of the machine's network namespace: stage0's, or the one nspawn makes for
     its init (which may join it a moment after it appears: we wait until it differs from
     ours)."""
-    if (pod.path / "netns").exists():
-        return os.open(pod.path / "netns", os.O_RDONLY | os.O_CLOEXEC)
+    if (Path(pod.path) / "netns").exists():
+        return os.open(Path(pod.path) / "netns", os.O_RDONLY | os.O_CLOEXEC)
     ours = os.stat("/proc/self/ns/net").st_ino
     deadline = time.monotonic() + timeout
     while runtime["net"] != "host" and os.stat(f"/proc/{leader}/ns/net").st_ino == ours:
@@ -334,7 +334,7 @@ def _mount_roots(pod: Pod, apps: list[dict[str, Any]], runtime: dict[str, Any],
         linux.mount(host, target, None, linux.MS_BIND | linux.MS_REC)
         linux.mount(None, target, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
     for app in apps:
-        app_dir = pod.app_dir(app["name"])
+        app_dir = Path(pod.app_dir(app["name"]))
         root = app_dir / "rootfs"
         if runtime["rootfs"] == "overlay":
             lower = (app_dir / "lower").read_text().strip()
@@ -358,7 +358,7 @@ def _wait_leader(pod: Pod, nspawn: subprocess.Popen[bytes], timeout: float = 30)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if nspawn.poll() is not None:
-            said = (pod.path / "nspawn.log").read_text(errors="replace").strip().splitlines()
+            said = (Path(pod.path) / "nspawn.log").read_text(errors="replace").strip().splitlines()
             raise LauncherError(f"systemd-nspawn exited with {nspawn.returncode}"
                                 f"{': ' + said[-1] if said else ''}")
         for pid in [c for child in children(nspawn.pid) for c in (child, *children(child))]:
@@ -374,7 +374,7 @@ def _wait_leader(pod: Pod, nspawn: subprocess.Popen[bytes], timeout: float = 30)
 def app_pid(pod: Pod, app: str) -> int | None:
     """Host PID of a process of `app` (what `pyrkt enter` joins), if it runs: the machine's
     process whose root is the app's rootfs (as the machine mounted it)."""
-    if not (pod.path / "unit").exists():
+    if not (Path(pod.path) / "unit").exists():
         return container_leader(pod)
     leader = pod.pid()
     if leader is None:
@@ -407,11 +407,11 @@ def _nspawn_args(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], ro
             f"--machine={machine_name(pod)}", f"--hostname={runtime['hostname']}",
             f"--register={'yes' if register else 'no'}", "--keep-unit",
             "--kill-signal=SIGTERM"]
-    if (pod.path / "netns").exists():  # stage0's namespace, wired with CNI
-        args += [f"--network-namespace-path={pod.path / 'netns'}"]
+    if (Path(pod.path) / "netns").exists():  # stage0's namespace, wired with CNI
+        args += [f"--network-namespace-path={Path(pod.path) / 'netns'}"]
     elif runtime["net"] != "host":
         args.append("--private-network")
-    binds = nspawn_binds(pod.path, app)  # the pod's /etc/hosts and resolv.conf
+    binds = nspawn_binds(Path(pod.path), app)  # the pod's /etc/hosts and resolv.conf
     if any(b.endswith(":/etc/resolv.conf") for b in binds):
         args.append("--resolv-conf=off")
     args += binds
@@ -428,14 +428,14 @@ def _nspawn_args(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], ro
     for mount in app.get("mounts") or []:
         volume = volumes[mount["volume"]]
         source = volume["source"] if volume["kind"] == "host" else \
-            str(pod.path / "volumes" / volume["name"])
+            str(Path(pod.path) / "volumes" / volume["name"])
         flag = "--bind-ro" if volume.get("readOnly") else "--bind"
         args.append(f"{flag}={source}:{mount['path']}")
     return args + ["--", *section["exec"]]
 
 
 def _prepare_root(pod: Pod, app: dict[str, Any], runtime: dict[str, Any]) -> Path:
-    app_dir = pod.app_dir(app["name"])
+    app_dir = Path(pod.app_dir(app["name"]))
     root = app_dir / "rootfs"
     if runtime["rootfs"] == "overlay":
         # nspawn needs a directory: the overlay is mounted on the host for the pod's life
@@ -458,13 +458,13 @@ def _run_as_child(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], r
     app = manifest["apps"][0]
     groups = make_cgroups(pod, [app])[app["name"]]
     forwards = bind_listeners(userspace_forwards(runtime))
-    log_path = pod.app_dir(app["name"]) / "log"
+    log_path = Path(pod.app_dir(app["name"])) / "log"
     args = _nspawn_args(pod, manifest, runtime, root, register=False)
     log = LogWriter(log_path)
     try:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, preexec_fn=groups.join_self)
-        write_atomic(pod.path / "pid", f"{process.pid}\n")
+        write_atomic(Path(pod.path) / "pid", f"{process.pid}\n")
         forwarder = _start_forwarder(process.pid, forwards)
         assert process.stdout is not None
         # Popen's pipes are BufferedReaders (typeshed says IO[bytes]); read1 returns what is
@@ -481,7 +481,7 @@ def _run_as_child(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any], r
         forwarder.close()
         os.close(forwarder.netns_fd)
     code = status if status >= 0 else 128 - status
-    write_atomic(pod.app_dir(app["name"]) / "exit", f"{code}\n")
+    write_atomic(Path(pod.app_dir(app["name"])) / "exit", f"{code}\n")
     return code
 
 
@@ -521,7 +521,7 @@ def container_leader(pod: Pod) -> int | None:
 def stop(pod: Pod, *, force: bool = False) -> None:
     """`pyrkt stop`: a machine is powered off as `machinectl poweroff` does (its systemd stops
     each app: SIGTERM, SIGKILL after 90 s), or killed at once with `force`."""
-    if (pod.path / "unit").exists():
+    if (Path(pod.path) / "unit").exists():
         leader = pod.pid()
         if leader is None:
             raise LauncherError(f"pod {pod.uuid} is starting; try again in a moment")

@@ -110,7 +110,7 @@ def wait_for_app_pid(store: Path, uuid: str, app: str, timeout: float = 20) -> s
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pid = find_pod(store, uuid).app_dir(app) / "pid"
+        pid = Path(find_pod(store, uuid).app_dir(app)) / "pid"
         if pid.exists() and pid.read_text().strip():
             return pid.read_text().strip()
         time.sleep(0.05)

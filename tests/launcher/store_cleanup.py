@@ -31,7 +31,7 @@ def clean_store(directory: Path) -> None:
     for pod in list_pods(directory):
         if not pod.is_running:
             manage.destroy(pod)
-    leftovers = [d for d in cgroup_dirs if d.exists()]
+    leftovers = [d for d in cgroup_dirs if os.path.exists(d)]
     assert not leftovers, f"cgroups left behind: {leftovers}"
     assert not list(Path(directory, "pods").glob("*/*")), "pods left behind"
     if os.geteuid() == 0:  # and no pod's veth (the plugins name the host side veth<hex>)

@@ -437,7 +437,7 @@ def test_nothing_left_after_100_pods_are_collected(tool_image, store, pyrkt) -> 
         _, code = run_prepared(store, pod.uuid, echo=False)
         assert code == 0
         uuids.append(pod.uuid)
-        addresses.add(json.loads((pod.refresh().path / "net" / "net-info.json").read_text())
+        addresses.add(json.loads((Path(pod.refresh().path) / "net" / "net-info.json").read_text())
                       ["networks"][0]["result"]["ips"][0]["address"])
     assert len(uuids) == 100 and addresses  # every pod had an address
     gc = pyrkt("gc", "--grace-period=0s", timeout=300, check=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 
@@ -76,7 +77,7 @@ def test_list_status_logs_stop_gc_round_trip(tmp_path, tool_image, start_pyrkt, 
     assert images_in_use(store) == set()
 
     cgroup_dirs = find_pod(store, uuid).cgroup_dirs()
-    assert cgroup_dirs and all(d.exists() for d in cgroup_dirs)  # kept for statistics until gc
+    assert cgroup_dirs and all(os.path.exists(d) for d in cgroup_dirs)  # kept for statistics until gc
     marked = pyrkt("gc", "--mark-only", check=True)
     assert uuid in marked.stdout
     assert status_of(pyrkt, uuid)["state"] == "exited-garbage"
@@ -84,7 +85,7 @@ def test_list_status_logs_stop_gc_round_trip(tmp_path, tool_image, start_pyrkt, 
     assert f"Garbage collecting pod {uuid}" not in kept.stdout
     collected = pyrkt("gc", "--grace-period=0s", check=True)
     assert f"Garbage collecting pod {uuid}" in collected.stdout
-    assert not any(d.exists() for d in cgroup_dirs)
+    assert not any(os.path.exists(d) for d in cgroup_dirs)
     assert pyrkt("status", uuid).returncode != 0 and pod_json(pyrkt) == []
 
 

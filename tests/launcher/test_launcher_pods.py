@@ -20,8 +20,8 @@ def _prepared(store: Path, image_id: str = "sha512-" + "a" * 128) -> str:
     pod, lock = new_embryo(store)
     with lock:
         pod.move("prepare")
-        (pod.path / "apps" / "app").mkdir(parents=True)
-        write_atomic(pod.path / "pod", json.dumps({"acKind": "PodManifest", "apps": [
+        (Path(pod.path) / "apps" / "app").mkdir(parents=True)
+        write_atomic(Path(pod.path) / "pod", json.dumps({"acKind": "PodManifest", "apps": [
             {"name": "app", "image": {"id": image_id, "name": "example.com/app"}}]}))
         pod.move("prepared")
     return pod.uuid
@@ -79,7 +79,7 @@ def test_gc_removes_mounts_left_under_a_pod(tmp_path) -> None:
     uuid = _prepared(tmp_path)
     pod = find_pod(tmp_path, uuid)
     pod.move("run")
-    target = pod.path / "apps" / "app" / "rootfs"
+    target = Path(pod.path) / "apps" / "app" / "rootfs"
     target.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "leftover", str(target)], check=True)
     try:
