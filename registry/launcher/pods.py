@@ -62,18 +62,18 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-    PathLike = str | os.PathLike[str]
+    from _typeshed import StrPath
 
 _join = os.path.join
 
 STATE_DIRS = ("embryo", "prepare", "prepared", "run", "exited-garbage", "garbage")
 
 
-def pods_root(store_dir: PathLike) -> str:
+def pods_root(store_dir: StrPath) -> str:
     return _join(store_dir, "pods")
 
 
-def _ensure_layout(store_dir: PathLike) -> str:
+def _ensure_layout(store_dir: StrPath) -> str:
     root = pods_root(store_dir)
     try:  # one read of pods/ rather than six mkdirs refused as existing, at every prepare
         present = set(os.listdir(root))
@@ -85,7 +85,7 @@ def _ensure_layout(store_dir: PathLike) -> str:
     return root
 
 
-def read_text(path: PathLike) -> str:
+def read_text(path: StrPath) -> str:
     """A small file's text (what Path.read_text does, without pathlib)."""
     with open(path, encoding="utf-8") as handle:
         return handle.read()
@@ -94,7 +94,7 @@ def read_text(path: PathLike) -> str:
 class PodLock:
     """An flock on a pod directory; the open descriptor follows the directory through renames."""
 
-    def __init__(self, path: PathLike) -> None:
+    def __init__(self, path: StrPath) -> None:
         self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def try_exclusive(self) -> bool:
@@ -119,7 +119,7 @@ class PodLock:
         self.close()
 
 
-def _is_locked(path: PathLike) -> bool:
+def _is_locked(path: StrPath) -> bool:
     """Someone holds the pod's lock (we test with a non-blocking shared lock)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -144,7 +144,7 @@ def process_start(pid: int) -> int | None:
     return int(fields[19])  # field 22 of proc(5); fields[0] is field 3
 
 
-def record_pid(path: PathLike, pid: int) -> None:
+def record_pid(path: StrPath, pid: int) -> None:
     """Write `pid` (rkt's file: the PID alone) with its start time beside it, start first."""
     start = process_start(pid)
     if start is not None:
@@ -152,7 +152,7 @@ def record_pid(path: PathLike, pid: int) -> None:
     write_atomic(path, f"{pid}\n")
 
 
-def cgroup_populated(directory: PathLike) -> bool:
+def cgroup_populated(directory: StrPath) -> bool:
     """Does this cgroup, or any cgroup below it, hold a process?"""
     try:
         for line in read_text(_join(directory, "cgroup.events")).splitlines():  # v2
@@ -300,7 +300,7 @@ class Pod:
             return []
 
 
-def write_atomic(path: PathLike, text: str | bytes) -> None:
+def write_atomic(path: StrPath, text: str | bytes) -> None:
     folder, name = os.path.split(path)
     temp = _join(folder, f".{name}.{os.getpid()}.tmp")
     data = text.encode() if isinstance(text, str) else text
@@ -319,7 +319,7 @@ def random_uuid() -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-def new_embryo(store_dir: PathLike) -> tuple[Pod, PodLock]:
+def new_embryo(store_dir: StrPath) -> tuple[Pod, PodLock]:
     """Create a pod directory in `embryo/`, locked by the caller; returns the pod and its lock."""
     root = _ensure_layout(store_dir)
     pod_uuid = random_uuid()
@@ -332,7 +332,7 @@ def new_embryo(store_dir: PathLike) -> tuple[Pod, PodLock]:
     return pod, lock
 
 
-def iter_pods(store_dir: PathLike, prefix: str = "") -> Iterator[Pod]:
+def iter_pods(store_dir: StrPath, prefix: str = "") -> Iterator[Pod]:
     """The pods on disk (those whose UUID starts with `prefix`: the others are not opened to
     test their lock, which would cost `pyrkt run` a descriptor and a flock per pod in the store)."""
     root, store = pods_root(store_dir), os.fspath(store_dir)
@@ -348,7 +348,7 @@ def iter_pods(store_dir: PathLike, prefix: str = "") -> Iterator[Pod]:
             yield Pod(store, name, state_dir, path, _is_locked(path))
 
 
-def list_pods(store_dir: PathLike) -> list[Pod]:
+def list_pods(store_dir: StrPath) -> list[Pod]:
     """All pods, oldest first (a pod caught mid-rename is listed once, in its new place)."""
     seen: dict[str, Pod] = {}
     for pod in iter_pods(store_dir):
@@ -356,7 +356,7 @@ def list_pods(store_dir: PathLike) -> list[Pod]:
     return sorted(seen.values(), key=lambda p: (p.timestamp("created") or 0, p.uuid))
 
 
-def find_pod(store_dir: PathLike, uuid_or_prefix: str) -> Pod:
+def find_pod(store_dir: StrPath, uuid_or_prefix: str) -> Pod:
     """The pod with this UUID or unambiguous UUID prefix; a rename in flight is retried."""
     wanted = uuid_or_prefix.strip().lower()
     if not wanted:
@@ -375,7 +375,7 @@ def find_pod(store_dir: PathLike, uuid_or_prefix: str) -> Pod:
     raise PodNotFound(f"no pod with UUID {wanted} in {pods_root(store_dir)}")
 
 
-def remove_tree(path: PathLike) -> None:
+def remove_tree(path: StrPath) -> None:
     """Delete a pod directory; it is first renamed so a reader never sees it half-deleted."""
     folder, name = os.path.split(path)
     trash = _join(folder, f".deleting-{name}")

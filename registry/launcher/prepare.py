@@ -24,8 +24,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from _typeshed import StrPath
+
     from .options import AppOptions, PodOptions
-    from .pods import PathLike, Pod
+    from .pods import Pod
 
 _join = os.path.join
 
@@ -57,7 +59,7 @@ class ResolvedApp:
     image_manifest: dict[str, Any]
 
 
-def open_store(store_dir: PathLike) -> Any:
+def open_store(store_dir: StrPath) -> Any:
     from registry.client.store import ImageStore
 
     return ImageStore(store_dir)
@@ -304,7 +306,7 @@ def _make_empty_volumes(pod: Pod, manifest: dict[str, Any]) -> None:
         os.chown(path, int(volume.get("uid", 0)), int(volume.get("gid", 0)))
 
 
-def prepare_pod(store_dir: PathLike, options: PodOptions, *, log: Any = lambda message: None) -> Pod:
+def prepare_pod(store_dir: StrPath, options: PodOptions, *, log: Any = lambda message: None) -> Pod:
     """Resolve, then build a prepared pod; returns it in state `prepared` (unlocked)."""
     # loaded here, like the client's fetch machinery, only when a pod is prepared
     from .network.plan import assign_ports, plan

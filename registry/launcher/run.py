@@ -13,8 +13,9 @@ TYPE_CHECKING = False  # typing and pathlib stay out of the start (see pods)
 if TYPE_CHECKING:
     from typing import Any
 
+    from _typeshed import StrPath
+
     from .options import PodOptions
-    from .pods import PathLike
 
 # Function-local imports keep start-up fast: a pod command loads only what it runs.
 
@@ -42,7 +43,7 @@ def choose_stage1(requested: str, *, interactive: bool = False) -> str:
     return "systemd" if has_nspawn and shutil.which("systemd-run") else "builtin"
 
 
-def run_prepared(store_dir: PathLike, uuid: str, *, echo: bool = True,
+def run_prepared(store_dir: StrPath, uuid: str, *, echo: bool = True,
                  stage1: str | None = None,
                  log: Any = lambda message: None) -> tuple[Pod, int]:
     """Run a prepared pod to its end; returns the pod and its exit code.
@@ -128,7 +129,7 @@ def _start_is_over() -> None:
         gc.enable()
 
 
-def run_pod(store_dir: PathLike, options: PodOptions, *, uuid_file: str | None = None,
+def run_pod(store_dir: StrPath, options: PodOptions, *, uuid_file: str | None = None,
             echo: bool = True, log: Any = lambda message: None) -> tuple[Pod, int]:
     """`pyrkt run`: prepare, then run in the foreground."""
     pod = prepare_pod(store_dir, options, log=log)

@@ -41,6 +41,7 @@ TYPE_CHECKING = False  # typing, pathlib and json stay out of the start (see pod
 if TYPE_CHECKING:
     import signal
     import socket
+    from collections.abc import Callable
     from typing import Any
 
     from .portfwd import Forward
@@ -63,8 +64,12 @@ FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 _join = os.path.join
 
 
-def _record_pid(app_dir: str, host_pid: int) -> None:
-    write_atomic(_join(app_dir, "pid"), f"{host_pid}\n")
+def _pid_recorder(app_dir: str) -> Callable[[int], None]:
+    """How an app's process records its host PID (functools.partial, without functools)."""
+    def record(host_pid: int) -> None:
+        write_atomic(_join(app_dir, "pid"), f"{host_pid}\n")
+
+    return record
 
 def exit_code_of(status: int) -> int:
     """Shell convention: the exit code, or 128+N for a process killed by signal N."""
@@ -208,9 +213,8 @@ def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, *FORWARDED_SIGNALS):
                 signal.signal(signum, signal.SIG_DFL)
             _wire_stdio(name, pipes, runtime.get("interactive", False))
-            app_dir = pod.app_dir(name)
             become_app(pod.path, manifest, app, runtime, groups[name],
-                       lambda host_pid, app_dir=app_dir: _record_pid(app_dir, host_pid),
+                       _pid_recorder(pod.app_dir(name)),
                        lambda: os.close(unshared_w), programs[name], terminal)
         children[pid] = name
     os.close(unshared_w)

@@ -22,10 +22,13 @@ import socket
 import struct
 import termios
 import threading
-from pathlib import Path
 from typing import Any
 
 from .logs import LogWriter
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
@@ -65,7 +68,7 @@ def _copy_size(source: int, target: int) -> None:
 class Relay:
     """The supervisor's side: caller's terminal <-> the app's pty master."""
 
-    def __init__(self, channel: socket.socket, log_path: Path | None, echo: bool) -> None:
+    def __init__(self, channel: socket.socket, log_path: StrPath | None, echo: bool) -> None:
         self.channel, self.log_path, self.echo = channel, log_path, echo
         self.master = -1
         self.saved: list[Any] | None = None
