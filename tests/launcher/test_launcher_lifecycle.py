@@ -200,7 +200,7 @@ def test_pod_outlives_its_killed_launcher_and_stays_managed(tmp_path, tool_image
     assert status["state"] == "running" and "app-tool" not in status
     assert int(status["pid"]) == pod.live_pid()
     gc = pyrkt("gc", "--grace-period=0s", check=True)
-    assert uuid not in gc.stdout and find_pod(store, uuid).path.is_dir()
+    assert uuid not in gc.stdout and os.path.isdir(find_pod(store, uuid).path)
     refused = pyrkt("rm", uuid)
     assert refused.returncode == 254 and "running" in refused.stderr
     entered = pyrkt("enter", uuid, "/bin/tool", "hostname", check=True)

@@ -85,6 +85,6 @@ def test_gc_removes_mounts_left_under_a_pod(tmp_path) -> None:
     try:
         assert manage.gc(tmp_path, grace_period=0) == [uuid]
         assert str(target) not in Path("/proc/self/mountinfo").read_text()
-        assert not pod.path.exists()
+        assert not os.path.exists(pod.path)
     finally:
         subprocess.run(["umount", "-l", str(target)], capture_output=True)
