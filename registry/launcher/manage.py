@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 # records, not dataclasses: `pyrkt list` and `status` start without inspect and ast (~8 ms)
 from registry.records import field, record, replace
 
 from .errors import LauncherError
-from .pods import Pod, PodLock, find_pod, list_pods, remove_tree
+from .pods import Pod, PodLock, find_pod, list_pods, read_text, remove_tree
 
+# typing, pathlib and signal (enum) stay out of `pyrkt list` and `status` (see pods)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+    from _typeshed import StrPath
+
     from .logs import LogLine
+else:
+    import _signal as signal  # signal's numbers without its IntEnum wrappers
+
+_join = os.path.join
 
 # Function-local imports keep start-up fast: a pod command loads only what it runs (`list` and
 # `status` describe pods without the cgroups' machinery and the log readers).
@@ -72,8 +80,8 @@ def describe(pod: Pod) -> PodInfo:
         manifest = {}
     # a machine SIGKILLed with its supervisor (and no `pyrkt run` left) recorded nothing: its
     # apps died with it
-    killed_machine = pod.state == "exited" and (Path(pod.path) / "unit").exists() and \
-        (Path(pod.path) / "pid").exists()
+    killed_machine = pod.state == "exited" and os.path.exists(_join(pod.path, "unit")) and \
+        os.path.exists(_join(pod.path, "pid"))
     for app in manifest.get("apps", []):
         code = pod.exit_code(app["name"])
         if code is None and killed_machine:
@@ -83,7 +91,7 @@ def describe(pod: Pod) -> PodInfo:
     # only the record of the networks: the network package's machinery (ctypes, CNI) stays out
     from .network import info as network
 
-    shown = network.info(Path(pod.path))
+    shown = network.info(pod.path)
     return PodInfo(pod.uuid, pod.state, pod.timestamp("created"), pod.timestamp("started"),
                    pod.timestamp("finished"), pod.pid() if pod.is_running else None, apps,
                    [network.summary(entry) for entry in shown], shown)
@@ -96,7 +104,7 @@ def end_reason(pod: Pod, app: str, code: int | None) -> str | None:
     `apps/<app>/reason` (a unit's cgroup is gone with the unit: systemd's $SERVICE_RESULT
     oom-kill is recorded there instead)."""
     try:
-        recorded = (Path(pod.app_dir(app)) / "reason").read_text().strip()
+        recorded = read_text(_join(pod.app_dir(app), "reason")).strip()
     except OSError:
         recorded = ""
     if recorded:
@@ -250,7 +258,7 @@ def wait_stopped(pod: Pod, timeout: float, interval: float = 0.01) -> bool:
         os.close(fd)
 
 
-def stop(store_dir: str | os.PathLike[str], uuid: str, *, force: bool = False,
+def stop(store_dir: StrPath, uuid: str, *, force: bool = False,
          grace: float = DEFAULT_STOP_GRACE, wait: bool = True) -> Pod:
     """rkt's stop: SIGTERM to every app's processes, SIGKILL after `grace` seconds (at once with
     `force`). With `wait`, returns once the pod has exited: its supervisor is gone too, so its
@@ -258,7 +266,7 @@ def stop(store_dir: str | os.PathLike[str], uuid: str, *, force: bool = False,
     pod = find_pod(store_dir, uuid)
     if not pod.is_running:
         raise LauncherError(f"pod {pod.uuid} is {pod.state}, not running")
-    stage1 = (Path(pod.path) / "stage1").read_text().strip() if (Path(pod.path) / "stage1").exists() else ""
+    stage1 = _stage1_of(pod)
     if stage1 == "systemd":
         from . import stage1_systemd
 
@@ -287,16 +295,24 @@ def _release_network(pod: Pod) -> None:
     # loaded on use, like every network import here (list/status/rm start-up stays small)
     from .network import pod as network
 
-    network.teardown(Path(pod.path), pod.uuid)
+    network.teardown(pod.path, pod.uuid)
+
+
+def _stage1_of(pod: Pod) -> str:
+    """The flavour that ran the pod ("" before it ran)."""
+    try:
+        return read_text(_join(pod.path, "stage1")).strip()
+    except OSError:
+        return ""
 
 
 # -- removing -----------------------------------------------------------------------------------
 
-def _unmount_under(path: Path) -> None:
+def _unmount_under(path: StrPath) -> None:
     """Detach any mount left below a pod directory (none should be: they live in the pod)."""
-    prefix = str(path.resolve()) + "/"
+    prefix = os.path.realpath(path) + "/"
     try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        lines = read_text("/proc/self/mountinfo").splitlines()
     except OSError:
         return
     targets = [line.split()[4] for line in lines if line.split()[4].startswith(prefix)]
@@ -323,8 +339,8 @@ def destroy(pod: Pod) -> None:
         # loaded on use (see describe)
         from .network import pod as network
 
-        network.teardown(Path(pod.path), pod.uuid)  # CNI DEL first: it needs the pod's namespace
-        _unmount_under(Path(pod.path))
+        network.teardown(pod.path, pod.uuid)  # CNI DEL first: it needs the pod's namespace
+        _unmount_under(pod.path)
         from . import cgroups
 
         cgroups.remove(pod.cgroup_dirs() + pod.pod_cgroup_dirs())
@@ -333,7 +349,7 @@ def destroy(pod: Pod) -> None:
         lock.close()
 
 
-def rm(store_dir: str | os.PathLike[str], uuid: str) -> Pod:
+def rm(store_dir: StrPath, uuid: str) -> Pod:
     pod = find_pod(store_dir, uuid)
     if pod.state in ("running", "preparing", "embryo"):
         raise LauncherError(f"pod {pod.uuid} is {pod.state}; stop it first (pyrkt stop)")
@@ -341,7 +357,7 @@ def rm(store_dir: str | os.PathLike[str], uuid: str) -> Pod:
     return pod
 
 
-def gc(store_dir: str | os.PathLike[str], *, grace_period: float = 1800.0, expire_prepared: float = 86400.0,
+def gc(store_dir: StrPath, *, grace_period: float = 1800.0, expire_prepared: float = 86400.0,
        mark_only: bool = False, now: float | None = None,
        log: Callable[[str], None] = lambda message: None) -> list[str]:
     """rkt's gc: mark exited and stale pods as garbage, delete garbage older than the grace period.
@@ -397,14 +413,14 @@ def _mark(pod: Pod, target: str, log: Callable[[str], None], why: str) -> None:
 
 # -- reading ------------------------------------------------------------------------------------
 
-def log_path(pod: Pod, app: str) -> Path:
+def log_path(pod: Pod, app: str) -> str:
     if app not in pod.app_names():
         raise LauncherError(f"pod {pod.uuid} has no app named {app} (apps: "
                             f"{', '.join(pod.app_names())})")
-    return Path(pod.app_dir(app)) / "log"
+    return _join(pod.app_dir(app), "log")
 
 
-def read_logs(store_dir: str | os.PathLike[str], uuid: str, app: str | None, *, follow: bool = False,
+def read_logs(store_dir: StrPath, uuid: str, app: str | None, *, follow: bool = False,
               since: float | None = None, tail: int | None = None) -> Iterator[LogLine]:
     """The lines of the pod's apps (or of one app) in time order; live with `follow`."""
     from . import logs
@@ -412,7 +428,7 @@ def read_logs(store_dir: str | os.PathLike[str], uuid: str, app: str | None, *, 
     names = [app] if app else pod.app_names()
     paths = {name: log_path(pod, name) for name in names}
     started = pod.timestamp("started") or pod.timestamp("created") or 0.0
-    if (Path(pod.path) / "machine").is_dir():
+    if os.path.isdir(_join(pod.path, "machine")):
         # the systemd stage1's machine: the apps' output is in its journal (see `journal`)
         from . import journal
         from .machine import journal_dir
@@ -445,7 +461,7 @@ class EnterTarget:
     command: list[str]
 
 
-def enter_target(store_dir: str | os.PathLike[str], uuid: str, app: str | None, command: list[str]) -> EnterTarget:
+def enter_target(store_dir: StrPath, uuid: str, app: str | None, command: list[str]) -> EnterTarget:
     """What `pyrkt enter` joins: the app, one of its processes, and the command to run."""
     pod = find_pod(store_dir, uuid)
     if not pod.is_running:
@@ -457,11 +473,10 @@ def enter_target(store_dir: str | os.PathLike[str], uuid: str, app: str | None, 
                                 f"({', '.join(names)})")
         app = names[0]
     try:
-        pid: int | None = int((log_path(pod, app).parent / "pid").read_text())
+        pid: int | None = int(read_text(_join(os.path.dirname(log_path(pod, app)), "pid")))
     except (OSError, ValueError):
         pid = None
-    if pid is None and (Path(pod.path) / "stage1").exists() and \
-            (Path(pod.path) / "stage1").read_text().strip() == "systemd":
+    if pid is None and _stage1_of(pod) == "systemd":
         from .stage1_systemd import app_pid
 
         pid = app_pid(pod, app)
@@ -477,6 +492,8 @@ def enter_target(store_dir: str | os.PathLike[str], uuid: str, app: str | None, 
 
 def _has_program(pid: int, path: str) -> bool:
     """Does the root filesystem of process `pid` hold `path`? (True when we cannot tell.)"""
+    from pathlib import Path  # here: `pyrkt enter` alone
+
     from .rootfs import resolve_in_root
 
     root = Path(f"/proc/{pid}/root")
@@ -499,13 +516,13 @@ def _no_shell_message(pod: Pod, given_uuid: str, app: str, several: bool) -> str
             f"pyrkt enter {app_flag}{given_uuid} {example}")
 
 
-def images_in_use(store_dir: str | os.PathLike[str]) -> set[str]:
+def images_in_use(store_dir: StrPath) -> set[str]:
     """IDs of images used by pods that are being prepared, prepared or running.
 
     `pyrkt image gc` keeps these (the client adds their dependencies).
     """
     used: set[str] = set()
-    for pod in list_pods(Path(store_dir)):
+    for pod in list_pods(store_dir):
         if pod.state not in ACTIVE_STATES:
             continue
         try:
