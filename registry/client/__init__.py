@@ -8,8 +8,7 @@ Public API:
   pull policy, config directories, progress, log).
 - `TrustStore(dirs)` — trusted keys by prefix (`add`, `remove`, `list`, `keys_for`);
   `fetch_keys(...)` gets keys from a file, a URL or ac-discovery-pubkeys.
-- `ConfigDirs`, `store_dir()` (a str; `default_store_dir()` the same as a Path), `ClientConfig`,
-  `build_session`, `InsecureOptions`.
+- `ConfigDirs`, `default_store_dir()`, `ClientConfig`, `build_session`, `InsecureOptions`.
 - Errors: `ClientError` and its subclasses `FetchError`, `TrustError`, `StoreError`,
   `ImageNotFound`, `ClientConfigError`.
 """
@@ -24,7 +23,7 @@ from registry.lazy import lazy_exports
 # (`from registry.client.store import ImageStore`) loads only that submodule and what it uses.
 _EXPORTS: dict[str, str] = {
     "ClientConfig": "config", "DomainSettings": "config",
-    "ConfigDirs": "dirs", "default_store_dir": "dirs", "store_dir": "dirs",
+    "ConfigDirs": "dirs", "default_store_dir": "dirs",
     "ClientError": "errors", "ClientConfigError": "errors", "FetchError": "errors",
     "ImageNotFound": "errors", "StoreError": "errors", "TrustError": "errors",
     "FetchOptions": "fetch", "fetch_image": "fetch",
@@ -40,7 +39,7 @@ __all__ = [
     "ClientConfig", "ClientError", "ConfigDirs", "ClientConfigError", "DomainSettings", "FetchError",
     "FetchOptions", "ImageNotFound", "ImageStore", "InsecureOptions", "Remote", "StoreError",
     "StoredImage", "TrustError", "TrustStore", "TrustedKey", "build_session", "default_store_dir",
-    "fetch_image", "fetch_keys", "store_dir",
+    "fetch_image", "fetch_keys",
 ]
 
 
@@ -51,7 +50,7 @@ TYPE_CHECKING = False  # (typing itself is not loaded for it: ~2 ms of every sta
 
 if TYPE_CHECKING:  # type checkers and IDEs see the names statically
     from .config import ClientConfig, DomainSettings
-    from .dirs import ConfigDirs, default_store_dir, store_dir
+    from .dirs import ConfigDirs, default_store_dir
     from .errors import (
         ClientConfigError,
         ClientError,

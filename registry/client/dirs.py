@@ -15,8 +15,6 @@ import os
 
 from registry.records import record
 
-TYPE_CHECKING = False
-
 # Paths are plain strings (os.path): pathlib, with the re, fnmatch, urllib.parse and ipaddress
 # it loads, costs ~6 ms of every `pyrkt` start. Every path taken may be a str or an os.PathLike.
 SYSTEM_CONFIG = "/usr/lib/pyrkt"
@@ -42,24 +40,13 @@ def _home_subdir(env: str, default: str) -> str:
     return plain_path(base) if base else plain_path(os.path.join(os.path.expanduser("~"), default))
 
 
-def store_dir() -> str:
+def default_store_dir() -> str:
     """The image store's directory when no `--dir` is given."""
     if os.environ.get("PYRKT_DIR"):
         return plain_path(os.environ["PYRKT_DIR"])
     if is_root():
         return ROOT_STORE
     return os.path.join(_home_subdir("XDG_DATA_HOME", ".local/share"), "pyrkt")
-
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-
-def default_store_dir() -> Path:
-    """`store_dir()` as a Path, for the callers that join with `/` (loads pathlib)."""
-    from pathlib import Path
-
-    return Path(store_dir())
 
 
 def default_user_config() -> str:

@@ -35,7 +35,7 @@ import time
 from registry import jsontext
 from registry.records import record
 
-from .dirs import plain_path, store_dir
+from .dirs import default_store_dir, plain_path
 from .errors import ImageNotFound, StoreError
 from .render import DependencyError, remove_tree, render_layers
 
@@ -167,7 +167,7 @@ class ImageStore:
     """Content-addressed ACI storage with an index. Safe to use from several processes at once."""
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        self.directory = plain_path(directory) if directory is not None else store_dir()
+        self.directory = plain_path(directory) if directory is not None else default_store_dir()
         try:
             try:  # one read of the directory, rather than four mkdirs refused at every start
                 present = set(os.listdir(self.directory))

@@ -11,6 +11,7 @@ imports them, for what they load at run time whoever else is on the path.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,22 @@ def test_importing_the_store_loads_none_of_them() -> None:
     assert "registry.client.store" in loaded
     assert sorted(m for m in loaded if m.split(".")[0] in NEVER_LOADED) == []
     assert "_sqlite3" in loaded  # the index's C module, without the package's adapters
+
+
+def test_paths_are_strings_named_as_pathlib_named_them(tmp_path: Path, monkeypatch) -> None:
+    from registry.client.dirs import ConfigDirs, default_store_dir, plain_path
+    from registry.client.store import ImageStore
+
+    for text in ("/a//b/./c/", "a/./b", "./x.aci", "../up/./x", "/", ".", "a/../b", "//x"):
+        assert plain_path(text) == str(Path(text)) or text == "//x", text  # (// is pathlib's)
+    assert plain_path("//x") == "/x"
+    monkeypatch.setenv("PYRKT_DIR", f"{tmp_path}//store/./")
+    assert default_store_dir() == str(tmp_path / "store")
+    store = ImageStore()
+    assert store.directory == str(tmp_path / "store") and repr(store) == (
+        f"ImageStore({str(tmp_path / 'store')!r})")
+    layout = sorted(n for n in os.listdir(store.directory) if not n.startswith("index.db-"))
+    assert layout == ["images", "index.db", "locks", "tmp", "trees", "used"]  # (-wal, -shm)
+    dirs = ConfigDirs.from_env(tmp_path / "sys/", f"{tmp_path}/local/.", str(tmp_path / "user"))
+    assert dirs.layers() == [str(tmp_path / "sys"), str(tmp_path / "local"),
+                             str(tmp_path / "user")]
