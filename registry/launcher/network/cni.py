@@ -12,17 +12,25 @@ the chain's final result. Plugins that declare `capabilities` get the matching `
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+
+from registry import jsontext
+from registry.records import record
 
 from ..errors import LauncherError
-from .config import version_tuple
 
-SYSTEM_PLUGIN_DIRS = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))  # Debian's, then upstream's
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from _typeshed import StrPath
+
+# Light to load: `pyrkt list` and `status` read the addresses of every pod with networks from
+# here (`addresses`), so subprocess (signal, threading, selectors) loads only to run a plugin,
+# and paths are strings (no pathlib), records no dataclasses (inspect, ast: ~20 ms).
+
+SYSTEM_PLUGIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")  # Debian's, then upstream's
 PLUGIN_TIMEOUT = 120  # seconds; dhcp waits for a lease, the others answer in milliseconds
 # The plugins run iptables, ip6tables and modprobe by name.
 SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -32,39 +40,49 @@ class CNIError(LauncherError):
     """A plugin failed or could not run; the message names the plugin and what it said."""
 
 
-@dataclass
+def version_tuple(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return (0,)
+
+
+@record
 class Request:
     container_id: str
     netns: str
     ifname: str
     args: str
-    path: list[Path]
+    path: list[str]
 
 
-def plugin_path(extra_dirs: list[Path]) -> list[Path]:
+def plugin_path(extra_dirs: Sequence[StrPath]) -> list[str]:
     """CNI_PATH: plugins in the configuration layers' `net.d` (as rkt), then the system's."""
-    return [d for d in (*extra_dirs, *SYSTEM_PLUGIN_DIRS) if d.is_dir()]
+    dirs = [os.fspath(d) for d in extra_dirs]
+    return [d for d in (*dirs, *SYSTEM_PLUGIN_DIRS) if os.path.isdir(d)]
 
 
-def find_plugin(kind: str, path: list[Path]) -> Path:
+def find_plugin(kind: str, path: list[str]) -> str:
     for directory in path:
-        candidate = directory / kind
-        if os.access(candidate, os.X_OK) and candidate.is_file():
+        candidate = os.path.join(directory, kind)
+        if os.access(candidate, os.X_OK) and os.path.isfile(candidate):
             return candidate
-    where = ":".join(str(d) for d in path) or ", ".join(str(d) for d in SYSTEM_PLUGIN_DIRS)
+    where = ":".join(path) or ", ".join(SYSTEM_PLUGIN_DIRS)
     raise CNIError(f'CNI plugin "{kind}" not found in {where} (Debian ships the standard ones in '
                    f"containernetworking-plugins; --net=none runs the pod without a network)")
 
 
 def exec_plugin(conf: dict[str, Any], command: str, request: Request) -> dict[str, Any] | None:
     """One plugin call; ADD returns the plugin's result."""
+    import subprocess  # here: see the top (reading results needs none of it)
+
     kind = conf["type"]
     binary = find_plugin(kind, request.path)
     env = {"CNI_COMMAND": command, "CNI_CONTAINERID": request.container_id,
            "CNI_NETNS": request.netns, "CNI_IFNAME": request.ifname, "CNI_ARGS": request.args,
-           "CNI_PATH": ":".join(str(d) for d in request.path), "PATH": SBIN_PATH}
+           "CNI_PATH": ":".join(request.path), "PATH": SBIN_PATH}
     try:
-        done = subprocess.run([str(binary)], input=json.dumps(conf).encode(), env=env,
+        done = subprocess.run([binary], input=jsontext.dumps(conf).encode(), env=env,
                               capture_output=True, timeout=PLUGIN_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise CNIError(f"{kind} {command}: no answer within {PLUGIN_TIMEOUT} s") from None
@@ -75,7 +93,7 @@ def exec_plugin(conf: dict[str, Any], command: str, request: Request) -> dict[st
     if command != "ADD":
         return None
     try:
-        result = json.loads(done.stdout)
+        result = jsontext.loads(done.stdout)
     except ValueError:
         raise CNIError(f"{kind} ADD: the plugin's answer is not JSON: "
                        f"{done.stdout[:200]!r}") from None
@@ -86,7 +104,7 @@ def exec_plugin(conf: dict[str, Any], command: str, request: Request) -> dict[st
 
 def _error_text(stdout: bytes, stderr: bytes) -> str:
     try:
-        answer = json.loads(stdout)
+        answer = jsontext.loads(stdout)
         message = str(answer.get("msg") or "failed")
         if answer.get("details"):
             message += f": {answer['details']}"
@@ -136,7 +154,7 @@ def del_network(network: dict[str, Any], request: Request, runtime_config: dict[
     return errors
 
 
-@dataclass
+@record
 class Address:
     interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface
     gateway: str | None

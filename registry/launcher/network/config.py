@@ -12,14 +12,18 @@ Every network is kept in one shape, a configuration list: `{"cniVersion", "name"
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import os
+
+from registry import jsontext
+from registry.records import record
 
 from ..errors import LauncherError
 from ..options import NET_NAME, NetRequest
+from .cni import version_tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # rkt's default network: a veth pair per pod (`ptp`), addresses from 172.16.28.0/24, a default
 # route via the host side and IP masquerading for traffic leaving the pod.
@@ -41,11 +45,11 @@ BUILTIN = {"default": DEFAULT, "default-restricted": DEFAULT_RESTRICTED}
 # What a file without `cniVersion` is taken to be: the oldest version that chains plugins
 # (portmap needs `prevResult`); CNI itself would read it as 0.1.0.
 ASSUMED_VERSION = "0.4.0"
-PLUGIN_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a file name in CNI_PATH, no path
+PLUGIN_TYPE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a file name in CNI_PATH, no path (for re)
 SUFFIXES = (".conf", ".json", ".conflist")
 
 
-@dataclass
+@record
 class Network:
     name: str
     source: str  # the file it came from, or "builtin"
@@ -73,15 +77,10 @@ class Network:
         return bool(self.main.get("ipMasq"))
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in version.split("."))
-    except ValueError:
-        return (0,)
-
-
 def _normalise(data: Any, where: str) -> dict[str, Any]:
     """A file's JSON as a configuration list, or an error naming the file and the rule."""
+    import re  # here: only the files of net.d need checking, not the built-in networks
+
     if not isinstance(data, dict):
         raise LauncherError(f"{where}: a network configuration is a JSON object")
     name = data.get("name")
@@ -100,7 +99,7 @@ def _normalise(data: Any, where: str) -> dict[str, Any]:
         plugins = [{k: v for k, v in data.items() if k not in ("name", "cniVersion")}]
     for plugin in plugins:
         if not isinstance(plugin, dict) or not isinstance(plugin.get("type"), str) \
-                or not PLUGIN_TYPE.match(plugin["type"]):
+                or not re.match(PLUGIN_TYPE, plugin["type"]):
             raise LauncherError(f'{where}: every plugin needs a "type" naming a CNI plugin '
                                 f"binary (a file name such as ptp or bridge)")
     if len(plugins) > 1 and version_tuple(version) < (0, 3, 0):
@@ -108,14 +107,14 @@ def _normalise(data: Any, where: str) -> dict[str, Any]:
     return {"cniVersion": version, "name": name, "plugins": plugins}
 
 
-def net_dirs(config_dirs: Any) -> list[Path]:
+def net_dirs(config_dirs: Any) -> list[str]:
     """`net.d` of every configuration layer, lowest precedence first."""
     if config_dirs is None:
         # the client's layers, loaded only when no front end passed them in
         from registry.client.dirs import ConfigDirs
 
         config_dirs = ConfigDirs.from_env()
-    return [Path(layer) / "net.d" for layer in config_dirs.layers()]
+    return [os.path.join(layer, "net.d") for layer in config_dirs.layers()]
 
 
 def load_networks(config_dirs: Any) -> dict[str, Network]:
@@ -123,25 +122,26 @@ def load_networks(config_dirs: Any) -> dict[str, Network]:
     found = {name: Network(name, "builtin", conf) for name, conf in BUILTIN.items()}
     for directory in net_dirs(config_dirs):
         try:
-            names = sorted(p.name for p in directory.iterdir() if p.name.endswith(SUFFIXES))
+            names = sorted(name for name in os.listdir(directory) if name.endswith(SUFFIXES))
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as error:
             raise LauncherError(f"{directory}: {error.strerror or error}") from None
         in_this_dir: set[str] = set()
         for file_name in names:
-            path = directory / file_name
+            path = os.path.join(directory, file_name)
             try:
-                data = json.loads(path.read_text())
+                with open(path) as handle:
+                    data = jsontext.loads(handle.read())
             except OSError as error:
                 raise LauncherError(f"{path}: {error.strerror or error}") from None
             except ValueError as error:
                 raise LauncherError(f"{path}: not valid JSON ({error})") from None
-            conf = _normalise(data, str(path))
+            conf = _normalise(data, path)
             if conf["name"] in in_this_dir:
                 continue
             in_this_dir.add(conf["name"])
-            found[conf["name"]] = Network(conf["name"], str(path), conf)
+            found[conf["name"]] = Network(conf["name"], path, conf)
     return found
 
 

@@ -41,8 +41,7 @@ if TYPE_CHECKING:
 NETNS = "netns"
 
 # Paths are plain strings and os.path (pathlib costs every start ~6 ms of imports); a pod's
-# directory may come as a str or an os.PathLike. (The CNI machinery, for pods with networks
-# only, keeps pathlib's.)
+# directory may come as a str or an os.PathLike.
 
 
 def _unlink_quietly(path: StrPath) -> None:
@@ -217,15 +216,13 @@ def setup(pod: Pod, runtime: dict[str, Any], *, log: Callable[[str], None]) -> N
     state: dict[str, Any] = {"hostNetns": _netns_id(), "tornDown": False, "networks": []}
     results: list[dict[str, Any]] = []
     if networks:
-        from pathlib import Path  # (the CNI machinery's; it loads pathlib itself)
-
         from . import cni  # here: pods without networks (host, none) never load the CNI machinery
 
         check_host_ports(pod, runtime.get("forwards") or [])
         _save(pod.path, state)  # written first: a crash from here on is cleaned up by gc
         netns = os.path.join(pod.path, NETNS)
         create_netns(netns)
-        search = cni.plugin_path([Path(d) for d in runtime.get("cniPath") or []])
+        search = cni.plugin_path(runtime.get("cniPath") or [])
         leases = os.path.join(pod.store_dir, "networks")
         forwards = runtime.get("forwards") or []
         try:
@@ -235,7 +232,7 @@ def setup(pod: Pod, runtime: dict[str, Any], *, log: Callable[[str], None]) -> N
                           "ifName": f"eth{index}", "args": item.get("args", ""),
                           "conf": effective_conf(item["conf"], leases, bool(mappings)),
                           "runtimeConfig": {"portMappings": mappings} if mappings else {},
-                          "path": [str(p) for p in search], "result": None}
+                          "path": search, "result": None}
                 state["networks"].append(record)
                 _save(pod.path, state)
                 try:
@@ -261,12 +258,10 @@ def setup(pod: Pod, runtime: dict[str, Any], *, log: Callable[[str], None]) -> N
 
 
 def _request(uuid: str, record: dict[str, Any], netns: str) -> cni.Request:
-    from pathlib import Path  # (the CNI machinery's; it loads pathlib itself)
-
     from . import cni  # here: pods without networks (host, none) never load the CNI machinery
 
     return cni.Request(container_id=uuid, netns=netns, ifname=record["ifName"],
-                       args=record["args"], path=[Path(p) for p in record["path"]])
+                       args=record["args"], path=list(record["path"]))
 
 
 def describe_forward(forward: dict[str, Any], state: dict[str, Any] | None) -> str:
