@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
-    from _typeshed import StrPath
-
 CGROUP_ROOT = "/sys/fs/cgroup"  # (a str: see cgroups)
 CPU_PERIOD_US = 100_000  # the kernel's and systemd's default CFS period
 MIN_QUOTA_US = 1_000  # the kernel refuses a smaller cfs quota (EINVAL)
@@ -46,14 +44,6 @@ MAX_PERIOD_US = 1_000_000  # ... and a longer period
 INSECURE_OPTION = "limits"
 LIMITS_FILE = "limits.json"
 STAGE1_MEMORY_ALLOWANCE = 64 * 2**20  # the pod's own processes, above its apps' limits
-
-
-def join_like(base: StrPath, *parts: str) -> Any:
-    """`os.path.join(base, *parts)` of base's kind (a str for a str, a pathlib path for one):
-    for pods.write_atomic, which takes only pathlib's paths until the pods' own paths become
-    str (then this is os.path.join, and goes)."""
-    joined = os.path.join(base, *parts)
-    return joined if isinstance(base, str) else type(base)(joined)  # type: ignore[call-arg]
 
 
 @records.record(frozen=True)
@@ -269,7 +259,7 @@ def plan(apps: list[dict[str, Any]], insecure: Iterable[str],
 
 def record(pod: Pod, per_app: dict[str, Limits]) -> None:
     # compact: read by pyrkt (`enforced`), not by people; indented text would load json
-    write_atomic(join_like(pod.path, LIMITS_FILE),
+    write_atomic(os.path.join(pod.path, LIMITS_FILE),
                  jsontext.dumps({name: lim.to_json() for name, lim in per_app.items()},
                                 compact=True))
 

@@ -18,7 +18,6 @@ import os
 from registry import jsontext
 
 from .. import linux
-from ..limits import join_like
 from ..pods import write_atomic
 from ..rootfs import resolve_in_root, touch
 
@@ -82,18 +81,17 @@ def write_pod_files(net_dir: StrPath, dns: dict[str, Any], hostname: str,
                 options += [o for o in answer.get("options") or [] if o not in options]
                 domain = domain or answer.get("domain")
         if servers or search or options or domain:
-            resolv = join_like(net_dir, "resolv.conf")
+            resolv = os.path.join(net_dir, "resolv.conf")
             write_atomic(resolv, resolv_conf(servers, search, options, domain))
-            binds.append({"source": str(resolv), "target": "/etc/resolv.conf",
-                          "readOnly": False})
+            binds.append({"source": resolv, "target": "/etc/resolv.conf", "readOnly": False})
     if dns.get("hostsFromHost"):
         binds.append({"source": "/etc/hosts", "target": "/etc/hosts", "readOnly": True})
     else:
         entries = [(str(ip), str(host)) for ip, host in dns.get("hosts") or []]
-        hosts = join_like(net_dir, "hosts")
+        hosts = os.path.join(net_dir, "hosts")
         write_atomic(hosts, hosts_file(hostname, first_address, entries))
-        binds.append({"source": str(hosts), "target": "/etc/hosts", "readOnly": False})
-    write_atomic(join_like(net_dir, BINDS_FILE), jsontext.dumps(binds))
+        binds.append({"source": hosts, "target": "/etc/hosts", "readOnly": False})
+    write_atomic(os.path.join(net_dir, BINDS_FILE), jsontext.dumps(binds))
 
 
 def pod_binds(pod_dir: StrPath) -> list[dict[str, Any]]:

@@ -23,7 +23,6 @@ from registry import jsontext
 
 from .. import linux
 from ..errors import LauncherError
-from ..limits import join_like
 from ..pods import Pod, list_pods, write_atomic
 from . import dns
 from .info import INFO, NET_DIR
@@ -121,7 +120,7 @@ def join_netns(pod_dir: StrPath) -> bool:
 
 def _save(pod_dir: StrPath, state: dict[str, Any]) -> None:
     # compact: read by pyrkt (list, status, teardown), not by people; indented text loads json
-    write_atomic(join_like(pod_dir, NET_DIR, INFO), jsontext.dumps(state, compact=True))
+    write_atomic(os.path.join(pod_dir, NET_DIR, INFO), jsontext.dumps(state, compact=True))
 
 
 class _NetLock:
@@ -207,7 +206,7 @@ def port_mappings(forwards: list[dict[str, Any]], network: str) -> list[dict[str
 def setup(pod: Pod, runtime: dict[str, Any], *, log: Callable[[str], None]) -> None:
     """Before the stage1 starts: namespace, CNI ADD for every network, the DNS files."""
     networks = runtime.get("networks") or []
-    net_dir = join_like(pod.path, NET_DIR)
+    net_dir = os.path.join(pod.path, NET_DIR)
     try:
         os.mkdir(net_dir)
     except FileExistsError:
