@@ -50,8 +50,13 @@ def hide_host() -> None:
     but needs CAP_SYS_RESOURCE, which some hosts withhold even from root.) Python copied argv
     and the environment at start-up, so neither `sys.argv` nor `os.environ` changes.
     """
-    with open("/proc/self/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
+    # os-level: the init's first file, where a text-mode open costs ~0.2 ms more (see cgroups)
+    fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        stat = os.read(fd, 4096)  # one line, well under a page
+    finally:
+        os.close(fd)
+    fields = stat.decode().rsplit(")", 1)[1].split()
     # fields[0] is field 3 of proc(5): arg_start..env_end are fields 48-51
     arg_start, arg_end, env_start, env_end = (int(f) for f in fields[45:49])
     size = arg_end - arg_start
