@@ -173,7 +173,7 @@ class ImageStore:
                 present = set(os.listdir(self.directory))
             except FileNotFoundError:
                 present = set()
-            for sub in ("images", "trees", "used", "tmp", "locks"):
+            for sub in ("images", "trees", "tmp", "locks"):  # used/: at the first use
                 if sub not in present:
                     os.makedirs(_join(self.directory, sub), exist_ok=True)
         except OSError as error:
@@ -345,6 +345,7 @@ class ImageStore:
             try:
                 os.utime(path)
             except FileNotFoundError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
         except OSError:
             pass

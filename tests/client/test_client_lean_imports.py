@@ -93,7 +93,7 @@ def test_paths_are_strings_named_as_pathlib_named_them(tmp_path: Path, monkeypat
     assert store.directory == str(tmp_path / "store") and repr(store) == (
         f"ImageStore({str(tmp_path / 'store')!r})")
     layout = sorted(n for n in os.listdir(store.directory) if not n.startswith("index.db-"))
-    assert layout == ["images", "index.db", "locks", "tmp", "trees", "used"]  # (-wal, -shm)
+    assert layout == ["images", "index.db", "locks", "tmp", "trees"]  # (-wal, -shm)
     dirs = ConfigDirs.from_env(tmp_path / "sys/", f"{tmp_path}/local/.", str(tmp_path / "user"))
     assert dirs.layers() == [str(tmp_path / "sys"), str(tmp_path / "local"),
                              str(tmp_path / "user")]

@@ -191,7 +191,9 @@ def test_a_use_is_stamped_and_read_back_as_last_used(tmp_path: Path) -> None:
     for image_id in ids["base1"], ids["base2"]:
         _set_index_times(store, image_id, old, old)
     stamp = tmp_path / "store" / "used" / ids["base1"]
-    assert not stamp.exists() and store.get(ids["base1"]).last_used_stamp == old
+    assert not stamp.parent.exists()  # made by the first use
+    assert store.get(ids["base1"]).last_used_stamp == old
+    assert store.gc(timedelta(days=30)) == []  # no stamps yet: nothing to read or clean
 
     before = time.time()
     tree = store.render(ids["base1"], overlay=True)  # renders, and stamps the use
@@ -223,6 +225,7 @@ def test_a_use_is_stamped_and_read_back_as_last_used(tmp_path: Path) -> None:
 def test_gc_drops_the_stamps_of_images_no_longer_stored(tmp_path: Path) -> None:
     store = ImageStore(tmp_path / "store")
     orphan = tmp_path / "store" / "used" / ("sha512-" + "0" * 128)
+    orphan.parent.mkdir()
     orphan.touch()  # a run stamping an image while it was removed
     assert store.gc() == [] and not orphan.exists()
 
