@@ -89,12 +89,17 @@ def sethostname(name: str) -> None:
 def loopback_up() -> None:
     """Bring `lo` up in the current network namespace (SIOCGIFFLAGS / SIOCSIFFLAGS)."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    import socket  # here: `--net=host` pods never need it (socket, selectors: ~1 ms)
+    # here, and the C module alone: `--net=host` pods never need it, and socket.py loads enum,
+    # selectors and collections (~5 ms, in the holder of every --net=none pod after its fork)
+    import _socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         request = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock, siocgifflags, request))[1]
         fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+    finally:
+        sock.close()
 
 
 def default_signals_for_exec() -> None:

@@ -171,3 +171,22 @@ def test_default_signals_for_exec_with_the_plain_numbers() -> None:
     os.close(read_end)
     os.waitpid(pid, 0)
     assert answer == repr((signal.SIG_DFL, signal.SIG_DFL, set()))
+
+
+def test_loopback_up_without_the_socket_module() -> None:
+    """`--net=none`: the holder brings up the pod's loopback after its fork, on the way to the
+    apps (socket.py would load enum, selectors and collections there)."""
+    from launcher_helpers import needs_root
+
+    needs_root()
+    code = ("import sys\nfrom registry.launcher import linux\nlinux.loopback_up()\n"
+            "print('socket' in sys.modules, 'enum' in sys.modules)\nimport subprocess\n"
+            "print(subprocess.run(['ip', '-o', 'link', 'show', 'lo'], capture_output=True, "
+            "text=True, check=True).stdout)\n")
+    # a network namespace of the test's own: only its loopback is touched
+    done = subprocess.run(["unshare", "-n", sys.executable, "-S", "-c", code], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded, link = done.stdout.split("\n", 1)
+    assert loaded == "False False"
+    assert "<LOOPBACK,UP,LOWER_UP>" in link
