@@ -93,9 +93,23 @@ NOT_FOR_LISTINGS = ("ctypes", "shutil", "sqlite3", "bz2", "lzma")
 # image imported (the store's download and import queues)
 NOT_FOR_RUN_OR_IMAGES = ("shutil", "bz2", "lzma", "threading", "queue")
 
+# ... and for `run --net=host`, `list`, `status`, `image list`: none of the standard library's
+# modules that cost a start milliseconds each (typing; pathlib with urllib.parse and ipaddress;
+# json, re and enum; contextlib, functools): what the commands need of them is done with os,
+# os.path, registry.jsontext and plain loops (see registry.launcher.pods)
+NOT_ON_START = ("typing", "pathlib", "json", "re", "enum", "contextlib", "functools",
+                "urllib", "ipaddress", "fnmatch")
+REPO = Path(__file__).resolve().parents[2]
+
+
 def _lean_modules(store: Path, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
-    result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
-                            text=True, timeout=60, env=dict(os.environ, PYRKT_DIR=str(store)))
+    # -I -S: as the installed console script starts (the development venv's editable finder,
+    # a .pth file read at start-up, loads re and more itself); the run path needs nothing from
+    # site-packages
+    probe = f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + PROBE
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", probe, *args],
+                            capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, PYRKT_DIR=str(store)))
     assert result.returncode == 0, result.stdout + result.stderr
     return modules_of(result.stdout), result
 
@@ -119,12 +133,14 @@ def test_lean_commands_load_only_what_they_run(tool_image, pyrkt, store: Path) -
     assert "registry.launcher.stage1_builtin" in modules, result.stderr  # the pod did run
     assert _loaded(modules, NEVER_ON_START) == []
     assert _loaded(modules, NOT_FOR_RUN_OR_IMAGES) == []
+    assert _loaded(modules, NOT_ON_START) == []
     uuid = saved.read_text().strip()
     assert "exited" in pyrkt("status", uuid, check=True).stdout
     for args in (("list",), ("status", uuid), ("image", "list")):
         modules, result = _lean_modules(store, *args)
         assert result.stdout.startswith(("UUID", "state=", "ID")), result.stdout
         assert _loaded(modules, NEVER_ON_START) == [], args
+        assert _loaded(modules, NOT_ON_START) == [], args
         if args[0] != "image":  # the image store is sqlite's
             assert _loaded(modules, NOT_FOR_LISTINGS) == [], args
         else:
