@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -34,9 +33,9 @@ __all__ = ["EXIT_FAILURE", "ClientContext", "client_options", "click_options", "
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_PATH_TYPES = {
-    PATH_DIR: click.Path(file_okay=False, path_type=Path),
-    PATH_ANY: click.Path(path_type=Path),
+_PATH_TYPES = {  # paths as the text given (str), as the lean entry reads them (cli/flags.py)
+    PATH_DIR: click.Path(file_okay=False),
+    PATH_ANY: click.Path(),
     PATH_FILE: click.Path(dir_okay=False),
     PATH_EXISTING_FILE: click.Path(exists=True, dir_okay=False),
 }

@@ -75,7 +75,8 @@ def resolve_images(store: Any, options: PodOptions,
     for app in options.apps:
         try:
             if looks_like_id(app.image):  # already stored: no need for the fetch machinery
-                image = store.get(app.image)
+                # (and a rendered one is found from the store's files: no index, no sqlite)
+                image = store.summary(app.image)
             elif (image := _stored_by_name(app.image, store, options, log)) is None:
                 image = _fetch(app.image, store, options, log)
         except ClientError as error:
@@ -102,7 +103,7 @@ def _stored_by_name(ref: str, store: Any, options: PodOptions, log: Any) -> Any 
         app = parse_app_string(ref)
     except AppStringError:
         return None
-    for image in sorted(store.list(), key=lambda stored: stored.import_time, reverse=True):
+    for image in sorted(store.list(), key=lambda stored: stored.import_stamp, reverse=True):
         if label_mismatch(image.name, image.labels, app) is None:
             log(f"using image from the local store for {app}")
             return image

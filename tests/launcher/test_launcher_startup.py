@@ -140,7 +140,9 @@ def test_lean_commands_load_only_what_they_run(tool_image, pyrkt, store: Path) -
         modules, result = _lean_modules(store, *args)
         assert result.stdout.startswith(("UUID", "state=", "ID")), result.stdout
         assert _loaded(modules, NEVER_ON_START) == [], args
-        assert _loaded(modules, NOT_ON_START) == [], args
+        # (sqlite's C module, which `image list` reads the index with, imports functools)
+        allowed = ("functools",) if args[0] == "image" else ()
+        assert [m for m in _loaded(modules, NOT_ON_START) if m not in allowed] == [], args
         if args[0] != "image":  # the image store is sqlite's
             assert _loaded(modules, NOT_FOR_LISTINGS) == [], args
         else:

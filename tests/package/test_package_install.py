@@ -134,3 +134,28 @@ def test_host_side_installs_the_fast_deflate(host_venv: Path, tmp_path: Path) ->
                      "from registry.aci.compression import DEFLATE; print(DEFLATE.name)"],
                     cwd=tmp_path, env=env))
     assert used.split() == ["isal"]
+
+
+COSTLY_ON_START = {"re", "typing", "pathlib", "json", "enum", "functools", "contextlib",
+                   "collections", "urllib", "sqlite3", "datetime", "click"}
+
+
+def _imported(python: Path, argv: list[str | Path], env: dict[str, str], cwd: Path) -> set[str]:
+    """The top-level modules a fresh `python -X importtime ...` imported."""
+    done = _run([python, "-X", "importtime", *argv], cwd=cwd, env=env)
+    assert done.returncode == 0, done.stderr
+    return {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line} - {"package"}
+
+
+def test_installed_console_script_starts_lean(host_venv: Path, tmp_path: Path) -> None:
+    """The `pyrkt` script pip installs loads none of the modules each start would pay for
+    (the script pip generates for an entry point imports re first: ours is written by hand)."""
+    env = dict(_venv_env(host_venv), PYRKT_DIR=str(tmp_path / "store"))
+    python, script = host_venv / "bin/python", host_venv / "bin/pyrkt"
+    assert script.read_text().startswith(f"#!{python}"), script.read_text()[:200]
+    floor = _imported(python, ["-c", "pass"], env, tmp_path)
+    for command in (["list"], ["image", "list"]):
+        loaded = _imported(python, [script, *command], env, tmp_path) - floor
+        assert "registry" in loaded, loaded  # (the command did run)
+        assert loaded & COSTLY_ON_START == set(), (command, sorted(loaded & COSTLY_ON_START))
