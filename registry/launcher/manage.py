@@ -492,13 +492,10 @@ def enter_target(store_dir: StrPath, uuid: str, app: str | None, command: list[s
 
 def _has_program(pid: int, path: str) -> bool:
     """Does the root filesystem of process `pid` hold `path`? (True when we cannot tell.)"""
-    from pathlib import Path  # here: `pyrkt enter` alone
-
     from .rootfs import resolve_in_root
 
-    root = Path(f"/proc/{pid}/root")
     try:
-        return resolve_in_root(root, path).is_file()
+        return os.path.isfile(resolve_in_root(f"/proc/{pid}/root", path))
     except OSError:
         return True  # let nsenter try and say what went wrong
 

@@ -167,8 +167,14 @@ def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         apps_fd = os.open(_join(pod.path, "apps"), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         podinit.hide_host()
         _install_init_signals()
-        children = _start_apps(pod, manifest, runtime, groups, pipes, programs, terminal)
+        # the apps wait for the host's tree to leave this namespace before their programs run:
+        # else an app with CAP_SYS_PTRACE reads the host's / through /proc/1/root meanwhile
+        dropped_r, dropped_w = os.pipe()
+        children = _start_apps(pod, manifest, runtime, groups, pipes, programs, terminal,
+                               dropped_r, dropped_w)
+        os.close(dropped_r)
         podinit.enter_empty_root(_init_root(pod))
+        os.close(dropped_w)  # the apps waiting for it go on
         _reap(children, apps_fd)
         os._exit(0)
     except BaseException as error:  # noqa: BLE001
@@ -200,9 +206,10 @@ def _install_init_signals() -> None:
 def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
                 groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
                 programs: dict[str, bytes | None],
-                terminal: socket.socket | None) -> dict[int, str]:
+                terminal: socket.socket | None, dropped_r: int, dropped_w: int) -> dict[int, str]:
     """Fork every app; returns once each has a mount namespace of its own (so the init may
-    then drop the host's tree from the one it keeps)."""
+    then drop the host's tree from the one it keeps). Each app waits for the end of
+    `dropped_r` (the init closes `dropped_w` once the host's tree is gone) before it runs."""
     children: dict[int, str] = {}
     unshared_r, unshared_w = os.pipe()
     for app in manifest["apps"]:
@@ -210,12 +217,14 @@ def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         pid = os.fork()
         if pid == 0:
             os.close(unshared_r)
+            os.close(dropped_w)
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, *FORWARDED_SIGNALS):
                 signal.signal(signum, signal.SIG_DFL)
             _wire_stdio(name, pipes, runtime.get("interactive", False))
             become_app(pod.path, manifest, app, runtime, groups[name],
                        _pid_recorder(pod.app_dir(name)),
-                       lambda: os.close(unshared_w), programs[name], terminal)
+                       lambda: os.close(unshared_w), programs[name], terminal,
+                       lambda: podinit.wait_for_eof(dropped_r))
         children[pid] = name
     os.close(unshared_w)
     if terminal is not None:
