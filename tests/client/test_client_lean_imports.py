@@ -10,11 +10,12 @@ imports them, for what they load at run time whoever else is on the path.
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from module_probe import top_level_imports
 
 ROOT = Path(__file__).resolve().parents[2]
 # the client's modules on the start path (run of a stored image, image list, list, status)
@@ -26,30 +27,9 @@ NOT_AT_LOAD = ("typing", "collections", "contextlib", "json", "re", "functools",
                "sqlite3", "pathlib", "datetime")
 
 
-def _top_level_imports(path: Path) -> set[str]:
-    """The modules a file imports when it loads (not under `if TYPE_CHECKING:`, not in a
-    function)."""
-    found: set[str] = set()
-    pending: list[ast.AST] = [ast.parse(path.read_text())]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            continue  # runs when called, not when the module loads
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) \
-                and node.test.id == "TYPE_CHECKING":
-            pending.extend(node.orelse)
-            continue
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
-        pending.extend(ast.iter_child_nodes(node))
-    return found
-
-
 def test_start_path_modules_import_no_costly_standard_library_at_load() -> None:
     for name in START_PATH:
-        imported = _top_level_imports(ROOT / name)
+        imported = top_level_imports(ROOT / name)
         costly = sorted(m for m in imported if m.split(".")[0] in NOT_AT_LOAD)
         assert costly == [], f"{name} imports {costly} when it loads"
 

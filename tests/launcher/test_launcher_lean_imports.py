@@ -13,13 +13,13 @@ regression here), and a fresh interpreter importing them, for what they load at 
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from module_probe import top_level_imports
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "registry" / "launcher"
@@ -33,31 +33,10 @@ NOT_AT_LOAD = ("typing", "collections", "contextlib", "functools", "json", "re",
                "threading", "shutil", "tempfile")
 
 
-def _top_level_imports(path: Path) -> set[str]:
-    """The modules a file imports when it loads (not under `if TYPE_CHECKING:`, not in a
-    function)."""
-    found: set[str] = set()
-    pending: list[ast.AST] = [ast.parse(path.read_text())]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            continue  # runs when called, not when the module loads
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) \
-                and node.test.id == "TYPE_CHECKING":
-            pending.extend(node.orelse)
-            continue
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
-        pending.extend(ast.iter_child_nodes(node))
-    return found
-
-
 @pytest.mark.parametrize("name", RUN_PATH + CNI)
 def test_module_imports_no_costly_standard_library_at_load(name: str) -> None:
     path = LAUNCHER / f"{name}.py"
-    costly = sorted(m for m in _top_level_imports(path) if m.split(".")[0] in NOT_AT_LOAD)
+    costly = sorted(m for m in top_level_imports(path) if m.split(".")[0] in NOT_AT_LOAD)
     assert costly == [], f"{name} imports {costly} when it loads"
     source = path.read_text()
     if "if TYPE_CHECKING:" in source:  # what keeps those imports out (mypy reads it as True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from launcher_helpers import needs_root
-from module_probe import PROBE, modules_of
+from module_probe import PROBE, modules_of, top_level_imports
 
 HTTP_STACK = ("requests", "urllib3", "ssl", "http.client")
 
@@ -147,3 +147,21 @@ def test_lean_commands_load_only_what_they_run(tool_image, pyrkt, store: Path) -
             assert _loaded(modules, NOT_FOR_LISTINGS) == [], args
         else:
             assert _loaded(modules, NOT_FOR_RUN_OR_IMAGES) == [], args
+
+
+# The rest of the start path (the lower launcher and client modules have tests of their own:
+# tests/launcher/test_launcher_lean_imports.py, tests/client/test_client_lean_imports.py)
+START_MODULES = ("cli/entry", "cli/flags", "cli/pod_flags", "cli/context",
+                 "cli/launcher_errors", "launcher/__init__", "launcher/run",
+                 "launcher/prepare", "launcher/pods", "launcher/stage1_builtin",
+                 "launcher/options", "launcher/manage", "launcher/errors", "records",
+                 "jsontext", "lazy", "errors", "__init__")
+COSTLY_AT_LOAD = NOT_ON_START + ("signal", "collections", "datetime", "sqlite3", "dataclasses",
+                                 "subprocess", "socket", "threading", "shutil")
+
+
+@pytest.mark.parametrize("name", START_MODULES)
+def test_start_modules_import_nothing_costly_at_load(name: str) -> None:
+    path = REPO / "registry" / f"{name}.py"
+    costly = sorted(m for m in top_level_imports(path) if m.split(".")[0] in COSTLY_AT_LOAD)
+    assert costly == [], f"registry/{name}.py imports {costly} when it loads"
