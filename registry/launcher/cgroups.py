@@ -28,6 +28,7 @@ from registry.records import field, record
 
 from .errors import LauncherError
 from .limits import CGROUP_ROOT, INSECURE_OPTION, OPTIONAL_FILES, Limits, v1_files, v2_files
+from .pods import read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,11 +46,6 @@ INIT_LEAF = "_init"
 
 # Paths are plain strings (os.path: pathlib costs every start ~6 ms of imports); the directories
 # given back to us (a pod's recorded ones) may be str or os.PathLike.
-
-
-def _read(path: StrPath) -> str:
-    with open(path) as handle:
-        return handle.read()
 
 
 def _write_text(path: StrPath, text: str) -> None:
@@ -134,12 +130,12 @@ def _enable_v2_controllers(pod_dir: str, needed: set[str]) -> None:
     pod's own directory (inclusive: the apps' leaves are its children, and that is the level
     the limits live in). `needed` must be enabled; the others (statistics) are enabled if the
     host lets us."""
-    available = set(_read(os.path.join(CGROUP_ROOT, "cgroup.controllers")).split())
+    available = set(read_text(os.path.join(CGROUP_ROOT, "cgroup.controllers")).split())
     wanted = [c for c in V2_CONTROLLERS if c in available]
     current = CGROUP_ROOT
     for part in (*os.path.relpath(pod_dir, CGROUP_ROOT).split(os.sep), None):
         control = os.path.join(current, "cgroup.subtree_control")
-        enabled = set(_read(control).split())
+        enabled = set(read_text(control).split())
         for controller in (c for c in wanted if c not in enabled):
             try:
                 _write_text(control, f"+{controller}")
@@ -302,7 +298,7 @@ def pids_in(dirs: Sequence[StrPath]) -> set[int]:
     found: set[int] = set()
     for directory in dirs:
         try:
-            found |= {int(p) for p in _read(os.path.join(directory, "cgroup.procs")).split()}
+            found |= {int(p) for p in read_text(os.path.join(directory, "cgroup.procs")).split()}
         except OSError:
             pass
     return found
@@ -316,7 +312,7 @@ def memory_events(dirs: Sequence[StrPath]) -> dict[str, int]:
         return {}
     for name in ("memory.events", "memory.oom_control"):
         try:
-            text = _read(os.path.join(directory, name))
+            text = read_text(os.path.join(directory, name))
         except OSError:
             continue
         events = {}

@@ -29,7 +29,7 @@ import os
 from registry import jsontext, records  # (records: this module's own `record` writes limits)
 
 from .errors import LauncherError
-from .pods import Pod, write_atomic
+from .pods import Pod, read_text, write_atomic
 from .quantities import cpu_millis, memory_bytes
 
 TYPE_CHECKING = False
@@ -269,8 +269,7 @@ def enforced(pod: Pod) -> dict[str, Limits]:
     pod started before they were recorded, those of its manifest."""
     apps = pod.manifest()["apps"]
     try:
-        with open(os.path.join(pod.path, LIMITS_FILE)) as handle:
-            data = jsontext.loads(handle.read())
+        data = jsontext.loads(read_text(os.path.join(pod.path, LIMITS_FILE)))
         return {app["name"]: Limits.from_json(data.get(app["name"]) or {}) for app in apps}
     except (OSError, ValueError):
         return {app["name"]: of_app(app) for app in apps}

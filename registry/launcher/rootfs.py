@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from . import linux
+from .pods import read_text, write_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,11 +24,6 @@ if TYPE_CHECKING:
 # pass in may be str or os.PathLike.
 
 
-def _read(path: StrPath) -> str:
-    with open(path) as handle:
-        return handle.read()
-
-
 def touch(path: StrPath, mode: int = 0o666) -> None:
     """Create `path` as an empty file unless it exists (pathlib's `touch`, minus its update of
     an existing file's times, which no caller wants)."""
@@ -39,24 +35,20 @@ def overlay_supported_cached(work_parent: StrPath, cache: StrPath) -> bool:
     and a mount on every prepare otherwise)."""
     key = f"{os.stat(work_parent).st_dev}:{os.uname().release}"
     try:
-        saved_key, _, answer = _read(cache).strip().rpartition("=")
+        saved_key, _, answer = read_text(cache).strip().rpartition("=")
         if saved_key == key:
             return answer == "yes"
     except OSError:
         pass
     supported = overlay_supported(work_parent)
-    folder, name = os.path.split(os.fspath(cache))
-    temp = os.path.join(folder, f".{name}.{os.getpid()}")
-    with open(temp, "w") as handle:
-        handle.write(f"{key}={'yes' if supported else 'no'}\n")
-    os.replace(temp, cache)
+    write_atomic(cache, f"{key}={'yes' if supported else 'no'}\n")
     return supported
 
 
 def overlay_supported(work_parent: StrPath) -> bool:
     """Can overlayfs use directories on this filesystem as upper and work? Tried, not guessed."""
     try:
-        if "overlay" not in _read("/proc/filesystems"):
+        if "overlay" not in read_text("/proc/filesystems"):
             return False
     except OSError:
         return False

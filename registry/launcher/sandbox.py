@@ -19,6 +19,7 @@ from . import linux, seccomp
 from .capabilities import limit_bounding_set, no_new_privileges, retained, set_no_new_privs
 from .cgroups import AppCgroup
 from .network.dns import bind_pod_files
+from .pods import read_text
 from .rootfs import mount_overlay, resolve_in_root, touch
 
 TYPE_CHECKING = False
@@ -87,8 +88,7 @@ def build_root(pod_dir: StrPath, manifest: dict[str, Any], app: dict[str, Any],
     app_dir = os.path.join(pod_dir, "apps", app["name"])
     root = os.path.join(app_dir, "rootfs")
     if rootfs_mode == "overlay":
-        with open(os.path.join(app_dir, "lower")) as handle:
-            lower = handle.read().strip()
+        lower = read_text(os.path.join(app_dir, "lower")).strip()
         mount_overlay(lower, os.path.join(app_dir, "upper"), os.path.join(app_dir, "work"), root)
     else:
         linux.mount(root, root, None, linux.MS_BIND | linux.MS_REC)  # pivot_root needs a mount point
