@@ -7,9 +7,6 @@ limits even root to them.
 
 from __future__ import annotations
 
-import ctypes
-import os
-
 from . import linux
 
 TYPE_CHECKING = False
@@ -64,9 +61,7 @@ def limit_bounding_set(keep: frozenset[str]) -> None:
         name = NAMES[number] if number < len(NAMES) else f"CAP_{number}"
         if name in keep:
             continue
-        if linux.libc.prctl(PR_CAPBSET_DROP, number, 0, 0, 0) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"cannot drop {name}: {os.strerror(err)}")
+        linux.check(linux.libc.prctl(PR_CAPBSET_DROP, number, 0, 0, 0), f"cannot drop {name}")
 
 
 PR_SET_NO_NEW_PRIVS = 38
@@ -83,9 +78,7 @@ def no_new_privileges(app_section: dict[str, Any]) -> bool:
 
 
 def set_no_new_privs() -> None:
-    if linux.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"cannot set no_new_privs: {os.strerror(err)}")
+    linux.check(linux.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "cannot set no_new_privs")
 
 
 def check_names(names: list[str], flag: str) -> list[str]:

@@ -1,19 +1,24 @@
-"""Thin ctypes wrappers for the Linux calls Python 3.11's `os` lacks.
+"""Thin wrappers for the Linux calls Python 3.11's `os` lacks, over ctypes' own C module.
 
-Why ctypes and not bubblewrap: the builtin stage1 needs to interleave namespace creation with
-its own work (cgroup joins before pivot_root, per-app mount namespaces inside one shared
+Why in-process and not bubblewrap: the builtin stage1 needs to interleave namespace creation
+with its own work (cgroup joins before pivot_root, per-app mount namespaces inside one shared
 network/PID namespace, a port forwarder that `setns`es into the pod's network namespace from
 the host side). Doing it in-process keeps one supervisor that knows every PID, needs no extra
 binary on the host, and costs no extra exec per app — bwrap would still need a second tool for
 `setns` and would hide the PIDs we must signal on `pyrkt stop`.
+
+Why `_ctypes` and not `ctypes`: the package's Python layer defines some forty classes and
+loads struct and types when imported, ~1.5 ms of every `pyrkt run` for the five C types and
+one kind of function the launcher calls. `_ctypes` is the C module that layer is built on (the
+same types, calls and errno handling); this module defines just those five types over it.
 """
 
 from __future__ import annotations
 
-import ctypes
+import _ctypes
 import fcntl
 import os
-import struct
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,10 +28,75 @@ else:
     # (~2 ms of a start) for its IntEnum wrappers
     import _signal as signal
 
-# dlopen(NULL): the C library this Python already runs on. find_library("c") would run
-# `ldconfig -p` in a subprocess on every start of `pyrkt` (a few ms, and a fork at import).
+
+# C types, as ctypes names them (each is ctypes's own definition: a format code of `struct`)
+class c_int(_ctypes._SimpleCData):
+    _type_ = "i"
+
+
+class c_ulong(_ctypes._SimpleCData):  # also size_t and a pointer's value on Linux's LP64
+    _type_ = "L"
+
+
+class c_long(_ctypes._SimpleCData):
+    _type_ = "l"
+
+
+class c_ushort(_ctypes._SimpleCData):
+    _type_ = "H"
+
+
+class c_char_p(_ctypes._SimpleCData):  # a bytes object's own buffer, passed by address
+    _type_ = "z"
+
+
+class _Function(_ctypes.CFuncPtr):
+    """A C function returning int, errno saved after each call (ctypes.CDLL's use_errno)."""
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = c_int
+
+
+class _Library:
+    """The C library's functions as attributes, each looked up once (like ctypes.CDLL)."""
+
+    def __init__(self) -> None:
+        # dlopen(NULL): the C library this Python already runs on. find_library("c") would run
+        # `ldconfig -p` in a subprocess on every start of `pyrkt` (a few ms, and a fork).
+        self._handle = _ctypes.dlopen(None, os.RTLD_LOCAL)  # type: ignore[arg-type]  # (NULL)
+
+    def __getattr__(self, name: str) -> _Function:
+        function = _Function(_ctypes.dlsym(self._handle, name))
+        setattr(self, name, function)
+        return function
+
+
 # The one handle of the launcher's (capabilities, seccomp and podinit call through it too).
-libc = ctypes.CDLL(None, use_errno=True)
+libc = _Library()
+byref = _ctypes.byref
+Structure = _ctypes.Structure
+
+
+def errno() -> int:
+    """The errno of this thread's last call through `libc`."""
+    return _ctypes.get_errno()
+
+
+def check(result: int, what: str) -> None:
+    """OSError(errno, "what: strerror") if a call through `libc` failed (returned non-zero)."""
+    if result != 0:
+        err = _ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def write_memory(address: int, data: bytes) -> None:
+    """Copy `data` into this process's memory at `address` (memmove: its result, the address,
+    is not read)."""
+    libc.memmove(c_ulong(address), data, c_ulong(len(data)))
+
+
+def zero_memory(address: int, size: int) -> None:
+    libc.memset(c_ulong(address), c_int(0), c_ulong(size))
+
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -49,18 +119,12 @@ MNT_DETACH = 2
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
 
 
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
 def unshare(flags: int) -> None:
-    _check(libc.unshare(ctypes.c_int(flags)), "unshare")
+    check(libc.unshare(c_int(flags)), "unshare")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    _check(libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+    check(libc.setns(c_int(fd), c_int(nstype)), "setns")
 
 
 def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
@@ -68,22 +132,22 @@ def mount(source: str | None, target: str, fstype: str | None = None, flags: int
     def enc(value: str | None) -> bytes | None:
         return value.encode() if value is not None else None
 
-    result = libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data))
-    _check(result, f"mount {source or fstype} on {target}")
+    result = libc.mount(enc(source), enc(target), enc(fstype), c_ulong(flags), enc(data))
+    check(result, f"mount {source or fstype} on {target}")
 
 
 def umount(target: str, flags: int = 0) -> None:
-    _check(libc.umount2(target.encode(), ctypes.c_int(flags)), f"umount {target}")
+    check(libc.umount2(target.encode(), c_int(flags)), f"umount {target}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    result = libc.syscall(ctypes.c_long(_SYS_PIVOT_ROOT), new_root.encode(), put_old.encode())
-    _check(result, f"pivot_root {new_root}")
+    result = libc.syscall(c_long(_SYS_PIVOT_ROOT), new_root.encode(), put_old.encode())
+    check(result, f"pivot_root {new_root}")
 
 
 def sethostname(name: str) -> None:
     data = name.encode()
-    _check(libc.sethostname(data, ctypes.c_size_t(len(data))), "sethostname")
+    check(libc.sethostname(data, c_ulong(len(data))), "sethostname")
 
 
 def loopback_up() -> None:
@@ -95,9 +159,11 @@ def loopback_up() -> None:
 
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
-        request = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(sock, siocgifflags, request))[1]
-        fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+        # struct ifreq: the name in 16 bytes, then (the union) a short of flags, 24 bytes in all
+        request = b"lo".ljust(16, b"\0") + bytes(24)
+        flags = int.from_bytes(fcntl.ioctl(sock, siocgifflags, request)[16:18], sys.byteorder)
+        fcntl.ioctl(sock, siocsifflags,
+                    request[:16] + (flags | iff_up).to_bytes(2, sys.byteorder) + bytes(22))
     finally:
         sock.close()
 

@@ -18,7 +18,6 @@ directories, to write exit codes; the pod lock) it keeps as open descriptors.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from . import linux
@@ -32,11 +31,10 @@ INIT_NAME = b"pyrkt-init"
 PR_SET_NAME = 15
 PR_SET_DUMPABLE = 4
 
-def _prctl(option: int, arg2: int) -> None:
-    if linux.libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0),
-                   ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"prctl({option}, {arg2}): {os.strerror(err)}")
+def _prctl(option: int, arg2: bytes | linux.c_ulong) -> None:
+    zero = linux.c_ulong(0)
+    linux.check(linux.libc.prctl(linux.c_int(option), arg2, zero, zero, zero),
+                f"prctl({option}, {arg2!r})")
 
 
 def hide_host() -> None:
@@ -62,14 +60,11 @@ def hide_host() -> None:
     size = arg_end - arg_start
     if size > 1:
         name = INIT_NAME[:size - 2]
-        ctypes.memset(arg_start, 0, size)
-        ctypes.memmove(arg_start, name, len(name))
-        ctypes.memset(arg_end - 1, ord("."), 1)
+        linux.write_memory(arg_start, name.ljust(size - 1, b"\0") + b".")
     if env_end > env_start:
-        ctypes.memset(env_start, 0, env_end - env_start)
-    name_buffer = ctypes.create_string_buffer(INIT_NAME)
-    _prctl(PR_SET_NAME, ctypes.addressof(name_buffer))
-    _prctl(PR_SET_DUMPABLE, 0)
+        linux.zero_memory(env_start, env_end - env_start)
+    _prctl(PR_SET_NAME, INIT_NAME)  # (a bytes object is passed as its NUL-terminated buffer)
+    _prctl(PR_SET_DUMPABLE, linux.c_ulong(0))
 
 
 def enter_empty_root(mount_point: StrPath) -> None:

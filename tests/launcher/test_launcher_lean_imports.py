@@ -30,7 +30,7 @@ RUN_PATH = ("cgroups", "limits", "logs", "rootfs", "sandbox", "podinit", "capabi
 CNI = ("network/cni", "network/config")
 NOT_AT_LOAD = ("typing", "collections", "contextlib", "functools", "json", "re", "enum",
                "signal", "pathlib", "dataclasses", "subprocess", "decimal", "socket",
-               "threading", "shutil", "tempfile")
+               "threading", "shutil", "tempfile", "ctypes", "struct")
 
 
 @pytest.mark.parametrize("name", RUN_PATH + CNI)
@@ -57,7 +57,8 @@ def test_importing_the_stage1s_lower_half_loads_none_of_them() -> None:
     assert "registry.launcher.sandbox" in loaded and "registry.launcher.network.pod" in loaded
     assert sorted(m for m in loaded if m.split(".")[0] in (*NOT_AT_LOAD, "fnmatch", "urllib",
                                                             "ipaddress")) == []
-    assert "_signal" in loaded and "ctypes" in loaded  # what they do use instead, and need
+    # what they do use instead, and need (ctypes' C module without its Python layer: linux)
+    assert "_signal" in loaded and "_ctypes" in loaded
 
 
 def test_the_cni_records_load_without_subprocess_dataclasses_or_pathlib() -> None:
@@ -169,3 +170,27 @@ def test_loopback_up_without_the_socket_module() -> None:
     loaded, link = done.stdout.split("\n", 1)
     assert loaded == "False False"
     assert "<LOOPBACK,UP,LOWER_UP>" in link
+
+
+def test_the_c_calls_over_ctypes_own_c_module() -> None:
+    """registry.launcher.linux calls the C library through `_ctypes` alone: errno and the
+    message come back as they did through ctypes, memory is written where asked."""
+    import ctypes
+    import errno
+
+    from registry.launcher import linux
+
+    with pytest.raises(OSError) as refused:  # EINVAL or EPERM: never a silent success
+        linux.unshare(-1)
+    assert refused.value.errno in (errno.EINVAL, errno.EPERM)
+    assert str(refused.value).endswith(f"unshare: {os.strerror(refused.value.errno)}")
+    with pytest.raises(OSError) as missing:
+        linux.umount("/nonexistent/pyrkt-test")
+    assert missing.value.errno in (errno.ENOENT, errno.EPERM)
+    assert "umount /nonexistent/pyrkt-test: " in str(missing.value)
+    buffer = ctypes.create_string_buffer(b"x" * 16)
+    linux.write_memory(ctypes.addressof(buffer) + 2, b"abc")
+    linux.zero_memory(ctypes.addressof(buffer) + 10, 3)
+    assert buffer.raw == b"xxabcxxxxx\0\0\0xxx\0"
+    # a 64-bit value (an address) passes whole, and a bytes object as its buffer: strlen(3)
+    assert linux.libc.strlen(b"pyrkt-init") == 10
