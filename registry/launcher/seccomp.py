@@ -111,7 +111,7 @@ ALL, EMPTY = "@appc.io/all", "@appc.io/empty"
 # clone(2) flags that make namespaces (CLONE_NEWNS ... CLONE_NEWCGROUP, CLONE_NEWTIME)
 NAMESPACE_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | \
     0x20000000 | 0x40000000 | 0x00000080
-CACHE_FORMAT = "2"  # bump when the compiled program for the same spec would change
+CACHE_FORMAT = "3"  # bump when the compiled program for the same spec would change
 
 
 @record(frozen=True)
@@ -232,12 +232,29 @@ def compile_filter(spec: FilterSpec) -> bytes:
             if sc.resolve_syscall(native, name) < 0:
                 continue
             program.add_rule(refuse, name)
+    _as_binary_tree(sc, program)
     import tempfile
 
     with tempfile.TemporaryFile() as out:
         program.export_bpf(out)
         out.seek(0)
         return out.read()
+
+
+def _as_binary_tree(sc: Any, program: Any) -> None:
+    """Have libseccomp sort the rules into a binary tree by syscall number (its optimisation
+    level 2, libseccomp >= 2.5), rather than the list it writes by default.
+
+    The kernel decides the same either way, but loading the list costs the app's start twice
+    as much (~0.5 ms against ~0.25 ms for rkt's whitelist here): at load, the kernel runs the
+    program once for every syscall number to find the ones it may allow without running it
+    (seccomp's action cache), and the list makes each of those runs walk up to ~300 compares,
+    the tree ~9. A syscall outside that cache (one with an argument rule) is decided in ~9
+    compares too. An older libseccomp keeps its list."""
+    try:
+        program.set_attr(sc.Attr.CTL_OPTIMIZE, 2)
+    except (OSError, AttributeError):
+        pass
 
 
 def cache_dir(store_dir: StrPath) -> str:
