@@ -37,9 +37,9 @@ from registry.records import record
 
 from .dirs import default_store_dir, plain_path
 from .errors import ImageNotFound, StoreError
-from .render import DependencyError, remove_tree, render_layers
 
-# Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them.
+# Function-local imports keep `pyrkt` start-up fast: modules load when a command uses them
+# (the renderer, `.render`, too: a run of a rendered image by ID renders nothing).
 # typing, collections.abc and contextlib too stay out of a run (~2.5 ms): names for the type
 # checker only, and small classes for the two `with` blocks a run may enter. Paths are plain
 # strings (os.path): pathlib loads re, fnmatch, urllib.parse and ipaddress (~6 ms); `path` and
@@ -445,6 +445,8 @@ class ImageStore:
             _unlink(path)
         self.index.remove_image(image.id)
         if trash is not None:
+            from .render import remove_tree  # here: see the imports above
+
             remove_tree(trash)
         return image
 
@@ -461,7 +463,7 @@ class ImageStore:
         for image_id in list(keep):
             try:
                 keep.update(img.id for img, _ in self.dependency_chain(image_id))
-            except (StoreError, DependencyError):
+            except StoreError:  # (a DependencyError too)
                 pass
         removed = []
         for image in self.list():
@@ -488,6 +490,8 @@ class ImageStore:
             try:
                 if moment.timestamp() - entry.stat(follow_symlinks=False).st_mtime > 86400:
                     if entry.is_dir():
+                        from .render import remove_tree  # here: see the imports above
+
                         remove_tree(entry.path, ignore_errors=False)
                     else:
                         os.unlink(entry.path)
@@ -557,6 +561,8 @@ class ImageStore:
         Returns (image, level) pairs, the image itself first; a dependency listed later in a
         manifest comes earlier (it overrides the ones before it); upper entries win.
         """
+        from .render import DependencyError  # here: see the imports above
+
         top = self.get(image_id)
         chain: builtins.list[tuple[StoredImage, int]] = [(top, 0)]
         position = 0
@@ -571,6 +577,8 @@ class ImageStore:
         return chain
 
     def _resolve_dependency(self, parent: StoredImage, dep: dict[str, Any]) -> StoredImage:
+        from .render import DependencyError  # here: see the imports above
+
         name = dep.get("imageName", "")
         labels = {item["name"]: item["value"] for item in dep.get("labels") or []}
         if dep.get("imageID"):
@@ -621,6 +629,8 @@ class ImageStore:
 
     def _render_to(self, image: StoredImage, target: str, *, rootfs_only: bool = False) -> None:
         from registry.aci import ACIError
+
+        from .render import DependencyError, remove_tree, render_layers  # here: see above
 
         parent = os.path.dirname(target) or "."
         import tempfile  # here: only a render that is not cached yet needs it

@@ -67,6 +67,15 @@ def _mkdir(path: str) -> None:
             raise
 
 
+def _make_pod_dir(path: str) -> None:
+    """`pyrkt/<uuid>`: one mkdir where `pyrkt/` is there already (every pod but a host's
+    first), not makedirs' look at the parent first."""
+    try:
+        _mkdir(path)
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
 def is_unified() -> bool:
     return os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers"))
 
@@ -182,7 +191,7 @@ def create_pod(pod_uuid: str, per_app: dict[str, Limits], ceiling: Limits) -> Po
 
 def _create_v2(pod_uuid: str, per_app: dict[str, Limits], ceiling: Limits) -> PodCgroups:
     pod_dir = os.path.join(CGROUP_ROOT, "pyrkt", pod_uuid)
-    os.makedirs(pod_dir, exist_ok=True)
+    _make_pod_dir(pod_dir)
     made = PodCgroups([pod_dir])
     try:
         _enable_v2_controllers(pod_dir, _needed([ceiling, *per_app.values()]))
@@ -219,7 +228,7 @@ def _create_v1(pod_uuid: str, per_app: dict[str, Limits], ceiling: Limits) -> Po
     try:
         for mount in dict.fromkeys(mounts.values()):
             pod_dir = os.path.join(mount, "pyrkt", pod_uuid)
-            os.makedirs(pod_dir, exist_ok=True)
+            _make_pod_dir(pod_dir)
             made.pod_dirs.append(pod_dir)
             made.init.dirs.append(os.path.join(pod_dir, INIT_LEAF))
             _mkdir(os.path.join(pod_dir, INIT_LEAF))

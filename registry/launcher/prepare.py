@@ -15,7 +15,7 @@ from registry.records import record
 from .errors import LauncherError
 from .options import Volume
 from .pods import new_embryo, pods_root, remove_tree, write_atomic
-from .rootfs import overlay_supported_cached
+from .rootfs import overlay_supported_cached, save_lower
 from .seccomp import spec_for
 
 # Function-local imports keep start-up fast: a pod command loads only what it runs (and re,
@@ -281,15 +281,16 @@ def build_manifest(resolved: list[ResolvedApp], pod: PodOptions) -> tuple[dict[s
 def _render_apps(store: Any, pod: Pod, manifest: dict[str, Any], overlay: bool) -> None:
     from registry.client.errors import ClientError
 
+    os.mkdir(_join(pod.path, "apps"))  # (the pod's directory is new: nothing to look up)
     for app in manifest["apps"]:
         app_dir = pod.app_dir(app["name"])
-        os.makedirs(app_dir)
+        os.mkdir(app_dir)
         try:
             if overlay:
                 tree = store.render(app["image"]["id"], overlay=True)
                 for sub in ("upper", "work", "rootfs"):
                     os.mkdir(_join(app_dir, sub))
-                write_atomic(_join(app_dir, "lower"), _join(tree, "rootfs"))
+                save_lower(app_dir, _join(tree, "rootfs"))
             else:
                 store.render(app["image"]["id"], _join(app_dir, "image"))
                 os.rename(_join(app_dir, "image", "rootfs"), _join(app_dir, "rootfs"))

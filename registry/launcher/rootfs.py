@@ -7,6 +7,7 @@ the app and no mount is ever left on the host. A pod prepared in copy mode needs
 from __future__ import annotations
 
 import os
+from stat import S_ISLNK
 
 from . import linux
 from .pods import read_text, write_atomic
@@ -76,6 +77,29 @@ def overlay_supported(work_parent: StrPath) -> bool:
         shutil.rmtree(probe, ignore_errors=True)
 
 
+# Each app's lowerdir (`apps/<app>/lower`), as this process wrote it, by "<uuid>/apps/<app>"
+# (the pod's directory moves between states, its tail does not): `pyrkt run` prepares the pod
+# and forks its apps, and an app just forked would otherwise pay its first text-mode read of a
+# file (~0.1 ms of every start) for what its parent wrote. Any other process reads the file.
+_LOWERS: dict[str, str] = {}
+
+
+def _app_key(app_dir: str) -> str:
+    return "/".join(os.path.normpath(app_dir).split("/")[-3:])
+
+
+def save_lower(app_dir: str, lower: str) -> None:
+    """Record the lowerdir of an app's overlay (the store's shared tree of its image)."""
+    write_atomic(os.path.join(app_dir, "lower"), lower)
+    _LOWERS[_app_key(app_dir)] = lower
+
+
+def lower_of(app_dir: str) -> str:
+    """The lowerdir `save_lower` recorded for the app."""
+    known = _LOWERS.get(_app_key(app_dir))
+    return known if known is not None else read_text(os.path.join(app_dir, "lower")).strip()
+
+
 def mount_overlay(lower: StrPath, upper: StrPath, work: StrPath, target: StrPath) -> None:
     options = f"lowerdir={os.fspath(lower)},upperdir={os.fspath(upper)},workdir={os.fspath(work)}"
     linux.mount("overlay", os.fspath(target), "overlay", 0, options)
@@ -88,17 +112,37 @@ def resolve_in_root(root: RootPath, path: str, *, create_dirs: bool = False) -> 
     `root/etc`, not on the host's `/etc`. The answer is of the root's kind: a str for a str, a
     pathlib path for one (for callers that still pass pathlib's).
     """
+    current, _ = _walk(os.fspath(root), path, create_dirs, create_dirs)
+    return current if isinstance(root, str) else type(root)(current)
+
+
+def file_in_root(root: str, path: str) -> tuple[str, bool]:
+    """Where a file bound at `path` lands inside `root` (symlinks followed as `resolve_in_root`
+    follows them, the last one too), with every missing directory on the way made; and
+    whether something is there already (else the caller makes the file to bind onto)."""
+    return _walk(root, path, True, False)
+
+
+def _walk(root: str, path: str, create_dirs: bool, create_last: bool) -> tuple[str, bool]:
+    # One lstat per component (a link is followed, a missing one made when asked): the app's
+    # start resolves every mount point this way, where islink and then exists cost two.
     parts = [p for p in path.split("/") if p and p != "."]
     top = os.path.normpath(root)
     current = top
     hops = 0
+    found = True
     while parts:
         part = parts.pop(0)
         if part == "..":
             current = os.path.dirname(current) if current != top else top
+            found = True
             continue
         candidate = os.path.join(current, part)
-        if os.path.islink(candidate):
+        try:
+            mode: int | None = os.lstat(candidate).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and S_ISLNK(mode):
             hops += 1
             if hops > 40:
                 raise OSError(f"too many symlinks resolving {path}")
@@ -107,7 +151,9 @@ def resolve_in_root(root: RootPath, path: str, *, create_dirs: bool = False) -> 
                 current = top
             parts = [p for p in target.split("/") if p and p != "."] + parts
             continue
-        if not os.path.exists(candidate) and create_dirs:
+        found = mode is not None
+        if not found and create_dirs and (parts or create_last):
             os.mkdir(candidate, 0o755)
+            found = True
         current = candidate
-    return current if isinstance(root, str) else type(root)(current)
+    return current, found

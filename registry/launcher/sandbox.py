@@ -19,8 +19,7 @@ from . import linux, seccomp
 from .capabilities import limit_bounding_set, no_new_privileges, retained, set_no_new_privs
 from .cgroups import AppCgroup
 from .network.dns import bind_pod_files
-from .pods import read_text
-from .rootfs import mount_overlay, resolve_in_root, touch
+from .rootfs import file_in_root, lower_of, mount_overlay, resolve_in_root, touch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,10 +54,9 @@ def _mount_volumes(root: str, pod_dir: StrPath, manifest: dict[str, Any],
             os.path.join(pod_dir, "volumes", volume["name"])
         if os.path.isdir(source):
             target = resolve_in_root(root, mount["path"], create_dirs=True)
-        else:  # a single file: bind it onto a file
-            parent = resolve_in_root(root, os.path.dirname(mount["path"]), create_dirs=True)
-            target = os.path.join(parent, os.path.basename(mount["path"]))
-            if not os.path.exists(target):
+        else:  # a single file: bind it onto a file (a symlink there resolved inside the root)
+            target, present = file_in_root(root, mount["path"])
+            if not present:
                 touch(target)
         read_only = bool(volume.get("readOnly")) or points.get(mount["path"], False)
         _bind(source, target, read_only=read_only)
@@ -67,10 +65,12 @@ def _mount_volumes(root: str, pod_dir: StrPath, manifest: dict[str, Any],
 def _mount_dev(root: str) -> None:
     dev = resolve_in_root(root, "/dev", create_dirs=True)
     linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID, "mode=755,size=65536k")
-    for name, (major, minor) in DEVICES.items():
-        node = os.path.join(dev, name)
-        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(major, minor))
-        os.chmod(node, 0o666)  # mknod honours the umask
+    umask = os.umask(0)  # the nodes are 0666 whatever the umask (one call, not a chmod each)
+    try:
+        for name, (major, minor) in DEVICES.items():
+            os.mknod(os.path.join(dev, name), stat.S_IFCHR | 0o666, os.makedev(major, minor))
+    finally:
+        os.umask(umask)
     pts, shm = os.path.join(dev, "pts"), os.path.join(dev, "shm")
     os.mkdir(pts)
     linux.mount("devpts", pts, "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
@@ -88,8 +88,8 @@ def build_root(pod_dir: StrPath, manifest: dict[str, Any], app: dict[str, Any],
     app_dir = os.path.join(pod_dir, "apps", app["name"])
     root = os.path.join(app_dir, "rootfs")
     if rootfs_mode == "overlay":
-        lower = read_text(os.path.join(app_dir, "lower")).strip()
-        mount_overlay(lower, os.path.join(app_dir, "upper"), os.path.join(app_dir, "work"), root)
+        mount_overlay(lower_of(app_dir), os.path.join(app_dir, "upper"),
+                      os.path.join(app_dir, "work"), root)
     else:
         linux.mount(root, root, None, linux.MS_BIND | linux.MS_REC)  # pivot_root needs a mount point
     _mount_volumes(root, pod_dir, manifest, app)
@@ -123,6 +123,8 @@ HIDDEN_FILES = ("/proc/kcore", "/proc/kallsyms", "/proc/kmem", "/proc/mem", "/pr
 HIDDEN_DIRS = ("/proc/acpi", "/proc/scsi", "/sys/firmware", "/sys/fs", "/sys/hypervisor",
                "/sys/module", "/sys/power")
 READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+_KERNEL_NAMES = {top: {p.split("/")[2] for p in (*HIDDEN_FILES, *HIDDEN_DIRS, *READ_ONLY)
+                       if p.split("/")[1] == top} for top in ("proc", "sys")}
 
 
 def mount_sys(root: str, *, read_only: bool) -> None:
@@ -133,18 +135,27 @@ def mount_sys(root: str, *, read_only: bool) -> None:
 
 
 def protect_kernel(root: str) -> None:
+    # /proc and /sys are the kernel's own, mounted fresh just now: their names are the kernel's
+    # (no symlink among these), so one listing of each says what is there and of which kind,
+    # where a stat of every path in the lists would cost the start 23 system calls
+    present: dict[str, os.DirEntry[str]] = {}
+    for top, wanted in _KERNEL_NAMES.items():
+        with os.scandir(os.path.join(root, top)) as listing:
+            for item in listing:
+                if item.name in wanted:
+                    present[f"/{top}/{item.name}"] = item
     for path in HIDDEN_FILES:
-        target = os.path.join(root, path.lstrip("/"))  # in /proc or /sys: kernel files, no symlinks
-        if os.path.isfile(target):
-            linux.mount("/dev/null", target, None, linux.MS_BIND)
+        entry = present.get(path)
+        if entry is not None and entry.is_file():
+            linux.mount("/dev/null", os.path.join(root, path[1:]), None, linux.MS_BIND)
     for path in HIDDEN_DIRS:
-        target = os.path.join(root, path.lstrip("/"))
-        if os.path.isdir(target):
-            linux.mount("tmpfs", target, "tmpfs", linux.MS_RDONLY | linux.MS_NOSUID |
-                        linux.MS_NODEV | linux.MS_NOEXEC, "mode=0555,size=4k")
+        entry = present.get(path)
+        if entry is not None and entry.is_dir():
+            linux.mount("tmpfs", os.path.join(root, path[1:]), "tmpfs", linux.MS_RDONLY |
+                        linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, "mode=0555,size=4k")
     for path in READ_ONLY:
-        target = os.path.join(root, path.lstrip("/"))
-        if os.path.exists(target):
+        if path in present:
+            target = os.path.join(root, path[1:])
             _bind(target, target, read_only=True)
 
 

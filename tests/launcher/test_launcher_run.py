@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from launcher_helpers import needs_root, status_of
+from launcher_helpers import needs_root, status_of, write_image
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -109,6 +109,27 @@ def test_host_and_empty_volumes_read_only_enforced(tmp_path, tool_image, pyrkt) 
     as_root = pyrkt("run", f"--volume=ro,kind=host,source={ro},readOnly=true", "example.com/tool",
                     "--mount=volume=ro,target=/data/ro", "--", "write", "/data/ro/evil.txt", "x")
     assert "Read-only file system" in as_root.stdout and not (ro / "evil.txt").exists()
+
+
+def test_file_volume_on_an_image_symlink_lands_inside_the_root(tmp_path, tool_binary,
+                                                               pyrkt) -> None:
+    """A single-file volume whose mount point is a symlink in the image (/etc/app.conf ->
+    an absolute path) is bound where the link points inside the app's root: the host's file
+    of that name is neither created nor bound over."""
+    conf = tmp_path / "app.conf"
+    conf.write_text("from the volume")
+    outside = tmp_path / "host-side" / "app.conf"  # what the link names, read as a host path
+    outside.parent.mkdir()
+    image = write_image(tmp_path / "linked.aci", "example.com/linked",
+                        {"/bin/tool": tool_binary}, {"exec": ["/bin/tool"]},
+                        extra_dirs=("/tmp",), links={"/etc/app.conf": str(outside)})
+    result = pyrkt("run", "--insecure-options=image", f"--volume=conf,kind=host,source={conf}",
+                   str(image), "--mount=volume=conf,target=/etc/app.conf", "--",
+                   "cat", "/etc/app.conf", "cat", str(outside))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cat /etc/app.conf: from the volume" in result.stdout
+    assert f"cat {outside}: from the volume" in result.stdout  # (the link's target, inside)
+    assert not outside.exists()  # nothing made on the host
 
 
 def test_app_cannot_see_or_write_host_paths(tmp_path, tool_image, pyrkt) -> None:

@@ -212,9 +212,10 @@ def setup(pod: Pod, runtime: dict[str, Any], *, log: Callable[[str], None]) -> N
     except FileExistsError:
         if not os.path.isdir(net_dir):
             raise
-    state: dict[str, Any] = {"hostNetns": _netns_id(), "tornDown": False, "networks": []}
+    state: dict[str, Any] | None = None  # (what was set up: for pods with networks alone)
     results: list[dict[str, Any]] = []
     if networks:
+        state = {"hostNetns": _netns_id(), "tornDown": False, "networks": []}
         from . import cni  # here: pods without networks (host, none) never load the CNI machinery
 
         check_host_ports(pod, runtime.get("forwards") or [])
