@@ -15,7 +15,7 @@ from registry.records import record
 from .errors import LauncherError
 from .options import Volume
 from .pods import new_embryo, pods_root, remove_tree, write_atomic
-from .rootfs import overlay_supported_cached, save_lower
+from .rootfs import ensure_mount_points, overlay_supported_cached, save_lower
 from .seccomp import spec_for
 
 # Function-local imports keep start-up fast: a pod command loads only what it runs (and re,
@@ -282,6 +282,8 @@ def _render_apps(store: Any, pod: Pod, manifest: dict[str, Any], overlay: bool) 
     from registry.client.errors import ClientError
 
     os.mkdir(_join(pod.path, "apps"))  # (the pod's directory is new: nothing to look up)
+    if overlay:
+        ensure_mount_points(pod.store_dir)
     for app in manifest["apps"]:
         app_dir = pod.app_dir(app["name"])
         os.mkdir(app_dir)

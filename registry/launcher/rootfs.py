@@ -100,6 +100,61 @@ def lower_of(app_dir: str) -> str:
     return known if known is not None else read_text(os.path.join(app_dir, "lower")).strip()
 
 
+# The mount points the builtin stage1 makes in every app's root (sandbox.build_root: /proc,
+# /dev, /sys, /tmp; /etc/hosts to bind the pod's file onto), made once per store, in
+# `<store>/mount-points`, and laid under each app's overlay as its lowest layer: an image
+# without them (a static binary alone) then costs each start no mkdir or file creation in its
+# upper layer (~0.3 ms: overlayfs creates on the upper filesystem), and what an image has of
+# its own, a file or a symlink at one of these paths too, covers the empty one below it.
+MOUNT_POINTS = "mount-points"
+_POINT_DIRS = ("proc", "dev", "sys", "tmp", "etc")
+_POINT_FILES = ("etc/hosts",)
+
+
+def ensure_mount_points(store_dir: str) -> None:
+    """Make the store's mount-point layer unless it is there (made aside, then renamed into
+    place: an overlay's lower layer is never changed while one is mounted)."""
+    target = os.path.join(store_dir, MOUNT_POINTS)
+    if os.path.isdir(target):
+        return
+    import tempfile  # here: once per store
+
+    # (made in the store's tmp/: the same filesystem, and what a crash leaves there the
+    # store's gc removes)
+    work = tempfile.mkdtemp(prefix=f"{MOUNT_POINTS}-", dir=os.path.join(store_dir, "tmp"))
+    try:
+        os.chmod(work, 0o755)
+        for name in _POINT_DIRS:
+            os.mkdir(os.path.join(work, name))
+            os.chmod(os.path.join(work, name), 0o755)
+        for name in _POINT_FILES:
+            touch(os.path.join(work, name))
+            os.chmod(os.path.join(work, name), 0o644)
+        try:
+            os.rename(work, target)
+        except OSError:
+            if not os.path.isdir(target):  # (else another prepare made it meanwhile)
+                raise
+    finally:
+        if os.path.exists(work):
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def overlay_lower(app_dir: str) -> str:
+    """The lowerdir option of an app's overlay: its image's tree, over the store's mount-point
+    layer when there is one (an app's directory is `<store>/pods/<state>/<uuid>/apps/<app>`)."""
+    lower = lower_of(app_dir)
+    store_dir = os.path.normpath(app_dir)
+    for _ in range(5):
+        store_dir = os.path.dirname(store_dir)
+    points = os.path.join(store_dir, MOUNT_POINTS)
+    if ":" in lower or ":" in points or not os.path.isdir(points):
+        return lower  # (a ':' would split the option: the layer is an optimisation only)
+    return f"{lower}:{points}"
+
+
 def mount_overlay(lower: StrPath, upper: StrPath, work: StrPath, target: StrPath) -> None:
     options = f"lowerdir={os.fspath(lower)},upperdir={os.fspath(upper)},workdir={os.fspath(work)}"
     linux.mount("overlay", os.fspath(target), "overlay", 0, options)

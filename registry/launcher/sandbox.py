@@ -19,7 +19,7 @@ from . import linux, seccomp
 from .capabilities import limit_bounding_set, no_new_privileges, retained, set_no_new_privs
 from .cgroups import AppCgroup
 from .network.dns import bind_pod_files
-from .rootfs import file_in_root, lower_of, mount_overlay, resolve_in_root, touch
+from .rootfs import file_in_root, mount_overlay, overlay_lower, resolve_in_root, touch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def build_root(pod_dir: StrPath, manifest: dict[str, Any], app: dict[str, Any],
     app_dir = os.path.join(pod_dir, "apps", app["name"])
     root = os.path.join(app_dir, "rootfs")
     if rootfs_mode == "overlay":
-        mount_overlay(lower_of(app_dir), os.path.join(app_dir, "upper"),
+        mount_overlay(overlay_lower(app_dir), os.path.join(app_dir, "upper"),
                       os.path.join(app_dir, "work"), root)
     else:
         linux.mount(root, root, None, linux.MS_BIND | linux.MS_REC)  # pivot_root needs a mount point

@@ -132,6 +132,33 @@ def test_file_volume_on_an_image_symlink_lands_inside_the_root(tmp_path, tool_bi
     assert not outside.exists()  # nothing made on the host
 
 
+def test_mount_points_come_from_the_stores_layer_not_the_apps_upper(tmp_path, tool_binary,
+                                                                     pyrkt, store) -> None:
+    """An image with nothing but its program (and an /etc/passwd) still gets /proc, /dev,
+    /sys, /tmp and /etc/hosts, from the store's mount-point layer under its overlay, merged
+    with its own directories: the app's upper layer holds only what the app wrote."""
+    image = write_image(tmp_path / "bare.aci", "example.com/bare",
+                        {"/bin/tool": tool_binary, "/etc/passwd": "root:x:0:0::/:/bin/sh\n"},
+                        {"exec": ["/bin/tool"]})
+    uuid_file = tmp_path / "uuid"
+    result = pyrkt("run", "--insecure-options=image", f"--uuid-file-save={uuid_file}",
+                   str(image), "--", "ls", "/", "ls", "/etc", "cat", "/etc/hosts",
+                   "exists", "/dev/null", "exists", "/proc/self", "write", "/tmp/x", "ok",
+                   check=True)
+    listed = {line.split(":", 1)[0]: sorted(line.split(":", 1)[1].split())
+              for line in result.stdout.splitlines() if line.startswith("ls ")}
+    assert listed == {"ls /": ["bin", "dev", "etc", "proc", "sys", "tmp"],
+                      "ls /etc": ["hosts", "passwd"]}, result.stdout
+    assert "localhost" in result.stdout and "exists /dev/null: yes" in result.stdout
+    assert "exists /proc/self: yes" in result.stdout and "write /tmp/x: ok" in result.stdout
+    uppers = list((store / "pods").glob(f"*/{_uuid(uuid_file)}/apps/*/upper"))
+    assert len(uppers) == 1
+    assert sorted(os.listdir(uppers[0])) == ["tmp"]  # (/tmp/x: the app's own write)
+    layer = store / "mount-points"
+    assert sorted(os.listdir(layer)) == ["dev", "etc", "proc", "sys", "tmp"]
+    assert os.listdir(layer / "etc") == ["hosts"] and (layer / "etc" / "hosts").stat().st_size == 0
+
+
 def test_app_cannot_see_or_write_host_paths(tmp_path, tool_image, pyrkt) -> None:
     secret = tmp_path / "host-secret.txt"
     secret.write_text("host only")
