@@ -5,14 +5,16 @@ they are mounted):
 
     <hierarchy>/pyrkt/<pod-uuid>/          the pod: its ceiling (`limits.pod_limits`)
     <hierarchy>/pyrkt/<pod-uuid>/<app>     one leaf per app: the app's own limits
-    <hierarchy>/pyrkt/<pod-uuid>/_init     the pod's own processes (holder and pod init)
+    <hierarchy>/pyrkt/<pod-uuid>/_init     v2: the pod's own processes (holder and pod init)
 
-The pod's own processes live in a leaf of their own because of cgroup v2's "no internal
+Under v2 the pod's own processes live in a leaf of their own because of its "no internal
 processes" rule: a cgroup that enables controllers for its children (`cgroup.subtree_control`,
 needed for the apps' memory.max and cpu.max to exist) may not hold processes itself. (`_init` is
-not an AC name, so no app can be called that.) Every pod process is then below the pod's
-directory, which is what tells a live pod from a dead one (`populated`) whatever happened to
-the `pyrkt run` that started it.
+not an AC name, so no app can be called that.) v1 has no such rule, and there they stay in the
+pod's directory itself (a leaf would cost every start four more cgroup mkdirs, ~0.15 ms, for
+nothing). Every pod process is then at or below the pod's directory, which is what tells a
+live pod from a dead one (`populated`; v1: a task at any level) whatever happened to the
+`pyrkt run` that started it.
 
 The directories are recorded in the pod (`cgroups`: the pod's; `apps/<app>/cgroups`: each
 app's) so `pyrkt gc` removes exactly what was made, and they outlive the app until then so its
@@ -230,8 +232,7 @@ def _create_v1(pod_uuid: str, per_app: dict[str, Limits], ceiling: Limits) -> Po
             pod_dir = os.path.join(mount, "pyrkt", pod_uuid)
             _make_pod_dir(pod_dir)
             made.pod_dirs.append(pod_dir)
-            made.init.dirs.append(os.path.join(pod_dir, INIT_LEAF))
-            _mkdir(os.path.join(pod_dir, INIT_LEAF))
+            made.init.dirs.append(pod_dir)  # (no leaf of its own: see the module's docstring)
             for app in per_app:
                 _mkdir(os.path.join(pod_dir, app))
                 made.apps.setdefault(app, AppCgroup()).dirs.append(os.path.join(pod_dir, app))
