@@ -53,7 +53,9 @@ def _run(before: dict[str, object], args: Sequence[str]) -> Callable[[], int]:
 
     def command() -> int:
         with reported_errors(debug=debug):
-            return int(launcher_errors(run_command)(client, flags))
+            # main() exits once this returns: the pod's code is ours as soon as its end is
+            # recorded, its stage1's last processes exit without us (see run_pod)
+            return int(launcher_errors(run_command)(client, flags, reap=False))
 
     return command
 

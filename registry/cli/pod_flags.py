@@ -191,11 +191,12 @@ def pod_options(flags: dict[str, Any], client: ClientContext) -> PodOptions:
     )
 
 
-def run_command(client: ClientContext, flags: dict[str, Any]) -> int:
-    """`pyrkt run`: the pod's exit code (stdout flushed)."""
+def run_command(client: ClientContext, flags: dict[str, Any], *, reap: bool = True) -> int:
+    """`pyrkt run`: the pod's exit code (stdout flushed). `reap=False`: for a process that
+    exits right after (see registry.launcher.run.run_pod)."""
     from registry.launcher.run import run_pod  # here: only a run loads the stage1 and network
 
     _, code = run_pod(client.store_dir, pod_options(flags, client),
-                      uuid_file=flags["uuid_file_save"], log=client.info)
+                      uuid_file=flags["uuid_file_save"], log=client.info, reap=reap)
     sys.stdout.flush()
     return code

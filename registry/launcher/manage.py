@@ -325,13 +325,44 @@ def _unmount_under(path: StrPath) -> None:
             pass
 
 
+# A pod whose end is recorded may still be locked, and its cgroups populated, by the stage1's
+# own last processes on their way out (see pods): rm and gc wait for them this long at most.
+LAST_PROCESSES_WAIT = 5.0
+
+
+def _settle(pod: Pod, lock: PodLock) -> str | None:
+    """None once we hold the pod's `lock` exclusively and no process of the pod is left; else
+    what stands in the way: "locked" (someone holds it) or "alive" (a process of it runs).
+    For a pod whose end is recorded, both are its stage1's last processes on their way out:
+    we wait for them, LAST_PROCESSES_WAIT at most."""
+    ended: bool | None = None  # (read only when it decides)
+    if not lock.try_exclusive():
+        if not (pod.end_recorded() and lock.exclusive_within(LAST_PROCESSES_WAIT)):
+            return "locked"
+        ended = True
+    deadline: float | None = None
+    # (an exiting process lets go of the lock a moment before it leaves its cgroup)
+    while replace(pod, _alive=None).processes_alive():
+        if ended is None:
+            ended = pod.end_recorded()
+        if not ended:
+            return "alive"
+        if deadline is None:
+            deadline = time.monotonic() + LAST_PROCESSES_WAIT
+        elif time.monotonic() >= deadline:
+            return "alive"
+        time.sleep(0.002)
+    return None
+
+
 def destroy(pod: Pod) -> None:
     """Remove a pod that is not running: mounts, cgroups, then the directory."""
     lock = PodLock(pod.path)
     try:
-        if not lock.try_exclusive():
+        hindrance = _settle(pod, lock)
+        if hindrance == "locked":
             raise LauncherError(f"pod {pod.uuid} is in use (state {pod.refresh().state})")
-        if replace(pod, _alive=None).processes_alive():
+        if hindrance == "alive":
             # its lock was let go (a killed launcher, a pod systemd runs) but it runs: the
             # directory and the overlay are its root
             raise LauncherError(f"pod {pod.uuid} still has live processes; stop it first "
@@ -395,13 +426,13 @@ def gc(store_dir: StrPath, *, grace_period: float = 1800.0, expire_prepared: flo
 def _mark(pod: Pod, target: str, log: Callable[[str], None], why: str) -> None:
     lock = PodLock(pod.path)
     try:
-        if not lock.try_exclusive():
-            return  # it came alive or someone else is handling it
+        # (a pod being started, or alive without its lock: not garbage; an exited pod's
+        # stage1 still exiting: waited for)
+        if _settle(pod, lock) is not None:
+            return
         fresh = pod.refresh()
         if fresh.state_dir != pod.state_dir:
             return
-        if pod.state_dir == "run" and fresh.processes_alive():
-            return  # alive without its lock (see pods): not garbage
         pod.move(target)
         pod.write_timestamp("marked")
         log(f"Moving pod {pod.uuid} to garbage ({why})")

@@ -7,7 +7,8 @@ directory is locked (`flock` on the directory itself, which survives a rename):
     pods/prepare/<uuid>         preparing    images being rendered (locked); unlocked: aborted
     pods/prepared/<uuid>        prepared     ready for `run-prepared`
     pods/run/<uuid>             running      locked, or any of the pod's processes alive
-    pods/run/<uuid>             exited       the same directory once both are over
+    pods/run/<uuid>             exited       the same directory once both are over, or its
+                                             end is recorded (`finished`: see below)
     pods/exited-garbage/<uuid>  garbage      an exited pod marked by `gc`
     pods/garbage/<uuid>         garbage      a pod that never ran (aborted or expired prepare)
 
@@ -21,6 +22,14 @@ recorded init still runs with the start time recorded for it (a reused PID is no
 The second half is what makes a pod whose launcher was killed, or whose processes were started
 by systemd rather than forked by us, still `running`: `status` says so, `stop`/`enter`/`logs`
 work, and `gc`/`rm` leave it alone.
+
+UNLESS its end is recorded (the `finished` stamp): a pod in `run/` with that stamp is exited,
+whoever still holds its lock. The stamp is written only once no app can run any more (every app
+reaped and its code written, whatever else was in the pod killed; see each stage1's `finish`),
+so what may still hold the lock or sit in the cgroups then is the stage1's own last processes,
+on their way out (the builtin holder and init a moment after `pyrkt run` returned the pod's
+code; a machine's supervisor tearing its network down). `rm` and `gc` wait for those, bounded
+(`settle`), instead of refusing the pod as "in use".
 
 Inside a pod directory:
 
@@ -107,6 +116,16 @@ class PodLock:
     def exclusive(self) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
+    def exclusive_within(self, timeout: float, interval: float = 0.002) -> bool:
+        """The exclusive lock if it is let go of within `timeout` seconds (flock(2) itself
+        waits without a bound)."""
+        deadline = time.monotonic() + timeout
+        while not self.try_exclusive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(interval)
+        return True
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
@@ -182,6 +201,10 @@ class Pod:
     path: str
     locked: bool
     _alive: bool | None = field(default=None, repr=False, compare=False)
+    # what this process read of the pod's files that never change once it is prepared (each
+    # read, and JSON parse, once: a run reads the manifest in stage0, the limits and the stage1)
+    _manifest: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _runtime: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -194,7 +217,9 @@ class Pod:
         if self.state_dir == "prepared":
             return "prepared"
         if self.state_dir == "run":
-            return "running" if self.locked or self.processes_alive() else "exited"
+            # (the stamp is read only for a pod that looks alive: the one case it decides)
+            return "running" if (self.locked or self.processes_alive()) and \
+                not self.end_recorded() else "exited"
         return "deleting" if self.locked else (
             "exited-garbage" if self.state_dir == "exited-garbage" else "garbage")
 
@@ -221,13 +246,19 @@ class Pod:
             raise LauncherError(f"pod {self.uuid} has no manifest yet (state {self.state})") from None
 
     def manifest(self) -> dict[str, Any]:
-        return jsontext.loads(self.manifest_bytes())  # type: ignore[no-any-return]
+        """The pod manifest, parsed once per Pod (callers read it, never change it)."""
+        if self._manifest is None:
+            self._manifest = jsontext.loads(self.manifest_bytes())
+        return self._manifest
 
     def runtime(self) -> dict[str, Any]:
-        try:
-            return jsontext.loads(read_text(_join(self.path, "runtime.json")))  # type: ignore[no-any-return]
-        except FileNotFoundError:
-            return {}
+        """runtime.json, parsed once per Pod ({} before it is written: not kept)."""
+        if self._runtime is None:
+            try:
+                self._runtime = jsontext.loads(read_text(_join(self.path, "runtime.json")))
+            except FileNotFoundError:
+                return {}
+        return self._runtime
 
     def timestamp(self, name: str) -> float | None:
         try:
@@ -237,6 +268,10 @@ class Pod:
 
     def write_timestamp(self, name: str, when: float | None = None) -> None:
         write_atomic(_join(self.path, name), f"{time.time() if when is None else when:.6f}\n")
+
+    def end_recorded(self) -> bool:
+        """Has a stage1 recorded the pod's end (its `finished` stamp)? See the module's text."""
+        return os.path.exists(_join(self.path, "finished"))
 
     def pid(self) -> int | None:
         try:

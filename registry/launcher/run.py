@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import os
 
+from registry.records import replace
+
 from .errors import LauncherError
 from .pods import Pod, PodLock, find_pod, remove_tree, write_atomic
 from .prepare import prepare_pod
@@ -54,7 +56,8 @@ def run_prepared(store_dir: StrPath, uuid: str, *, echo: bool = True,
     return _run_found(find_pod(store_dir, uuid), echo=echo, stage1=stage1, log=log)
 
 
-def _run_found(pod: Pod, *, echo: bool, stage1: str | None, log: Any) -> tuple[Pod, int]:
+def _run_found(pod: Pod, *, echo: bool, stage1: str | None, log: Any,
+               reap: bool = True) -> tuple[Pod, int]:
     if pod.state != "prepared":
         raise LauncherError(f"pod {pod.uuid} is {pod.state}, not prepared")
     try:
@@ -77,6 +80,7 @@ def _run_found(pod: Pod, *, echo: bool, stage1: str | None, log: Any) -> tuple[P
         machine = flavour == "systemd" and systemd_is_pid1()
         from . import limits
 
+        handed = False  # to a stage1 that records the pod's end itself, however it ends
         # a limit this host cannot enforce fails the run here, before anything is made
         enforced = limits.plan(pod.manifest()["apps"], runtime.get("insecure") or (),
                                lambda message: log(f"warning: {message}"))
@@ -95,21 +99,25 @@ def _run_found(pod: Pod, *, echo: bool, stage1: str | None, log: Any) -> tuple[P
                     from . import stage1_systemd
 
                     _start_is_over()
+                    handed = machine  # (its supervisor: see stage1_systemd.supervise)
                     return pod, stage1_systemd.run(pod, lock, as_unit=machine, echo=echo)
                 from . import stage1_builtin
 
                 _start_is_over()
-                return pod, stage1_builtin.run(pod, echo=echo)
+                return pod, stage1_builtin.run(pod, echo=echo, reap=reap)
             finally:
                 if not machine:
                     try:
                         network.teardown(pod.path, pod.uuid)
                     except LauncherError as error:
                         log(f"{error}; pyrkt gc will try again")
-        except BaseException as error:
-            # (a machine `pyrkt run` detached from with SystemExit is not finished)
-            if pod.timestamp("finished") is None and not (machine and
-                                                          isinstance(error, SystemExit)):
+        except BaseException:
+            # The end of a run that failed, recorded here only if nothing of the pod runs:
+            # `finished` makes a pod exited whoever holds its lock (see pods), and a pod that
+            # outlives our error (a machine we detached from, a failure of ours after the
+            # holder started) records its own end when it has one.
+            if not handed and not pod.end_recorded() and \
+                    not replace(pod, _alive=None).processes_alive():
                 pod.write_timestamp("finished")
             raise
     finally:
@@ -130,13 +138,20 @@ def _start_is_over() -> None:
 
 
 def run_pod(store_dir: StrPath, options: PodOptions, *, uuid_file: str | None = None,
-            echo: bool = True, log: Any = lambda message: None) -> tuple[Pod, int]:
-    """`pyrkt run`: prepare, then run in the foreground."""
+            echo: bool = True, log: Any = lambda message: None,
+            reap: bool = True) -> tuple[Pod, int]:
+    """`pyrkt run`: prepare, then run in the foreground.
+
+    `reap=False` is for a caller that exits as soon as this returns (the lean `pyrkt run`): it
+    gets the pod's code the moment the pod's end is recorded, while the builtin stage1's last
+    two processes are still exiting (the init process reaps them once we are gone). A
+    long-lived caller keeps the default, which waits for them: no zombie is left behind."""
     pod = prepare_pod(store_dir, options, log=log)
     if uuid_file:
         save_uuid(pod, uuid_file)
     try:
-        return _run_found(pod, echo=echo, stage1=None, log=log)  # (not looked up again)
+        # (not looked up again)
+        return _run_found(pod, echo=echo, stage1=None, log=log, reap=reap)
     except LauncherError:
         _discard_unstarted(pod)  # refused before it started (e.g. a limit): nothing is left
         raise

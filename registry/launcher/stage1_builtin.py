@@ -19,6 +19,25 @@ stopping the unit that ran `pyrkt run` signals `pyrkt run`, which stops the pod 
 than killing the pod's init under its apps). If `pyrkt run` is killed outright, the pod runs on:
 the holder keeps its logs and records its end, and the pod reads as `running` (lock, cgroup,
 recorded init) for `status`, `stop`, `enter`, `logs` and `gc` until its last process is gone.
+
+The end, in order (each step waits for the one before):
+
+    the apps exit          their pipes reach EOF at the holder, which has pumped every byte
+    the init's wait()      ECHILD: no child left; it kills whatever else is in the namespace
+                           (a process `pyrkt enter` put there) and sends the holder the
+                           apps' codes, through a pipe (`_END`), then exits
+    the holder             with both (the pipes' EOF, the init's codes) records the end
+                           (`finish`: the apps' exit files, the `finished` stamp) and sends
+                           `pyrkt run` the pod's code on the `ready` pipe; then it waits for
+                           the init and exits
+    `pyrkt run`            returns that code: at once (`reap=False`, the lean `pyrkt run`,
+                           about to exit itself), or after waiting for the holder (`reap`)
+
+so `pyrkt run` does not wait for the exits of the init and the holder (the kernel's teardown of
+two processes, ~1 ms) and re-reads nothing. The pod is exited from the moment its end is
+recorded (see pods: `rm`/`gc` wait for its last two processes). An init that dies without its
+message (killed) or a holder that dies without its own leaves the end to be recorded as before
+they had one: by the holder from the init's wait status, by `pyrkt run` from the holder's.
 """
 
 from __future__ import annotations
@@ -58,6 +77,12 @@ else:
 # same 90 s as `pyrkt stop`'s default grace (see manage.DEFAULT_STOP_GRACE).
 STOP_GRACE_SECONDS = 90
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+# The last line of the init's message to the holder (after one `NAME CODE` line per app), and
+# the word the holder's message to `pyrkt run` starts with (`exit CODE`): a message without it
+# was cut short by a death, and the end is then told by wait statuses, as for a killed process.
+_END = b"end\n"
+_EXIT = "exit "
 
 
 
@@ -152,9 +177,11 @@ def _pump_logs(pod: Pod, reads: dict[str, int], echo: bool) -> None:
 
 def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
               groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
-              programs: dict[str, bytes | None], terminal: socket.socket | None) -> None:
+              programs: dict[str, bytes | None], terminal: socket.socket | None,
+              ended_w: int) -> None:
     """PID 1 of the pod: hides the host (see `podinit`), starts the apps, reaps every process,
-    records each app's exit code, forwards SIGTERM/SIGINT to the whole pod. Never returns."""
+    records each app's exit code, forwards SIGTERM/SIGINT to the whole pod, tells the holder
+    the codes on `ended_w` (see the module's text). Never returns."""
     try:
         # The pod's first mount namespace, the init's alone (the holder stays in the host's: it
         # mounts nothing, and its exit then has no namespace to tear down), private so that
@@ -175,7 +202,15 @@ def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         os.close(dropped_r)
         podinit.enter_empty_root(_init_root(pod))
         os.close(dropped_w)  # the apps waiting for it go on
-        _reap(children, apps_fd)
+        codes = _reap(children, apps_fd)
+        # whatever else is in our namespace (`pyrkt enter`'s processes: not our children) is
+        # ended now, as our exit would end it: the pod's end is recorded on our word
+        _kill_all(signal.SIGKILL)
+        # our stdio is `pyrkt run`'s: a reader of its output (`$(pyrkt run ...)`, a pipe) has
+        # its end once the command has returned, not after our exit
+        os.closerange(0, 3)
+        _tell(ended_w, "".join(f"{name} {code}\n" for name, code in codes.items()).encode()
+              + _END)
         os._exit(0)
     except BaseException as error:  # noqa: BLE001
         os.write(2, f"pyrkt: pod init failed: {error}\n".encode())
@@ -235,17 +270,43 @@ def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
     return children
 
 
-def _reap(children: dict[int, str], apps_fd: int) -> None:
-    """Wait for every process of the pod (orphans are ours too); record the apps' codes."""
+def _reap(children: dict[int, str], apps_fd: int) -> dict[str, int]:
+    """Wait for every process of the pod (orphans are ours too); record the apps' codes (and
+    return them)."""
+    codes: dict[str, int] = {}
     while True:
         try:
             pid, status = os.wait()
         except ChildProcessError:
-            return
+            return codes
         except InterruptedError:
             continue
         if pid in children:
-            podinit.record_exit(apps_fd, children[pid], exit_code_of(status))
+            codes[children[pid]] = code = exit_code_of(status)
+            podinit.record_exit(apps_fd, children[pid], code)
+
+
+def _tell(fd: int, message: bytes) -> None:
+    """Write a whole message to a pipe; a reader that is gone (killed) hears nothing."""
+    try:
+        while message:
+            message = message[os.write(fd, message):]
+    except OSError:
+        pass
+
+
+def _heard(fd: int) -> bytes:
+    """A message from `_tell`, up to its end (`_END`); b"" when its writer died first."""
+    said = b""
+    while not said.endswith(_END):
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return b""
+        if not chunk:
+            return b""
+        said += chunk
+    return said
 
 
 def _kill_all(signum: int) -> None:
@@ -296,21 +357,38 @@ def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         linux.sethostname(runtime["hostname"])
         if runtime["net"] != "host":
             linux.loopback_up()
+        # the init's word that every process of the pod is reaped (an app execs without it:
+        # os.pipe's descriptors close on exec)
+        ended_r, ended_w = os.pipe()
         init_pid = os.fork()
         if init_pid == 0:
             os.close(ready_w)
-            _pod_init(pod, manifest, runtime, groups.apps, pipes, programs, terminal)
+            os.close(ended_r)
+            _pod_init(pod, manifest, runtime, groups.apps, pipes, programs, terminal, ended_w)
+        os.close(ended_w)
         if terminal is not None:
             terminal.close()
         for _, write_end in pipes.values():
             os.close(write_end)
-        os.write(ready_w, b"ok\n")
-        os.close(ready_w)
+        os.write(ready_w, b"ok\n")  # (the pipe stays open: the pod's code follows at its end)
         # the pipes end when the last process holding them does: every process of the pod
         _pump_logs(pod, {name: read_end for name, (read_end, _) in pipes.items()}, echo)
+        said = _heard(ended_r)
+        os.close(ended_r)
+        if said:  # all output pumped, every app reaped: the pod's end, before the init's exit
+            codes = {}
+            for line in said[:-len(_END)].decode().splitlines():
+                name, _, recorded = line.partition(" ")
+                codes[name] = int(recorded)
+            result = finish(pod, manifest["apps"], 0, codes)
+            os.closerange(0, 3)  # (as the init's: every byte is out, see _pod_init)
+            _tell(ready_w, f"{_EXIT}{result}\n".encode())
+            os.close(ready_w)
+            ready_w = -1
         _, status = os.waitpid(init_pid, 0)
         code = exit_code_of(status)
-        finish(pod, manifest["apps"], code)
+        if not said:  # the init died without a word (killed): its status tells
+            finish(pod, manifest["apps"], code)
         os._exit(code)
     except BaseException as error:  # noqa: BLE001
         try:
@@ -326,8 +404,13 @@ def _kill_quietly(pid: int, signum: int) -> None:
         pass
 
 
-def run(pod: Pod, *, echo: bool = True) -> int:
-    """Run a pod that is in `run/` and locked by the caller; returns the pod's exit code."""
+def run(pod: Pod, *, echo: bool = True, reap: bool = True) -> int:
+    """Run a pod that is in `run/` and locked by the caller; returns the pod's exit code.
+
+    Without `reap`, it returns as soon as the holder has recorded the pod's end, while the
+    holder and the init are still exiting: for a caller that is about to exit itself (its
+    children are then the init process's to reap); a long-lived caller would keep the holder as
+    a zombie."""
     manifest, runtime = pod.manifest(), pod.runtime()
     apps = manifest["apps"]
     programs = app_filters(pod, apps, runtime)
@@ -373,9 +456,10 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     for read_end, write_end in pipes.values():  # the holder pumps them
         os.close(read_end)
         os.close(write_end)
-    answer = os.read(ready_r, 4096).decode(errors="replace").strip()
-    os.close(ready_r)
+    ready = _Lines(ready_r)
+    answer = ready.line()
     if answer != "ok":
+        os.close(ready_r)
         if relay_end is not None:
             relay_end.close()
         os.waitpid(holder, 0)
@@ -395,14 +479,15 @@ def run(pod: Pod, *, echo: bool = True) -> int:
         if not relay.start():
             relay = None
     previous = _forward_signals_to(pod)
+    status = None
     try:
-        while True:
-            try:
-                _, status = os.waitpid(holder, 0)
-                break
-            except InterruptedError:
-                continue
+        said = ready.line()  # `exit CODE` once the holder recorded the end; "" if it died first
+        if reap or not said.startswith(_EXIT):
+            status = _wait_child(holder)
+        if not said.startswith(_EXIT) and os.WIFSIGNALED(status or 0):
+            _wait_gone(pod.live_pid())  # the holder was killed: the pod's end is its init's
     finally:
+        os.close(ready_r)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if relay is not None:
@@ -410,8 +495,57 @@ def run(pod: Pod, *, echo: bool = True) -> int:
     if forwarder is not None:
         forwarder.close()
         os.close(forwarder.netns_fd)
-    # the holder recorded the end; if it was killed itself, whatever it could not write
-    return finish(pod, apps, exit_code_of(status))
+    if said.startswith(_EXIT):
+        return int(said[len(_EXIT):])
+    # the holder recorded the end from the init's status; if it was killed itself, whatever
+    # it could not write
+    return finish(pod, apps, exit_code_of(status or 0))
+
+
+class _Lines:
+    """The lines of a pipe, one at a time, as they come (a line may arrive with the next)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.buffer = fd, b""
+
+    def line(self) -> str:
+        """The next line without its newline; "" at the end of the pipe."""
+        while b"\n" not in self.buffer:
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                rest, self.buffer = self.buffer, b""
+                return rest.decode(errors="replace").strip()
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode(errors="replace").strip()
+
+
+def _wait_child(pid: int) -> int:
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:
+            continue
+
+
+def _wait_gone(pid: int | None) -> None:
+    """Until process `pid` (not our child) has exited."""
+    if pid is None:
+        return
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone already
+        return
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while not poller.poll():
+            pass
+    finally:
+        os.close(fd)
 
 
 def _forward_signals_to(pod: Pod) -> dict[int, Any]:
@@ -438,12 +572,16 @@ def _forward_signals_to(pod: Pod) -> dict[int, Any]:
     return previous
 
 
-def finish(pod: Pod, apps: list[dict[str, Any]], holder_code: int) -> int:
+def finish(pod: Pod, apps: list[dict[str, Any]], holder_code: int,
+           known: dict[str, int] | None = None) -> int:
     """Record the end (once: the holder does, and `pyrkt run` again only for what a killed holder
-    could not); an app without an exit code died with its pod (killed by the kernel)."""
+    could not); an app without an exit code died with its pod (killed by the kernel). `known`:
+    codes already recorded (the init's message), not read again. Returns the pod's code."""
     codes = []
     for app in apps:
-        code = pod.exit_code(app["name"])
+        code = known.get(app["name"]) if known else None
+        if code is None:
+            code = pod.exit_code(app["name"])
         if code is None:
             code = holder_code if holder_code >= 128 else 128 + signal.SIGKILL
             write_atomic(_join(pod.app_dir(app["name"]), "exit"), f"{code}\n")

@@ -113,6 +113,20 @@ class _Detach(Exception):
 
 def _run_machine(pod: Pod, lock: PodLock, manifest: dict[str, Any], runtime: dict[str, Any],
                  echo: bool) -> int:
+    """The machine path; the pod's end is its supervisor's to record (`supervise`), ours only
+    when no supervisor is left to do it (it never started, or died before it could)."""
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        return _follow_machine(pod, lock, manifest, runtime, echo, started)
+    except BaseException:
+        # (a supervisor still running, as after a detach, records it when the pod ends)
+        if not (started and started[0].poll() is None) and not pod.end_recorded():
+            pod.write_timestamp("finished")
+        raise
+
+
+def _follow_machine(pod: Pod, lock: PodLock, manifest: dict[str, Any], runtime: dict[str, Any],
+                    echo: bool, started: list[subprocess.Popen[bytes]]) -> int:
     from . import journal
 
     machine.build(pod, manifest, runtime)  # a manifest systemd cannot take fails here
@@ -125,6 +139,7 @@ def _run_machine(pod: Pod, lock: PodLock, manifest: dict[str, Any], runtime: dic
     # its own session: the terminal's Ctrl-C reaches us, and we decide what it means
     supervisor = subprocess.Popen(command, stdin=subprocess.DEVNULL, pass_fds=(lock.fd,),
                                   start_new_session=True)
+    started.append(supervisor)
     asked: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:

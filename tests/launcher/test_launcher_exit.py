@@ -1,0 +1,166 @@
+"""The end of a builtin pod: `pyrkt run` returns the pod's code once its end is recorded, while
+the stage1's last processes (the holder, the init) are still exiting, and the pod is exited for
+every other command from that moment (see registry/launcher/pods.py and stage1_builtin.py)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from launcher_helpers import needs_root, status_of
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+
+@pytest.fixture(autouse=True)
+def _root() -> None:
+    needs_root()
+
+
+def _locked(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _wait_for(what: str, ready, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = ready()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_run_returns_while_the_stage1_still_exits_and_the_pod_reads_exited(
+        tmp_path, shell_image, start_pyrkt, pyrkt, store) -> None:
+    """A process in the pod's PID namespace that is not the init's child (as `pyrkt enter`
+    puts there) whose parent does not reap it holds the init's exit in the kernel (a namespace's
+    init exits once every process of it is reaped), and with it the holder, which waits for the
+    init: `pyrkt run` must still return the pod's code, the pod must read as exited (lock held,
+    cgroup populated), and `rm` must wait for those last processes and then leave nothing."""
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    image = shell_image("echo ready; while [ ! -e /vol/go ]; do sleep 0.02; done; echo bye; "
+                        "exit 3")
+    uuid_file = tmp_path / "uuid"
+    run = start_pyrkt("run", "--insecure-options=image", "--net=host",
+                      f"--uuid-file-save={uuid_file}", f"--volume=vol,kind=host,source={volume}",
+                      str(image), "--mount=volume=vol,target=/vol")
+    assert run.stdout is not None
+    assert run.stdout.readline() == "ready\n"
+    uuid = uuid_file.read_text().strip()
+    pod_dir = store / "pods" / "run" / uuid
+    init = int(_wait_for("the pod's init", lambda: (pod_dir / "pid").exists() and
+                         (pod_dir / "pid").read_text().strip()))
+    cgroups = [Path(d) for d in json.loads((pod_dir / "cgroups").read_text())]
+    assert cgroups and all(d.is_dir() for d in cgroups)
+    # nsenter forks `sleep` into the pod's PID namespace and is its parent; stopped, it cannot
+    # reap it once the init's end kills it
+    entered = subprocess.Popen(["nsenter", f"--target={init}", "--pid", "--", "sleep", "600"])
+    sleeper = _wait_for("the entered process", lambda: _children(entered.pid))[0]
+    assert os.readlink(f"/proc/{sleeper}/ns/pid") == os.readlink(f"/proc/{init}/ns/pid")
+    os.kill(entered.pid, signal.SIGSTOP)
+    remover = None
+    try:
+        (volume / "go").write_text("")
+        try:
+            assert run.wait(timeout=30) == 3, run.stderr.read() if run.stderr else ""
+        except subprocess.TimeoutExpired:
+            pytest.fail("pyrkt run waited for the stage1's exit, not for the pod's end")
+        assert run.stdout.read() == "bye\n"  # every byte of output came before the code
+        # the early path was taken: the stage1 is still there, held by the unreaped process
+        assert os.path.exists(f"/proc/{init}") and _locked(pod_dir)
+        assert Path(f"/proc/{sleeper}/status").read_text().count("zombie") == 1
+        status = status_of(pyrkt, uuid)
+        assert status["state"] == "exited" and status["exited"] == "true"
+        assert status["app-shell"] == "3" and status["pid"] == "-1" and "finished" in status
+        listed = pyrkt("list", "--no-legend", check=True).stdout
+        assert uuid[:8] in listed and "exited" in listed
+        stop = pyrkt("stop", uuid)
+        assert stop.returncode != 0 and "exited, not running" in stop.stderr
+        enter = pyrkt("enter", uuid, "/bin/true")
+        assert enter.returncode != 0 and "not running" in enter.stderr
+        assert pyrkt("logs", "--no-prefix", uuid, check=True).stdout == "ready\nbye\n"
+        env = dict(os.environ, PYRKT_DIR=str(store))
+        remover = subprocess.Popen([sys.executable, "-m", "registry.cli.entry", "rm", uuid],
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        time.sleep(0.5)
+        assert remover.poll() is None, "rm did not wait for the stage1's last processes"
+        assert _locked(pod_dir)
+    finally:
+        os.kill(entered.pid, signal.SIGCONT)  # it reaps `sleep`: the init, then the holder end
+        entered.wait(timeout=30)
+    assert remover is not None
+    out, err = remover.communicate(timeout=30)
+    assert remover.returncode == 0, err
+    assert not pod_dir.exists() and not list((store / "pods").glob(f"*/{uuid}"))
+    assert not any(d.exists() for d in cgroups)
+
+
+LOOP = r"""
+import json, os, sys
+from registry.cli.entry import _lean
+from registry.launcher import manage, pods
+
+store, image, uuid_file, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+for round in range(rounds):
+    # the lean `pyrkt run` (it returns without waiting for the stage1's last processes), and
+    # at once, in the same process, what another command would see and do
+    code = _lean(["run", "--insecure-options=image", "--net=host",
+                  f"--uuid-file-save={uuid_file}", image])()
+    uuid = open(uuid_file).read().strip()
+    pod = pods.find_pod(store, uuid)
+    seen = {"code": code, "state": pod.state, "locked": pod.locked,
+            "status": manage.status_lines(pod), "cgroups": pod.pod_cgroup_dirs()}
+    if round % 2:
+        seen["removed"] = [manage.rm(store, uuid).uuid]
+    else:
+        seen["removed"] = manage.gc(store, grace_period=0.0)
+    seen["left"] = sorted(os.listdir(os.path.join(store, "pods", "run")))
+    print(json.dumps(seen), flush=True)
+"""
+
+
+def test_run_then_at_once_status_rm_and_gc(tmp_path, shell_image, store) -> None:
+    """`pyrkt run`, then in the same instant (no process start between them) `status` and `rm`
+    or `gc --grace-period=0s` of that pod, many times: each sees an exited pod with its code,
+    and each removes it without an error, leaving nothing (pod directory, cgroups)."""
+    image = shell_image("echo out; exit 7")
+    rounds = 12
+    result = subprocess.run(
+        [sys.executable, "-c", LOOP, str(store), str(image), str(tmp_path / "uuid"),
+         str(rounds)], env=dict(os.environ, PYRKT_DIR=str(store)), capture_output=True,
+        text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    seen = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(seen) == rounds, result.stdout
+    for entry in seen:
+        assert entry["code"] == 7
+        assert entry["state"] == "exited", entry
+        assert "state=exited" in entry["status"] and "exited=true" in entry["status"]
+        assert "app-shell=7" in entry["status"] and "pid=-1" in entry["status"]
+        assert len(entry["removed"]) == 1 and entry["left"] == []
+        assert not any(os.path.exists(d) for d in entry["cgroups"])
+    assert not list((store / "pods").glob("*/*"))
