@@ -37,9 +37,18 @@ def _read_by_click(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[An
 
 def _read_lean(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict]:
     seen: list[tuple[Any, dict]] = []
-    monkeypatch.setattr(pod_flags, "run_command",
-                        lambda client, flags: seen.append((client, dict(flags))) or 0)
+    reaps: list[bool] = []
+
+    def run_command(client: Any, flags: dict, *, reap: bool = True) -> int:
+        seen.append((client, dict(flags)))
+        reaps.append(reap)
+        return 0
+
+    monkeypatch.setattr(pod_flags, "run_command", run_command)
     assert entry._lean(argv)() == 0
+    # the lean entry exits once the command returns: it leaves the stage1's last processes
+    # (click's command, also run in-process by tests, waits for them: its stub takes no `reap`)
+    assert reaps == [False]
     return seen[0]
 
 

@@ -164,3 +164,60 @@ def test_run_then_at_once_status_rm_and_gc(tmp_path, shell_image, store) -> None
         assert len(entry["removed"]) == 1 and entry["left"] == []
         assert not any(os.path.exists(d) for d in entry["cgroups"])
     assert not list((store / "pods").glob("*/*"))
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _start_waiting_pod(tmp_path: Path, shell_image, start_pyrkt, store: Path):
+    """A pod whose app says `ready`, then exits 3 once `go` appears in its volume (printing
+    nothing more: it may have no reader left)."""
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    image = shell_image("echo ready; while [ ! -e /vol/go ]; do sleep 0.02; done; exit 3")
+    uuid_file = tmp_path / "uuid"
+    run = start_pyrkt("run", "--insecure-options=image", "--net=host",
+                      f"--uuid-file-save={uuid_file}", f"--volume=vol,kind=host,source={volume}",
+                      str(image), "--mount=volume=vol,target=/vol")
+    assert run.stdout is not None and run.stdout.readline() == "ready\n"
+    uuid = uuid_file.read_text().strip()
+    pod_dir = store / "pods" / "run" / uuid
+    init = int(_wait_for("the pod's init", lambda: (pod_dir / "pid").exists() and
+                         (pod_dir / "pid").read_text().strip()))
+    return run, uuid, init, volume / "go"
+
+
+def test_a_killed_init_ends_the_run_as_before(tmp_path, shell_image, start_pyrkt, pyrkt,
+                                              store) -> None:
+    """No word from the init (SIGKILLed): the holder takes the end from its wait status, as
+    without the early return: 137 for the pod, its app killed with it."""
+    run, uuid, init, _go = _start_waiting_pod(tmp_path, shell_image, start_pyrkt, store)
+    os.kill(init, signal.SIGKILL)
+    assert run.wait(timeout=30) == 137
+    status = status_of(pyrkt, uuid)
+    assert status["state"] == "exited" and status["app-shell"] == "137"
+    pyrkt("rm", uuid, check=True)
+    assert not list((store / "pods").glob(f"*/{uuid}"))
+
+
+def test_a_killed_holder_leaves_the_end_to_the_pods_init(tmp_path, shell_image, start_pyrkt,
+                                                        pyrkt, store) -> None:
+    """The holder SIGKILLed while the app runs on: `pyrkt run` records nothing while the pod
+    runs (a `finished` stamp would make it exited, see pods); it waits for the pod's init and
+    returns the app's own code, which the init recorded."""
+    run, uuid, init, go = _start_waiting_pod(tmp_path, shell_image, start_pyrkt, store)
+    holder = _parent(init)
+    assert _parent(holder) == run.pid
+    os.kill(holder, signal.SIGKILL)
+    _wait_for("the holder's end", lambda: not Path(f"/proc/{holder}/stat").exists() or
+              "zombie" in Path(f"/proc/{holder}/status").read_text())
+    status = status_of(pyrkt, uuid)
+    assert status["state"] == "running" and "finished" not in status
+    assert run.poll() is None  # it waits for the pod, whose app still runs
+    go.write_text("")
+    assert run.wait(timeout=30) == 3
+    status = status_of(pyrkt, uuid)
+    assert status["state"] == "exited" and status["app-shell"] == "3" and "finished" in status
+    pyrkt("rm", uuid, check=True)
+    assert not list((store / "pods").glob(f"*/{uuid}"))
