@@ -52,7 +52,7 @@ from . import cgroups, limits, linux, podinit
 from .errors import LauncherError
 from .logs import LogWriter
 from .network.pod import join_netns
-from .pods import Pod, record_pid, write_atomic
+from .pods import Pod, read_text, record_pid, write_atomic
 from .sandbox import become_app, filter_for
 from .seccomp import cache_dir as seccomp_cache
 
@@ -267,7 +267,31 @@ def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
     for _, write_end in pipes.values():
         os.close(write_end)
     podinit.wait_for_eof(unshared_r)
+    _hold_mount_namespaces()
     return children
+
+
+def _hold_mount_namespaces() -> list[int]:
+    """A descriptor of each app's mount namespace, kept by the init until it exits.
+
+    The last reference to a mount namespace tears all its mounts down, in the exit of the
+    process that drops it and before its parent can wait() for it: an app's copy of the host's
+    tree and its own mounts cost the app's exit ~1 ms, and our wait() with it, so the pod's end
+    (the holder's `finish`, `pyrkt run`'s return) came that much later. With these the app's
+    exit only drops a reference; the teardown happens in our own exit, after we have told the
+    holder the codes. (Another app of the pod sees nothing new through them: it shares the
+    PID namespace, and the apps' roots are /proc/PID/root to it already.)"""
+    held: list[int] = []  # (never closed: our exit does it)
+    try:
+        children = read_text("/proc/thread-self/children").split()  # (host PIDs: host's /proc)
+    except OSError:
+        return held
+    for pid in children:
+        try:
+            held.append(os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC))
+        except OSError:
+            continue  # ended already
+    return held
 
 
 def _reap(children: dict[int, str], apps_fd: int) -> dict[str, int]:
