@@ -25,11 +25,12 @@ work, and `gc`/`rm` leave it alone.
 
 UNLESS its end is recorded (the `finished` stamp): a pod in `run/` with that stamp is exited,
 whoever still holds its lock. The stamp is written only once no app can run any more (every app
-reaped and its code written, whatever else was in the pod killed; see each stage1's `finish`),
-so what may still hold the lock or sit in the cgroups then is the stage1's own last processes,
-on their way out (the builtin holder and init a moment after `pyrkt run` returned the pod's
-code; a machine's supervisor tearing its network down). `rm` and `gc` wait for those, bounded
-(`settle`), instead of refusing the pod as "in use".
+reaped and its code written, whatever else is left in the pod being killed; see each stage1's
+`finish`), and a run that fails writes it only if no process of the pod is alive (see
+run._run_found). So what may still hold the lock or sit in the cgroups then is the stage1's own
+last processes, on their way out (the builtin holder and init a moment after `pyrkt run`
+returned the pod's code; a machine's supervisor tearing its network down). `rm` and `gc` wait
+for those, bounded (manage.LAST_PROCESSES_WAIT), instead of refusing the pod as "in use".
 
 Inside a pod directory:
 
@@ -339,8 +340,15 @@ def write_atomic(path: StrPath, text: str | bytes) -> None:
     folder, name = os.path.split(path)
     temp = _join(folder, f".{name}.{os.getpid()}.tmp")
     data = text.encode() if isinstance(text, str) else text
-    with open(temp, "wb") as handle:
-        handle.write(data)
+    # os-level: a buffered open() adds an fstat, an ioctl and an lseek, and its objects, to each
+    # of the small files a run writes (its end among them: see stage1_builtin's finish)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
     os.replace(temp, path)
 
 

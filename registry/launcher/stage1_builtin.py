@@ -23,9 +23,9 @@ recorded init) for `status`, `stop`, `enter`, `logs` and `gc` until its last pro
 The end, in order (each step waits for the one before):
 
     the apps exit          their pipes reach EOF at the holder, which has pumped every byte
-    the init's wait()      ECHILD: no child left; it kills whatever else is in the namespace
-                           (a process `pyrkt enter` put there) and sends the holder the
-                           apps' codes, through a pipe (`_END`), then exits
+    the init's wait()      ECHILD: no child left; it sends the holder the apps' codes, through
+                           a pipe (`_END`), kills whatever else is in the namespace (a
+                           process `pyrkt enter` put there) and exits
     the holder             with both (the pipes' EOF, the init's codes) records the end
                            (`finish`: the apps' exit files, the `finished` stamp) and sends
                            `pyrkt run` the pod's code on the `ready` pipe; then it waits for
@@ -197,20 +197,20 @@ def _pod_init(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         # the apps wait for the host's tree to leave this namespace before their programs run:
         # else an app with CAP_SYS_PTRACE reads the host's / through /proc/1/root meanwhile
         dropped_r, dropped_w = os.pipe()
-        children = _start_apps(pod, manifest, runtime, groups, pipes, programs, terminal,
-                               dropped_r, dropped_w)
+        children, held = _start_apps(pod, manifest, runtime, groups, pipes, programs, terminal,
+                                     dropped_r, dropped_w)
         os.close(dropped_r)
         podinit.enter_empty_root(_init_root(pod))
         os.close(dropped_w)  # the apps waiting for it go on
-        codes = _reap(children, apps_fd)
-        # whatever else is in our namespace (`pyrkt enter`'s processes: not our children) is
-        # ended now, as our exit would end it: the pod's end is recorded on our word
-        _kill_all(signal.SIGKILL)
+        codes = _reap(children, apps_fd, held)
         # our stdio is `pyrkt run`'s: a reader of its output (`$(pyrkt run ...)`, a pipe) has
         # its end once the command has returned, not after our exit
         os.closerange(0, 3)
         _tell(ended_w, "".join(f"{name} {code}\n" for name, code in codes.items()).encode()
               + _END)
+        # whatever else is in our namespace (`pyrkt enter`'s processes: not our children)
+        # ends now, as our exit would end it (after the word: the holder need not wait for it)
+        _kill_all(signal.SIGKILL)
         os._exit(0)
     except BaseException as error:  # noqa: BLE001
         os.write(2, f"pyrkt: pod init failed: {error}\n".encode())
@@ -241,9 +241,11 @@ def _install_init_signals() -> None:
 def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
                 groups: dict[str, cgroups.AppCgroup], pipes: dict[str, tuple[int, int]],
                 programs: dict[str, bytes | None],
-                terminal: socket.socket | None, dropped_r: int, dropped_w: int) -> dict[int, str]:
+                terminal: socket.socket | None, dropped_r: int,
+                dropped_w: int) -> tuple[dict[int, str], dict[int, int]]:
     """Fork every app; returns once each has a mount namespace of its own (so the init may
-    then drop the host's tree from the one it keeps). Each app waits for the end of
+    then drop the host's tree from the one it keeps), with the apps by PID and the mount
+    namespaces held for them (see `_hold_mount_namespaces`). Each app waits for the end of
     `dropped_r` (the init closes `dropped_w` once the host's tree is gone) before it runs."""
     children: dict[int, str] = {}
     unshared_r, unshared_w = os.pipe()
@@ -267,11 +269,10 @@ def _start_apps(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
     for _, write_end in pipes.values():
         os.close(write_end)
     podinit.wait_for_eof(unshared_r)
-    _hold_mount_namespaces()
-    return children
+    return children, _hold_mount_namespaces(children)
 
 
-def _hold_mount_namespaces() -> list[int]:
+def _hold_mount_namespaces(children: dict[int, str]) -> dict[int, int]:
     """A descriptor of each app's mount namespace, kept by the init until it exits.
 
     The last reference to a mount namespace tears all its mounts down, in the exit of the
@@ -280,23 +281,34 @@ def _hold_mount_namespaces() -> list[int]:
     (the holder's `finish`, `pyrkt run`'s return) came that much later. With these the app's
     exit only drops a reference; the teardown happens in our own exit, after we have told the
     holder the codes. (Another app of the pod sees nothing new through them: it shares the
-    PID namespace, and the apps' roots are /proc/PID/root to it already.)"""
-    held: list[int] = []  # (never closed: our exit does it)
+    PID namespace, and the apps' roots are /proc/PID/root to it already.) An app that ends
+    while others run has its descriptor closed when it is reaped (`_reap`).
+
+    Returns {app's PID here: descriptor}. Our /proc is the host's (our namespace's PIDs are
+    not its), so the apps are found as our children there, and, when there are several, told
+    apart by the last PID of their NSpid line."""
+    held: dict[int, int] = {}
     try:
-        children = read_text("/proc/thread-self/children").split()  # (host PIDs: host's /proc)
+        hosts = read_text("/proc/thread-self/children").split()
     except OSError:
         return held
-    for pid in children:
+    for host_pid in hosts:
         try:
-            held.append(os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC))
-        except OSError:
+            if len(children) == 1:
+                pid = next(iter(children))
+            else:
+                status = read_text(f"/proc/{host_pid}/status")
+                pid = int(status.split("\nNSpid:", 1)[1].split("\n", 1)[0].split()[-1])
+            held[pid] = os.open(f"/proc/{host_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        except (OSError, IndexError, ValueError):
             continue  # ended already
     return held
 
 
-def _reap(children: dict[int, str], apps_fd: int) -> dict[str, int]:
+def _reap(children: dict[int, str], apps_fd: int, held: dict[int, int]) -> dict[str, int]:
     """Wait for every process of the pod (orphans are ours too); record the apps' codes (and
-    return them)."""
+    return them). The mount namespace of an app that ends before the last one is let go of at
+    once; the last ones' go with our exit (see `_hold_mount_namespaces`)."""
     codes: dict[str, int] = {}
     while True:
         try:
@@ -308,6 +320,8 @@ def _reap(children: dict[int, str], apps_fd: int) -> dict[str, int]:
         if pid in children:
             codes[children[pid]] = code = exit_code_of(status)
             podinit.record_exit(apps_fd, children[pid], code)
+            if pid in held and len(codes) < len(children):
+                os.close(held.pop(pid))
 
 
 def _tell(fd: int, message: bytes) -> None:
@@ -610,6 +624,6 @@ def finish(pod: Pod, apps: list[dict[str, Any]], holder_code: int,
             code = holder_code if holder_code >= 128 else 128 + signal.SIGKILL
             write_atomic(_join(pod.app_dir(app["name"]), "exit"), f"{code}\n")
         codes.append(code)
-    if pod.timestamp("finished") is None:
+    if not pod.end_recorded():
         pod.write_timestamp("finished")
     return next((c for c in codes if c != 0), 0)

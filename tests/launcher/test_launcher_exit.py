@@ -221,3 +221,54 @@ def test_a_killed_holder_leaves_the_end_to_the_pods_init(tmp_path, shell_image, 
     assert status["state"] == "exited" and status["app-shell"] == "3" and "finished" in status
     pyrkt("rm", uuid, check=True)
     assert not list((store / "pods").glob(f"*/{uuid}"))
+
+
+def _held_mount_namespaces(pid: int) -> set[str]:
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("mnt:["):
+            held.add(target)
+    return held
+
+
+def test_the_init_holds_each_apps_mount_namespace_until_the_app_ends(
+        tmp_path, shell_image, start_pyrkt, pyrkt, store) -> None:
+    """The init keeps each app's mount namespace (its teardown is then not in the app's exit,
+    before the pod's end can be recorded); an app that ends while another runs has its own let
+    go of at once, the last one's goes with the init."""
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    first = shell_image("echo first; while [ ! -e /vol/go-first ]; do sleep 0.02; done; exit 4",
+                        name="example.com/first")
+    second = shell_image("echo second; while [ ! -e /vol/go-second ]; do sleep 0.02; done",
+                         name="example.com/second")
+    uuid_file = tmp_path / "uuid"
+    run = start_pyrkt("run", "--insecure-options=image", "--net=host",
+                      f"--uuid-file-save={uuid_file}", f"--volume=vol,kind=host,source={volume}",
+                      str(first), "--mount=volume=vol,target=/vol", "---",
+                      str(second), "--mount=volume=vol,target=/vol")
+    assert run.stdout is not None
+    assert {run.stdout.readline(), run.stdout.readline()} == {"first\n", "second\n"}
+    pod_dir = store / "pods" / "run" / uuid_file.read_text().strip()
+    init = int(_wait_for("the pod's init", lambda: (pod_dir / "pid").exists() and
+                         (pod_dir / "pid").read_text().strip()))
+    apps = {}
+    for name in ("first", "second"):
+        app_pid = int(_wait_for(f"{name}'s PID", lambda n=name: (
+            pod_dir / "apps" / n / "pid").exists() and (pod_dir / "apps" / n / "pid")
+            .read_text().strip()))
+        apps[name] = os.readlink(f"/proc/{app_pid}/ns/mnt")
+    assert apps["first"] != apps["second"]
+    assert _held_mount_namespaces(init) == set(apps.values())
+    (volume / "go-first").write_text("")
+    _wait_for("first's exit code", lambda: (pod_dir / "apps" / "first" / "exit").exists())
+    _wait_for("first's namespace let go",
+              lambda: _held_mount_namespaces(init) == {apps["second"]})
+    (volume / "go-second").write_text("")
+    assert run.wait(timeout=30) == 4
+    status = status_of(pyrkt, uuid_file.read_text().strip())
+    assert status["app-first"] == "4" and status["app-second"] == "0"
