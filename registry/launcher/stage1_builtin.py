@@ -45,6 +45,7 @@ from __future__ import annotations
 import os
 import select
 import sys
+import time
 
 from registry import jsontext
 
@@ -52,7 +53,7 @@ from . import cgroups, limits, linux, podinit
 from .errors import LauncherError
 from .logs import LogWriter
 from .network.pod import join_netns
-from .pods import Pod, read_text, record_pid, write_atomic
+from .pods import PendingWrite, Pod, read_text, record_pid, write_atomic
 from .sandbox import become_app, filter_for
 from .seccomp import cache_dir as seccomp_cache
 
@@ -409,6 +410,9 @@ def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         for _, write_end in pipes.values():
             os.close(write_end)
         os.write(ready_w, b"ok\n")  # (the pipe stays open: the pod's code follows at its end)
+        # the file of the pod's end, made while the pod runs: at its end, only its text and a
+        # rename are left to do before `pyrkt run` hears the code
+        stamp = PendingWrite(_join(pod.path, "finished"))
         # the pipes end when the last process holding them does: every process of the pod
         _pump_logs(pod, {name: read_end for name, (read_end, _) in pipes.items()}, echo)
         said = _heard(ended_r)
@@ -418,7 +422,7 @@ def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
             for line in said[:-len(_END)].decode().splitlines():
                 name, _, recorded = line.partition(" ")
                 codes[name] = int(recorded)
-            result = finish(pod, manifest["apps"], 0, codes)
+            result = finish(pod, manifest["apps"], 0, codes, stamp)
             os.closerange(0, 3)  # (as the init's: every byte is out, see _pod_init)
             _tell(ready_w, f"{_EXIT}{result}\n".encode())
             os.close(ready_w)
@@ -426,7 +430,7 @@ def _holder(pod: Pod, manifest: dict[str, Any], runtime: dict[str, Any],
         _, status = os.waitpid(init_pid, 0)
         code = exit_code_of(status)
         if not said:  # the init died without a word (killed): its status tells
-            finish(pod, manifest["apps"], code)
+            finish(pod, manifest["apps"], code, stamp=stamp)
         os._exit(code)
     except BaseException as error:  # noqa: BLE001
         try:
@@ -611,10 +615,11 @@ def _forward_signals_to(pod: Pod) -> dict[int, Any]:
 
 
 def finish(pod: Pod, apps: list[dict[str, Any]], holder_code: int,
-           known: dict[str, int] | None = None) -> int:
+           known: dict[str, int] | None = None, stamp: PendingWrite | None = None) -> int:
     """Record the end (once: the holder does, and `pyrkt run` again only for what a killed holder
     could not); an app without an exit code died with its pod (killed by the kernel). `known`:
-    codes already recorded (the init's message), not read again. Returns the pod's code."""
+    codes already recorded (the init's message), not read again; `stamp`: the `finished`
+    file, begun ahead. Returns the pod's code."""
     codes = []
     for app in apps:
         code = known.get(app["name"]) if known else None
@@ -624,6 +629,10 @@ def finish(pod: Pod, apps: list[dict[str, Any]], holder_code: int,
             code = holder_code if holder_code >= 128 else 128 + signal.SIGKILL
             write_atomic(_join(pod.app_dir(app["name"]), "exit"), f"{code}\n")
         codes.append(code)
-    if not pod.end_recorded():
+    if pod.end_recorded():
+        pass
+    elif stamp is not None:
+        stamp.commit(f"{time.time():.6f}\n")  # (as Pod.write_timestamp writes it)
+    else:
         pod.write_timestamp("finished")
     return next((c for c in codes if c != 0), 0)
