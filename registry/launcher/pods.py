@@ -268,7 +268,7 @@ class Pod:
             return None
 
     def write_timestamp(self, name: str, when: float | None = None) -> None:
-        write_atomic(_join(self.path, name), f"{time.time() if when is None else when:.6f}\n")
+        write_atomic(_join(self.path, name), timestamp_text(when))
 
     def end_recorded(self) -> bool:
         """Has a stage1 recorded the pod's end (its `finished` stamp)? See the module's text."""
@@ -336,27 +336,21 @@ class Pod:
             return []
 
 
+def timestamp_text(when: float | None = None) -> str:
+    """A pod's timestamp file's text (`started`, `finished`...): `when`, or now."""
+    return f"{time.time() if when is None else when:.6f}\n"
+
+
 def write_atomic(path: StrPath, text: str | bytes) -> None:
-    folder, name = os.path.split(path)
-    temp = _join(folder, f".{name}.{os.getpid()}.tmp")
-    data = text.encode() if isinstance(text, str) else text
-    # os-level: a buffered open() adds an fstat, an ioctl and an lseek, and its objects, to each
-    # of the small files a run writes (its end among them: see stage1_builtin's finish)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    """A small file written whole or not at all: a temporary file beside it, then a rename."""
+    PendingWrite(path).commit(text)
 
 
 class PendingWrite:
-    """A small file's atomic write (as `write_atomic`) begun ahead of its text: the temporary
-    file is made now, so `commit` later costs only the text and a rename (the builtin holder's
-    record of the pod's end: see stage1_builtin). A writer that dies before its commit leaves
-    the temporary file, never a half-written one."""
+    """A small file's atomic write begun ahead of its text (`write_atomic` does both at once):
+    the temporary file is made now, so `commit` later costs only the text and a rename (the
+    builtin holder's record of the pod's end: see stage1_builtin). A writer that dies before
+    its commit leaves the temporary file, never a half-written one."""
 
     def __init__(self, path: StrPath) -> None:
         folder, name = os.path.split(path)
@@ -364,9 +358,11 @@ class PendingWrite:
         self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                           0o666)
 
-    def commit(self, text: str) -> None:
+    def commit(self, text: str | bytes) -> None:
+        # os-level: a buffered open() adds an fstat, an ioctl and an lseek, and its objects, to
+        # each of the small files a run writes (its end among them: see stage1_builtin's finish)
         try:
-            view = memoryview(text.encode())
+            view = memoryview(text.encode() if isinstance(text, str) else text)
             while view:
                 view = view[os.write(self.fd, view):]
         finally:

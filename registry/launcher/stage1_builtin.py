@@ -45,7 +45,6 @@ from __future__ import annotations
 import os
 import select
 import sys
-import time
 
 from registry import jsontext
 
@@ -53,7 +52,7 @@ from . import cgroups, limits, linux, podinit
 from .errors import LauncherError
 from .logs import LogWriter
 from .network.pod import join_netns
-from .pods import PendingWrite, Pod, read_text, record_pid, write_atomic
+from .pods import PendingWrite, Pod, read_text, record_pid, timestamp_text, write_atomic
 from .sandbox import become_app, filter_for
 from .seccomp import cache_dir as seccomp_cache
 
@@ -632,7 +631,7 @@ def finish(pod: Pod, apps: list[dict[str, Any]], holder_code: int,
     if pod.end_recorded():
         pass
     elif stamp is not None:
-        stamp.commit(f"{time.time():.6f}\n")  # (as Pod.write_timestamp writes it)
+        stamp.commit(timestamp_text())
     else:
         pod.write_timestamp("finished")
     return next((c for c in codes if c != 0), 0)
