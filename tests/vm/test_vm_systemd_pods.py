@@ -97,7 +97,9 @@ def test_a_pod_of_two_apps_is_a_machine(systemd_vm, vm_tool_image, vm_shell_imag
     uuid = pods.launch("pyrkt-vm-run", f"--set-env=ODD={ODD_ENV}", "--net=none",
                        str(vm_tool_image), "--", "hostname", "sleep", "600", "---",
                        str(vm_shell_image), "--", "-c", SCRIPT, "sh", *ODD_ARGS)
-    entries = pods.wait_logged(uuid, "shell", "env=[")
+    # each app's line awaited: the two apps start together, and either may log first
+    pods.wait_logged(uuid, "tool", "hostname=")
+    entries = pods.wait_logged(uuid, "shell", "env=[")  # (the journal so far: tool's too)
     machine = f"pyrkt-{uuid}"
     assert [machine, "container"] in [row[:2] for row in pods.machines()]
     # machinectl status: each app under its own unit in the machine's cgroup tree (cgroup v2)
