@@ -272,3 +272,53 @@ def test_the_init_holds_each_apps_mount_namespace_until_the_app_ends(
     assert run.wait(timeout=30) == 4
     status = status_of(pyrkt, uuid_file.read_text().strip())
     assert status["app-first"] == "4" and status["app-second"] == "0"
+
+
+FAILING_RUN = r"""
+import sys
+from registry.cli import entry
+from registry.launcher import stage1_builtin
+from registry.launcher.errors import LauncherError
+
+def fail_after_the_start(pod):
+    # after the holder said `ok`: the pod's processes are alive, its end is not recorded
+    raise LauncherError("injected failure after the pod started")
+
+stage1_builtin._forward_signals_to = fail_after_the_start
+sys.argv = ["pyrkt", *sys.argv[1:]]
+entry.main()
+"""
+
+
+def test_a_failure_of_pyrkt_run_after_the_start_leaves_the_end_to_the_pod(
+        tmp_path, shell_image, pyrkt, store) -> None:
+    """`pyrkt run` failing once its pod runs (here: an error injected where it would start
+    forwarding signals) reports the error and stamps nothing: a `finished` stamp would make a
+    live pod exited (see pods). The pod runs on, and records its own end with its app's code."""
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    image = shell_image("while [ ! -e /vol/go ]; do sleep 0.02; done; exit 3")
+    uuid_file = tmp_path / "uuid"
+    # output to a file: the pod's processes keep their copies of it open while the pod runs
+    with open(tmp_path / "said", "w+") as said:
+        failed = subprocess.Popen(
+            [sys.executable, "-c", FAILING_RUN, "run", "--insecure-options=image",
+             "--net=host", f"--uuid-file-save={uuid_file}",
+             f"--volume=vol,kind=host,source={volume}", str(image),
+             "--mount=volume=vol,target=/vol"],
+            env=dict(os.environ, PYRKT_DIR=str(store)), stdout=said, stderr=said, text=True)
+        assert failed.wait(timeout=60) != 0
+        said.seek(0)
+        text = said.read()
+    assert "injected failure after the pod started" in text and "Traceback" not in text, text
+    uuid = uuid_file.read_text().strip()
+    pod_dir = store / "pods" / "run" / uuid
+    assert not (pod_dir / "finished").exists()
+    status = status_of(pyrkt, uuid)
+    assert status["state"] == "running" and "finished" not in status, status
+    (volume / "go").write_text("")
+    _wait_for("the pod's own end", lambda: status_of(pyrkt, uuid)["state"] == "exited")
+    status = status_of(pyrkt, uuid)
+    assert status["app-shell"] == "3" and "finished" in status, status
+    pyrkt("rm", uuid, check=True)
+    assert not list((store / "pods").glob(f"*/{uuid}"))
