@@ -28,6 +28,13 @@ def pyrkt(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, env=environ, timeout=300)
 
 
+def collect(store: Path) -> None:
+    """The exited pod collected (its cgroups are the host's until then), as a user would."""
+    collected = pyrkt(store, "gc", "--grace-period=0s")
+    assert collected.returncode == 0, collected.stderr
+    assert not list((store / "pods").glob("*/*")), collected.stdout
+
+
 def config_flags(config: Path) -> list[str]:
     return ["--local-config", str(config / "local"), "--user-config", str(config / "user")]
 
@@ -63,6 +70,7 @@ def test_run_the_converted_aci_by_its_appc_name(registry: LiveRegistry, pushed_h
                 "127.0.0.1/team/runme:v1")
     assert ran.returncode == 0, ran.stderr
     assert EXPECTED_OUTPUT in ran.stdout
+    collect(store)
 
 
 def test_run_straight_from_docker_reference(registry: LiveRegistry, pushed_hello: str,
@@ -78,3 +86,4 @@ def test_run_straight_from_docker_reference(registry: LiveRegistry, pushed_hello
                 reference)
     assert ran.returncode == 0, ran.stderr
     assert EXPECTED_OUTPUT in ran.stdout
+    collect(store)

@@ -124,6 +124,11 @@ def test_host_side_installs_and_works_without_the_server(host_venv: Path, tmp_pa
     ran = _ok(_run(["pyrkt", "run", *client, "127.0.0.1/demo/hello:1.0"], cwd=tmp_path,
                    env=env, timeout=120))
     assert "Hello from pyrkt" in ran and "arg=hi" in ran
+    # and collected as a user would: the exited pod's files and cgroups go (the host keeps none)
+    collected = _ok(_run(["pyrkt", "gc", "--dir", tmp_path / "store", "--grace-period=0s"],
+                         cwd=tmp_path, env=env))
+    assert "Garbage collecting pod" in collected
+    assert not list((tmp_path / "store" / "pods").glob("*/*"))
 
 
 def test_host_side_installs_the_fast_deflate(host_venv: Path, tmp_path: Path) -> None:

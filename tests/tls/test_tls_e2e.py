@@ -29,6 +29,13 @@ PREFIX = "127.0.0.1/demo"
 NAME = f"{PREFIX}/hello"
 
 
+def collect(client: Client) -> None:
+    """The client's exited pods collected (their cgroups are the host's until then)."""
+    collected = client.pyrkt("gc", "--dir", str(client.store), "--grace-period=0s")
+    assert collected.returncode == 0, collected.stderr
+    assert not list((client.store / "pods").glob("*/*")), collected.stdout
+
+
 def _push(client: Client, registry: LiveRegistry, image: Path, *flags: str) -> None:
     pushed = client.pyrkt("push", str(image), "--registry", registry.base_url,
                           "--token", registry.token or "", *flags)
@@ -78,6 +85,7 @@ def test_push_trust_fetch_run_over_https_with_no_insecure_option(tmp_path: Path,
                                f"{NAME}:1.0")
             assert ran.returncode == 0, ran.stderr
             assert "Hello from pyrkt" in ran.stdout
+            collect(client)
             # A fresh client with the domains.d caBundle instead: no option at all.
             client = Client(tmp_path / "client-with-domains-d")
             client.domain_file("127.0.0.1", caBundle=str(tls / "ca.pem"))
@@ -86,6 +94,7 @@ def test_push_trust_fetch_run_over_https_with_no_insecure_option(tmp_path: Path,
             ran = client.pyrkt("run", "--stage1=builtin", f"{NAME}:1.0")  # fetches, then runs
             assert ran.returncode == 0, ran.stderr
             assert "Hello from pyrkt" in ran.stdout and "signature verified" in ran.stderr
+            collect(client)
             fetched = client.pyrkt("fetch", f"{NAME}:1.0")
             assert fetched.returncode == 0, fetched.stderr
             # The push with the domain's caBundle and no flag at all.
