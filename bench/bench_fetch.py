@@ -271,6 +271,8 @@ def main() -> int:
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+        # the agent the key's home started (the home is kept for the next run; its agent not)
+        subprocess.run(["gpgconf", "--kill", "all"], env=gpg_env(home), capture_output=True)
 
     def median(runs: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in runs)

@@ -56,8 +56,11 @@ def gpg_verify(tmp_path: Path, keys: bytes, signature: bytes, image: Path) -> su
     imported = subprocess.run(["gpg", "--batch", "--import", str(tmp_path / "keys.asc")],
                               env=env, capture_output=True, text=True)
     assert imported.returncode == 0, imported.stderr
-    return subprocess.run(["gpg", "--batch", "--verify", str(tmp_path / "image.aci.asc"), str(image)],
-                          env=env, capture_output=True, text=True)
+    try:
+        return subprocess.run(["gpg", "--batch", "--verify", str(tmp_path / "image.aci.asc"),
+                               str(image)], env=env, capture_output=True, text=True)
+    finally:  # the agent the import started: none outlives the test
+        subprocess.run(["gpgconf", "--kill", "all"], env=env, capture_output=True)
 
 
 def test_push_discover_download_verify(registry, actool, actool_validate, tmp_path):
