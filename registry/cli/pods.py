@@ -107,7 +107,8 @@ Examples:
 def stop(client: ClientContext, force: bool, grace_period: float, no_wait: bool,
          uuid_file: str | None, uuids: tuple[str, ...]) -> None:
     """Stop running pods: every app's processes get SIGTERM, then SIGKILL after the grace
-    period. Returns once each pod has exited (its forwarded ports are free again)."""
+    period. Returns once each pod has exited (its forwarded ports are free again). An exited
+    pod whose init still runs (its end recorded by a stage1 that then failed) is stopped too."""
     if uuid_file:
         try:
             uuids = (*uuids, Path(uuid_file).read_text().strip())

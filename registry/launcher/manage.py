@@ -10,7 +10,7 @@ import time
 from registry.records import field, record, replace
 
 from .errors import LauncherError
-from .pods import Pod, PodLock, find_pod, list_pods, read_text, remove_tree
+from .pods import Pod, PodLock, find_pod, list_pods, process_exiting, read_text, remove_tree
 
 # typing, pathlib and signal (enum) stay out of `pyrkt list` and `status` (see pods)
 TYPE_CHECKING = False
@@ -262,9 +262,11 @@ def stop(store_dir: StrPath, uuid: str, *, force: bool = False,
          grace: float = DEFAULT_STOP_GRACE, wait: bool = True) -> Pod:
     """rkt's stop: SIGTERM to every app's processes, SIGKILL after `grace` seconds (at once with
     `force`). With `wait`, returns once the pod has exited: its supervisor is gone too, so its
-    forwarded ports are closed and its exit codes are written."""
+    forwarded ports are closed and its exit codes are written. An exited pod whose processes
+    run on (`_lingers`) is stopped the same way."""
     pod = find_pod(store_dir, uuid)
-    if not pod.is_running:
+    lingering = not pod.is_running and _lingers(pod)
+    if not pod.is_running and not lingering:
         raise LauncherError(f"pod {pod.uuid} is {pod.state}, not running")
     stage1 = _stage1_of(pod)
     if stage1 == "systemd":
@@ -272,7 +274,7 @@ def stop(store_dir: StrPath, uuid: str, *, force: bool = False,
 
         stage1_systemd.stop(pod, force=force)
     else:
-        if pod.live_pid() is None and not pod.cgroup_dirs():
+        if not lingering and pod.live_pid() is None and not pod.cgroup_dirs():
             raise LauncherError(f"pod {pod.uuid} is starting; try again in a moment")
         signal_pod(pod, signal.SIGKILL if force else signal.SIGTERM)
     if not wait:
@@ -284,6 +286,26 @@ def stop(store_dir: StrPath, uuid: str, *, force: bool = False,
     pod = pod.refresh()
     _release_network(pod)
     return pod
+
+
+def _lingers(pod: Pod, wait: float | None = None) -> bool:
+    """Does an exited builtin pod run on? Its end was recorded while its init still runs (a
+    stage1 that failed at its end), and that is still so once the stage1's last processes had
+    their time to go (`wait`: LAST_PROCESSES_WAIT, as rm and gc give them). `stop` ends it, or
+    it could be neither stopped (it is not running) nor removed (rm and gc take no live pod).
+    An init already in its exit is on its way: a process of its namespace that nobody reaps
+    may hold it there, and no signal would help (see process_exiting)."""
+    if pod.state != "exited" or _stage1_of(pod) == "systemd":
+        return False
+    deadline = time.monotonic() + (LAST_PROCESSES_WAIT if wait is None else wait)
+    while replace(pod, _alive=None).processes_alive():
+        init = pod.live_pid()
+        if init is None or process_exiting(init):
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def _release_network(pod: Pod) -> None:
@@ -360,11 +382,12 @@ def destroy(pod: Pod) -> None:
     lock = PodLock(pod.path)
     try:
         hindrance = _settle(pod, lock)
-        if hindrance == "locked":
+        # (_settle gave the last processes their time already)
+        if hindrance == "locked" and not (pod.state == "exited" and _lingers(pod, wait=0)):
             raise LauncherError(f"pod {pod.uuid} is in use (state {pod.refresh().state})")
-        if hindrance == "alive":
-            # its lock was let go (a killed launcher, a pod systemd runs) but it runs: the
-            # directory and the overlay are its root
+        if hindrance is not None:
+            # it runs, its lock let go (a killed launcher, a pod systemd runs) or held past its
+            # recorded end (`stop` ends such a pod): the directory and the overlay are its root
             raise LauncherError(f"pod {pod.uuid} still has live processes; stop it first "
                                 f"(pyrkt stop {pod.uuid})")
         # loaded on use (see describe)

@@ -154,14 +154,29 @@ def _is_locked(path: StrPath) -> bool:
         os.close(fd)
 
 
-def process_start(pid: int) -> int | None:
-    """The start time of process `pid` (clock ticks after boot), None if there is none."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat from its third field on (the command name may hold spaces and ')')."""
     try:
         stat = read_text(f"/proc/{pid}/stat")
     except OSError:
         return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[19])  # field 22 of proc(5); fields[0] is field 3
+    return stat.rsplit(")", 1)[1].split()
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of process `pid` (clock ticks after boot), None if there is none."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])  # field 22 of proc(5)
+
+
+PF_EXITING = 0x4  # the kernel's flag of a task in its exit (include/linux/sched.h)
+
+
+def process_exiting(pid: int) -> bool:
+    """Is process `pid` gone, or in its exit? (A PID namespace's init stays there until every
+    process of the namespace is reaped; no signal moves it on.)"""
+    fields = _stat_fields(pid)
+    return fields is None or bool(int(fields[6]) & PF_EXITING)  # field 9: flags
 
 
 def record_pid(path: StrPath, pid: int) -> None:

@@ -322,3 +322,29 @@ def test_a_failure_of_pyrkt_run_after_the_start_leaves_the_end_to_the_pod(
     assert status["app-shell"] == "3" and "finished" in status, status
     pyrkt("rm", uuid, check=True)
     assert not list((store / "pods").glob(f"*/{uuid}"))
+
+
+def test_stop_ends_an_exited_pod_that_runs_on(tmp_path, shell_image, start_pyrkt, pyrkt, store,
+                                              monkeypatch) -> None:
+    """A pod whose end was recorded while its init runs on (what a stage1 failing at its end
+    could leave; here the `finished` stamp is written by hand while the app waits) reads as
+    exited, and is no dead end: `rm` refuses it and says to stop it, `stop` ends it (once the
+    stage1's own last processes had their wait), and `rm` then removes it. (An exited pod whose
+    init is in its exit is another matter: no signal helps it, and `stop` says it is not
+    running, see the first test.)"""
+    from registry.launcher import manage
+    from registry.launcher.errors import LauncherError
+    from registry.launcher.pods import find_pod
+
+    monkeypatch.setattr(manage, "LAST_PROCESSES_WAIT", 0.5)  # (rm, gc and stop alike)
+    run, uuid, init, _go = _start_waiting_pod(tmp_path, shell_image, start_pyrkt, store)
+    find_pod(store, uuid).write_timestamp("finished")
+    assert status_of(pyrkt, uuid)["state"] == "exited"
+    with pytest.raises(LauncherError, match="still has live processes; stop it first"):
+        manage.rm(store, uuid)
+    assert manage.stop(store, uuid).uuid == uuid
+    assert run.wait(timeout=30) != 0  # its app was stopped (SIGTERM)
+    assert not Path(f"/proc/{init}").exists()
+    assert status_of(pyrkt, uuid)["state"] == "exited"
+    pyrkt("rm", uuid, check=True)
+    assert not list((store / "pods").glob(f"*/{uuid}"))
