@@ -297,10 +297,12 @@ def _lingers(pod: Pod, wait: float | None = None) -> bool:
     may hold it there, and no signal would help (see process_exiting)."""
     if pod.state != "exited" or _stage1_of(pod) == "systemd":
         return False
+    init = pod.live_pid()  # (read once: whether it is gone or exiting is process_exiting's)
+    if init is None:
+        return False
     deadline = time.monotonic() + (LAST_PROCESSES_WAIT if wait is None else wait)
     while replace(pod, _alive=None).processes_alive():
-        init = pod.live_pid()
-        if init is None or process_exiting(init):
+        if process_exiting(init):
             return False
         if time.monotonic() >= deadline:
             return True
@@ -383,7 +385,7 @@ def destroy(pod: Pod) -> None:
     try:
         hindrance = _settle(pod, lock)
         # (_settle gave the last processes their time already)
-        if hindrance == "locked" and not (pod.state == "exited" and _lingers(pod, wait=0)):
+        if hindrance == "locked" and not _lingers(pod, wait=0):
             raise LauncherError(f"pod {pod.uuid} is in use (state {pod.refresh().state})")
         if hindrance is not None:
             # it runs, its lock let go (a killed launcher, a pod systemd runs) or held past its

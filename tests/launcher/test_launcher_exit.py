@@ -344,7 +344,7 @@ def test_stop_ends_an_exited_pod_that_runs_on(tmp_path, shell_image, start_pyrkt
         manage.rm(store, uuid)
     assert manage.stop(store, uuid).uuid == uuid
     assert run.wait(timeout=30) != 0  # its app was stopped (SIGTERM)
-    assert not Path(f"/proc/{init}").exists()
+    _wait_for("the init's end", lambda: not Path(f"/proc/{init}").exists())  # (its reaping)
     assert status_of(pyrkt, uuid)["state"] == "exited"
     pyrkt("rm", uuid, check=True)
     assert not list((store / "pods").glob(f"*/{uuid}"))
