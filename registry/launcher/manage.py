@@ -220,7 +220,9 @@ def signal_pod(pod: Pod, signum: int) -> None:
         fresh = cgroups.pids_in(dirs) - seen
         if not fresh:
             break
-        for pid in fresh:
+        # oldest first, as a rule a parent before its children: a shell whose child died first
+        # could go on (`sleep 1000; echo done` printing and exiting 0) before its own signal came
+        for pid in sorted(fresh):
             _kill(pid, signum)
         seen |= fresh
     if signum != signal.SIGKILL and init:
