@@ -23,6 +23,8 @@ from tls_helpers import (
     other_ca,
 )
 
+from registry.server.tls.context import WATCH_INTERVAL
+
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 PREFIX = "127.0.0.1/demo"
@@ -161,6 +163,9 @@ def test_refused_with_an_unknown_ca_a_wrong_name_and_an_expired_certificate(
                     while served_certificate()["serial"] == before:
                         assert time.monotonic() < deadline
                         time.sleep(0.2)
+                    # each worker reloads on a watch of its own: one watch interval after a
+                    # first worker served the new pair, every worker has it
+                    time.sleep(WATCH_INTERVAL + 0.5)
                 for args in (("trust", "--prefix", PREFIX, "--skip-fingerprint-review"),
                              ("fetch", f"{NAME}:1.0"), ("run", "--stage1=builtin", NAME)):
                     one_error_line(client.pyrkt(*args), *expected)
